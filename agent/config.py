@@ -1,0 +1,88 @@
+"""Agent settings: CLI flags, each defaulting to an `HVR_AGENT_*` variable; secrets only ever from the environment.
+
+Secrets stay out of argv because a process's arguments are readable by every user on the box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SECRETS_ENV = "HVR_AGENT_SECRETS"
+DEFAULT_MODELS_FILE = Path(__file__).with_name("models.yaml")
+
+
+class ConfigError(Exception):
+    """The agent can't start with the given settings; the message says what to fix."""
+
+
+class AgentSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Loopback by default: the agent is reached through a tunnel, never on a public interface (reliability §7).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    db_path: Path = Path("hvr-agent.db")
+    engine: Literal["sim"] = "sim"
+    slots: int = Field(default=1, ge=1, le=64)
+    agent_id: str = Field(default="local-gpu", min_length=1)
+    time_scale: float = Field(default=1.0, gt=0)
+    models_file: Path = DEFAULT_MODELS_FILE
+    # The first secret signs callbacks; all of them verify, so a rotation can overlap.
+    secrets: tuple[str, ...] = Field(min_length=1, repr=False)
+
+    @property
+    def work_dir(self) -> Path:
+        """Where renders wait for their upload; next to the db so it lives on the same disk."""
+        return self.db_path.with_name(self.db_path.name + ".work")
+
+
+def parse_secrets(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    env = os.environ if environ is None else environ
+    defaults = AgentSettings.model_fields
+    parser = argparse.ArgumentParser(
+        prog="hvr-agent",
+        description=f"GPU-side job agent for hvr. Secrets come from ${SECRETS_ENV} (comma-separated).",
+    )
+    parser.add_argument("--host", default=env.get("HVR_AGENT_HOST", defaults["host"].default))
+    parser.add_argument(
+        "--port", type=int, default=int(env.get("HVR_AGENT_PORT", defaults["port"].default)),
+        help="0 picks a free port (the ready line says which)",
+    )
+    parser.add_argument("--db", dest="db_path", type=Path,
+                        default=Path(env.get("HVR_AGENT_DB", defaults["db_path"].default)))
+    parser.add_argument("--engine", choices=["sim"], default=env.get("HVR_AGENT_ENGINE", "sim"))
+    parser.add_argument("--slots", type=int, default=int(env.get("HVR_AGENT_SLOTS", defaults["slots"].default)))
+    parser.add_argument("--agent-id", default=env.get("HVR_AGENT_ID", defaults["agent_id"].default))
+    parser.add_argument(
+        "--time-scale", type=float, default=float(env.get("HVR_AGENT_TIME_SCALE", defaults["time_scale"].default)),
+        help="sim only: wall time = modelled GPU seconds / time_scale",
+    )
+    parser.add_argument("--models-file", type=Path,
+                        default=Path(env.get("HVR_AGENT_MODELS_FILE", DEFAULT_MODELS_FILE)))
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> AgentSettings:
+    """Settings from argv and the environment; ConfigError (never a bare traceback) when they don't make sense."""
+    env = os.environ if environ is None else environ
+    try:
+        args = build_parser(env).parse_args(argv)
+    except ValueError as exc:  # a malformed HVR_AGENT_* number in the environment
+        raise ConfigError(f"bad HVR_AGENT_* value: {exc}") from exc
+    secrets = parse_secrets(env.get(SECRETS_ENV))
+    if not secrets:
+        raise ConfigError(f"refusing to start without a signing secret: set {SECRETS_ENV}")
+    try:
+        return AgentSettings(secrets=secrets, **vars(args))
+    except ValidationError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,55 @@
+"""The seam between the scheduler and whatever actually renders (the sim today, ComfyUI later)."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.schemas import CreateJobRequest, Vram
+
+ProgressFn = Callable[[float], None]
+
+
+class EngineError(Exception):
+    """The render failed; the message becomes the job's `error`, so it must make sense to the router's operator."""
+
+    def __init__(self, reason: str, *, gpu_seconds: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.gpu_seconds = gpu_seconds
+
+
+class EngineCancelled(Exception):
+    """The render stopped because its cancel event was set; carries the GPU time already spent."""
+
+    def __init__(self, *, gpu_seconds: float = 0.0) -> None:
+        super().__init__("cancelled")
+        self.gpu_seconds = gpu_seconds
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    gpu_seconds: float
+
+
+class Engine(ABC):
+    """Renders one job to an MP4 file. Called from worker threads, one call per slot at a time."""
+
+    name: str
+
+    @abstractmethod
+    def estimate_gpu_seconds(self, request: CreateJobRequest) -> float:
+        """Expected GPU time for the whole job (for the health ETA); raises EngineError for an unknown model."""
+
+    @abstractmethod
+    def render(
+        self, request: CreateJobRequest, out_path: Path, progress: ProgressFn, cancel: threading.Event
+    ) -> RenderResult:
+        """Write the video to `out_path`; raise EngineCancelled promptly once `cancel` is set, EngineError on failure."""
+
+    @abstractmethod
+    def vram(self) -> Vram:
+        """Total and free GPU memory as the engine sees it now."""

@@ -1,0 +1,94 @@
+"""Wire models of the agent's HTTP API (docs/agent-api.md); the store and the routes share them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def utc_now() -> str:
+    """One timestamp format for every field the agent writes, so clients can compare them as strings."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # H.264 in yuv420p subsamples chroma by two, so odd sizes can't be delivered exactly.
+    width: int = Field(ge=2, le=7680, multiple_of=2)
+    height: int = Field(ge=2, le=4320, multiple_of=2)
+    frames: int = Field(ge=1, le=10_000)
+    fps: float = Field(gt=0, le=240)
+
+
+class OutputTarget(BaseModel):
+    put_url: str = Field(min_length=1)
+    content_type: str = "video/mp4"
+
+
+class CreateJobRequest(BaseModel):
+    """POST /v1/jobs body; kept verbatim in the store so a restarted agent can run it again."""
+
+    attempt_id: str = Field(min_length=1, max_length=200)
+    job_id: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=200)
+    prompt: str = Field(max_length=20_000)
+    negative_prompt: str | None = None
+    spec: Spec
+    seed: int | None = None
+    workflow: dict[str, Any] | None = None
+    inputs: dict[str, str] = Field(default_factory=dict)
+    output: OutputTarget
+    callback_url: str | None = None
+
+    @field_validator("attempt_id", "job_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # Ids end up in log lines and URL paths; control characters or slashes there only cause trouble.
+        if not value.isprintable() or "/" in value:
+            raise ValueError("must be printable and contain no '/'")
+        return value
+
+
+class JobOutput(BaseModel):
+    bytes: int
+    sha256: str
+    content_type: str
+
+
+class Job(BaseModel):
+    """The agent's view of one router attempt."""
+
+    id: str
+    job_id: str
+    model: str
+    status: JobStatus
+    progress: float = 0.0
+    queue_position: int = 0
+    gpu_seconds: float = 0.0
+    error: str | None = None
+    created_at: str
+    started_at: str | None = None
+    ended_at: str | None = None
+    output: JobOutput | None = None
+
+
+class Vram(BaseModel):
+    total_mb: int
+    free_mb: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    agent_id: str
+    engine: str
+    slots: int
+    queue_depth: int
+    running: int
+    eta_s: float
+    vram: Vram

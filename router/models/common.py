@@ -1,0 +1,82 @@
+"""Small shared types: enums of the API contract, money, time and ids."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import PlainSerializer
+
+# Money crosses every boundary as a decimal string (ARCHITECTURE §4); four places is what the API shows.
+Money = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.4f}", return_type=str, when_used="json")]
+MONEY_PLACES = Decimal("0.0001")
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    return Decimal(value).quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id(prefix: str) -> str:
+    """A ULID-shaped id (48-bit ms time + 80 random bits): sorts by creation, unique without coordination."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, rem = divmod(value, 32)
+        chars.append(_CROCKFORD[rem])
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+class Mode(StrEnum):
+    T2V = "t2v"
+    I2V = "i2v"
+    S2V = "s2v"
+    CAMERA = "camera"
+    INPAINT = "inpaint"
+
+
+class Quality(StrEnum):
+    DRAFT = "draft"
+    STANDARD = "standard"
+    PREMIUM = "premium"
+
+    @property
+    def min_score(self) -> int:
+        return {"draft": 3, "standard": 4, "premium": 5}[self.value]
+
+
+class Priority(StrEnum):
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
+class ProviderKind(StrEnum):
+    LOCAL = "local"
+    RUNPOD = "runpod"
+    REPLICATE = "replicate"
+    VEO = "veo"
+
+
+class AspectRatio(StrEnum):
+    WIDE = "16:9"
+    TALL = "9:16"
+    SQUARE = "1:1"
+
+    @property
+    def ratio(self) -> float:
+        w, h = self.value.split(":")
+        return int(w) / int(h)

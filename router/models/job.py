@@ -1,0 +1,134 @@
+"""Job, Attempt and the lifecycle of ARCHITECTURE §5.
+
+accepted → routed → submitted → running → succeeded | failed | cancelled | expired | rejected.
+A failed attempt may send the job back to `routed` for the next candidate (a fallback hop); terminal
+states are never left. The store enforces these with conditional writes on `version`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from router.models.common import Money, ProviderKind
+from router.models.decision import DeliveredSpec, Decision
+from router.models.request import VideoRequest
+
+
+class JobStatus(StrEnum):
+    ACCEPTED = "accepted"
+    ROUTED = "routed"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED,
+                      JobStatus.REJECTED})
+_ENDINGS = {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.ACCEPTED: frozenset({JobStatus.ROUTED, JobStatus.REJECTED, *_ENDINGS}),
+    JobStatus.ROUTED: frozenset({JobStatus.ROUTED, JobStatus.SUBMITTED, JobStatus.REJECTED, *_ENDINGS}),
+    JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.ROUTED, *_ENDINGS}),
+    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.ROUTED, *_ENDINGS}),
+    **{status: frozenset() for status in TERMINAL},
+}
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in ALLOWED[current]
+
+
+class AttemptStatus(StrEnum):
+    SUBMITTING = "submitting"  # intent written, provider call in flight or crashed: reconcile, never resubmit
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self in {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.CANCELLED}
+
+
+class Attempt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int
+    id: str
+    offer: str
+    provider: ProviderKind
+    target: str
+    provider_job_id: str | None = None
+    status: AttemptStatus = AttemptStatus.SUBMITTING
+    reason: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    delivered: DeliveredSpec
+    estimated_cost_usd: Money
+    billed: dict[str, float] = {}
+    actual_cost_usd: Money | None = None
+
+
+class JobCost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    estimated_usd: Money | None = None
+    actual_usd: Money = Decimal("0.0000")
+
+
+class JobOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    s3_uri: str
+    content_type: str = "video/mp4"
+    bytes: int
+    width: int
+    height: int
+    frames: int
+    fps: float
+    duration_s: float
+    url: str | None = None  # presigned GET, filled in when the job is read, never stored
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    message: str
+    details: list[str] = []
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    tenant: str
+    status: JobStatus
+    version: int = 0
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime | None = None
+    request: VideoRequest
+    progress: float = 0.0
+    routing: Decision | None = None
+    attempts: list[Attempt] = []
+    cost: JobCost = JobCost()
+    output: JobOutput | None = None
+    error: JobError | None = None
+
+    @property
+    def current_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def public(self) -> dict[str, Any]:
+        """The API shape of §4 (internal fields like version and tenant stay inside)."""
+        return self.model_dump(mode="json", exclude={"version", "tenant"})

@@ -1,0 +1,33 @@
+"""One cost record per attempt (ARCHITECTURE §7): exact money, with the units and unit price that made it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from router.models.common import Money, ProviderKind
+
+
+class LedgerEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tenant: str
+    job_id: str
+    attempt_id: str
+    campaign_id: str | None = None
+    provider: ProviderKind
+    offer: str
+    model: str
+    outcome: str
+    billed_units: dict[str, Decimal]  # e.g. gpu_seconds, output_seconds, frames
+    unit: str  # which billed unit the unit price applies to
+    unit_price_usd: Decimal
+    pricing_version: str
+    estimated_usd: Money
+    actual_usd: Money
+    resolution: str
+    started_at: datetime
+    ended_at: datetime
+    provider_job_id: str | None = None
+    s3_uri: str | None = None

@@ -1,0 +1,151 @@
+"""Offer: one thing a request can be sent to, as the catalog declares it (ARCHITECTURE §6)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from router.models.common import AspectRatio, Mode, ProviderKind
+
+
+class FrameRule(StrEnum):
+    ANY = "any"
+    FOUR_N_PLUS_ONE = "4n+1"  # WAN's VAE packs 4 frames per latent plus the first
+
+
+class Frames(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rule: FrameRule = FrameRule.ANY
+    min: Annotated[int, Field(ge=1)] = 1
+    max: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _range(self) -> Frames:
+        if self.min > self.max:
+            raise ValueError(f"frames.min {self.min} > frames.max {self.max}")
+        return self
+
+    def snap(self, wanted: float) -> int:
+        """The frame count this model renders for `wanted` frames (nearest allowed count, clamped)."""
+        count = max(self.min, min(self.max, round(wanted)))
+        if self.rule is FrameRule.FOUR_N_PLUS_ONE:
+            count = 4 * round((count - 1) / 4) + 1
+            while count > self.max:
+                count -= 4
+            while count < self.min:
+                count += 4
+        return count
+
+
+class FpsRange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min: Annotated[float, Field(gt=0, le=120)]
+    max: Annotated[float, Field(gt=0, le=120)]
+    default: Annotated[float, Field(gt=0, le=120)]
+
+    @model_validator(mode="after")
+    def _range(self) -> FpsRange:
+        if not self.min <= self.default <= self.max:
+            raise ValueError(f"fps.default {self.default} outside [{self.min}, {self.max}]")
+        return self
+
+
+class LocalEnergyPricing(BaseModel):
+    """Local GPU: what a GPU-second costs in power and depreciation (the studio's own method)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["local_energy"] = "local_energy"
+    power_kw: Annotated[Decimal, Field(gt=0)]
+    usd_per_kwh: Annotated[Decimal, Field(ge=0)]
+    depreciation_usd_per_hour: Annotated[Decimal, Field(ge=0)]
+    source: Annotated[str, Field(min_length=3)]
+    as_of: date
+
+    @property
+    def usd_per_gpu_second(self) -> Decimal:
+        return (self.power_kw * self.usd_per_kwh + self.depreciation_usd_per_hour) / Decimal(3600)
+
+
+Pricing = LocalEnergyPricing
+
+
+class Latency(BaseModel):
+    """Overhead plus seconds per output frame at a reference size, scaled by pixel count; p50 and p90."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    overhead_s: Annotated[float, Field(ge=0)]
+    seconds_per_frame_p50: Annotated[float, Field(gt=0)]
+    seconds_per_frame_p90: Annotated[float, Field(gt=0)]
+    ref_width: Annotated[int, Field(gt=0)]
+    ref_height: Annotated[int, Field(gt=0)]
+    source: Annotated[str, Field(min_length=3)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Latency:
+        if self.seconds_per_frame_p90 < self.seconds_per_frame_p50:
+            raise ValueError("seconds_per_frame_p90 must be >= seconds_per_frame_p50")
+        return self
+
+    def compute_seconds(self, width: int, height: int, frames: int, *, p90: bool) -> float:
+        per_frame = self.seconds_per_frame_p90 if p90 else self.seconds_per_frame_p50
+        scale = (width * height) / (self.ref_width * self.ref_height)
+        return self.overhead_s + per_frame * frames * scale
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    return int(width), int(height)
+
+
+class Offer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=r"^(local|runpod|replicate|veo)/[a-z0-9][a-z0-9.\-]*$")]
+    provider: ProviderKind
+    model: Annotated[str, Field(min_length=1)]
+    modes: Annotated[list[Mode], Field(min_length=1)]
+    sizes: Annotated[list[Annotated[str, Field(pattern=r"^\d{2,5}x\d{2,5}$")]], Field(min_length=1)]
+    frames: Frames
+    fps: FpsRange
+    aspect_ratios: Annotated[list[AspectRatio], Field(min_length=1)]
+    quality: Annotated[int, Field(ge=1, le=5)]
+    vram_mb: Annotated[int, Field(ge=0)] | None = None
+    pricing: Pricing
+    latency: Latency
+
+    @field_validator("sizes")
+    @classmethod
+    def _even_sizes(cls, value: list[str]) -> list[str]:
+        for text in value:
+            if any(side % 2 for side in _parse_size(text)):
+                raise ValueError(f"size {text} must have even sides")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Offer:
+        if self.id.split("/", 1)[0] != self.provider.value:
+            raise ValueError(f"id prefix must match provider {self.provider.value}")
+        return self
+
+    @property
+    def size_list(self) -> list[tuple[int, int]]:
+        return [_parse_size(text) for text in self.sizes]
+
+    def size_for_tier(self, short_side: int, aspect: AspectRatio) -> tuple[int, int] | None:
+        """This offer's own size for a named tier: same short side, aspect within 5 %, orientation kept."""
+        for width, height in self.size_list:
+            if min(width, height) != short_side:
+                continue
+            if aspect is AspectRatio.SQUARE and width != height:
+                continue
+            if aspect is not AspectRatio.SQUARE and (width > height) != (aspect is AspectRatio.WIDE):
+                continue
+            if math.isclose(max(width, height) / min(width, height), max(aspect.ratio, 1 / aspect.ratio),
+                            rel_tol=0.05):
+                return width, height
+        return None

@@ -1,0 +1,243 @@
+"""VideoRequest: the body of `POST /v1/jobs` and `POST /v1/quotes`, exactly as ARCHITECTURE §4."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from router.models.common import AspectRatio, Mode, Money, Priority, ProviderKind, Quality, utcnow
+
+# Named sizes follow the aspect ratio; the short side names the tier.
+NAMED_TIERS = {"480p": 480, "720p": 720, "1080p": 1080}
+_NAMED_SIZES = {
+    ("480p", AspectRatio.WIDE): (854, 480),
+    ("720p", AspectRatio.WIDE): (1280, 720),
+    ("1080p", AspectRatio.WIDE): (1920, 1080),
+    ("480p", AspectRatio.SQUARE): (480, 480),
+    ("720p", AspectRatio.SQUARE): (720, 720),
+    ("1080p", AspectRatio.SQUARE): (1080, 1080),
+}
+_WXH = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+MIN_SIDE, MAX_SIDE = 128, 3840
+MAX_DEADLINE_S = 31 * 24 * 3600
+MAX_METADATA_BYTES = 4096
+
+
+class CameraMotion(StrEnum):
+    STATIC = "static"
+    PAN_LEFT = "pan_left"
+    PAN_RIGHT = "pan_right"
+    PAN_UP = "pan_up"
+    PAN_DOWN = "pan_down"
+    ZOOM_IN = "zoom_in"
+    ZOOM_OUT = "zoom_out"
+    ROTATE_CW = "rotate_cw"
+    ROTATE_CCW = "rotate_ccw"
+
+
+class Camera(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    motion: CameraMotion
+    speed: Annotated[float, Field(ge=0.1, le=2.0)] = 1.0
+
+
+def _check_input_ref(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme == "s3" and parts.netloc and parts.path.strip("/"):
+        return value
+    if parts.scheme == "https" and parts.hostname:
+        return value
+    raise ValueError("must be an s3:// reference from /v1/uploads or an https URL")
+
+
+def check_public_https_url(value: str) -> str:
+    """Callback targets must be https on a DNS name; IP literals and localhost are refused (SSRF)."""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https URL")
+    host = parts.hostname.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        raise ValueError("localhost is not allowed")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return value
+    raise ValueError("IP literals are not allowed; use a DNS name")
+
+
+InputRef = Annotated[str, Field(max_length=2048)]
+
+
+class VideoRequest(BaseModel):
+    """What a client asks for. Validation here is the edge: a request that passes is routable or refusable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Mode
+    prompt: Annotated[str, Field(min_length=1, max_length=4000)]
+    negative_prompt: Annotated[str, Field(max_length=4000)] | None = None
+    image: InputRef | None = None
+    audio: InputRef | None = None
+    mask: InputRef | None = None
+    camera: Camera | None = None
+    resolution: str = "480p"
+    aspect_ratio: AspectRatio = AspectRatio.WIDE
+    duration_s: Annotated[float, Field(ge=0.5, le=60)] = 4.0
+    fps: Annotated[float, Field(ge=4, le=60)] | None = None
+    quality: Quality = Quality.STANDARD
+    max_cost_usd: Annotated[Money, Field(gt=Decimal(0), le=Decimal(10000), decimal_places=4)] | None = None
+    deadline: datetime | None = None
+    deadline_s: Annotated[int, Field(gt=0, le=MAX_DEADLINE_S)] | None = None
+    priority: Priority = Priority.INTERACTIVE
+    model: Annotated[str, Field(min_length=3, max_length=120)] | None = None
+    providers: Annotated[list[ProviderKind], Field(min_length=1, max_length=4)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    callback_url: Annotated[str, Field(max_length=2048)] | None = None
+    campaign_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("image", "audio", "mask")
+    @classmethod
+    def _input_ref(cls, value: str | None) -> str | None:
+        return None if value is None else _check_input_ref(value)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback(cls, value: str | None) -> str | None:
+        return None if value is None else check_public_https_url(value)
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in NAMED_TIERS:
+            return value
+        match = _WXH.match(value)
+        if not match:
+            raise ValueError("must be 480p, 720p, 1080p or WxH (e.g. 512x512)")
+        width, height = int(match[1]), int(match[2])
+        for side in (width, height):
+            if not MIN_SIDE <= side <= MAX_SIDE:
+                raise ValueError(f"each side must be between {MIN_SIDE} and {MAX_SIDE} pixels")
+            if side % 2:
+                raise ValueError("each side must be even (H.264 4:2:0)")
+        return f"{width}x{height}"
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_future(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("must include a timezone (ISO 8601, e.g. 2026-11-25T09:00:00Z)")
+        now = (info.context or {}).get("now")
+        if now is None:  # a stored request is re-read long after its deadline; only the edge checks the clock
+            return value
+        if value <= now:
+            raise ValueError("must be in the future")
+        if value - now > timedelta(seconds=MAX_DEADLINE_S):
+            raise ValueError("must be within 31 days")
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_providers(cls, value: list[ProviderKind] | None) -> list[ProviderKind] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("must not repeat a provider")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+            raise ValueError(f"must serialize to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> VideoRequest:
+        if self.deadline is not None and self.deadline_s is not None:
+            raise _field_error("deadline_s", "give either deadline or deadline_s, not both")
+        required = {
+            Mode.I2V: ("image",),
+            Mode.CAMERA: ("image",),
+            Mode.S2V: ("image", "audio"),
+            Mode.INPAINT: ("image", "mask"),
+        }.get(self.mode, ())
+        for name in required:
+            if getattr(self, name) is None:
+                raise _field_error(name, f"is required for mode {self.mode.value}")
+        return self
+
+    @classmethod
+    def parse_at_edge(cls, data: Any, now: datetime | None = None) -> VideoRequest:
+        """Validate a client's body, including the rules that need the clock (deadline in the future)."""
+        return cls.model_validate(data, context={"now": now or utcnow()})
+
+    def size(self) -> tuple[int, int]:
+        """Requested pixels: WxH as given, or the named tier at the requested aspect ratio."""
+        if self.resolution in NAMED_TIERS:
+            if self.aspect_ratio is AspectRatio.TALL:
+                width, height = _NAMED_SIZES[(self.resolution, AspectRatio.WIDE)]
+                return height, width
+            return _NAMED_SIZES[(self.resolution, self.aspect_ratio)]
+        width, height = self.resolution.split("x")
+        return int(width), int(height)
+
+    @property
+    def named_tier(self) -> int | None:
+        """Short side of a named resolution; None when exact pixels were asked for."""
+        return NAMED_TIERS.get(self.resolution)
+
+    def resolved_deadline(self, accepted_at: datetime) -> datetime | None:
+        if self.deadline is not None:
+            return self.deadline
+        if self.deadline_s is not None:
+            return accepted_at + timedelta(seconds=self.deadline_s)
+        return None
+
+
+class CrossFieldError(ValueError):
+    """A model-level error that still names one field (pydantic reports model errors at the root)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _field_error(field: str, message: str) -> CrossFieldError:
+    return CrossFieldError(field, message)
+
+
+def field_errors(exc: Exception) -> list[dict[str, str]]:
+    """`[{"field", "message"}]` for a pydantic ValidationError, naming the field even for cross-field rules."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return [{"field": "", "message": str(exc)}]
+    out = []
+    for err in exc.errors(include_url=False):
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, CrossFieldError):
+            out.append({"field": cause.field, "message": str(cause)})
+            continue
+        field = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        out.append({"field": field, "message": message})
+    return out
