@@ -34,7 +34,13 @@ def _mac(secret: str, message: bytes) -> str:
 
 
 def sign(
-    secret: str, method: str, path: str, body: bytes = b"", *, now: float | None = None, nonce: str | None = None
+    secret: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    now: float | None = None,
+    nonce: str | None = None,
 ) -> dict[str, str]:
     """Headers to send with a request; `path` is the request target (path plus `?query` if any)."""
     timestamp = str(int(time.time() if now is None else now))

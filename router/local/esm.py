@@ -1,0 +1,90 @@
+"""A local stand-in for Lambda's SQS event source mapping.
+
+It receives up to 10 messages, builds the real SQS event (ids, receipt handles, `ApproximateReceiveCount`,
+`eventSourceARN`), calls the handler in process, deletes only what the `batchItemFailures` answer did not name,
+and leaves the rest to come back after the visibility timeout, so redelivery and DLQ redrive are SQS's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any] | None]
+
+
+@dataclass
+class LambdaContextStub:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name: str = "local"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    aws_request_id: str = "local-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+class EventSourceMapping:
+    def __init__(self, sqs: Any, queue_url: str, handler: Handler, batch_size: int = 10,
+                 function_name: str = "local") -> None:
+        self._sqs = sqs
+        self._url = queue_url
+        self._handler = handler
+        self._batch = batch_size
+        self._context = LambdaContextStub(function_name=function_name)
+        self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"]
+
+    def poll_once(self) -> int:
+        """One receive → invoke → delete cycle; returns how many messages were handed to the function."""
+        # Short polls only: a long poll would hold the moto server's single lock for its whole wait.
+        received = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=self._batch,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not received:
+            return 0
+        event = {"Records": [self._record(msg) for msg in received]}
+        try:
+            response = self._handler(event, self._context) or {}
+        except Exception:  # a crashed invocation fails the whole batch, as in Lambda
+            return len(received)
+        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        done = [msg for msg in received if msg["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                         for i, m in enumerate(done[start:start + 10])],
+            )
+        return len(received)
+
+    def _record(self, msg: dict[str, Any]) -> dict[str, Any]:
+        attributes = msg.get("Attributes", {})
+        return {
+            "messageId": msg["MessageId"],
+            "receiptHandle": msg["ReceiptHandle"],
+            "body": msg["Body"],
+            "attributes": {
+                "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+                "SentTimestamp": attributes.get("SentTimestamp", "0"),
+                "SenderId": attributes.get("SenderId", "local"),
+                "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
+            },
+            "messageAttributes": {
+                name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType", "String"),
+                       "stringListValues": [], "binaryListValues": []}
+                for name, value in msg.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": hashlib.md5(msg["Body"].encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._arn,
+            "awsRegion": "us-east-1",
+        }

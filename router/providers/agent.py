@@ -1,0 +1,107 @@
+"""The local GPU agent (agent/, docs/agent-api.md) over its tunnel, every request HMAC-signed."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from collections.abc import Generator
+from typing import Any
+
+import httpx
+
+from router.models.common import ProviderKind
+from router.providers.base import ProviderState, ProviderStatus, Submission, TargetHealth, VideoProvider
+from router.signing import sign
+
+
+class HmacAuth(httpx.Auth):
+    requires_request_body = True
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        target = request.url.raw_path.decode()
+        request.headers.update(sign(self._secret, request.method, target, request.content))
+        yield request
+
+
+class AgentProvider(VideoProvider):
+    kind = ProviderKind.LOCAL
+
+    def __init__(self, base_url: str, secret: str, name: str = "agent-1", client: httpx.Client | None = None):
+        self._name = name
+        # Connection-level retries only (connect refused/reset before sending); request-level retries are
+        # the queue's job, so a submit is never silently sent twice by the transport.
+        self._client = client or httpx.Client(
+            base_url=base_url,
+            auth=HmacAuth(secret),
+            timeout=httpx.Timeout(10.0, connect=3.0),
+            transport=httpx.HTTPTransport(retries=2),
+        )
+
+    @property
+    def target_name(self) -> str:
+        return self._name
+
+    def _submit(self, submission: Submission) -> ProviderStatus:
+        body = {
+            "attempt_id": submission.attempt_id,
+            "job_id": submission.job_id,
+            "model": submission.offer.model,
+            "prompt": submission.request.prompt,
+            "negative_prompt": submission.request.negative_prompt,
+            "spec": submission.delivered.model_dump(),
+            "seed": submission.request.seed,
+            "workflow": None,
+            "inputs": {},
+            "output": {"put_url": submission.output_put_url, "content_type": "video/mp4"},
+            "callback_url": submission.callback_url,
+        }
+        response = self._client.post("/v1/jobs", content=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        response.raise_for_status()
+        return _status(response.json())
+
+    def _lookup(self, attempt_id: str) -> ProviderStatus | None:
+        response = self._client.get(f"/v1/jobs/{attempt_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return _status(response.json())
+
+    def _status(self, provider_job_id: str) -> ProviderStatus:
+        response = self._client.get(f"/v1/jobs/{provider_job_id}")
+        response.raise_for_status()
+        return _status(response.json())
+
+    def _cancel(self, provider_job_id: str) -> ProviderStatus:
+        response = self._client.post(f"/v1/jobs/{provider_job_id}/cancel")
+        response.raise_for_status()
+        return _status(response.json())
+
+    def _health(self) -> TargetHealth:
+        response = self._client.get("/v1/health", timeout=3.0)
+        response.raise_for_status()
+        data = response.json()
+        return TargetHealth(
+            name=self._name,
+            up=data.get("status") == "ok",
+            queue_wait_s=float(data.get("eta_s") or 0.0),
+            detail=f"queue {data.get('queue_depth', 0)}, running {data.get('running', 0)}",
+        )
+
+
+def _status(data: dict[str, Any]) -> ProviderStatus:
+    render_s = None
+    if data.get("started_at") and data.get("ended_at"):
+        started, ended = (datetime.fromisoformat(data[k].replace("Z", "+00:00")) for k in ("started_at", "ended_at"))
+        render_s = (ended - started).total_seconds()
+    return ProviderStatus(
+        provider_job_id=data["id"],
+        state=ProviderState(data["status"]),
+        progress=float(data.get("progress") or 0.0),
+        billed={"gpu_seconds": float(data.get("gpu_seconds") or 0.0)},
+        error=data.get("error"),
+        render_s=render_s,
+    )

@@ -1,0 +1,151 @@
+"""The provider seam: the base class owns error translation, subclasses own the vendor call."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import httpx
+
+from router.models.common import ProviderKind
+from router.models.decision import DeliveredSpec
+from router.models.offer import Offer
+from router.models.request import VideoRequest
+from router.providers.errors import (
+    AuthFailed,
+    NotFound,
+    OutcomeUnknown,
+    ProviderError,
+    RateLimited,
+    Rejected,
+    TransientError,
+    Unavailable,
+)
+
+
+class ProviderState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self in {ProviderState.SUCCEEDED, ProviderState.FAILED, ProviderState.CANCELLED}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Everything an adapter needs to start one attempt."""
+
+    attempt_id: str
+    job_id: str
+    tenant: str
+    offer: Offer
+    request: VideoRequest
+    delivered: DeliveredSpec
+    output_put_url: str | None = None  # where a pushing provider (the agent) uploads the MP4
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    provider_job_id: str
+    state: ProviderState
+    progress: float = 0.0
+    billed: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    output_url: str | None = None  # None when the provider already put the output in our bucket
+    render_s: float | None = None  # wall seconds the provider spent running it, once known
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    name: str
+    up: bool
+    queue_wait_s: float = 0.0
+    detail: str = ""
+
+
+class VideoProvider(ABC):
+    kind: ProviderKind
+
+    def submit(self, submission: Submission) -> ProviderStatus:
+        with translate_errors(submitting=True):
+            return self._submit(submission)
+
+    def lookup(self, attempt_id: str) -> ProviderStatus | None:
+        """The provider's job for our attempt id, or None if it provably has none (safe to submit)."""
+        with translate_errors():
+            return self._lookup(attempt_id)
+
+    def status(self, provider_job_id: str) -> ProviderStatus:
+        with translate_errors():
+            return self._status(provider_job_id)
+
+    def cancel(self, provider_job_id: str) -> ProviderStatus:
+        with translate_errors():
+            return self._cancel(provider_job_id)
+
+    def health(self) -> TargetHealth:
+        try:
+            with translate_errors():
+                return self._health()
+        except ProviderError as exc:
+            return TargetHealth(name=self.target_name, up=False, detail=str(exc))
+
+    @property
+    @abstractmethod
+    def target_name(self) -> str: ...
+
+    @abstractmethod
+    def _submit(self, submission: Submission) -> ProviderStatus: ...
+
+    @abstractmethod
+    def _lookup(self, attempt_id: str) -> ProviderStatus | None: ...
+
+    @abstractmethod
+    def _status(self, provider_job_id: str) -> ProviderStatus: ...
+
+    @abstractmethod
+    def _cancel(self, provider_job_id: str) -> ProviderStatus: ...
+
+    @abstractmethod
+    def _health(self) -> TargetHealth: ...
+
+
+@contextlib.contextmanager
+def translate_errors(submitting: bool = False) -> Iterator[None]:
+    """httpx failures → the provider error tree. On submit, anything after the request may have been sent
+    is OutcomeUnknown: the provider may have accepted the job, so the caller must reconcile, not resubmit."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except httpx.ConnectError as exc:  # nothing was sent
+        raise Unavailable(f"connect failed: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise (OutcomeUnknown if submitting else Unavailable)(f"timed out: {exc}") from exc
+    except httpx.HTTPStatusError as exc:
+        raise status_error(exc.response, submitting) from exc
+    except httpx.TransportError as exc:
+        raise (OutcomeUnknown if submitting else Unavailable)(f"transport error: {exc}") from exc
+
+
+def status_error(response: httpx.Response, submitting: bool = False) -> ProviderError:
+    code = response.status_code
+    detail = f"HTTP {code}: {response.text[:300]}"
+    if code in (401, 403):
+        return AuthFailed(detail)
+    if code == 404:
+        return NotFound(detail)
+    if code == 429:
+        retry_after = response.headers.get("Retry-After")
+        return RateLimited(detail, float(retry_after) if retry_after and retry_after.isdigit() else None)
+    if code >= 500:
+        return OutcomeUnknown(detail) if submitting else TransientError(detail)
+    return Rejected(detail)

@@ -1,0 +1,61 @@
+"""The collaborators a use case needs, built once per process from settings (or handed in by tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from router.models.common import ProviderKind, utcnow
+from router.policy.catalog import Catalog, cached_catalog
+from router.providers.base import VideoProvider
+from router.settings import Settings, get_settings
+from router.store.artifacts import ArtifactStore
+from router.store.aws import client
+from router.store.jobs import JobsRepository
+from router.store.ledger import LedgerRepository
+from router.store.messages import JobQueue
+
+
+def _default_probe(path: Path) -> Any:
+    from router.media.probe import probe  # PyAV is heavy: only finalize pays for it
+
+    return probe(path)
+
+
+@dataclass
+class Deps:
+    jobs: JobsRepository
+    ledger: LedgerRepository
+    artifacts: ArtifactStore
+    queue: JobQueue
+    catalog: Catalog
+    providers: Mapping[ProviderKind, VideoProvider]
+    probe: Callable[[Path], Any] = _default_probe
+    clock: Callable[[], datetime] = utcnow
+    time_scale: float = 1.0
+    max_attempts: int = 3
+
+
+def build_deps(settings: Settings) -> Deps:
+    from router.providers.registry import build_providers
+
+    ddb = client("dynamodb", settings.aws_endpoint_url)
+    return Deps(
+        jobs=JobsRepository(ddb, settings.jobs_table),
+        ledger=LedgerRepository(ddb, settings.ledger_table),
+        artifacts=ArtifactStore(client("s3", settings.aws_endpoint_url), settings.bucket),
+        queue=JobQueue(client("sqs", settings.aws_endpoint_url), settings.jobs_queue_url),
+        catalog=cached_catalog(settings.catalog_path),
+        providers=build_providers(settings),
+        time_scale=settings.time_scale,
+        max_attempts=settings.max_attempts,
+    )
+
+
+@cache
+def default_deps() -> Deps:
+    return build_deps(get_settings())

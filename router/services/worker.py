@@ -1,0 +1,375 @@
+"""The jobs-queue use cases: route, poll and finalize one job. Every step is safe to run twice.
+
+Submission follows the intent-record protocol (ARCHITECTURE §5, reliability §2.3): the attempt is written
+`submitting` before the provider call and `submitted` after it. A redelivered `route` that finds an attempt
+still `submitting` asks the provider about that attempt id first and submits only on a provable "not found".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from router.backoff import backoff
+from router.models.common import money
+from router.models.decision import Decision
+from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, JobStatus
+from router.models.ledger import LedgerEntry
+from router.models.offer import Offer
+from router.policy.context import RoutingContext, TargetState
+from router.policy.engine import route
+from router.providers.base import ProviderState, ProviderStatus, Submission
+from router.providers.errors import ProviderError
+from router.services.deps import Deps
+from router.store.artifacts import output_key, s3_uri
+from router.store.messages import MessageKind, WorkerMessage
+
+POLL_BASE_S = 5.0
+MIN_POLL_DELAY_S = 1.0
+
+
+def handle(message: WorkerMessage, deps: Deps, receive_count: int = 1) -> None:
+    job = deps.jobs.get(message.tenant, message.job_id)
+    if job.status.terminal:
+        return
+    now = deps.clock()
+    if job.deadline is not None and now > job.deadline:
+        _expire(job, deps, now)
+        return
+    if message.kind is MessageKind.ROUTE:
+        _on_route(job, deps, redelivered=receive_count > 1)
+    elif message.kind is MessageKind.POLL:
+        _on_poll(job, message, deps)
+    else:
+        _on_finalize(job, message, deps)
+
+
+# --- route -------------------------------------------------------------------------------------------------
+
+
+def _on_route(job: Job, deps: Deps, redelivered: bool) -> None:
+    attempt = job.current_attempt
+    if job.status in (JobStatus.SUBMITTED, JobStatus.RUNNING):
+        # The first delivery got this far; if it died before queueing its poll, this copy restarts the chain.
+        if redelivered and attempt is not None:
+            _schedule_poll(job, attempt, deps, poll_n=0)
+        return
+    if attempt is not None and attempt.status is AttemptStatus.SUBMITTING:
+        _reconcile(job, attempt, deps)
+        return
+    _route_next(job, deps)
+
+
+def _route_next(job: Job, deps: Deps) -> None:
+    """Decide (again) and start a new attempt, or end the job if nothing feasible is left."""
+    now = deps.clock()
+    tried = frozenset(a.offer for a in job.attempts)
+    if len(job.attempts) >= deps.max_attempts:
+        _fail(job, deps, "provider_failed", f"gave up after {len(job.attempts)} attempts", _last_reason(job))
+        return
+    decision = route(job.request, deps.catalog.offers, _context(deps, tried), now, job.deadline)
+    chosen = decision.chosen
+    if chosen is None:
+        if job.attempts:
+            _fail(job, deps, "provider_failed", _last_reason(job) or "attempt failed",
+                  "no fallback left: " + "; ".join(decision.reasons)[:900])
+        else:
+            _end(job, deps, JobStatus.REJECTED, "no_feasible_offer",
+                 "no offer can meet this request", details=decision.reasons, decision=decision)
+        return
+    offer = _offer(deps, chosen.offer)
+    attempt = Attempt(
+        n=len(job.attempts) + 1,
+        id=f"att_{job.id.removeprefix('job_')}_{len(job.attempts) + 1}",
+        offer=offer.id,
+        provider=offer.provider,
+        target=chosen.target,
+        started_at=now,
+        delivered=chosen.delivered,
+        estimated_cost_usd=chosen.estimated_cost_usd,
+    )
+
+    def add_intent(draft: Job) -> JobStatus | None:
+        if draft.current_attempt is not None and not draft.current_attempt.status.ended:
+            return None  # someone else started an attempt meanwhile
+        draft.routing = decision
+        draft.attempts.append(attempt)
+        draft.cost.estimated_usd = chosen.estimated_cost_usd
+        return JobStatus.ROUTED
+
+    job = deps.jobs.update(job.tenant, job.id, add_intent)
+    if job.current_attempt is None or job.current_attempt.id != attempt.id:
+        return
+    _submit(job, attempt, offer, deps)
+
+
+def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
+    provider = deps.providers[offer.provider]
+    key = output_key(job.tenant, job.id, attempt.id)
+    submission = Submission(
+        attempt_id=attempt.id,
+        job_id=job.id,
+        tenant=job.tenant,
+        offer=offer,
+        request=job.request,
+        delivered=attempt.delivered,
+        output_put_url=deps.artifacts.presign_put(key),
+    )
+    try:
+        status = provider.submit(submission)
+    except ProviderError as exc:
+        if exc.retryable:
+            raise  # the message comes back; the attempt stays `submitting` and is reconciled then
+        _attempt_failed(job, attempt.id, deps, f"rejected: {exc}", billed={})
+        return
+    _mark_submitted(job, attempt.id, status, deps)
+
+
+def _reconcile(job: Job, attempt: Attempt, deps: Deps) -> None:
+    offer = _offer(deps, attempt.offer)
+    found = deps.providers[offer.provider].lookup(attempt.id)
+    if found is None:
+        _submit(job, attempt, offer, deps)  # provably never reached the provider
+    else:
+        _mark_submitted(job, attempt.id, found, deps)
+
+
+def _mark_submitted(job: Job, attempt_id: str, status: ProviderStatus, deps: Deps) -> None:
+    def change(draft: Job) -> JobStatus | None:
+        attempt = _attempt(draft, attempt_id)
+        if attempt is None or attempt.status is not AttemptStatus.SUBMITTING:
+            return None
+        attempt.status = AttemptStatus.SUBMITTED
+        attempt.provider_job_id = status.provider_job_id
+        return JobStatus.SUBMITTED
+
+    job = deps.jobs.update(job.tenant, job.id, change)
+    attempt = _attempt(job, attempt_id)
+    if attempt is not None and job.status is JobStatus.SUBMITTED:
+        _schedule_poll(job, attempt, deps, poll_n=0)
+
+
+# --- poll --------------------------------------------------------------------------------------------------
+
+
+def _on_poll(job: Job, message: WorkerMessage, deps: Deps) -> None:
+    attempt = job.current_attempt
+    if attempt is None or attempt.id != message.attempt_id or attempt.provider_job_id is None:
+        return  # a poll for an attempt that has since ended or been replaced
+    if attempt.status.ended:
+        return
+    provider = deps.providers[attempt.provider]
+    status = provider.status(attempt.provider_job_id)
+    if status.state is ProviderState.SUCCEEDED:
+        deps.queue.send(WorkerMessage(kind=MessageKind.FINALIZE, tenant=job.tenant, job_id=job.id,
+                                      attempt_id=attempt.id))
+    elif status.state in (ProviderState.FAILED, ProviderState.CANCELLED):
+        _attempt_failed(job, attempt.id, deps, status.error or f"provider reported {status.state.value}",
+                        billed=status.billed)
+    else:
+        _record_progress(job, attempt.id, status, deps)
+        _schedule_poll(job, attempt, deps, poll_n=message.poll_n + 1)
+
+
+def _record_progress(job: Job, attempt_id: str, status: ProviderStatus, deps: Deps) -> None:
+    running = status.state is ProviderState.RUNNING
+
+    def change(draft: Job) -> JobStatus | None:
+        attempt = _attempt(draft, attempt_id)
+        if attempt is None or attempt.status.ended:
+            return None
+        moved = running and attempt.status is not AttemptStatus.RUNNING
+        if not moved and status.progress - draft.progress < 0.05:
+            return None  # not worth a write
+        if running:
+            attempt.status = AttemptStatus.RUNNING
+        draft.progress = round(max(draft.progress, status.progress), 3)
+        return JobStatus.RUNNING if running else draft.status
+
+    deps.jobs.update(job.tenant, job.id, change)
+
+
+def _schedule_poll(job: Job, attempt: Attempt, deps: Deps, poll_n: int) -> None:
+    delay = max(MIN_POLL_DELAY_S, backoff(poll_n, POLL_BASE_S) / deps.time_scale)
+    deps.queue.send(
+        WorkerMessage(kind=MessageKind.POLL, tenant=job.tenant, job_id=job.id, attempt_id=attempt.id,
+                      poll_n=poll_n),
+        delay_s=delay,
+    )
+
+
+# --- finalize ----------------------------------------------------------------------------------------------
+
+
+def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
+    attempt = job.current_attempt
+    if attempt is None or attempt.id != message.attempt_id or attempt.status.ended:
+        return
+    status = deps.providers[attempt.provider].status(attempt.provider_job_id or attempt.id)
+    if status.state is not ProviderState.SUCCEEDED:
+        raise RuntimeError(f"finalize for {attempt.id} while the provider says {status.state.value}")
+    key = output_key(job.tenant, job.id, attempt.id)
+    size = deps.artifacts.size(key)
+    if size is None:
+        _attempt_failed(job, attempt.id, deps, "output_missing: the provider reported success but no file arrived",
+                        billed=status.billed)
+        return
+    problem, probed = _check_output(deps, key, attempt)
+    if problem:
+        _attempt_failed(job, attempt.id, deps, problem, billed=status.billed)
+        return
+    assert probed is not None
+    uri = s3_uri(deps.artifacts.bucket, key)
+    actual = _record_ledger(job, attempt, deps, "succeeded", status.billed, uri)
+    output = JobOutput(s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames,
+                       fps=probed.fps, duration_s=round(probed.duration_s, 3))
+
+    def succeed(draft: Job) -> JobStatus | None:
+        current = _attempt(draft, attempt.id)
+        if current is None or current.status.ended:
+            return None
+        _close_attempt(current, deps.clock(), AttemptStatus.SUCCEEDED, None, status.billed, actual)
+        draft.output = output
+        draft.progress = 1.0
+        draft.cost.actual_usd = _total_actual(draft)
+        return JobStatus.SUCCEEDED
+
+    deps.jobs.update(job.tenant, job.id, succeed)
+
+
+def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, object | None]:
+    from router.media.probe import ProbeError, check_against_spec
+
+    path = deps.artifacts.download(key)
+    try:
+        probed = deps.probe(path)
+    except ProbeError as exc:
+        return f"output_unplayable: {exc}", None
+    finally:
+        Path(path).unlink(missing_ok=True)
+    spec = attempt.delivered
+    mismatches = check_against_spec(probed, spec.width, spec.height, spec.frames, spec.fps)
+    if mismatches:
+        return "output_mismatch: " + "; ".join(mismatches), None
+    return None, probed
+
+
+# --- endings -----------------------------------------------------------------------------------------------
+
+
+def _attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float]) -> None:
+    attempt = _attempt(job, attempt_id)
+    assert attempt is not None
+    actual = _record_ledger(job, attempt, deps, "failed", billed, None)
+
+    def close(draft: Job) -> JobStatus | None:
+        current = _attempt(draft, attempt_id)
+        if current is None or current.status.ended:
+            return None
+        _close_attempt(current, deps.clock(), AttemptStatus.FAILED, reason, billed, actual)
+        draft.cost.actual_usd = _total_actual(draft)
+        draft.progress = 0.0
+        return JobStatus.ROUTED  # a fallback hop: the next route decides whether anything is left
+
+    job = deps.jobs.update(job.tenant, job.id, close)
+    if job.status is JobStatus.ROUTED:
+        _route_next(job, deps)
+
+
+def _expire(job: Job, deps: Deps, now: datetime) -> None:
+    attempt = job.current_attempt
+    if attempt is not None and attempt.provider_job_id and not attempt.status.ended:
+        try:
+            status = deps.providers[attempt.provider].cancel(attempt.provider_job_id)
+            _record_ledger(job, attempt, deps, "expired", status.billed, None)
+        except ProviderError:
+            pass  # the render may still finish on its own; its late result is ignored by the terminal job
+    late = (now - job.deadline).total_seconds() if job.deadline else 0
+    _end(job, deps, JobStatus.EXPIRED, "deadline_expired", f"the deadline passed {late:.0f} s ago with no result")
+
+
+def _fail(job: Job, deps: Deps, code: str, message: str, detail: str | None) -> None:
+    _end(job, deps, JobStatus.FAILED, code, message, details=[detail] if detail else [])
+
+
+def _end(job: Job, deps: Deps, status: JobStatus, code: str, message: str, details: list[str] | None = None,
+         decision: Decision | None = None) -> None:
+    def change(draft: Job) -> JobStatus | None:
+        if decision is not None:
+            draft.routing = decision
+        draft.error = JobError(code=code, message=message, details=details or [])
+        return status
+
+    deps.jobs.update(job.tenant, job.id, change)
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: dict[str, float],
+                   uri: str | None) -> Decimal:
+    offer = _offer(deps, attempt.offer)
+    gpu_seconds = Decimal(str(round(billed.get("gpu_seconds", 0.0), 3)))
+    unit_price = offer.pricing.usd_per_gpu_second.quantize(Decimal("1e-10"))
+    actual = money(unit_price * gpu_seconds)
+    spec = attempt.delivered
+    deps.ledger.record(LedgerEntry(
+        tenant=job.tenant,
+        job_id=job.id,
+        attempt_id=attempt.id,
+        campaign_id=job.request.campaign_id,
+        provider=attempt.provider,
+        offer=offer.id,
+        model=offer.model,
+        outcome=outcome,
+        billed_units={"gpu_seconds": gpu_seconds, "output_seconds": Decimal(str(round(spec.duration_s, 3))),
+                      "frames": Decimal(spec.frames)},
+        unit="gpu_second",
+        unit_price_usd=unit_price,
+        pricing_version=deps.catalog.version,
+        estimated_usd=attempt.estimated_cost_usd,
+        actual_usd=actual,
+        resolution=f"{spec.width}x{spec.height}",
+        started_at=attempt.started_at,
+        ended_at=deps.clock(),
+        provider_job_id=attempt.provider_job_id,
+        s3_uri=uri,
+    ))
+    return actual
+
+
+def _close_attempt(attempt: Attempt, now: datetime, status: AttemptStatus, reason: str | None,
+                   billed: dict[str, float], actual: Decimal) -> None:
+    attempt.status = status
+    attempt.reason = reason
+    attempt.ended_at = now
+    attempt.billed = {**billed, "output_seconds": round(attempt.delivered.duration_s, 3)}
+    attempt.actual_cost_usd = actual
+
+
+def _total_actual(job: Job) -> Decimal:
+    return money(sum((a.actual_cost_usd or Decimal(0) for a in job.attempts), Decimal(0)))
+
+
+def _context(deps: Deps, tried: frozenset[str]) -> RoutingContext:
+    targets = {}
+    for kind, provider in deps.providers.items():
+        health = provider.health()
+        targets[kind] = TargetState(name=health.name, up=health.up, queue_wait_s=health.queue_wait_s)
+    return RoutingContext(targets=targets, configured=frozenset(deps.providers), exclude_offers=tried)
+
+
+def _offer(deps: Deps, offer_id: str) -> Offer:
+    offer = deps.catalog.get(offer_id)
+    if offer is None:
+        raise LookupError(f"offer {offer_id} is not in catalog {deps.catalog.version}")
+    return offer
+
+
+def _attempt(job: Job, attempt_id: str) -> Attempt | None:
+    return next((a for a in job.attempts if a.id == attempt_id), None)
+
+
+def _last_reason(job: Job) -> str | None:
+    return job.attempts[-1].reason if job.attempts else None

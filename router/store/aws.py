@@ -1,0 +1,19 @@
+"""boto3 clients, one per (service, endpoint) per process. boto3 is built lazily so imports stay cheap."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from botocore.config import Config
+
+# Standard retry mode retries throttles and 5xx with backoff; conditional-check failures are never retried.
+_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
+@cache
+def client(service: str, endpoint_url: str | None = None, region: str | None = None) -> Any:
+    import boto3
+
+    session = boto3.session.Session()
+    return session.client(service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG)

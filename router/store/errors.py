@@ -1,0 +1,17 @@
+"""Errors the stores raise instead of botocore's."""
+
+
+class StoreError(Exception):
+    pass
+
+
+class NotFound(StoreError):
+    pass
+
+
+class StaleWrite(StoreError):
+    """Someone else moved the job first (version changed): reload and decide again, or no-op."""
+
+
+class IllegalTransition(StoreError):
+    pass

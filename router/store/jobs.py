@@ -1,0 +1,153 @@
+"""Jobs on DynamoDB: one item per job, every change a conditional put on `version`.
+
+Key: `pk = T#<tenant>#J#<job id>` (tenant-scoped: a job can't be read without its tenant). The whole job is kept
+as one JSON document next to the few attributes the indexes need; the GSIs list a tenant's jobs newest first,
+overall (`gsi1`), by status (`gsi2`) and by campaign (`gsi3`, sparse).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from router.models.common import iso, utcnow
+from router.models.job import Job, JobStatus, can_transition
+from router.store.errors import IllegalTransition, NotFound, StaleWrite
+
+
+def job_key(tenant: str, job_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"T#{tenant}#J#{job_id}"}}
+
+
+class JobsRepository:
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._ddb = dynamodb
+        self._table = table
+
+    def create(self, job: Job) -> None:
+        """Write a new job; raises StaleWrite if the id exists (ids are unique, so that is a replay)."""
+        self._put(job, condition="attribute_not_exists(pk)", values={})
+
+    def get(self, tenant: str, job_id: str) -> Job:
+        item = self._ddb.get_item(TableName=self._table, Key=job_key(tenant, job_id), ConsistentRead=True)
+        if "Item" not in item:
+            raise NotFound(f"job {job_id} not found")
+        return _from_item(item["Item"])
+
+    def save(self, job: Job, new_status: JobStatus | None = None) -> Job:
+        """Persist `job` (already changed in memory from the version it was read at) as the next version.
+
+        The write succeeds only if the stored version is still the one we read and the status change is legal,
+        so duplicate deliveries and late callbacks can't move a job backwards or finish it twice.
+        """
+        target = new_status or job.status
+        stored_status = job.status
+        if target != stored_status and not can_transition(stored_status, target):
+            raise IllegalTransition(f"job {job.id}: {stored_status.value} -> {target.value} is not allowed")
+        if stored_status.terminal:
+            raise IllegalTransition(f"job {job.id} is {stored_status.value}; terminal jobs do not change")
+        updated = job.model_copy(update={"status": target, "version": job.version + 1, "updated_at": utcnow()})
+        self._put(updated, condition="#v = :expected", values={":expected": {"N": str(job.version)}})
+        return updated
+
+    def update(self, tenant: str, job_id: str, change: Callable[[Job], JobStatus | None], tries: int = 5) -> Job:
+        """Read-modify-write with retries on lost races. `change` mutates the job and returns the new status,
+        or None to leave the job as it is (then nothing is written)."""
+        for _ in range(tries):
+            job = self.get(tenant, job_id)
+            if job.status.terminal:
+                return job
+            draft = job.model_copy(deep=True)
+            target = change(draft)
+            if target is None:
+                return job
+            try:
+                return self.save(draft, target)
+            except StaleWrite:
+                continue
+        raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None = None,
+        campaign_id: str | None = None,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+    ) -> tuple[list[Job], dict[str, Any] | None]:
+        if campaign_id:
+            index, key = "gsi3", f"T#{tenant}#C#{campaign_id}"
+        elif status:
+            index, key = "gsi2", f"T#{tenant}#S#{status.value}"
+        else:
+            index, key = "gsi1", f"T#{tenant}"
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{index}pk = :k",
+            "ExpressionAttributeValues": {":k": {"S": key}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if campaign_id and status:
+            args["FilterExpression"] = "#s = :s"
+            args["ExpressionAttributeNames"] = {"#s": "status"}
+            args["ExpressionAttributeValues"][":s"] = {"S": status.value}
+        if cursor:
+            args["ExclusiveStartKey"] = cursor
+        page = self._ddb.query(**args)
+        return [_from_item(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
+
+    def _put(self, job: Job, condition: str, values: dict[str, Any]) -> None:
+        names = {"#v": "version"} if "#v" in condition else {}
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _to_item(job),
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if values:
+            args["ExpressionAttributeValues"] = values
+        if names:
+            args["ExpressionAttributeNames"] = names
+        try:
+            self._ddb.put_item(**args)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            # A retried put whose first try landed fails its own condition: that is success, not a race.
+            if old is not None and old.get("doc", {}).get("S") == _to_item(job)["doc"]["S"]:
+                return
+            raise StaleWrite(f"job {job.id}: version {job.version - 1} is no longer current") from exc
+
+
+def _to_item(job: Job) -> dict[str, Any]:
+    created = iso(job.created_at)
+    sort = f"{created}#{job.id}"
+    item: dict[str, Any] = {
+        **job_key(job.tenant, job.id),
+        "id": {"S": job.id},
+        "tenant": {"S": job.tenant},
+        "status": {"S": job.status.value},
+        "version": {"N": str(job.version)},
+        "created_at": {"S": created},
+        "updated_at": {"S": iso(job.updated_at)},
+        "doc": {"S": json.dumps(job.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)},
+        "gsi1pk": {"S": f"T#{job.tenant}"},
+        "gsi1sk": {"S": sort},
+        "gsi2pk": {"S": f"T#{job.tenant}#S#{job.status.value}"},
+        "gsi2sk": {"S": sort},
+    }
+    if job.request.campaign_id:
+        item["gsi3pk"] = {"S": f"T#{job.tenant}#C#{job.request.campaign_id}"}
+        item["gsi3sk"] = {"S": sort}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Job:
+    return Job.model_validate_json(item["doc"]["S"])

@@ -1,0 +1,40 @@
+"""Jobs-queue messages: `route`, `poll`, `finalize`, each keyed on the job (consumers are idempotent on it)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from router.backoff import SQS_MAX_DELAY_S
+
+
+class MessageKind(StrEnum):
+    ROUTE = "route"
+    POLL = "poll"
+    FINALIZE = "finalize"
+
+
+class WorkerMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: MessageKind
+    tenant: str
+    job_id: str
+    attempt_id: str | None = None
+    poll_n: int = 0  # how many polls came before this one, for the backoff
+
+
+class JobQueue:
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+
+    def send(self, message: WorkerMessage, delay_s: float = 0) -> None:
+        delay = max(0, min(SQS_MAX_DELAY_S, round(delay_s)))
+        self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=message.model_dump_json(),
+            DelaySeconds=delay,
+            MessageAttributes={"kind": {"DataType": "String", "StringValue": message.kind.value}},
+        )
