@@ -7,7 +7,9 @@ import random
 SQS_MAX_DELAY_S = 900
 
 
-def backoff(attempt: int, base_s: float = 5.0, cap_s: float = SQS_MAX_DELAY_S, rng: random.Random | None = None) -> float:
+def backoff(
+    attempt: int, base_s: float = 5.0, cap_s: float = SQS_MAX_DELAY_S, rng: random.Random | None = None
+) -> float:
     """Delay before try number `attempt` (0-based): uniform in [ceiling/2, ceiling], ceiling = base·2^n ≤ cap.
 
     Half-jitter rather than full jitter keeps a floor so a poll is never immediate.

@@ -83,7 +83,7 @@ class EventSourceMapping:
                        "stringListValues": [], "binaryListValues": []}
                 for name, value in msg.get("MessageAttributes", {}).items()
             },
-            "md5OfBody": hashlib.md5(msg["Body"].encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+            "md5OfBody": hashlib.md5(msg["Body"].encode()).hexdigest(),
             "eventSource": "aws:sqs",
             "eventSourceARN": self._arn,
             "awsRegion": "us-east-1",

@@ -37,7 +37,7 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    return dict(yaml.load(path.read_text(), Loader=_CfnLoader))  # noqa: S506 - SafeLoader subclass
+    return dict(yaml.load(path.read_text(), Loader=_CfnLoader))
 
 
 @dataclass
@@ -79,8 +79,7 @@ def provision(clients: dict[str, Any], stack_name: str = "hvr", parameters: dict
     for name, spec in template.get("Parameters", {}).items():
         stack.parameters[name] = (parameters or {}).get(name, str(spec.get("Default", "")))
     resources = template["Resources"]
-    for logical, res in resources.items():
-        stack.names[logical] = f"{stack_name}-{logical}"
+    stack.names = {logical: f"{stack_name}-{logical}" for logical in resources}
     # Dead-letter queues first: the queues that redrive into them need their ARNs.
     queues = sorted((k for k, r in resources.items() if r["Type"] == "AWS::SQS::Queue"),
                     key=lambda k: "RedrivePolicy" in resources[k].get("Properties", {}))

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from router.models.common import Money, ProviderKind
-from router.models.decision import DeliveredSpec, Decision
+from router.models.decision import Decision, DeliveredSpec
 from router.models.request import VideoRequest
 
 

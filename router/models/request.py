@@ -195,8 +195,8 @@ class VideoRequest(BaseModel):
                 width, height = _NAMED_SIZES[(self.resolution, AspectRatio.WIDE)]
                 return height, width
             return _NAMED_SIZES[(self.resolution, self.aspect_ratio)]
-        width, height = self.resolution.split("x")
-        return int(width), int(height)
+        width_text, height_text = self.resolution.split("x")
+        return int(width_text), int(height_text)
 
     @property
     def named_tier(self) -> int | None:

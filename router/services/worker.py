@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router.backoff import backoff
 from router.models.common import money
@@ -24,6 +25,9 @@ from router.providers.errors import ProviderError
 from router.services.deps import Deps
 from router.store.artifacts import output_key, s3_uri
 from router.store.messages import MessageKind, WorkerMessage
+
+if TYPE_CHECKING:
+    from router.media.probe import ProbeResult
 
 POLL_BASE_S = 5.0
 MIN_POLL_DELAY_S = 1.0
@@ -238,7 +242,7 @@ def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
     deps.jobs.update(job.tenant, job.id, succeed)
 
 
-def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, object | None]:
+def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, ProbeResult | None]:
     from router.media.probe import ProbeError, check_against_spec
 
     path = deps.artifacts.download(key)

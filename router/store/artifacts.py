@@ -61,7 +61,6 @@ class ArtifactStore:
     def download(self, key: str, directory: str | None = None) -> Path:
         """Stream an object to a temporary file (Lambda's /tmp) and return its path."""
         body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
-        handle = tempfile.NamedTemporaryFile(suffix=Path(key).suffix, dir=directory, delete=False)
-        with handle:
+        with tempfile.NamedTemporaryFile(suffix=Path(key).suffix, dir=directory, delete=False) as handle:
             shutil.copyfileobj(body, handle, length=1 << 20)
         return Path(handle.name)

@@ -16,4 +16,6 @@ def client(service: str, endpoint_url: str | None = None, region: str | None = N
     import boto3
 
     session = boto3.session.Session()
-    return session.client(service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG)
+    return session.client(  # type: ignore[call-overload]
+        service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+    )

@@ -119,7 +119,7 @@ class JobsRepository:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            old = exc.response.get("Item")
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             # A retried put whose first try landed fails its own condition: that is success, not a race.
             if old is not None and old.get("doc", {}).get("S") == _to_item(job)["doc"]["S"]:
                 return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -252,7 +253,7 @@ def test_cancel_interrupts_a_running_job(client: Client, sink: Sink) -> None:
     assert response.status_code == 200
     job = client.wait("att_cancel")
     assert job["status"] == "cancelled"
-    assert 0 < job["gpu_seconds"]
+    assert job["gpu_seconds"] > 0
     assert "/upload/att_cancel.mp4" not in sink.uploads
     assert json.loads(sink.callback_for("att_cancel")[2])["status"] == "cancelled"
     # Cancelling a finished job changes nothing.
@@ -359,3 +360,19 @@ def test_killed_agent_finishes_its_jobs_after_restart(tmp_path: Path, sink: Sink
         agent.kill()
         agent.start()
         assert httpx.get(f"{url}/v1/jobs/att_crash_a", headers=headers, timeout=5).status_code == 401
+
+
+def test_graceful_stop_requeues_the_running_job(tmp_path: Path, sink: Sink) -> None:
+    with AgentProcess(tmp_path / "stop.db", secrets=[SECRET], time_scale=TIME_SCALE) as agent:
+        client = Client(agent)
+        assert client.create(job_body(sink, "att_stop", **LONG)).status_code == 201
+        client.wait("att_stop", until={"running"}, min_progress=0.01)
+
+        agent.stop()
+
+        with sqlite3.connect(agent.db_path) as db:
+            row = db.execute("SELECT status, progress FROM jobs WHERE attempt_id = 'att_stop'").fetchone()
+        assert row == ("queued", 0.0)
+        agent.start()
+        assert client.wait("att_stop")["status"] == "succeeded"
+        assert check_against_spec(probe(sink.upload("att_stop")), 96, 64, 8, 8) == []
