@@ -1,4 +1,4 @@
-"""Agent settings: CLI flags, each defaulting to an `HVR_AGENT_*` variable; secrets only ever from the environment.
+"""Agent settings: CLI flags, each defaulting to an `HVR_AGENT_*` variable; secrets only from the environment.
 
 Secrets stay out of argv because a process's arguments are readable by every user on the box.
 """
@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SECRETS_ENV = "HVR_AGENT_SECRETS"
 DEFAULT_MODELS_FILE = Path(__file__).with_name("models.yaml")
+# Printed once the socket listens; the launcher reads the bound address from it.
+READY_PREFIX = "hvr agent ready: "
 
 
 class ConfigError(Exception):
@@ -24,7 +26,7 @@ class ConfigError(Exception):
 class AgentSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Loopback by default: the agent is reached through a tunnel, never on a public interface (reliability §7).
+    # Loopback by default: the agent is reached through a tunnel, never on a public port (reliability §7).
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)
     db_path: Path = Path("hvr-agent.db")
@@ -61,10 +63,12 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser.add_argument("--db", dest="db_path", type=Path,
                         default=Path(env.get("HVR_AGENT_DB", defaults["db_path"].default)))
     parser.add_argument("--engine", choices=["sim"], default=env.get("HVR_AGENT_ENGINE", "sim"))
-    parser.add_argument("--slots", type=int, default=int(env.get("HVR_AGENT_SLOTS", defaults["slots"].default)))
+    parser.add_argument("--slots", type=int,
+                        default=int(env.get("HVR_AGENT_SLOTS", defaults["slots"].default)))
     parser.add_argument("--agent-id", default=env.get("HVR_AGENT_ID", defaults["agent_id"].default))
     parser.add_argument(
-        "--time-scale", type=float, default=float(env.get("HVR_AGENT_TIME_SCALE", defaults["time_scale"].default)),
+        "--time-scale", type=float,
+        default=float(env.get("HVR_AGENT_TIME_SCALE", defaults["time_scale"].default)),
         help="sim only: wall time = modelled GPU seconds / time_scale",
     )
     parser.add_argument("--models-file", type=Path,
@@ -72,8 +76,10 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     return parser
 
 
-def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> AgentSettings:
-    """Settings from argv and the environment; ConfigError (never a bare traceback) when they don't make sense."""
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> AgentSettings:
+    """Settings from argv and the environment; ConfigError (not a traceback) when they don't make sense."""
     env = os.environ if environ is None else environ
     try:
         args = build_parser(env).parse_args(argv)

@@ -1,0 +1,13 @@
+"""Render engines behind one ABC (`base.Engine`); `build_engine` is the only place that picks one."""
+
+from __future__ import annotations
+
+from agent.config import AgentSettings
+from agent.engines.base import Engine
+
+
+def build_engine(settings: AgentSettings) -> Engine:
+    # Imported here so that choosing an engine loads only that engine's dependencies.
+    from agent.engines.sim import SimEngine
+
+    return SimEngine(settings.models_file, time_scale=settings.time_scale)

@@ -14,7 +14,7 @@ ProgressFn = Callable[[float], None]
 
 
 class EngineError(Exception):
-    """The render failed; the message becomes the job's `error`, so it must make sense to the router's operator."""
+    """The render failed; the message becomes the job's `error`, so it must make sense to an operator."""
 
     def __init__(self, reason: str, *, gpu_seconds: float = 0.0) -> None:
         super().__init__(reason)
@@ -42,13 +42,13 @@ class Engine(ABC):
 
     @abstractmethod
     def estimate_gpu_seconds(self, request: CreateJobRequest) -> float:
-        """Expected GPU time for the whole job (for the health ETA); raises EngineError for an unknown model."""
+        """Expected GPU time for the whole job (for the health ETA); EngineError for an unknown model."""
 
     @abstractmethod
     def render(
         self, request: CreateJobRequest, out_path: Path, progress: ProgressFn, cancel: threading.Event
     ) -> RenderResult:
-        """Write the video to `out_path`; raise EngineCancelled promptly once `cancel` is set, EngineError on failure."""
+        """Write the video to `out_path`; EngineCancelled once `cancel` is set; EngineError on failure."""
 
     @abstractmethod
     def vram(self) -> Vram:

@@ -11,7 +11,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from router.models.common import AspectRatio, Mode, Money, Priority, ProviderKind, Quality, utcnow
 
@@ -211,30 +212,19 @@ class VideoRequest(BaseModel):
         return None
 
 
-class CrossFieldError(ValueError):
-    """A model-level error that still names one field (pydantic reports model errors at the root)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _field_error(field: str, message: str) -> CrossFieldError:
-    return CrossFieldError(field, message)
+def _field_error(field: str, message: str) -> ValidationError:
+    """A cross-field rule's error located at the field it names (a plain ValueError would sit at the root)."""
+    return ValidationError.from_exception_data(
+        "VideoRequest", [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,), input=None)]
+    )
 
 
 def field_errors(exc: Exception) -> list[dict[str, str]]:
     """`[{"field", "message"}]` for a pydantic ValidationError, naming the field even for cross-field rules."""
-    from pydantic import ValidationError
-
     if not isinstance(exc, ValidationError):
         return [{"field": "", "message": str(exc)}]
     out = []
     for err in exc.errors(include_url=False):
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, CrossFieldError):
-            out.append({"field": cause.field, "message": str(cause)})
-            continue
         field = ".".join(str(part) for part in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -137,7 +137,7 @@ def job_body(sink: Sink, attempt_id: str, *, model: str = "animatediff-sd15", pr
 
 
 # Slow enough (about 100 modelled seconds, under 2 s of wall time) to be caught while running.
-LONG = {"model": "wan22-14b"}
+LONG_MODEL = "wan22-14b"
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def test_unknown_model_fails_naming_it(client: Client, sink: Sink) -> None:
 
 
 def test_cancel_interrupts_a_running_job(client: Client, sink: Sink) -> None:
-    assert client.create(job_body(sink, "att_cancel", **LONG)).status_code == 201
+    assert client.create(job_body(sink, "att_cancel", model=LONG_MODEL)).status_code == 201
     client.wait("att_cancel", until={"running"}, min_progress=0.01)
 
     response = client.call("POST", "/v1/jobs/att_cancel/cancel")
@@ -264,7 +264,7 @@ def test_cancel_interrupts_a_running_job(client: Client, sink: Sink) -> None:
 def test_health_is_open_and_shows_the_queue(client: Client, agent: AgentProcess, sink: Sink) -> None:
     ids = [f"att_busy_{i}" for i in range(3)]  # one more than the agent's two slots
     for attempt_id in ids:
-        body = job_body(sink, attempt_id, **LONG, frames=64)  # minutes modelled, seconds of wall time
+        body = job_body(sink, attempt_id, model=LONG_MODEL, frames=64)  # minutes modelled, seconds of wall time
         assert client.create(body).status_code == 201
 
     health = httpx.get(f"{agent.url}/v1/health", timeout=5).json()
@@ -337,7 +337,7 @@ def test_stale_timestamp_is_401(agent: AgentProcess) -> None:
 def test_killed_agent_finishes_its_jobs_after_restart(tmp_path: Path, sink: Sink) -> None:
     with AgentProcess(tmp_path / "crash.db", secrets=[SECRET], slots=1, time_scale=TIME_SCALE) as agent:
         client = Client(agent)
-        assert client.create(job_body(sink, "att_crash_a", **LONG)).status_code == 201
+        assert client.create(job_body(sink, "att_crash_a", model=LONG_MODEL)).status_code == 201
         assert client.create(job_body(sink, "att_crash_b")).status_code == 201
         client.wait("att_crash_a", until={"running"}, min_progress=0.01)
         url = agent.url
@@ -365,7 +365,7 @@ def test_killed_agent_finishes_its_jobs_after_restart(tmp_path: Path, sink: Sink
 def test_graceful_stop_requeues_the_running_job(tmp_path: Path, sink: Sink) -> None:
     with AgentProcess(tmp_path / "stop.db", secrets=[SECRET], time_scale=TIME_SCALE) as agent:
         client = Client(agent)
-        assert client.create(job_body(sink, "att_stop", **LONG)).status_code == 201
+        assert client.create(job_body(sink, "att_stop", model=LONG_MODEL)).status_code == 201
         client.wait("att_stop", until={"running"}, min_progress=0.01)
 
         agent.stop()

@@ -1,0 +1,104 @@
+"""The agent's HTTP API (docs/agent-api.md): create, read and cancel jobs; an unauthenticated health check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Response, status
+
+from agent.auth import SignatureMiddleware
+from agent.config import AgentSettings
+from agent.delivery import CallbackSender
+from agent.engines import build_engine
+from agent.engines.base import Engine, EngineError
+from agent.runner import Runner
+from agent.schemas import CreateJobRequest, Health, Job
+from agent.store import JobRecord, JobStore
+
+log = logging.getLogger("hvr.agent")
+
+# How long a cancel of a running job waits for the render to stop, so the answer usually shows `cancelled`;
+# past it the answer says `running` and the client polls.
+CANCEL_WAIT_S = 5.0
+
+
+def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI:
+    engine = build_engine(settings) if engine is None else engine
+    store = JobStore(settings.db_path)
+    callbacks = CallbackSender(store, settings.secrets[0])
+    runner = Runner(store, engine, slots=settings.slots, work_dir=settings.work_dir, callbacks=callbacks)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        recovered = store.recover()
+        if recovered.requeued or recovered.cancelled:
+            log.info("recovered after restart: %d re-queued, %d cancelled",
+                     recovered.requeued, recovered.cancelled)
+        callbacks.start()
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            callbacks.stop()
+            store.close()
+
+    app = FastAPI(title="hvr GPU agent", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(SignatureMiddleware, secrets=settings.secrets, nonce_is_fresh=store.nonce_is_fresh)
+
+    def existing(attempt_id: str) -> JobRecord:
+        record = store.get(attempt_id)
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {attempt_id!r}")
+        return record
+
+    @app.get("/v1/health")
+    def health() -> Health:
+        active = store.active()
+        running = [r for r in active if r.job.status == "running"]
+        return Health(
+            agent_id=settings.agent_id,
+            engine=engine.name,
+            slots=settings.slots,
+            queue_depth=len(active) - len(running),
+            running=len(running),
+            eta_s=round(sum(_remaining_gpu_s(engine, r) for r in active) / settings.slots, 1),
+            vram=engine.vram(),
+        )
+
+    @app.post("/v1/jobs", status_code=status.HTTP_201_CREATED)
+    def create_job(request: CreateJobRequest, response: Response) -> Job:
+        record, created = store.create(request)
+        if created:
+            runner.wake()
+        else:
+            response.status_code = status.HTTP_200_OK
+        return record.job
+
+    @app.get("/v1/jobs/{attempt_id}")
+    def get_job(attempt_id: str) -> Job:
+        return existing(attempt_id).job
+
+    @app.post("/v1/jobs/{attempt_id}/cancel")
+    def cancel_job(attempt_id: str) -> Job:
+        record, dequeued = store.cancel(attempt_id)
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {attempt_id!r}")
+        if dequeued and record.callback_pending:
+            callbacks.notify(attempt_id)
+        elif record.job.status == "running":
+            runner.interrupt(attempt_id, CANCEL_WAIT_S)
+            record = existing(attempt_id)
+        return record.job
+
+    return app
+
+
+def _remaining_gpu_s(engine: Engine, record: JobRecord) -> float:
+    try:
+        estimate = engine.estimate_gpu_seconds(record.request)
+    except EngineError:  # e.g. an unknown model: it will fail at once, so it adds nothing to the wait
+        return 0.0
+    return estimate * (1.0 - record.job.progress)
