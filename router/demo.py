@@ -1,8 +1,9 @@
-"""`make demo`: every sample request through the real worker, moto on loopback and the GPU agent on `sim`.
+"""`make demo`: every sample request through the HTTP API of the embedded stack, end to end.
 
-Prints one row per sample (status, offer, the policy's reason, estimated and actual cost, turnaround split
-into router overhead and render, output file), writes the MP4s under ./demo-out/, and exits 1 if any outcome
-differs from samples/requests/expected.yaml.
+The stack (moto on loopback, the functions behind a local API Gateway, SQS consumers, the sweeper, the GPU agent
+on its `sim` engine) comes up; each sample is POSTed to /v1/jobs and followed until it ends. One row per sample:
+status, offer, the policy's reason, estimated and actual cost, turnaround with the agent's render time inside
+it, output file. MP4s land under ./demo-out/. Exits 1 if any outcome differs from samples/requests/expected.yaml.
 """
 
 from __future__ import annotations
@@ -12,96 +13,67 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
-from pydantic import ValidationError
 
 from router.models.common import utcnow
-from router.models.job import Job
-from router.models.request import VideoRequest, field_errors
-from router.policy.catalog import Catalog, load_catalog
+from router.models.job import JobView
+from router.models.request import VideoRequest
+from router.policy.catalog import load_catalog
 from router.policy.context import RoutingContext
 from router.policy.engine import route
 
-TENANT = "demo"
+SAMPLES = Path("samples/requests")
 LONGEST_RENDER_WALL_S = 8.0
+TERMINAL = {"succeeded", "failed", "cancelled", "expired", "rejected"}
 
 
-def auto_time_scale(requests: dict[str, VideoRequest], catalog: Catalog) -> float:
-    """Scale modelled GPU time so the slowest sample renders in about LONGEST_RENDER_WALL_S of wall time."""
-    now = utcnow()
-    longest = 1.0
-    for request in requests.values():
+def default_time_scale(samples: Path = SAMPLES) -> float:
+    """Modelled seconds per wall second such that the slowest valid sample renders in about 8 s."""
+    catalog, now, longest = load_catalog(), utcnow(), 1.0
+    for path in samples.glob("*.json"):
+        try:
+            request = VideoRequest.parse_at_edge(json.loads(path.read_text()), now)
+        except ValueError:
+            continue
         chosen = route(request, catalog.offers, RoutingContext(), now).chosen
         if chosen is not None:
             longest = max(longest, (chosen.estimated_ready_at - now).total_seconds())
     return max(1.0, longest / LONGEST_RENDER_WALL_S)
 
 
-def _outcome(job: Job | None, refusal: list[dict[str, str]] | None) -> dict[str, Any]:
-    if refusal is not None:
-        return {"status": "refused", "field": refusal[0]["field"], "message": refusal[0]["message"]}
-    assert job is not None
-    attempt = job.current_attempt
-    return {
-        "status": job.status.value,
-        "offer": attempt.offer if attempt else None,
-        "error": job.error.code if job.error else None,
-        "reasons": " ".join(job.error.details) if job.error else "",
-    }
-
-
-def _matches(outcome: dict[str, Any], want: dict[str, Any]) -> list[str]:
-    problems = []
-    for key in ("status", "offer", "error", "field"):
-        if key in want and outcome.get(key) != want[key]:
-            problems.append(f"{key} {outcome.get(key)!r} != expected {want[key]!r}")
-    if "reason" in want and want["reason"] not in outcome.get("reasons", ""):
-        problems.append(f"no {want['reason']!r} among the reasons")
-    return problems
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("samples/requests"))
+    parser.add_argument("--samples", type=Path, default=SAMPLES)
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--time-scale", type=float, default=None,
                         help="modelled seconds per wall second (default: the slowest sample renders in ~8 s)")
     args = parser.parse_args(argv)
+    expected: dict[str, dict[str, Any]] = yaml.safe_load((args.samples / "expected.yaml").read_text())
+    samples = sorted(args.samples.glob("*.json"))
+    time_scale = args.time_scale or default_time_scale(args.samples)
+    print(f"hvr demo: {len(samples)} samples over HTTP, time scale {time_scale:.0f}x "
+          "(modelled GPU seconds per wall second)")
 
-    expected = yaml.safe_load((args.samples / "expected.yaml").read_text())
-    catalog = load_catalog()
-    now = utcnow()
-    requests: dict[str, VideoRequest] = {}
-    refused: dict[str, list[dict[str, str]]] = {}
-    for path in sorted(args.samples.glob("*.json")):
-        try:
-            requests[path.name] = VideoRequest.parse_at_edge(json.loads(path.read_text()), now)
-        except ValidationError as exc:
-            refused[path.name] = field_errors(exc)
-    time_scale = args.time_scale or auto_time_scale(requests, catalog)
-    print(f"hvr demo: {len(requests) + len(refused)} samples, time scale {time_scale:.0f}x "
-          f"(modelled GPU seconds per wall second)")
-
-    from router.local.stack import LocalStack
-    from router.services.submit import accept
+    from router.local.embedded import EmbeddedStack
 
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp, LocalStack(Path(tmp), time_scale=time_scale) as stack:
-        deps = stack.deps
-        jobs = {name: accept(request, TENANT, deps) for name, request in requests.items()}
-
-        def all_done() -> bool:
-            return all(deps.jobs.get(TENANT, job.id).status.terminal for job in jobs.values())
-
-        if not stack.drain(all_done, timeout_s=180):
-            print("demo: timed out waiting for jobs to finish", file=sys.stderr)
-        for name in sorted(list(jobs) + list(refused)):
-            rows.append(_row(name, jobs.get(name), refused.get(name), deps, args.out, expected.get(name, {})))
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedStack(Path(tmp), time_scale=time_scale) as stack:
+        api = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.admin_key}"}, timeout=30)
+        started: dict[str, float] = {}
+        answers: dict[str, dict[str, Any]] = {}
+        for path in samples:
+            started[path.name] = time.monotonic()
+            response = api.post("/v1/jobs", content=path.read_bytes(), headers={"content-type": "application/json"})
+            answers[path.name] = {"http": response.status_code, "body": response.json()}
+        finals = _follow(api, answers, timeout_s=180)
+        rows = [_row(name, answers[name], finals.get(name), stack, args.out, expected.get(name, {}))
+                for name in sorted(answers)]
 
     _print(rows)
     failures = [row for row in rows if row["problems"]]
@@ -111,51 +83,89 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def _row(name: str, job: Job | None, refusal: list[dict[str, str]] | None, deps: Any, out: Path,
+def _follow(api: httpx.Client, answers: dict[str, dict[str, Any]], timeout_s: float) -> dict[str, JobView]:
+    pending = {name: a["body"]["id"] for name, a in answers.items() if a["http"] == 202}
+    finals: dict[str, JobView] = {}
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        for name, job_id in list(pending.items()):
+            job = JobView.model_validate(api.get(f"/v1/jobs/{job_id}").json())
+            if job.status.value in TERMINAL:
+                finals[name] = job
+                del pending[name]
+        time.sleep(0.2)
+    if pending:
+        print(f"demo: still running after {timeout_s:.0f} s: {', '.join(pending)}", file=sys.stderr)
+    return finals
+
+
+def _row(name: str, answer: dict[str, Any], job: JobView | None, stack: Any, out: Path,
          want: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"sample": name, "est": "", "actual": "", "turnaround": "", "file": "", "reason": ""}
-    if job is not None:
-        job = deps.jobs.get(TENANT, job.id)
-        assert job is not None
-        chosen = job.routing.chosen if job.routing else None
-        row["est"] = f"${job.cost.estimated_usd}" if job.cost.estimated_usd is not None else ""
-        row["actual"] = f"${job.cost.actual_usd}"
-        row["reason"] = chosen.reason if chosen and job.status.value == "succeeded" else (
-            f"{job.error.code}: {_error_text(job)}" if job.error else "")
-        turnaround = (job.updated_at - job.created_at).total_seconds()
-        attempt = job.current_attempt
-        render = None
-        if attempt is not None:
-            found = deps.providers[attempt.provider].lookup(attempt.id)
-            render = found.render_s if found else None
-        row["turnaround"] = f"{turnaround:.1f}s" + (f" (render {render:.1f}s)" if render is not None else "")
-        if job.output is not None:
-            key = job.output.s3_uri.split("/", 3)[3]
-            target = out / name.replace(".json", ".mp4")
-            shutil.move(str(deps.artifacts.download(key)), target)
-            row["file"] = str(target)
+    row: dict[str, Any] = {"sample": name, "status": "", "offer": "", "est": "", "actual": "", "turnaround": "",
+                           "file": "", "reason": ""}
+    outcome: dict[str, Any]
+    if answer["http"] != 202:
+        problem = answer["body"]
+        first = (problem.get("errors") or [{"field": "", "message": problem.get("detail", "")}])[0]
+        row.update(status="refused", reason=f"HTTP {answer['http']} {first['field']}: {first['message']}")
+        outcome = {"status": "refused", "field": first["field"]}
+    elif job is None:
+        row["status"] = "timeout"
+        outcome = {"status": "timeout"}
     else:
-        assert refusal is not None
-        row["reason"] = f"{refusal[0]['field']}: {refusal[0]['message']}"
-    outcome = _outcome(job, refusal)
-    row.update(status=outcome["status"], offer=outcome.get("offer") or "", problems=_matches(outcome, want))
+        outcome = _job_row(row, job, stack, out / name.replace(".json", ".mp4"))
+    row["problems"] = _compare(outcome, want)
     return row
 
 
-def _error_text(job: Job) -> str:
-    assert job.error is not None
-    # A refusal's first detail says which offer failed which constraint; a failure's message says what broke.
-    if job.status.value == "rejected" and job.error.details:
-        return job.error.details[0]
-    return job.error.message
+def _job_row(row: dict[str, Any], job: JobView, stack: Any, target: Path) -> dict[str, Any]:
+    attempt = job.attempts[-1] if job.attempts else None
+    chosen = job.routing.chosen if job.routing else None
+    error = job.error
+    row.update(status=job.status.value, offer=attempt.offer if attempt else "",
+               est=f"${job.cost.estimated_usd}" if job.cost.estimated_usd is not None else "",
+               actual=f"${job.cost.actual_usd}")
+    if error is None:
+        row["reason"] = chosen.reason if chosen else ""
+    else:
+        detail = error.details[0] if job.status.value == "rejected" and error.details else error.message
+        row["reason"] = f"{error.code}: {detail}"
+    turnaround = (job.updated_at - job.created_at).total_seconds()
+    render = _render_seconds(stack, attempt.id) if attempt else None
+    row["turnaround"] = f"{turnaround:.1f}s" + (f" (render {render:.1f}s)" if render is not None else "")
+    if job.output is not None and job.output.url:
+        target.write_bytes(httpx.get(job.output.url, timeout=30).content)
+        row["file"] = str(target)
+    return {"status": job.status.value, "offer": row["offer"] or None, "error": error.code if error else None,
+            "reasons": " ".join(error.details) if error else ""}
+
+
+def _render_seconds(stack: Any, attempt_id: str) -> float | None:
+    """The agent's own wall time for the attempt, to split turnaround into render and router overhead."""
+    if stack.agent is None:
+        return None
+    from router.providers.agent import AgentProvider
+
+    found = AgentProvider(stack.agent.url, stack.agent_secret).lookup(attempt_id)
+    return found.render_s if found else None
+
+
+def _compare(outcome: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    problems = [f"{key} {outcome.get(key)!r} != expected {want[key]!r}"
+                for key in ("status", "offer", "error", "field") if key in want and outcome.get(key) != want[key]]
+    if "reason" in want and want["reason"] not in outcome.get("reasons", ""):
+        problems.append(f"no {want['reason']!r} among the reasons")
+    return problems
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
-    columns = ["sample", "status", "offer", "est", "actual", "turnaround", "file", "reason"]
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns[:-1]}
-    print("  ".join(c.upper().ljust(widths.get(c, 0)) for c in columns))
+    columns = ["sample", "status", "offer", "est", "actual", "turnaround", "file"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns) + "  REASON")
     for row in rows:
-        print("  ".join(str(row[c]).ljust(widths.get(c, 0)) for c in columns[:-1]) + "  " + row["reason"][:110])
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns) + "  " + row["reason"][:110])
+
+
 
 
 if __name__ == "__main__":

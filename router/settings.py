@@ -22,6 +22,26 @@ class Settings(BaseModel):
     time_scale: float = Field(default=1.0, gt=0, alias="HVR_TIME_SCALE")
     max_attempts: int = Field(default=3, ge=1, alias="HVR_MAX_ATTEMPTS")
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+    keys_table: str | None = Field(default=None, alias="HVR_KEYS_TABLE")
+    idempotency_table: str | None = Field(default=None, alias="HVR_IDEMPOTENCY_TABLE")
+    events_topic_arn: str | None = Field(default=None, alias="HVR_EVENTS_TOPIC_ARN")
+    public_api_url: str | None = Field(default=None, alias="HVR_PUBLIC_API_URL")
+    agent_secret_arn: str | None = Field(default=None, alias="HVR_AGENT_SECRET_ARN")
+    # Standard Webhooks secret (`whsec_…`) that signs client callbacks; in AWS read from Secrets Manager.
+    callback_secret: str | None = Field(default=None, alias="HVR_CALLBACK_SECRET")
+    callback_secret_arn: str | None = Field(default=None, alias="HVR_CALLBACK_SECRET_ARN")
+    # Embedded stack only: `host=127.0.0.1:port,…` delivers https://host/… callbacks over http to loopback.
+    dev_callback_hosts: str | None = Field(default=None, alias="HVR_DEV_CALLBACK_HOSTS")
+
+    def secret(self, value: str | None, arn: str | None) -> str | None:
+        """A secret given directly (local runs) or by Secrets Manager ARN (AWS; cached by Powertools)."""
+        if value:
+            return value
+        if arn:
+            from aws_lambda_powertools.utilities.parameters import get_secret
+
+            return str(get_secret(arn, max_age=300))
+        return None
 
 
 @cache

@@ -57,6 +57,11 @@ class LockedMotoServer:
         return f"http://{self._host}:{self._server.server_port}"
 
     def stop(self) -> None:
+        # moto keeps one state per process, shared by every server in it: wipe it so the next stack starts empty.
+        from moto.moto_api._internal.models import moto_api_backend
+
+        with self._lock:
+            moto_api_backend.reset()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

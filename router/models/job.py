@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -108,12 +107,18 @@ class JobError(BaseModel):
     details: list[str] = []
 
 
-class Job(BaseModel):
+class JobCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requested_at: datetime
+    billed: bool  # whether the provider still charges for what ran before the cancel
+
+
+class JobView(BaseModel):
+    """The Job of the API contract (ARCHITECTURE §4)."""
+
     model_config = ConfigDict(extra="forbid")
     id: str
-    tenant: str
     status: JobStatus
-    version: int = 0
     created_at: datetime
     updated_at: datetime
     deadline: datetime | None = None
@@ -124,11 +129,19 @@ class Job(BaseModel):
     cost: JobCost = JobCost()
     output: JobOutput | None = None
     error: JobError | None = None
+    cancel: JobCancel | None = None
+
+
+class Job(JobView):
+    """A job as stored: the public view plus its owner and the version its conditional writes check."""
+
+    tenant: str
+    version: int = 0
+    notified: bool = False  # terminal-state event and callback queued (the outbox flag; see services.lifecycle)
 
     @property
     def current_attempt(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
 
-    def public(self) -> dict[str, Any]:
-        """The API shape of §4 (internal fields like version and tenant stay inside)."""
-        return self.model_dump(mode="json", exclude={"version", "tenant"})
+    def view(self) -> JobView:
+        return JobView.model_validate(self.model_dump(exclude={"version", "tenant", "notified"}))

@@ -9,8 +9,9 @@ from router.settings import Settings
 
 def build_providers(settings: Settings) -> dict[ProviderKind, VideoProvider]:
     providers: dict[ProviderKind, VideoProvider] = {}
-    if settings.agent_url and settings.agent_secret:
+    agent_secret = settings.secret(settings.agent_secret, settings.agent_secret_arn)
+    if settings.agent_url and agent_secret:
         from router.providers.agent import AgentProvider
 
-        providers[ProviderKind.LOCAL] = AgentProvider(settings.agent_url, settings.agent_secret, settings.agent_name)
+        providers[ProviderKind.LOCAL] = AgentProvider(settings.agent_url, agent_secret, settings.agent_name)
     return providers

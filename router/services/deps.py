@@ -15,9 +15,12 @@ from router.providers.base import VideoProvider
 from router.settings import Settings, get_settings
 from router.store.artifacts import ArtifactStore
 from router.store.aws import client
+from router.store.events import EventPublisher
 from router.store.jobs import JobsRepository
+from router.store.keys import KeysRepository
 from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue
+from router.store.nonces import NonceStore
 
 
 def _default_probe(path: Path) -> Any:
@@ -34,6 +37,10 @@ class Deps:
     queue: JobQueue
     catalog: Catalog
     providers: Mapping[ProviderKind, VideoProvider]
+    keys: KeysRepository | None = None
+    nonces: NonceStore | None = None
+    events: EventPublisher | None = None
+    settings: Settings | None = None
     probe: Callable[[Path], Any] = _default_probe
     clock: Callable[[], datetime] = utcnow
     time_scale: float = 1.0
@@ -51,6 +58,11 @@ def build_deps(settings: Settings) -> Deps:
         queue=JobQueue(client("sqs", settings.aws_endpoint_url), settings.jobs_queue_url),
         catalog=cached_catalog(settings.catalog_path),
         providers=build_providers(settings),
+        keys=KeysRepository(ddb, settings.keys_table) if settings.keys_table else None,
+        nonces=NonceStore(ddb, settings.idempotency_table) if settings.idempotency_table else None,
+        events=EventPublisher(client("sns", settings.aws_endpoint_url), settings.events_topic_arn)
+        if settings.events_topic_arn else None,
+        settings=settings,
         time_scale=settings.time_scale,
         max_attempts=settings.max_attempts,
     )

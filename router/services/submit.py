@@ -26,3 +26,21 @@ def accept(request: VideoRequest, tenant: str, deps: Deps, now: datetime | None 
     # If this send is lost the job stays `accepted`; the sweeper re-queues accepted jobs older than a minute.
     deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=tenant, job_id=job.id))
     return job
+
+
+class InvalidInput(ValueError):
+    """Input that validated as a shape but fails a check against stored state; `errors` name the fields."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+def submit_checked(request: VideoRequest, tenant: str, deps: Deps) -> Job:
+    """Accept a client's request after checking its uploaded inputs exist, are the tenant's, and fit their caps."""
+    from router.services.uploads import check_input_refs
+
+    errors = check_input_refs(request, tenant, deps)
+    if errors:
+        raise InvalidInput(errors)
+    return accept(request, tenant, deps)

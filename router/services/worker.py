@@ -18,10 +18,11 @@ from router.models.decision import Decision
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, JobStatus
 from router.models.ledger import LedgerEntry
 from router.models.offer import Offer
-from router.policy.context import RoutingContext, TargetState
 from router.policy.engine import route
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.errors import ProviderError
+from router.services import callbacks, lifecycle
+from router.services.context import routing_context
 from router.services.deps import Deps
 from router.store.artifacts import output_key, s3_uri
 from router.store.messages import MessageKind, WorkerMessage
@@ -31,10 +32,16 @@ if TYPE_CHECKING:
 
 POLL_BASE_S = 5.0
 MIN_POLL_DELAY_S = 1.0
+# A running job is rewritten at least this often even without progress, so the sweeper can tell a live poll
+# chain (recent `updated_at`) from a lost one.
+HEARTBEAT_S = 600.0
 
 
 def handle(message: WorkerMessage, deps: Deps, receive_count: int = 1) -> None:
     job = deps.jobs.get(message.tenant, message.job_id)
+    if message.kind is MessageKind.CALLBACK:
+        callbacks.deliver(job, message, deps)
+        return
     if job.status.terminal:
         return
     now = deps.clock()
@@ -72,7 +79,7 @@ def _route_next(job: Job, deps: Deps) -> None:
     if len(job.attempts) >= deps.max_attempts:
         _fail(job, deps, "provider_failed", f"gave up after {len(job.attempts)} attempts", _last_reason(job))
         return
-    decision = route(job.request, deps.catalog.offers, _context(deps, tried), now, job.deadline)
+    decision = route(job.request, deps.catalog.offers, routing_context(deps, tried), now, job.deadline)
     chosen = decision.chosen
     if chosen is None:
         if job.attempts:
@@ -102,7 +109,7 @@ def _route_next(job: Job, deps: Deps) -> None:
         draft.cost.estimated_usd = chosen.estimated_cost_usd
         return JobStatus.ROUTED
 
-    job = deps.jobs.update(job.tenant, job.id, add_intent)
+    job = lifecycle.update(deps, job.tenant, job.id, add_intent)
     if job.current_attempt is None or job.current_attempt.id != attempt.id:
         return
     _submit(job, attempt, offer, deps)
@@ -119,6 +126,7 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
         request=job.request,
         delivered=attempt.delivered,
         output_put_url=deps.artifacts.presign_put(key),
+        callback_url=callbacks.provider_callback_url(deps, offer.provider, job),
     )
     try:
         status = provider.submit(submission)
@@ -148,7 +156,7 @@ def _mark_submitted(job: Job, attempt_id: str, status: ProviderStatus, deps: Dep
         attempt.provider_job_id = status.provider_job_id
         return JobStatus.SUBMITTED
 
-    job = deps.jobs.update(job.tenant, job.id, change)
+    job = lifecycle.update(deps, job.tenant, job.id, change)
     attempt = _attempt(job, attempt_id)
     if attempt is not None and job.status is JobStatus.SUBMITTED:
         _schedule_poll(job, attempt, deps, poll_n=0)
@@ -184,14 +192,15 @@ def _record_progress(job: Job, attempt_id: str, status: ProviderStatus, deps: De
         if attempt is None or attempt.status.ended:
             return None
         moved = running and attempt.status is not AttemptStatus.RUNNING
-        if not moved and status.progress - draft.progress < 0.05:
+        quiet_s = (deps.clock() - draft.updated_at).total_seconds() * deps.time_scale
+        if not moved and status.progress - draft.progress < 0.05 and quiet_s < HEARTBEAT_S:
             return None  # not worth a write
         if running:
             attempt.status = AttemptStatus.RUNNING
         draft.progress = round(max(draft.progress, status.progress), 3)
         return JobStatus.RUNNING if running else draft.status
 
-    deps.jobs.update(job.tenant, job.id, change)
+    lifecycle.update(deps, job.tenant, job.id, change)
 
 
 def _schedule_poll(job: Job, attempt: Attempt, deps: Deps, poll_n: int) -> None:
@@ -225,7 +234,7 @@ def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
         return
     assert probed is not None
     uri = s3_uri(deps.artifacts.bucket, key)
-    actual = _record_ledger(job, attempt, deps, "succeeded", status.billed, uri)
+    actual = record_ledger(job, attempt, deps, "succeeded", status.billed, uri)
     output = JobOutput(s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames,
                        fps=probed.fps, duration_s=round(probed.duration_s, 3))
 
@@ -233,13 +242,13 @@ def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
         current = _attempt(draft, attempt.id)
         if current is None or current.status.ended:
             return None
-        _close_attempt(current, deps.clock(), AttemptStatus.SUCCEEDED, None, status.billed, actual)
+        close_attempt(current, deps.clock(), AttemptStatus.SUCCEEDED, None, status.billed, actual)
         draft.output = output
         draft.progress = 1.0
-        draft.cost.actual_usd = _total_actual(draft)
+        draft.cost.actual_usd = total_actual(draft)
         return JobStatus.SUCCEEDED
 
-    deps.jobs.update(job.tenant, job.id, succeed)
+    lifecycle.update(deps, job.tenant, job.id, succeed)
 
 
 def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, ProbeResult | None]:
@@ -265,18 +274,18 @@ def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, P
 def _attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float]) -> None:
     attempt = _attempt(job, attempt_id)
     assert attempt is not None
-    actual = _record_ledger(job, attempt, deps, "failed", billed, None)
+    actual = record_ledger(job, attempt, deps, "failed", billed, None)
 
     def close(draft: Job) -> JobStatus | None:
         current = _attempt(draft, attempt_id)
         if current is None or current.status.ended:
             return None
-        _close_attempt(current, deps.clock(), AttemptStatus.FAILED, reason, billed, actual)
-        draft.cost.actual_usd = _total_actual(draft)
+        close_attempt(current, deps.clock(), AttemptStatus.FAILED, reason, billed, actual)
+        draft.cost.actual_usd = total_actual(draft)
         draft.progress = 0.0
         return JobStatus.ROUTED  # a fallback hop: the next route decides whether anything is left
 
-    job = deps.jobs.update(job.tenant, job.id, close)
+    job = lifecycle.update(deps, job.tenant, job.id, close)
     if job.status is JobStatus.ROUTED:
         _route_next(job, deps)
 
@@ -286,7 +295,7 @@ def _expire(job: Job, deps: Deps, now: datetime) -> None:
     if attempt is not None and attempt.provider_job_id and not attempt.status.ended:
         try:
             status = deps.providers[attempt.provider].cancel(attempt.provider_job_id)
-            _record_ledger(job, attempt, deps, "expired", status.billed, None)
+            record_ledger(job, attempt, deps, "expired", status.billed, None)
         except ProviderError:
             pass  # the render may still finish on its own; its late result is ignored by the terminal job
     late = (now - job.deadline).total_seconds() if job.deadline else 0
@@ -305,13 +314,13 @@ def _end(job: Job, deps: Deps, status: JobStatus, code: str, message: str, detai
         draft.error = JobError(code=code, message=message, details=details or [])
         return status
 
-    deps.jobs.update(job.tenant, job.id, change)
+    lifecycle.update(deps, job.tenant, job.id, change)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
 
-def _record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: dict[str, float],
+def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: dict[str, float],
                    uri: str | None) -> Decimal:
     offer = _offer(deps, attempt.offer)
     gpu_seconds = Decimal(str(round(billed.get("gpu_seconds", 0.0), 3)))
@@ -343,7 +352,7 @@ def _record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed:
     return actual
 
 
-def _close_attempt(attempt: Attempt, now: datetime, status: AttemptStatus, reason: str | None,
+def close_attempt(attempt: Attempt, now: datetime, status: AttemptStatus, reason: str | None,
                    billed: dict[str, float], actual: Decimal) -> None:
     attempt.status = status
     attempt.reason = reason
@@ -352,16 +361,8 @@ def _close_attempt(attempt: Attempt, now: datetime, status: AttemptStatus, reaso
     attempt.actual_cost_usd = actual
 
 
-def _total_actual(job: Job) -> Decimal:
+def total_actual(job: Job) -> Decimal:
     return money(sum((a.actual_cost_usd or Decimal(0) for a in job.attempts), Decimal(0)))
-
-
-def _context(deps: Deps, tried: frozenset[str]) -> RoutingContext:
-    targets = {}
-    for kind, provider in deps.providers.items():
-        health = provider.health()
-        targets[kind] = TargetState(name=health.name, up=health.up, queue_wait_s=health.queue_wait_s)
-    return RoutingContext(targets=targets, configured=frozenset(deps.providers), exclude_offers=tried)
 
 
 def _offer(deps: Deps, offer_id: str) -> Offer:

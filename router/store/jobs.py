@@ -2,13 +2,17 @@
 
 Key: `pk = T#<tenant>#J#<job id>` (tenant-scoped: a job can't be read without its tenant). The whole job is kept
 as one JSON document next to the few attributes the indexes need; the GSIs list a tenant's jobs newest first,
-overall (`gsi1`), by status (`gsi2`) and by campaign (`gsi3`, sparse).
+overall (`gsi1`), by status (`gsi2`) and by campaign (`gsi3`, sparse). The sparse `open` index holds the jobs
+the sweeper must look at — not yet terminal, or terminal but not yet announced — spread over a few shards so
+one partition doesn't take every write.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -16,6 +20,8 @@ from botocore.exceptions import ClientError
 from router.models.common import iso, utcnow
 from router.models.job import Job, JobStatus, can_transition
 from router.store.errors import IllegalTransition, NotFound, StaleWrite
+
+OPEN_SHARDS = 8
 
 
 def job_key(tenant: str, job_id: str) -> dict[str, Any]:
@@ -69,6 +75,30 @@ class JobsRepository:
             except StaleWrite:
                 continue
         raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
+
+    def mark_notified(self, job: Job) -> None:
+        """Clear the outbox flag of an announced terminal job (same version: nothing about the job changed)."""
+        if job.notified:
+            return
+        self._put(job.model_copy(update={"notified": True}), condition="#v = :expected",
+                  values={":expected": {"N": str(job.version)}})
+
+    def open_jobs(self, updated_before: datetime) -> Iterator[Job]:
+        """Jobs still needing attention whose last change is older than `updated_before`."""
+        for shard in range(OPEN_SHARDS):
+            args: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "open",
+                "KeyConditionExpression": "open_pk = :k AND open_sk < :t",
+                "ExpressionAttributeValues": {":k": {"S": f"OPEN#{shard}"}, ":t": {"S": iso(updated_before)}},
+            }
+            while True:
+                page = self._ddb.query(**args)
+                for item in page.get("Items", []):
+                    yield _from_item(item)
+                if "LastEvaluatedKey" not in page:
+                    break
+                args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def list(
         self,
@@ -143,6 +173,10 @@ def _to_item(job: Job) -> dict[str, Any]:
         "gsi2pk": {"S": f"T#{job.tenant}#S#{job.status.value}"},
         "gsi2sk": {"S": sort},
     }
+    if not job.status.terminal or not job.notified:
+        shard = int(hashlib.sha256(job.id.encode()).hexdigest(), 16) % OPEN_SHARDS
+        item["open_pk"] = {"S": f"OPEN#{shard}"}
+        item["open_sk"] = {"S": iso(job.updated_at)}
     if job.request.campaign_id:
         item["gsi3pk"] = {"S": f"T#{job.tenant}#C#{job.request.campaign_id}"}
         item["gsi3sk"] = {"S": sort}

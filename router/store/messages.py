@@ -14,6 +14,7 @@ class MessageKind(StrEnum):
     ROUTE = "route"
     POLL = "poll"
     FINALIZE = "finalize"
+    CALLBACK = "callback"  # deliver the terminal-state callback to the client's callback_url
 
 
 class WorkerMessage(BaseModel):
@@ -22,7 +23,7 @@ class WorkerMessage(BaseModel):
     tenant: str
     job_id: str
     attempt_id: str | None = None
-    poll_n: int = 0  # how many polls came before this one, for the backoff
+    poll_n: int = 0  # how many polls (or callback deliveries) came before this one, for the backoff
 
 
 class JobQueue:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from router.local.stack import LocalStack
+from router.local.embedded import EmbeddedStack
 from router.models.common import ProviderKind
 
 # Fast enough that AnimateDiff's 16 frames (~2,400 modelled GPU-seconds) render in about half a second,
@@ -12,13 +12,14 @@ TIME_SCALE = 5000.0
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(Path(tmp_path_factory.mktemp("stack")), time_scale=TIME_SCALE) as local:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    # Not in the background: the tests drive the queue consumers themselves, so every run is deterministic.
+    with EmbeddedStack(Path(tmp_path_factory.mktemp("stack")), time_scale=TIME_SCALE, background=False) as local:
         yield local
 
 
 @pytest.fixture
-def deps(stack: LocalStack) -> Iterator:
+def deps(stack: EmbeddedStack) -> Iterator:
     deps = stack.deps
     original = dict(deps.providers)
     yield deps

@@ -1,0 +1,54 @@
+"""Uploads, API keys (admin) and the offer catalog with live health."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from functions.api.http import json_response, principal
+from router.models.api import KeyCreate, KeyCreated, OfferHealth, OfferList, OfferView, UploadRequest
+from router.models.common import iso
+from router.services.deps import default_deps
+from router.services.uploads import UploadTicket, presign_upload
+from router.store.keys import Principal, new_key
+
+router = Router()
+
+
+@router.post("/v1/uploads", summary="A presigned PUT for an input file, and its s3:// ref")
+def create_upload(upload: Annotated[UploadRequest, Body(embed=False)]) -> Response[UploadTicket]:
+    deps = default_deps()
+    ticket = presign_upload(principal(router).tenant, upload.content_type, deps, deps.clock())
+    return json_response(ticket, status=201)
+
+
+@router.post("/v1/keys", summary="Create an API key (admin); the key is shown once")
+def create_key(body: Annotated[KeyCreate, Body(embed=False)]) -> Response[KeyCreated]:
+    principal(router, admin=True)
+    deps = default_deps()
+    assert deps.keys is not None, "HVR_KEYS_TABLE is not set"
+    key, now = new_key(), deps.clock()
+    deps.keys.put(key, Principal(tenant=body.tenant, role=body.role), now)
+    return json_response(KeyCreated(key=key, tenant=body.tenant, role=body.role, created_at=iso(now)), status=201)
+
+
+@router.get("/v1/providers", summary="Every offer of the catalog with its health")
+def list_offers() -> Response[OfferList]:
+    principal(router)
+    deps = default_deps()
+    health = {kind: provider.health() for kind, provider in deps.providers.items()}
+    offers = []
+    for offer in deps.catalog.offers:
+        live = health.get(offer.provider)
+        offers.append(OfferView(
+            id=offer.id, provider=offer.provider.value, model=offer.model, modes=[m.value for m in offer.modes],
+            resolutions=list(offer.sizes), max_frames=offer.frames.max, fps=(offer.fps.min, offer.fps.max),
+            aspect_ratios=[a.value for a in offer.aspect_ratios], quality=offer.quality,
+            pricing=offer.pricing.model_dump(mode="json"),
+            health=OfferHealth(up=bool(live and live.up), queue_depth=live.queue_wait_s if live else 0),
+            configured=offer.provider in deps.providers,
+        ))
+    return json_response(OfferList(offers=offers))

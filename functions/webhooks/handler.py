@@ -1,0 +1,41 @@
+"""POST /v1/webhooks/{provider}: provider and agent callbacks (authenticated by signature, not API key)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from router.services.deps import default_deps
+from router.services.webhooks import WebhookRefused, agent_callback
+
+logger = Logger(service="hvr-webhooks")
+
+
+def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    content_type = "application/json" if status < 400 else "application/problem+json"
+    return {"statusCode": status, "headers": {"content-type": content_type}, "body": json.dumps(body)}
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    provider = (event.get("pathParameters") or {}).get("provider", "")
+    raw = event.get("body") or ""
+    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    deps = default_deps()
+    try:
+        if provider != "local":
+            raise WebhookRefused(404, f"no webhooks for provider {provider!r}")
+        settings = deps.settings
+        secret = settings.secret(settings.agent_secret, settings.agent_secret_arn) if settings else None
+        if not secret:
+            raise WebhookRefused(404, "the local agent is not configured")
+        message = agent_callback(event.get("rawPath", ""), event.get("rawQueryString", ""), event.get("headers") or {},
+                                 body, deps, [secret])
+    except WebhookRefused as exc:
+        logger.warning("webhook refused", provider=provider, reason=str(exc))
+        return _answer(exc.status, {"type": "urn:hvr:problem:webhook", "title": "Webhook refused",
+                                    "status": exc.status, "detail": str(exc)})
+    return _answer(202, {"queued": message.kind.value, "job_id": message.job_id})

@@ -1,0 +1,243 @@
+"""The embedded stack (ARCHITECTURE §9): the whole system in one process, no AWS account, no provider keys.
+
+moto on loopback behind one lock, with the tables, queues, bucket and topics of infra/template.yaml; an API
+Gateway stand-in turning HTTP into v2 events for the functions the template routes to (authorizer included);
+SQS pollers feeding the template's queue consumers real batches; the sweeper on its schedule; the GPU agent on
+its `sim` engine. `--time-scale` shrinks render times, visibility timeouts, poll delays and the sweeper period.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from router.local.esm import EventSourceMapping, LambdaContextStub
+from router.local.moto_server import LOCAL_ENV, LockedMotoServer
+from router.local.provision import Stack, load_template, provision
+
+DEV_TENANT = "dev"
+
+
+def parse_api_keys(spec: str | None) -> list[tuple[str, str, str]]:
+    """`tenant:key[:admin],…` → [(tenant, key, role)]; unset → one random admin key for tenant `dev`."""
+    if not spec:
+        return [(DEV_TENANT, "hvr_dev_" + secrets.token_urlsafe(24), "admin")]
+    keys = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        fields = item.split(":")
+        if len(fields) not in (2, 3) or not all(fields[:2]) or (len(fields) == 3 and fields[2] != "admin"):
+            raise ValueError(f"HVR_DEV_API_KEYS: {item!r} is not tenant:key or tenant:key:admin")
+        keys.append((fields[0], fields[1], "admin" if len(fields) == 3 else "member"))
+    return keys
+
+
+def _handler(template: dict[str, Any], logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+    module_name, _, attr = template["Resources"][logical_id]["Properties"]["Handler"].rpartition(".")
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), attr)
+    return handler
+
+
+class EmbeddedStack:
+    def __init__(self, workdir: Path, time_scale: float = 1.0, port: int = 0, api_keys: str | None = None,
+                 with_agent: bool = True, callback_hosts: str | None = None, background: bool = True) -> None:
+        self.workdir = Path(workdir)
+        self.time_scale = time_scale
+        self.port = port
+        self.keys = parse_api_keys(api_keys)
+        self.with_agent = with_agent
+        self.callback_hosts = callback_hosts
+        self.background = background  # False: nothing runs until drain() (deterministic tests)
+        self.agent_secret = secrets.token_hex(16)
+        self.callback_secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
+        self.moto = LockedMotoServer()
+        self.agent: Any = None
+        self.api: Any = None
+        self.stack: Stack | None = None
+        self.mappings: list[EventSourceMapping] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> EmbeddedStack:
+        from router.local.gateway import LocalHttpApi, Route
+        from router.store.aws import client
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.moto.start()
+        self._set_env({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.moto.url})
+        clients = {name: client(name, self.moto.url) for name in ("dynamodb", "sqs", "s3", "sns")}
+        if self.with_agent:
+            from agent.launcher import AgentProcess
+
+            self.agent = AgentProcess(self.workdir / "agent.sqlite", secrets=[self.agent_secret],
+                                      time_scale=self.time_scale, agent_id="agent-1").start()
+        template = load_template()
+        self.stack = provision(clients, time_scale=self.time_scale,
+                               parameters={"AgentUrl": self.agent.url if self.agent else ""})
+        routes = [Route(method=r.method, path=r.path, handler=_handler(template, r.function), auth=r.auth,
+                        function_name=r.function) for r in self.stack.http_routes()]
+        authorizer = _handler(template, "AuthorizerFunction")
+        self.api = LocalHttpApi(routes, authorizer=authorizer, port=self.port,
+                                authorizer_ttl_s=300 / self.time_scale).start()
+        self._set_env(self._function_env())
+        self.reset_caches()
+        self._seed_keys()
+        for function, queue, batch in self.stack.sqs_sources():
+            self.mappings.append(EventSourceMapping(clients["sqs"], self.stack.queue_urls[queue],
+                                                    _handler(template, function), batch_size=batch,
+                                                    function_name=function))
+        if not self.background:
+            return self
+        self._spawn("sqs", self._poll_forever)
+        for function, every_s in self.stack.schedules():
+            self._spawn(f"schedule-{function}", self._every, _handler(template, function), function,
+                        max(0.5, every_s / self.time_scale))
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.api is not None:
+            self.api.stop()
+        if self.agent is not None:
+            self.agent.stop()
+        self.moto.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self.reset_caches()
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return str(self.api.url)
+
+    @property
+    def admin_key(self) -> str:
+        return next(key for _, key, role in self.keys if role == "admin")
+
+    @property
+    def deps(self) -> Any:
+        from router.services.deps import default_deps
+
+        return default_deps()
+
+    def poll_once(self) -> int:
+        return sum(mapping.poll_once() for mapping in self.mappings)
+
+    def drain(self, done: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+        """Until `done()` or the timeout: run the queue consumers here (or, in background mode, just wait)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if done():
+                return True
+            if self.background or self.poll_once() == 0:
+                time.sleep(0.05)
+        return done()
+
+    @staticmethod
+    def reset_caches() -> None:
+        """Settings and clients are cached per process, as in a Lambda container; a new stack starts afresh."""
+        from router.services.deps import default_deps
+        from router.settings import get_settings
+
+        get_settings.cache_clear()
+        default_deps.cache_clear()
+        for module in ("functions.authorizer.handler",):
+            loaded = importlib.import_module(module)
+            if hasattr(loaded, "_keys"):
+                loaded._keys.cache_clear()
+
+    # --- wiring ------------------------------------------------------------------------------------------------
+
+    def _function_env(self) -> dict[str, str]:
+        assert self.stack is not None
+        env: dict[str, str] = {}
+        for logical, resource in self.stack.template["Resources"].items():
+            if resource["Type"] == "AWS::Serverless::Function":
+                env.update(self.stack.function_env(logical, overrides={"HVR_PUBLIC_API_URL": self.url}))
+        env.update({
+            "HVR_TIME_SCALE": str(self.time_scale),
+            "HVR_AGENT_SECRET": self.agent_secret if self.agent else "",
+            "HVR_CALLBACK_SECRET": self.callback_secret,
+            "HVR_PUBLIC_API_URL": self.url,
+            "HVR_DEV_CALLBACK_HOSTS": self.callback_hosts or "",
+            "POWERTOOLS_METRICS_NAMESPACE": "hvr",
+            "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines on stdout would drown the dev server's output
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        })
+        return env
+
+    def _seed_keys(self) -> None:
+        from router.services.deps import default_deps
+        from router.store.keys import Principal
+
+        deps = default_deps()
+        assert deps.keys is not None
+        for tenant, key, role in self.keys:
+            deps.keys.put(key, Principal(tenant=tenant, role=role), deps.clock())
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            if not self.poll_once():
+                self._stop.wait(0.1)
+
+    def _every(self, handler: Callable[[dict[str, Any], Any], Any], function: str, period_s: float) -> None:
+        context = LambdaContextStub(function_name=function)
+        while not self._stop.wait(period_s):
+            try:
+                handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, context)
+            except Exception:  # a failed invocation, as in Lambda: logged, and the schedule goes on
+                logging.getLogger(__name__).exception("%s failed", function)
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+
+def run_dev(port: int, time_scale: float | None, api_keys: str | None) -> int:
+    """`hvr dev`: keep the stack up until interrupted."""
+    import tempfile
+
+    from router.demo import default_time_scale
+
+    scale = time_scale or default_time_scale()
+    with tempfile.TemporaryDirectory(prefix="hvr-dev-") as tmp, EmbeddedStack(
+        Path(tmp), time_scale=scale, port=port, api_keys=api_keys or os.environ.get("HVR_DEV_API_KEYS")
+    ) as stack:
+        if not (api_keys or os.environ.get("HVR_DEV_API_KEYS")):
+            print(f"dev API key (admin, tenant {DEV_TENANT}): {stack.admin_key}")
+        print(f"time scale {scale:.0f}x; moto {stack.moto.url}; agent {stack.agent.url if stack.agent else '-'}")
+        print(f"hvr dev ready: {stack.url}", flush=True)
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            while not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0

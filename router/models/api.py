@@ -1,0 +1,88 @@
+"""HTTP bodies of API v1 that aren't domain models themselves (ARCHITECTURE §4)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.models.decision import Candidate, Chosen
+from router.models.job import JobView
+
+UploadType = Literal["image/png", "image/jpeg", "image/webp", "audio/wav", "audio/mpeg", "video/mp4"]
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, served as application/problem+json."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+    errors: list[FieldProblem] = []
+    reasons: list[str] = []
+
+
+class JobList(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None
+
+
+class Quote(BaseModel):
+    chosen: Chosen | None
+    fallbacks: list[str]
+    candidates: list[Candidate]
+    reasons: list[str]
+
+
+class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content_type: UploadType
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+    role: Literal["member", "admin"] = "member"
+
+
+class KeyCreated(BaseModel):
+    key: str
+    tenant: str
+    role: str
+    created_at: str
+
+
+class OfferHealth(BaseModel):
+    up: bool
+    circuit: Literal["closed", "open", "half_open"] = "closed"
+    queue_depth: float = 0
+
+
+class OfferView(BaseModel):
+    id: str
+    provider: str
+    model: str
+    modes: list[str]
+    resolutions: list[str]
+    max_frames: int
+    fps: tuple[float, float]
+    aspect_ratios: list[str]
+    quality: int
+    pricing: dict[str, Any]
+    health: OfferHealth
+    configured: bool
+
+
+class OfferList(BaseModel):
+    offers: list[OfferView]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    time: str

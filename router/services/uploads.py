@@ -1,0 +1,67 @@
+"""Client uploads (input images, audio, masks): presigned PUTs into the tenant's own prefix, checked on use."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from router.models.common import iso
+from router.models.request import VideoRequest
+from router.services.deps import Deps
+
+UPLOAD_TTL_S = 3600
+MB = 1024 * 1024
+# content type → (file extension, size cap)
+UPLOAD_TYPES: dict[str, tuple[str, int]] = {
+    "image/png": (".png", 20 * MB),
+    "image/jpeg": (".jpg", 20 * MB),
+    "image/webp": (".webp", 20 * MB),
+    "audio/wav": (".wav", 50 * MB),
+    "audio/mpeg": (".mp3", 50 * MB),
+    "video/mp4": (".mp4", 200 * MB),
+}
+
+
+class UploadTicket(BaseModel):
+    upload_url: str
+    ref: str
+    expires_at: str
+    max_bytes: int
+
+
+def presign_upload(tenant: str, content_type: str, deps: Deps, now: datetime) -> UploadTicket:
+    extension, cap = UPLOAD_TYPES[content_type]
+    key = f"uploads/{tenant}/{uuid.uuid4().hex}{extension}"
+    return UploadTicket(
+        upload_url=deps.artifacts.presign_put(key, content_type=content_type, expires_s=UPLOAD_TTL_S),
+        ref=f"s3://{deps.artifacts.bucket}/{key}",
+        expires_at=iso(now + timedelta(seconds=UPLOAD_TTL_S)),
+        max_bytes=cap,
+    )
+
+
+def check_input_refs(request: VideoRequest, tenant: str, deps: Deps) -> list[dict[str, str]]:
+    """Field errors for `s3://` inputs that aren't this tenant's finished uploads within their size cap.
+
+    A presigned PUT can't bound its size, so the cap is enforced here, before any job exists.
+    """
+    errors = []
+    for field in ("image", "audio", "mask"):
+        ref = getattr(request, field)
+        if not ref or not ref.startswith("s3://"):
+            continue
+        parts = urlsplit(ref)
+        key = parts.path.lstrip("/")
+        if parts.netloc != deps.artifacts.bucket or not key.startswith(f"uploads/{tenant}/"):
+            errors.append({"field": field, "message": "must be a ref returned by POST /v1/uploads"})
+            continue
+        size = deps.artifacts.size(key)
+        cap = next((c for ext, c in UPLOAD_TYPES.values() if key.endswith(ext)), 0)
+        if size is None:
+            errors.append({"field": field, "message": "nothing was uploaded to this ref"})
+        elif size > cap:
+            errors.append({"field": field, "message": f"upload is {size} bytes; the cap is {cap}"})
+    return errors

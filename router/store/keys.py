@@ -1,0 +1,56 @@
+"""API keys, stored only as SHA-256 hashes: a leaked table gives no usable key."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from router.models.common import iso
+
+KEY_PREFIX = "hvr_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    role: str  # "member" | "admin"
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+class KeysRepository:
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._ddb = dynamodb
+        self._table = table
+
+    def put(self, key: str, principal: Principal, created_at: datetime) -> None:
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": f"K#{hash_key(key)}"},
+                "tenant": {"S": principal.tenant},
+                "role": {"S": principal.role},
+                "hint": {"S": key[: len(KEY_PREFIX) + 4]},
+                "created_at": {"S": iso(created_at)},
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def lookup(self, key: str) -> Principal | None:
+        item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": f"K#{hash_key(key)}"}}).get("Item")
+        if item is None or item.get("revoked", {}).get("BOOL"):
+            return None
+        return Principal(tenant=item["tenant"]["S"], role=item["role"]["S"])

@@ -1,0 +1,200 @@
+"""API v1 over HTTP against the embedded stack (ARCHITECTURE §4)."""
+
+import threading
+import time
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from router.media.probe import probe
+from router.models.common import utcnow
+
+DRAFT = {"mode": "t2v", "prompt": "a paper boat", "resolution": "512x512", "aspect_ratio": "1:1",
+         "duration_s": 2, "quality": "draft", "deadline_s": 86400}
+TERMINAL = {"succeeded", "failed", "cancelled", "expired", "rejected"}
+
+
+def wait_for(api: httpx.Client, job_id: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in TERMINAL:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def count_jobs(api: httpx.Client) -> int:
+    return len(api.get("/v1/jobs", params={"limit": 500}).json()["items"])
+
+
+def test_submit_to_succeeded_then_download_and_probe(acme: httpx.Client, tmp_path) -> None:
+    response = acme.post("/v1/jobs", json=DRAFT)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "accepted" and job["request"]["prompt"] == "a paper boat"
+
+    done = wait_for(acme, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert done["routing"]["chosen"]["offer"] == "local/animatediff-sd15"
+    assert done["attempts"][0]["billed"]["gpu_seconds"] > 0
+    assert float(done["cost"]["actual_usd"]) > 0 and isinstance(done["cost"]["actual_usd"], str)
+    video = tmp_path / "out.mp4"
+    video.write_bytes(httpx.get(done["output"]["url"]).content)
+    probed = probe(video)
+    assert (probed.width, probed.height, probed.frames) == (512, 512, 16)
+    assert done["output"]["bytes"] == video.stat().st_size
+
+
+BAD_INPUT = [
+    ({**DRAFT, "mode": "dance"}, "mode"),
+    ({**DRAFT, "resolution": "99999x1"}, "resolution"),
+    ({**DRAFT, "duration_s": 0}, "duration_s"),
+    ({**DRAFT, "duration_s": -2}, "duration_s"),
+    ({**DRAFT, "prompt": ""}, "prompt"),
+    ({**DRAFT, "prompt": "x" * 100_000}, "prompt"),
+    ({**{k: v for k, v in DRAFT.items() if k != "deadline_s"}, "deadline": "2020-01-01T00:00:00Z"}, "deadline"),
+    ({**DRAFT, "deadline": "2099-01-01T00:00:00Z"}, "deadline_s"),
+    ({**DRAFT, "mode": "i2v"}, "image"),
+    ({**DRAFT, "callback_url": "http://hooks.example.test/cb"}, "callback_url"),
+    ({**DRAFT, "callback_url": "https://10.0.0.7/cb"}, "callback_url"),
+    ({**DRAFT, "callback_url": "https://localhost/cb"}, "callback_url"),
+    ({**DRAFT, "colour": "red"}, "colour"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_INPUT)
+def test_bad_input_is_a_problem_naming_the_field_and_writes_nothing(acme: httpx.Client, body: dict,
+                                                                     field: str) -> None:
+    before = count_jobs(acme)
+    response = acme.post("/v1/jobs", json=body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 400 and problem["title"]
+    assert field in [e["field"] for e in problem["errors"]], problem
+    assert count_jobs(acme) == before
+
+
+def test_malformed_json_is_a_problem(acme: httpx.Client) -> None:
+    truncated = b'{"mode": "t2v", "prompt": '
+    response = acme.post("/v1/jobs", content=truncated, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "body"
+
+
+def test_keys_roles_and_tenants(stack, acme: httpx.Client, beta: httpx.Client, member: httpx.Client) -> None:
+    from tests.e2e.conftest import client
+
+    assert client(stack, None).post("/v1/jobs", json=DRAFT).status_code == 401
+    assert client(stack, "no-such-key").post("/v1/jobs", json=DRAFT).status_code == 403
+    assert client(stack, None).get("/v1/health").status_code == 200
+
+    refused = member.post("/v1/keys", json={"tenant": "gamma"})
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
+    created = acme.post("/v1/keys", json={"tenant": "gamma"})
+    assert created.status_code == 201 and created.json()["key"].startswith("hvr_")
+    gamma = client(stack, created.json()["key"])
+
+    job = acme.post("/v1/jobs", json={**DRAFT, "max_cost_usd": "0.01"}).json()
+    for other in (beta, gamma):
+        assert other.get(f"/v1/jobs/{job['id']}").status_code == 404
+        assert other.post(f"/v1/jobs/{job['id']}/cancel").status_code == 404
+        assert job["id"] not in [j["id"] for j in other.get("/v1/jobs").json()["items"]]
+    assert job["id"] in [j["id"] for j in acme.get("/v1/jobs").json()["items"]]
+
+
+def test_idempotency_key_replay_mismatch_and_in_flight(stack, acme: httpx.Client) -> None:
+    first = acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-1"})
+    again = acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-1"})
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["id"] == again.json()["id"]
+    changed = acme.post("/v1/jobs", json={**DRAFT, "seed": 9}, headers={"Idempotency-Key": "order-1"})
+    assert changed.status_code == 422 and changed.json()["errors"][0]["field"] == "Idempotency-Key"
+
+    # Hold the first request inside job creation; a second one with the same key must get 409, not a second job.
+    deps = stack.deps
+    release, entered = threading.Event(), threading.Event()
+    original = deps.queue.send
+
+    def slow_send(message, delay_s=0):
+        entered.set()
+        release.wait(10)
+        return original(message, delay_s)
+
+    deps.queue.send = slow_send
+    results: dict[str, httpx.Response] = {}
+    try:
+        worker = threading.Thread(target=lambda: results.update(
+            first=acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-2"})))
+        worker.start()
+        assert entered.wait(10)
+        deps.queue.send = original
+        results["second"] = acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-2"})
+    finally:
+        deps.queue.send = original
+        release.set()
+        worker.join(10)
+    assert results["second"].status_code == 409
+    assert results["first"].status_code == 202
+
+
+def test_terminal_callback_is_signed_with_standard_webhooks(stack, acme: httpx.Client, receiver) -> None:
+    job = acme.post("/v1/jobs", json={**DRAFT, "callback_url": "https://hooks.example.test/cb?ref=7"}).json()
+    done = wait_for(acme, job["id"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(b["data"]["id"] == job["id"] for b in receiver.bodies()):
+        time.sleep(0.1)
+    call = next(c for c in receiver.calls if job["id"] in c["body"].decode())
+    assert call["path"] == "/cb?ref=7"
+    headers = {k.lower(): v for k, v in call["headers"].items()}
+    payload = Webhook(stack.callback_secret).verify(call["body"], headers)
+    assert payload["type"] == f"job.{done['status']}" and payload["data"]["id"] == job["id"]
+    assert headers["webhook-id"] == f"{job['id']}.{done['status']}"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(stack.callback_secret).verify(call["body"].replace(b"job.", b"jab."), headers)
+
+
+def test_quote_lists_every_offer(acme: httpx.Client) -> None:
+    quote = acme.post("/v1/quotes", json=DRAFT).json()
+    assert quote["chosen"]["offer"] == "local/animatediff-sd15"
+    assert len(quote["candidates"]) == len(acme.get("/v1/providers").json()["offers"])
+    assert set(quote) == {"chosen", "fallbacks", "candidates", "reasons"}
+
+
+def test_cancel_a_running_job(acme: httpx.Client) -> None:
+    slow = {**DRAFT, "resolution": "480p", "aspect_ratio": "16:9", "quality": "standard"}
+    job = acme.post("/v1/jobs", json=slow).json()
+    deadline = time.monotonic() + 20
+    while acme.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("submitted", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    cancelled = acme.post(f"/v1/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json()
+    assert body["status"] == "cancelled" and body["cancel"]["billed"] in (True, False)
+    assert acme.post(f"/v1/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+
+
+def test_uploads_are_presigned_into_the_tenants_prefix(acme: httpx.Client) -> None:
+    ticket = acme.post("/v1/uploads", json={"content_type": "image/png"}).json()
+    assert ticket["ref"].startswith("s3://") and "/uploads/acme/" in ticket["ref"]
+    assert httpx.put(ticket["upload_url"], content=b"\x89PNG\r\n\x1a\n" + b"0" * 64,
+                     headers={"content-type": "image/png"}).status_code == 200
+    refused = acme.post("/v1/uploads", json={"content_type": "application/x-sh"})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "content_type"
+    # A ref that was never uploaded is refused before any job exists.
+    missing = ticket["ref"].replace(".png", "-missing.png")
+    response = acme.post("/v1/jobs", json={**DRAFT, "mode": "i2v", "image": missing})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "image"
+
+
+def test_list_paginates_with_a_cursor(beta: httpx.Client) -> None:
+    ids = [beta.post("/v1/jobs", json={**DRAFT, "max_cost_usd": "0.01"}).json()["id"] for _ in range(3)]
+    page = beta.get("/v1/jobs", params={"limit": 2}).json()
+    assert [j["id"] for j in page["items"]] == ids[::-1][:2] and page["next_cursor"]
+    rest = beta.get("/v1/jobs", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert ids[0] in [j["id"] for j in rest["items"]]
+    assert beta.get("/v1/jobs", params={"cursor": "%%%"}).status_code == 400
+    assert utcnow()

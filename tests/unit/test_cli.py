@@ -1,0 +1,216 @@
+"""`hvr` client commands against a local HTTP API whose toy functions answer as the real API does (§4 shapes)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.cli import main
+from router.local.gateway import LocalHttpApi, Route
+
+KEY = "hvr_test_key"
+VIDEO = b"\x00\x00\x00\x18ftypmp42 not really a video"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return {"statusCode": status, "headers": {"Content-Type": "application/problem+json"}, "body": json.dumps(body)}
+
+
+class FakeApi:
+    """Jobs advance one step per GET: accepted → running (50 %) → succeeded or failed."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.gets: dict[str, int] = {}
+        self.url = ""
+
+    def routes(self) -> list[Route]:
+        return [Route("POST", "/v1/jobs", self.submit, auth=True), Route("GET", "/v1/jobs/{id}", self.get, auth=True),
+                Route("POST", "/v1/quotes", self.quote, auth=True), Route("POST", "/v1/keys", self.keys, auth=True),
+                Route("GET", "/files/{name}", self.file, auth=False)]
+
+    @staticmethod
+    def authorizer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"isAuthorized": event["identitySource"][0] == f"Bearer {KEY}", "context": {"tenant": "acme"}}
+
+    def submit(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.requests.append(event)
+        body = json.loads(event["body"])
+        if not body.get("prompt"):
+            return problem(422, "Invalid request", "1 field is invalid",
+                           errors=[{"field": "prompt", "message": "String should have at least 1 character"}])
+        job_id = "job_fail" if body["prompt"] == "fail" else "job_ok"
+        return {"statusCode": 202, "body": json.dumps(self.job(job_id, "accepted", 0.0))}
+
+    def get(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        job_id = event["pathParameters"]["id"]
+        if job_id == "crash":
+            raise RuntimeError("server bug")
+        if not job_id.startswith("job_"):
+            return problem(404, "Not Found", f"no job {job_id}")
+        self.gets[job_id] = step = self.gets.get(job_id, 0) + 1
+        if step == 1:
+            return {"statusCode": 200, "body": json.dumps(self.job(job_id, "running", 0.5))}
+        if job_id == "job_fail":
+            failed = self.job(job_id, "failed", 1.0)
+            failed["error"] = {"code": "provider_failed", "message": "the render crashed"}
+            return {"statusCode": 200, "body": json.dumps(failed)}
+        done = self.job(job_id, "succeeded", 1.0)
+        done["output"] = {"url": f"{self.url}/files/{job_id}.mp4", "content_type": "video/mp4", "bytes": len(VIDEO)}
+        return {"statusCode": 200, "body": json.dumps(done)}
+
+    @staticmethod
+    def job(job_id: str, status: str, progress: float) -> dict[str, Any]:
+        return {"id": job_id, "status": status, "progress": progress, "output": None, "error": None}
+
+    def quote(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        chosen = {"offer": "local/animatediff-sd15", "provider": "local", "target": "agent-1",
+                  "estimated_cost_usd": "0.2800", "estimated_ready_at": "2099-01-01T00:00:40Z", "score": 0.91,
+                  "reason": "cheapest feasible"}
+        candidates = [
+            {**chosen, "feasible": True, "reasons": []},
+            {"offer": "veo/veo-3.1-fast", "provider": "veo", "feasible": False,
+             "reasons": ["resolution: 512x512 not offered"], "estimated_cost_usd": "1.2000",
+             "estimated_ready_at": None, "score": None},
+        ]
+        return {"statusCode": 200, "body": json.dumps({"chosen": chosen, "fallbacks": ["replicate/wan-2.2-t2v-fast"],
+                                                       "candidates": candidates, "reasons": []})}
+
+    def keys(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.requests.append(event)
+        body = json.loads(event["body"])
+        return {"statusCode": 201, "body": json.dumps({"key": "hvr_new_secret", "tenant": body["tenant"],
+                                                       "role": body["role"], "created_at": "2026-01-01T00:00:00Z"})}
+
+    @staticmethod
+    def file(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        assert "authorization" not in event["headers"]  # presigned URLs must not get our bearer token
+        return {"statusCode": 200, "headers": {"Content-Type": "video/mp4"}, "isBase64Encoded": True,
+                "body": base64.b64encode(VIDEO).decode()}
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
+    fake = FakeApi()
+    with LocalHttpApi(fake.routes(), fake.authorizer) as api:
+        fake.url = api.url
+        monkeypatch.setenv("HVR_API_URL", api.url)
+        monkeypatch.setenv("HVR_API_KEY", KEY)
+        yield fake
+
+
+def write(tmp_path: Path, body: dict[str, Any]) -> str:
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(body))
+    return str(path)
+
+
+def test_submit_waits_with_progress_and_downloads(fake: FakeApi, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.mp4"
+    rc = main(["submit", write(tmp_path, {"mode": "t2v", "prompt": "a boat"}), "--idempotency-key", "k-1",
+               "--poll-interval", "0.01", "--download", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    job = json.loads(captured.out)
+    assert job["status"] == "succeeded" and fake.gets["job_ok"] == 2
+    assert out.read_bytes() == VIDEO
+    assert " 50% running" in captured.err and "100% succeeded" in captured.err
+    sent = fake.requests[0]
+    assert sent["headers"]["idempotency-key"] == "k-1"
+    assert sent["headers"]["content-type"] == "application/json"
+    assert json.loads(sent["body"]) == {"mode": "t2v", "prompt": "a boat"}
+
+
+def test_submit_no_wait_prints_the_accepted_job(fake: FakeApi, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", write(tmp_path, {"prompt": "x"}), "--no-wait"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "accepted"
+    assert "idempotency-key" not in fake.requests[0]["headers"] and not fake.gets
+
+
+def test_failed_job_exits_1_with_its_error(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", write(tmp_path, {"prompt": "fail"}), "--poll-interval", "0.01"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "failed"
+    assert "provider_failed: the render crashed" in captured.err
+
+
+def test_validation_problem_is_printed_with_fields(fake: FakeApi, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", write(tmp_path, {"prompt": ""})]) == 2
+    err = capsys.readouterr().err
+    assert "error 422: Invalid request: 1 field is invalid" in err
+    assert "prompt: String should have at least 1 character" in err
+
+
+def test_status(fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "job_ok"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "running"
+    assert main(["status", "nope"]) == 2
+    assert "error 404: Not Found: no job nope" in capsys.readouterr().err
+
+
+def test_quote_table(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["quote", write(tmp_path, {"prompt": "x"})]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["offer", "feasible", "est.", "cost", "ready", "at", "reasons"]
+    local = next(line for line in lines if line.startswith("local/animatediff-sd15"))
+    assert "yes" in local and "$0.2800" in local and "00:00:40Z" in local
+    veo = next(line for line in lines if line.startswith("veo/veo-3.1-fast"))
+    assert "no" in veo and "resolution: 512x512 not offered" in veo
+    assert any(line.startswith("chosen: local/animatediff-sd15 on agent-1, $0.2800") for line in lines)
+    assert "  fallbacks: replicate/wan-2.2-t2v-fast" in lines
+
+
+def test_keys_create_prints_the_key_once(fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "--tenant", "studio", "--admin"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "hvr_new_secret\n"
+    assert "admin key for tenant studio" in captured.err
+    assert json.loads(fake.requests[-1]["body"]) == {"tenant": "studio", "role": "admin"}
+    assert main(["keys", "create", "--tenant", "studio"]) == 0
+    assert json.loads(fake.requests[-1]["body"])["role"] == "member"
+
+
+def test_auth_server_and_connection_failures(fake: FakeApi, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "job_ok", "--api-key", "wrong"]) == 2
+    assert "error 403: Forbidden" in capsys.readouterr().err
+    monkeypatch.delenv("HVR_API_KEY")
+    assert main(["status", "job_ok"]) == 2
+    assert "HVR_API_KEY" in capsys.readouterr().err
+    assert main(["status", "crash", "--api-key", KEY]) == 1
+    assert "error 500: Internal Server Error" in capsys.readouterr().err
+    assert main(["status", "job_ok", "--api-url", "http://127.0.0.1:9"]) == 1
+    assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_unreadable_file_is_a_usage_error(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_dev_calls_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def run_dev(**kwargs: Any) -> int:
+        calls.append(kwargs)
+        return 0
+
+    embedded = types.ModuleType("router.local.embedded")
+    embedded.run_dev = run_dev  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "router.local.embedded", embedded)
+    monkeypatch.setenv("HVR_DEV_API_KEYS", "acme:k1:admin")
+    assert main(["dev", "--port", "9999", "--time-scale", "50"]) == 0
+    assert main(["dev"]) == 0
+    assert calls == [{"port": 9999, "time_scale": 50.0, "api_keys": "acme:k1:admin"},
+                     {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin"}]
