@@ -15,6 +15,7 @@ import secrets
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,8 @@ class EmbeddedStack:
         from router.store.aws import client
 
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Metrics are switched off locally; Powertools still warns on every invocation that none were published.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         self.moto.start()
         self._set_env({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.moto.url})
         clients = {name: client(name, self.moto.url) for name in ("dynamodb", "sqs", "s3", "sns")}

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 DEPS = "import boto3, botocore.config, pydantic, httpx, yaml, aws_lambda_powertools; " \
-       "from aws_lambda_powertools.utilities.batch import BatchProcessor"
+       "from aws_lambda_powertools.utilities.batch import BatchProcessor; " \
+       "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver"
 PROBE = """
 import time
 t0 = time.perf_counter()
@@ -34,7 +35,7 @@ def _measure(module: str, runs: int = 7) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["functions.worker.handler"])
+@pytest.mark.parametrize("module", ["functions.worker.handler", "functions.api.handler"])
 def test_entry_point_import_overhead(module: str) -> None:
     deps_s, own_s = _measure(module)
     print(f"\n{module}: third-party deps {deps_s * 1000:.0f} ms, own code on top {own_s * 1000:.0f} ms "

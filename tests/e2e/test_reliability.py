@@ -60,3 +60,24 @@ def test_agent_webhooks_need_a_valid_fresh_signature(stack) -> None:
     good = sign(stack.agent_secret, "POST", path, body)
     assert httpx.post(url, content=body, headers=good).status_code == 202
     assert httpx.post(url, content=body, headers=good).status_code == 401  # the same nonce again: a replay
+
+
+def test_terminal_states_are_published_as_job_events(stack, acme) -> None:
+    import json
+
+    from router.store.aws import client
+
+    sqs, sns = client("sqs", stack.moto.url), client("sns", stack.moto.url)
+    inbox = sqs.create_queue(QueueName="job-events-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=stack.stack.topic_arns["JobEventsTopic"], Protocol="sqs", Endpoint=arn,
+                  Attributes={"RawMessageDelivery": "true"})
+    job = acme.post("/v1/jobs", json=DRAFT).json()
+    done = wait_for(acme, job["id"])
+    events = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(e["job"]["id"] == job["id"] for e in events):
+        events += [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)
+                   .get("Messages", [])]
+    [event] = [e for e in events if e["job"]["id"] == job["id"]]
+    assert event["type"] == f"job.{done['status']}" and event["job"]["status"] == done["status"]

@@ -9,7 +9,11 @@ import pytest
 HEAVY = ["google.genai", "runpod", "replicate", "av", "scipy", "fastapi", "moto"]
 
 
-@pytest.mark.parametrize("module", ["functions.worker.handler"])
+ENTRY_POINTS = ["functions.worker.handler", "functions.api.handler", "functions.authorizer.handler",
+                "functions.webhooks.handler", "functions.sweeper.handler"]
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
 def test_entry_point_leaves_heavy_sdks_unimported(module: str) -> None:
     code = f"import sys, json, {module}; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
