@@ -153,12 +153,14 @@ def _when(value: Any, now: datetime) -> str:
 
 def format_quote(quote: dict[str, Any], now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
-    header = ("offer", "feasible", "est. cost", "ready at", "reasons")
-    rows = [(str(c.get("offer")), "yes" if c.get("feasible") else "no", _money(c.get("estimated_cost_usd")),
-             _when(c.get("estimated_ready_at"), now), "; ".join(c.get("reasons") or []))
+    header = ("offer", "feasible", "score", "est. cost", "ready at", "reasons")
+    rows = [(str(c.get("offer")), "yes" if c.get("feasible") else "no",
+             f"{c['score']:.3f}" if isinstance(c.get("score"), int | float) else "-",
+             _money(c.get("estimated_cost_usd")), _when(c.get("estimated_ready_at"), now),
+             "; ".join(c.get("reasons") or []))
             for c in quote.get("candidates") or []]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)), row[5]]).rstrip()
              for row in [header, *rows]]
     chosen = quote.get("chosen")
     lines.append("")

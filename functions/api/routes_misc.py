@@ -9,7 +9,15 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from functions.api.http import json_response, principal
-from router.models.api import KeyCreate, KeyCreated, OfferHealth, OfferList, OfferView, UploadRequest
+from router.models.api import (
+    KeyCreate,
+    KeyCreated,
+    OfferCalibration,
+    OfferHealth,
+    OfferList,
+    OfferView,
+    UploadRequest,
+)
 from router.models.common import iso
 from router.services.deps import default_deps
 from router.services.uploads import UploadTicket, presign_upload
@@ -40,6 +48,7 @@ def list_offers() -> Response[OfferList]:
     principal(router)
     deps = default_deps()
     health = {kind: provider.health() for kind, provider in deps.providers.items()}
+    calibration = deps.calibration.all() if deps.calibration is not None else {}
     offers = []
     for offer in deps.catalog.offers:
         live = health.get(offer.provider)
@@ -50,5 +59,6 @@ def list_offers() -> Response[OfferList]:
             pricing=offer.pricing.model_dump(mode="json"),
             health=OfferHealth(up=bool(live and live.up), queue_depth=live.queue_wait_s if live else 0),
             configured=offer.provider in deps.providers,
+            calibration=OfferCalibration(**vars(calibration[offer.id])) if offer.id in calibration else None,
         ))
     return json_response(OfferList(offers=offers))

@@ -64,6 +64,12 @@ class OfferHealth(BaseModel):
     queue_depth: float = 0
 
 
+class OfferCalibration(BaseModel):
+    time_factor: float
+    cost_factor: float
+    samples: int
+
+
 class OfferView(BaseModel):
     id: str
     provider: str
@@ -77,6 +83,7 @@ class OfferView(BaseModel):
     pricing: dict[str, Any]
     health: OfferHealth
     configured: bool
+    calibration: OfferCalibration | None = None
 
 
 class OfferList(BaseModel):

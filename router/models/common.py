@@ -56,7 +56,7 @@ class Quality(StrEnum):
 
     @property
     def min_score(self) -> int:
-        return {"draft": 3, "standard": 4, "premium": 5}[self.value]
+        return _MIN_SCORE[self.value]
 
 
 class Priority(StrEnum):
@@ -78,5 +78,8 @@ class AspectRatio(StrEnum):
 
     @property
     def ratio(self) -> float:
-        w, h = self.value.split(":")
-        return int(w) / int(h)
+        return _RATIOS[self.value]
+
+
+_MIN_SCORE = {"draft": 3, "standard": 4, "premium": 5}
+_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}

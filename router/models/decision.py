@@ -1,18 +1,22 @@
-"""What the policy decided, and why: stored on the job and returned by quotes."""
+"""What the policy decided, and why: stored on the job and returned by quotes.
+
+These are frozen stdlib dataclasses, not pydantic models: the engine builds one row per offer for every decision,
+and constructing pydantic models dominated its time. Pydantic still validates and serializes them wherever they
+sit inside a model (the Job, the Quote), so the API contract and the stored document are unchanged.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-
-from pydantic import BaseModel, ConfigDict
 
 from router.models.common import Money, ProviderKind
 
 
-class DeliveredSpec(BaseModel):
+@dataclass(frozen=True, slots=True)
+class DeliveredSpec:
     """What an offer will actually render for a request, after its rounding rules."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     width: int
     height: int
     frames: int
@@ -23,12 +27,12 @@ class DeliveredSpec(BaseModel):
         return self.frames / self.fps
 
 
-class Candidate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, slots=True)
+class Candidate:
     offer: str
     provider: ProviderKind
     feasible: bool
-    reasons: list[str] = []
+    reasons: list[str] = field(default_factory=list)
     estimated_cost_usd: Money | None = None
     estimated_cost_p90_usd: Money | None = None
     estimated_ready_at: datetime | None = None
@@ -36,8 +40,8 @@ class Candidate(BaseModel):
     delivered: DeliveredSpec | None = None
 
 
-class Chosen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, slots=True)
+class Chosen:
     offer: str
     provider: ProviderKind
     target: str
@@ -49,8 +53,8 @@ class Chosen(BaseModel):
     reason: str
 
 
-class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, slots=True)
+class Decision:
     chosen: Chosen | None
     fallbacks: list[str]
     candidates: list[Candidate]

@@ -77,6 +77,7 @@ class Attempt(BaseModel):
     ended_at: datetime | None = None
     delivered: DeliveredSpec
     estimated_cost_usd: Money
+    estimated_render_s: float | None = None  # the catalog's own p50, before calibration: what calibration learns
     billed: dict[str, float] = {}
     actual_cost_usd: Money | None = None
 

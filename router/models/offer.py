@@ -6,6 +6,7 @@ import math
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,12 +24,22 @@ class Frames(BaseModel):
     rule: FrameRule = FrameRule.ANY
     min: Annotated[int, Field(ge=1)] = 1
     max: Annotated[int, Field(ge=1)]
+    # Offers that render only some lengths (Veo 4/6/8 s, RunPod's 5/8/10 s): the delivered duration is the
+    # nearest of these, and frames follow from it.
+    durations_s: list[Annotated[float, Field(gt=0)]] | None = None
 
     @model_validator(mode="after")
     def _range(self) -> Frames:
         if self.min > self.max:
             raise ValueError(f"frames.min {self.min} > frames.max {self.max}")
+        if self.durations_s is not None and not self.durations_s:
+            raise ValueError("frames.durations_s must list at least one duration")
         return self
+
+    def snap_duration(self, wanted_s: float) -> float | None:
+        if not self.durations_s:
+            return None
+        return min(self.durations_s, key=lambda d: (abs(d - wanted_s), d))
 
     def snap(self, wanted: float) -> int:
         """The frame count this model renders for `wanted` frames (nearest allowed count, clamped)."""
@@ -55,30 +66,89 @@ class FpsRange(BaseModel):
         return self
 
 
-class LocalEnergyPricing(BaseModel):
+class _Priced(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: Annotated[str, Field(min_length=3)]
+    as_of: date
+
+
+class LocalEnergyPricing(_Priced):
     """Local GPU: what a GPU-second costs in power and depreciation (the studio's own method)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["local_energy"] = "local_energy"
     power_kw: Annotated[Decimal, Field(gt=0)]
     usd_per_kwh: Annotated[Decimal, Field(ge=0)]
     depreciation_usd_per_hour: Annotated[Decimal, Field(ge=0)]
-    source: Annotated[str, Field(min_length=3)]
-    as_of: date
 
     @property
     def usd_per_gpu_second(self) -> Decimal:
         return (self.power_kw * self.usd_per_kwh + self.depreciation_usd_per_hour) / Decimal(3600)
 
 
-Pricing = LocalEnergyPricing
+class GpuSecondPricing(_Priced):
+    """Billed per second the worker runs (RunPod serverless, Replicate hardware time)."""
+
+    kind: Literal["gpu_second"] = "gpu_second"
+    gpu: Annotated[str, Field(min_length=1)]
+    usd_per_gpu_second: Annotated[Decimal, Field(gt=0)]
+
+
+class PerSecondPricing(_Priced):
+    """Billed per second of output video, by resolution tier (short side in pixels)."""
+
+    kind: Literal["per_second"] = "per_second"
+    usd_per_second: Annotated[dict[int, Annotated[Decimal, Field(gt=0)]], Field(min_length=1)]
+
+
+class VideoPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tier: Annotated[int, Field(gt=0)]  # short side of the delivered size
+    duration_s: Annotated[float, Field(gt=0)]
+    usd: Annotated[Decimal, Field(gt=0)]
+
+
+class PerVideoPricing(_Priced):
+    """A stated price per video, by resolution tier and delivered duration."""
+
+    kind: Literal["per_video"] = "per_video"
+    table: Annotated[list[VideoPrice], Field(min_length=1)]
+
+
+Pricing = Annotated[
+    LocalEnergyPricing | GpuSecondPricing | PerSecondPricing | PerVideoPricing, Field(discriminator="kind")
+]
+BILLED_BY_TIME = ("local_energy", "gpu_second")
+
+
+def unit_price(pricing: Pricing, tier: int, duration_s: float) -> tuple[str, Decimal] | None:
+    """(unit, price per unit) for a delivered video; None where the offer states no price for it.
+
+    Time-billed offers price GPU-seconds; the others price output seconds or whole videos.
+    """
+    if isinstance(pricing, LocalEnergyPricing):
+        return "gpu_second", pricing.usd_per_gpu_second
+    if isinstance(pricing, GpuSecondPricing):
+        return "gpu_second", pricing.usd_per_gpu_second
+    if isinstance(pricing, PerSecondPricing):
+        price = pricing.usd_per_second.get(tier)
+        return ("output_second", price) if price is not None else None
+    for row in pricing.table:
+        if row.tier == tier and math.isclose(row.duration_s, duration_s, abs_tol=0.01):
+            return "video", row.usd
+    return None
 
 
 class Latency(BaseModel):
-    """Overhead plus seconds per output frame at a reference size, scaled by pixel count; p50 and p90."""
+    """Overhead plus seconds per output frame at a reference size, scaled by pixel count; p50 and p90.
+
+    `cold_start_s` (a serverless worker starting) and `transfer_s` (getting the output back) add to the p90 only
+    when the target has no warm capacity; the services tell the engine which through the context.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     overhead_s: Annotated[float, Field(ge=0)]
+    cold_start_s: Annotated[float, Field(ge=0)] = 0.0
+    transfer_s: Annotated[float, Field(ge=0)] = 0.0
     seconds_per_frame_p50: Annotated[float, Field(gt=0)]
     seconds_per_frame_p90: Annotated[float, Field(gt=0)]
     ref_width: Annotated[int, Field(gt=0)]
@@ -132,20 +202,33 @@ class Offer(BaseModel):
             raise ValueError(f"id prefix must match provider {self.provider.value}")
         return self
 
-    @property
-    def size_list(self) -> list[tuple[int, int]]:
-        return [_parse_size(text) for text in self.sizes]
+    # Derived once per offer and cached on the instance: the engine asks for them on every decision.
+    @cached_property
+    def size_list(self) -> frozenset[tuple[int, int]]:
+        return frozenset(_parse_size(text) for text in self.sizes)
+
+    @cached_property
+    def tier_sizes(self) -> dict[tuple[int, AspectRatio], tuple[int, int]]:
+        return _tier_sizes([_parse_size(text) for text in self.sizes])
+
+    @cached_property
+    def mode_set(self) -> frozenset[Mode]:
+        return frozenset(self.modes)
 
     def size_for_tier(self, short_side: int, aspect: AspectRatio) -> tuple[int, int] | None:
         """This offer's own size for a named tier: same short side, aspect within 5 %, orientation kept."""
-        for width, height in self.size_list:
-            if min(width, height) != short_side:
-                continue
+        return self.tier_sizes.get((short_side, aspect))
+
+
+def _tier_sizes(sizes: list[tuple[int, int]]) -> dict[tuple[int, AspectRatio], tuple[int, int]]:
+    found: dict[tuple[int, AspectRatio], tuple[int, int]] = {}
+    for width, height in sizes:
+        for aspect in AspectRatio:
             if aspect is AspectRatio.SQUARE and width != height:
                 continue
             if aspect is not AspectRatio.SQUARE and (width > height) != (aspect is AspectRatio.WIDE):
                 continue
-            if math.isclose(max(width, height) / min(width, height), max(aspect.ratio, 1 / aspect.ratio),
-                            rel_tol=0.05):
-                return width, height
-        return None
+            wanted = max(aspect.ratio, 1 / aspect.ratio)
+            if math.isclose(max(width, height) / min(width, height), wanted, rel_tol=0.05):
+                found.setdefault((min(width, height), aspect), (width, height))
+    return found

@@ -1,4 +1,5 @@
-"""Hard constraints: what an offer would deliver for a request, and every reason it can't take it.
+"""Hard constraints: what an offer would deliver for a request, what it would cost and when it would be ready,
+and every reason it can't take the request.
 
 Reasons are `code: detail` strings; the code before the colon is stable for clients and tests.
 """
@@ -9,87 +10,140 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from router.models.common import money
+from router.models.common import ProviderKind, money
 from router.models.decision import DeliveredSpec
-from router.models.offer import Offer
+from router.models.offer import Offer, unit_price
 from router.models.request import VideoRequest
-from router.policy.context import RoutingContext
+from router.policy.context import Calibration, Circuit, RoutingContext, SpendMode, TargetState
 
 FPS_TOLERANCE = 0.20
 DURATION_TOLERANCE_S = 0.5
 DURATION_TOLERANCE_FRACTION = 0.25
+_NO_CALIBRATION = Calibration()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """The request, digested once per decision (the engine checks it against every offer)."""
+
+    request: VideoRequest
+    floor: int
+    tier: int | None
+    size: tuple[int, int]
+    duration_s: float
+    tolerance_s: float
+
+    @classmethod
+    def of(cls, request: VideoRequest) -> Ask:
+        return cls(request=request, floor=request.quality.min_score, tier=request.named_tier, size=request.size(),
+                   duration_s=request.duration_s,
+                   tolerance_s=max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * request.duration_s))
+
+
+@dataclass(frozen=True, slots=True)
 class Estimate:
     delivered: DeliveredSpec
     compute_p50_s: float
     compute_p90_s: float
+    queue_wait_s: float
+    unit: str
+    unit_price: Decimal
     cost_p50: Decimal
     cost_p90: Decimal
     ready_p50: datetime
     ready_p90: datetime
 
 
-def delivered_size(offer: Offer, request: VideoRequest) -> tuple[int, int] | None:
+def delivered_size(offer: Offer, ask: Ask) -> tuple[int, int] | None:
     """Exact pixels for `WxH`; for a named tier, the offer's own size of that tier and aspect."""
-    tier = request.named_tier
-    if tier is None:
-        wanted = request.size()
-        return wanted if wanted in offer.size_list else None
-    return offer.size_for_tier(tier, request.aspect_ratio)
+    if ask.tier is None:
+        return ask.size if ask.size in offer.size_list else None
+    return offer.size_for_tier(ask.tier, ask.request.aspect_ratio)
 
 
 def deliver(offer: Offer, request: VideoRequest, size: tuple[int, int]) -> DeliveredSpec:
     fps = min(offer.fps.max, max(offer.fps.min, request.fps or offer.fps.default))
-    frames = offer.frames.snap(request.duration_s * fps)
+    duration = offer.frames.snap_duration(request.duration_s) or request.duration_s
+    frames = offer.frames.snap(duration * fps)
     return DeliveredSpec(width=size[0], height=size[1], frames=frames, fps=fps)
 
 
-def estimate(offer: Offer, delivered: DeliveredSpec, queue_wait_s: float, now: datetime) -> Estimate:
-    p50 = offer.latency.compute_seconds(delivered.width, delivered.height, delivered.frames, p90=False)
-    p90 = offer.latency.compute_seconds(delivered.width, delivered.height, delivered.frames, p90=True)
-    rate = offer.pricing.usd_per_gpu_second
+def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None, calibration: Calibration | None,
+             now: datetime) -> Estimate | None:
+    """Cost and ready times, p50 and p90; None when the offer states no price for this delivery."""
+    cal = calibration or _NO_CALIBRATION
+    width, height, frames = delivered.width, delivered.height, delivered.frames
+    latency = offer.latency
+    p50 = latency.compute_seconds(width, height, frames, p90=False) * cal.time_factor
+    p90 = latency.compute_seconds(width, height, frames, p90=True) * cal.time_factor
+    cold = 0.0 if target is None or target.warm else latency.cold_start_s
+    wait = target.queue_wait_s if target is not None else 0.0
+    priced = unit_price(offer.pricing, min(width, height), delivered.duration_s)
+    if priced is None:
+        return None
+    unit, price = priced
+    if unit == "gpu_second":
+        # Serverless GPUs bill from worker start, cold start included; the local GPU only while it renders.
+        billed_cold = cold if offer.provider is not ProviderKind.LOCAL else 0.0
+        cost_p50 = price * Decimal(f"{p50 + billed_cold:.3f}")
+        cost_p90 = price * Decimal(f"{p90 + billed_cold:.3f}")
+    elif unit == "output_second":
+        cost_p50 = cost_p90 = price * Decimal(f"{delivered.duration_s:.3f}")
+    else:
+            cost_p50 = cost_p90 = price
+    if cal.cost_factor != 1.0:
+        factor = Decimal(f"{cal.cost_factor:.4f}")
+        cost_p50, cost_p90 = cost_p50 * factor, cost_p90 * factor
     return Estimate(
         delivered=delivered,
         compute_p50_s=p50,
         compute_p90_s=p90,
-        cost_p50=money(rate * Decimal(str(round(p50, 3)))),
-        cost_p90=money(rate * Decimal(str(round(p90, 3)))),
-        ready_p50=now + timedelta(seconds=queue_wait_s + p50),
-        ready_p90=now + timedelta(seconds=queue_wait_s + p90),
+        queue_wait_s=wait,
+        unit=unit,
+        unit_price=price,
+        cost_p50=money(cost_p50),
+        cost_p90=money(cost_p90),
+        ready_p50=now + timedelta(seconds=wait + p50 + latency.transfer_s),
+        ready_p90=now + timedelta(seconds=wait + cold + p90 + latency.transfer_s),
     )
 
 
-def eligibility_reasons(offer: Offer, request: VideoRequest, context: RoutingContext) -> list[str]:
-    """Reasons that don't depend on what gets rendered: pinning, allow list, configuration, health, mode."""
+def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: SpendMode,
+                        target: TargetState | None) -> list[str]:
+    """Reasons that don't depend on what gets rendered: spend mode, pinning, allow list, configuration, health,
+    circuit, mode and quality. The caller works out the spend mode and the offer's target once."""
+    request = ask.request
     reasons = []
+    if mode is SpendMode.PAUSED:
+        reasons.append("spend_mode: paused, nothing new starts")
+    elif mode is SpendMode.LOCAL_ONLY and offer.provider is not ProviderKind.LOCAL:
+        reasons.append("spend_mode: local_only, only the local GPU may be used")
     if request.model and request.model != offer.id:
         reasons.append(f"pinned: request pins {request.model}")
     if request.providers and offer.provider not in request.providers:
         reasons.append(f"provider_not_allowed: {offer.provider.value} not in the request's providers")
     if offer.provider not in context.configured:
         reasons.append(f"not_configured: no {offer.provider.value} adapter or credentials in this deployment")
-    target = context.targets.get(offer.provider)
-    if offer.provider in context.configured and (target is None or not target.up):
-        reasons.append(f"target_down: {target.name if target else offer.provider.value} is not healthy")
+    else:
+        if target is None or not target.up:
+            reasons.append(f"target_down: {target.name if target else offer.provider.value} is not healthy")
+        elif target.circuit is Circuit.OPEN:
+            reasons.append(f"circuit_open: {target.name} is failing; its circuit is open")
     if offer.id in context.exclude_offers:
         reasons.append("already_tried: an earlier attempt of this job failed on this offer")
-    if request.mode not in offer.modes:
+    if request.mode not in offer.mode_set:
         reasons.append(f"mode: {request.mode.value} not offered")
-    if offer.quality < request.quality.min_score:
-        reasons.append(
-            f"quality: score {offer.quality} below the {request.quality.value} floor {request.quality.min_score}"
-        )
+    if offer.quality < ask.floor:
+        reasons.append(f"quality: score {offer.quality} below the {request.quality.value} floor {ask.floor}")
     return reasons
 
 
-def spec_reasons(offer: Offer, request: VideoRequest, delivered: DeliveredSpec) -> list[str]:
+def spec_reasons(offer: Offer, ask: Ask, delivered: DeliveredSpec) -> list[str]:
+    request = ask.request
     reasons = []
     if request.fps is not None and abs(delivered.fps - request.fps) > FPS_TOLERANCE * request.fps:
         reasons.append(f"fps: {request.fps:g} requested, {delivered.fps:g} delivered")
-    tolerance = max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * request.duration_s)
-    if abs(delivered.duration_s - request.duration_s) > tolerance:
+    if abs(delivered.duration_s - ask.duration_s) > ask.tolerance_s:
         reasons.append(
             f"duration: {request.duration_s:g} s requested, {delivered.duration_s:.2f} s delivered "
             f"({delivered.frames} frames at {delivered.fps:g} fps, frames {offer.frames.min}-{offer.frames.max})"
@@ -97,11 +151,15 @@ def spec_reasons(offer: Offer, request: VideoRequest, delivered: DeliveredSpec) 
     return reasons
 
 
-def money_and_time_reasons(request: VideoRequest, est: Estimate, deadline: datetime | None) -> list[str]:
+def money_and_time_reasons(request: VideoRequest, est: Estimate, deadline: datetime | None,
+                           context: RoutingContext) -> list[str]:
     reasons = []
     if request.max_cost_usd is not None and est.cost_p90 > request.max_cost_usd:
         reasons.append(f"over_cap: p90 cost ${est.cost_p90} over max_cost_usd ${request.max_cost_usd}")
+    for budget in context.budgets:
+        if est.cost_p90 > budget.remaining_usd:
+            reasons.append(f"budget: p90 cost ${est.cost_p90} over {budget.scope}'s remaining ${budget.remaining_usd}")
     if deadline is not None and est.ready_p90 > deadline:
         late = (est.ready_p90 - deadline).total_seconds()
-        reasons.append(f"deadline: p90 ready {late:.0f} s after the deadline")
+        reasons.append(f"deadline: p90 ready {late:.0f} s after the deadline (queue {est.queue_wait_s:.0f} s)")
     return reasons

@@ -1,20 +1,20 @@
 """The routing engine: pure, `route(request, offers, context, now) -> Decision`.
 
-It reads no clock, no environment and does no I/O. This first engine applies the hard constraints and picks
-the cheapest feasible offer (p50 cost, ties broken by offer id); the policy issue replaces the scoring.
+It reads no clock, no environment and does no I/O. Every offer gets a row in the candidate table: feasible ones a
+score, the rest every reason they can't take the request. The best score wins; ties go to the offer id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 
-from router.models.decision import Candidate, Chosen, Decision
+from router.models.decision import Candidate, Chosen, Decision, DeliveredSpec
 from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy import constraints
 from router.policy.context import RoutingContext
+from router.policy.scoring import profile_for, score
 
 
 def route(
@@ -28,89 +28,77 @@ def route(
     if deadline is None:
         deadline = request.resolved_deadline(now)
     feasible: list[tuple[constraints.Estimate, Offer]] = []
-    rejected: list[Candidate] = []
+    rows: dict[str, Candidate] = {}
+    spend_mode = context.spend_mode
+    ask = constraints.Ask.of(request)
     for offer in offers:
-        reasons = constraints.eligibility_reasons(offer, request, context)
-        size = constraints.delivered_size(offer, request)
+        target = context.target(offer.id, offer.provider)
+        reasons = constraints.eligibility_reasons(offer, ask, context, spend_mode, target)
+        size = constraints.delivered_size(offer, ask)
         if size is None:
             reasons.append(f"resolution: {request.resolution} at {request.aspect_ratio.value} not offered")
-            rejected.append(Candidate(offer=offer.id, provider=offer.provider, feasible=False, reasons=reasons))
+            rows[offer.id] = _candidate(offer, None, reasons)
             continue
         delivered = constraints.deliver(offer, request, size)
-        target = context.targets.get(offer.provider)
-        est = constraints.estimate(offer, delivered, target.queue_wait_s if target else 0.0, now)
-        reasons += constraints.spec_reasons(offer, request, delivered)
-        reasons += constraints.money_and_time_reasons(request, est, deadline)
+        est = constraints.estimate(offer, delivered, target, context.calibration.get(offer.id), now)
+        reasons += constraints.spec_reasons(offer, ask, delivered)
+        if est is None:
+            reasons.append(f"pricing: no stated price for {min(size)}p {delivered.duration_s:g} s")
+            rows[offer.id] = _candidate(offer, None, reasons, delivered=delivered)
+            continue
+        reasons += constraints.money_and_time_reasons(request, est, deadline, context)
         if reasons:
-            rejected.append(_candidate(offer, est, feasible=False, reasons=reasons))
+            rows[offer.id] = _candidate(offer, est, reasons)
         else:
             feasible.append((est, offer))
 
-    feasible.sort(key=lambda pair: (pair[0].cost_p50, pair[1].id))
-    cheapest = feasible[0][0].cost_p50 if feasible else None
-    ranked = [
-        _candidate(offer, est, feasible=True, score=_score(cheapest, est)) for est, offer in feasible
-    ]
-    by_offer = {c.offer: c for c in ranked + rejected}
-    candidates = [by_offer[offer.id] for offer in offers]
-    if not feasible:
+    profile = profile_for(request.priority, spend_mode)
+    cheapest = min((est.cost_p50 for est, _ in feasible), default=None)
+    ranked = sorted(
+        ((score(offer, est, ask.floor, cheapest, profile, now, deadline), est, offer)
+         for est, offer in feasible if cheapest is not None),
+        key=lambda item: (-item[0], item[2].id),
+    )
+    for value, est, offer in ranked:
+        rows[offer.id] = _candidate(offer, est, [], score=value)
+    candidates = [rows[offer.id] for offer in offers]
+    if not ranked:
         return Decision(
-            chosen=None,
-            fallbacks=[],
-            candidates=candidates,
-            reasons=[f"{c.offer}: {'; '.join(c.reasons)}" for c in rejected],
-            decided_at=now,
+            chosen=None, fallbacks=[], candidates=candidates, decided_at=now,
+            reasons=[f"{c.offer}: {'; '.join(c.reasons)}" for c in candidates],
         )
-    est, offer = feasible[0]
-    target = context.targets[offer.provider]
-    floor = request.quality.min_score
+    best, est, offer = ranked[0]
+    target = context.target(offer.id, offer.provider)
+    spec = est.delivered
     chosen = Chosen(
         offer=offer.id,
         provider=offer.provider,
-        target=target.name,
+        target=target.name if target else offer.provider.value,
         estimated_cost_usd=est.cost_p50,
         estimated_cost_p90_usd=est.cost_p90,
         estimated_ready_at=est.ready_p90,
-        score=ranked[0].score or 1.0,
-        delivered=est.delivered,
+        score=best,
+        delivered=spec,
         reason=(
-            f"cheapest of {len(feasible)} feasible: ${est.cost_p50} (p90 ${est.cost_p90}), "
-            f"quality {offer.quality}>={floor}, {est.delivered.width}x{est.delivered.height} "
-            f"{est.delivered.frames}f@{est.delivered.fps:g}"
+            f"best of {len(ranked)} feasible ({profile.name} profile, score {best:.2f}): ${est.cost_p50} "
+            f"(p90 ${est.cost_p90}), quality {offer.quality}>={ask.floor}, "
+            f"{spec.width}x{spec.height} {spec.frames}f@{spec.fps:g}"
         ),
     )
-    return Decision(
-        chosen=chosen,
-        fallbacks=[c.offer for c in ranked[1:]],
-        candidates=candidates,
-        reasons=[],
-        decided_at=now,
-    )
+    return Decision(chosen=chosen, fallbacks=[o.id for _, _, o in ranked[1:]],
+                                    candidates=candidates, reasons=[], decided_at=now)
 
 
-def _score(cheapest: Decimal | None, est: constraints.Estimate) -> float:
-    """Relative cheapness in (0, 1]; the policy issue replaces this with the weighted profile score."""
-    if cheapest is None or est.cost_p50 == 0:
-        return 1.0
-    return round(float(cheapest / est.cost_p50), 4)
-
-
-def _candidate(
-    offer: Offer,
-    est: constraints.Estimate,
-    *,
-    feasible: bool,
-    reasons: list[str] | None = None,
-    score: float | None = None,
-) -> Candidate:
+def _candidate(offer: Offer, est: constraints.Estimate | None, reasons: list[str], score: float | None = None,
+               delivered: DeliveredSpec | None = None) -> Candidate:
     return Candidate(
         offer=offer.id,
         provider=offer.provider,
-        feasible=feasible,
-        reasons=reasons or [],
-        estimated_cost_usd=est.cost_p50,
-        estimated_cost_p90_usd=est.cost_p90,
-        estimated_ready_at=est.ready_p90,
+        feasible=not reasons,
+        reasons=reasons,
+        estimated_cost_usd=est.cost_p50 if est else None,
+        estimated_cost_p90_usd=est.cost_p90 if est else None,
+        estimated_ready_at=est.ready_p90 if est else None,
         score=score,
-        delivered=est.delivered,
+        delivered=est.delivered if est else delivered,
     )

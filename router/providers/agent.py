@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Generator
 from datetime import datetime
@@ -51,7 +52,7 @@ class AgentProvider(VideoProvider):
             "model": submission.offer.model,
             "prompt": submission.request.prompt,
             "negative_prompt": submission.request.negative_prompt,
-            "spec": submission.delivered.model_dump(),
+            "spec": dataclasses.asdict(submission.delivered),
             "seed": submission.request.seed,
             "workflow": None,
             "inputs": {},

@@ -1,4 +1,8 @@
-"""Building the policy's context snapshot from live provider health."""
+"""Assembling the policy's context snapshot: live provider health, circuits, queues, calibration, budgets.
+
+Budgets and spend modes come with the money issue and circuits with the cloud providers; until their code exists
+the context carries their safe defaults (no budget limits beyond the request's own cap, circuits closed).
+"""
 
 from __future__ import annotations
 
@@ -11,4 +15,6 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset()) -> RoutingC
     for kind, provider in deps.providers.items():
         health = provider.health()
         targets[kind] = TargetState(name=health.name, up=health.up, queue_wait_s=health.queue_wait_s)
-    return RoutingContext(targets=targets, configured=frozenset(deps.providers), exclude_offers=tried)
+    calibration = deps.calibration.all() if deps.calibration is not None else {}
+    return RoutingContext(targets=targets, configured=frozenset(deps.providers), calibration=calibration,
+                          exclude_offers=tried)

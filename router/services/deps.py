@@ -15,6 +15,7 @@ from router.providers.base import VideoProvider
 from router.settings import Settings, get_settings
 from router.store.artifacts import ArtifactStore
 from router.store.aws import client
+from router.store.calibration import CalibrationRepository
 from router.store.events import EventPublisher
 from router.store.jobs import JobsRepository
 from router.store.keys import KeysRepository
@@ -37,6 +38,7 @@ class Deps:
     queue: JobQueue
     catalog: Catalog
     providers: Mapping[ProviderKind, VideoProvider]
+    calibration: CalibrationRepository | None = None
     keys: KeysRepository | None = None
     nonces: NonceStore | None = None
     events: EventPublisher | None = None
@@ -58,6 +60,7 @@ def build_deps(settings: Settings) -> Deps:
         queue=JobQueue(client("sqs", settings.aws_endpoint_url), settings.jobs_queue_url),
         catalog=cached_catalog(settings.catalog_path),
         providers=build_providers(settings),
+        calibration=CalibrationRepository(ddb, settings.ledger_table),
         keys=KeysRepository(ddb, settings.keys_table) if settings.keys_table else None,
         nonces=NonceStore(ddb, settings.idempotency_table) if settings.idempotency_table else None,
         events=EventPublisher(client("sns", settings.aws_endpoint_url), settings.events_topic_arn)

@@ -17,7 +17,7 @@ from router.models.common import money
 from router.models.decision import Decision
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, JobStatus
 from router.models.ledger import LedgerEntry
-from router.models.offer import Offer
+from router.models.offer import Offer, unit_price
 from router.policy.engine import route
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.errors import ProviderError
@@ -99,6 +99,8 @@ def _route_next(job: Job, deps: Deps) -> None:
         started_at=now,
         delivered=chosen.delivered,
         estimated_cost_usd=chosen.estimated_cost_usd,
+        estimated_render_s=round(offer.latency.compute_seconds(
+            chosen.delivered.width, chosen.delivered.height, chosen.delivered.frames, p90=False), 3),
     )
 
     def add_intent(draft: Job) -> JobStatus | None:
@@ -235,6 +237,7 @@ def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
     assert probed is not None
     uri = s3_uri(deps.artifacts.bucket, key)
     actual = record_ledger(job, attempt, deps, "succeeded", status.billed, uri)
+    _learn(attempt, status.billed, deps)
     output = JobOutput(s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames,
                        fps=probed.fps, duration_s=round(probed.duration_s, 3))
 
@@ -249,6 +252,18 @@ def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
         return JobStatus.SUCCEEDED
 
     lifecycle.update(deps, job.tenant, job.id, succeed)
+
+
+def _learn(attempt: Attempt, billed: dict[str, float], deps: Deps) -> None:
+    """Feed calibration: how long this render really took against the catalog's own estimate."""
+    observed = billed.get("gpu_seconds")
+    if deps.calibration is None or not observed or not attempt.estimated_render_s:
+        return
+    offer = _offer(deps, attempt.offer)
+    ratio = observed / attempt.estimated_render_s
+    # Time-billed offers cost what they run; fixed per-second or per-video prices don't drift with render time.
+    cost_ratio = ratio if offer.pricing.kind in ("local_energy", "gpu_second") else 1.0
+    deps.calibration.observe(offer.id, ratio, cost_ratio)
 
 
 def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, ProbeResult | None]:
@@ -323,10 +338,18 @@ def _end(job: Job, deps: Deps, status: JobStatus, code: str, message: str, detai
 def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: dict[str, float],
                    uri: str | None) -> Decimal:
     offer = _offer(deps, attempt.offer)
-    gpu_seconds = Decimal(str(round(billed.get("gpu_seconds", 0.0), 3)))
-    unit_price = offer.pricing.usd_per_gpu_second.quantize(Decimal("1e-10"))
-    actual = money(unit_price * gpu_seconds)
     spec = attempt.delivered
+    gpu_seconds = Decimal(f"{billed.get('gpu_seconds', 0.0):.3f}")
+    output_seconds = Decimal(f"{spec.duration_s:.3f}")
+    priced = unit_price(offer.pricing, min(spec.width, spec.height), spec.duration_s)
+    if priced is None:  # the catalog changed under a running attempt: record the units, charge nothing we can't price
+        unit, price = "none", Decimal(0)
+    else:
+        unit, price = priced[0], priced[1].quantize(Decimal("1e-10"))
+    delivered = outcome == "succeeded"
+    quantity = {"gpu_second": gpu_seconds, "output_second": output_seconds if delivered else Decimal(0),
+                "video": Decimal(1 if delivered else 0)}.get(unit, Decimal(0))
+    actual = money(price * quantity)
     deps.ledger.record(LedgerEntry(
         tenant=job.tenant,
         job_id=job.id,
@@ -336,10 +359,9 @@ def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: 
         offer=offer.id,
         model=offer.model,
         outcome=outcome,
-        billed_units={"gpu_seconds": gpu_seconds, "output_seconds": Decimal(str(round(spec.duration_s, 3))),
-                      "frames": Decimal(spec.frames)},
-        unit="gpu_second",
-        unit_price_usd=unit_price,
+        billed_units={"gpu_seconds": gpu_seconds, "output_seconds": output_seconds, "frames": Decimal(spec.frames)},
+        unit=unit,
+        unit_price_usd=price,
         pricing_version=deps.catalog.version,
         estimated_usd=attempt.estimated_cost_usd,
         actual_usd=actual,

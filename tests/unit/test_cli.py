@@ -162,7 +162,7 @@ def test_status(fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
 def test_quote_table(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["quote", write(tmp_path, {"prompt": "x"})]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["offer", "feasible", "est.", "cost", "ready", "at", "reasons"]
+    assert lines[0].split() == ["offer", "feasible", "score", "est.", "cost", "ready", "at", "reasons"]
     local = next(line for line in lines if line.startswith("local/animatediff-sd15"))
     assert "yes" in local and "$0.2800" in local and "00:00:40Z" in local
     veo = next(line for line in lines if line.startswith("veo/veo-3.1-fast"))

@@ -1,0 +1,52 @@
+"""Ranking the feasible offers: four scores in [0, 1], weighted by a profile the priority and spend mode pick.
+
+- cost: the cheapest feasible p50 cost over this offer's (1.0 for the cheapest);
+- quality: surplus over the request's floor, as a share of the room above it;
+- slack: the share of the time to the deadline left after the p90 ready time (1.0 without a deadline);
+- load: how little of the wait is queue rather than the render itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from router.models.common import Priority
+from router.models.offer import Offer
+from router.policy.constraints import Estimate
+from router.policy.context import SpendMode
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    cost: float
+    quality: float
+    slack: float
+    load: float
+
+
+INTERACTIVE = Profile("interactive", cost=0.45, quality=0.15, slack=0.30, load=0.10)
+BATCH = Profile("batch", cost=0.70, quality=0.10, slack=0.15, load=0.05)
+ECONOMY = Profile("economy", cost=0.85, quality=0.00, slack=0.10, load=0.05)
+
+
+def profile_for(priority: Priority, spend_mode: SpendMode) -> Profile:
+    if spend_mode in (SpendMode.ECONOMY, SpendMode.LOCAL_ONLY):
+        return ECONOMY
+    return BATCH if priority is Priority.BATCH else INTERACTIVE
+
+
+def score(offer: Offer, est: Estimate, floor: int, cheapest: Decimal, profile: Profile,
+          now: datetime, deadline: datetime | None) -> float:
+    cost = 1.0 if est.cost_p50 <= 0 else float(cheapest / est.cost_p50)
+    quality = (offer.quality - floor) / max(1, 5 - floor)
+    if deadline is None:
+        slack = 1.0
+    else:
+        window = (deadline - now).total_seconds()
+        slack = max(0.0, min(1.0, (deadline - est.ready_p90).total_seconds() / window)) if window > 0 else 0.0
+    load = 1.0 - est.queue_wait_s / (est.queue_wait_s + est.compute_p50_s + 1.0)
+    total = profile.cost * cost + profile.quality * quality + profile.slack * slack + profile.load * load
+    return round(total, 6)
