@@ -120,6 +120,18 @@ Pricing = Annotated[
 BILLED_BY_TIME = ("local_energy", "gpu_second")
 
 
+STANDARD_TIERS = (480, 720, 1080)
+TIER_TOLERANCE = 0.04  # 1280x704 (a multiple of 32) is a 720p video; 832x480 is a 480p one
+
+
+def tier_of(short_side: int) -> int:
+    """The named tier a short side belongs to, or the short side itself when it is none of them."""
+    for tier in STANDARD_TIERS:
+        if abs(short_side - tier) <= TIER_TOLERANCE * tier:
+            return tier
+    return short_side
+
+
 def unit_price(pricing: Pricing, tier: int, duration_s: float) -> tuple[str, Decimal] | None:
     """(unit, price per unit) for a delivered video; None where the offer states no price for it.
 
@@ -215,6 +227,12 @@ class Offer(BaseModel):
     def mode_set(self) -> frozenset[Mode]:
         return frozenset(self.modes)
 
+    def price_for(self, width: int, height: int, duration_s: float) -> tuple[str, Decimal] | None:
+        """(unit, unit price) for a delivery; offers with set lengths are priced by the length they bill
+        (WAN's 81 frames at 16 fps is its "5 s" video)."""
+        billed = self.frames.snap_duration(duration_s) or duration_s
+        return unit_price(self.pricing, tier_of(min(width, height)), billed)
+
     def size_for_tier(self, short_side: int, aspect: AspectRatio) -> tuple[int, int] | None:
         """This offer's own size for a named tier: same short side, aspect within 5 %, orientation kept."""
         return self.tier_sizes.get((short_side, aspect))
@@ -230,5 +248,5 @@ def _tier_sizes(sizes: list[tuple[int, int]]) -> dict[tuple[int, AspectRatio], t
                 continue
             wanted = max(aspect.ratio, 1 / aspect.ratio)
             if math.isclose(max(width, height) / min(width, height), wanted, rel_tol=0.05):
-                found.setdefault((min(width, height), aspect), (width, height))
+                found.setdefault((tier_of(min(width, height)), aspect), (width, height))
     return found

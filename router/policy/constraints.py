@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from router.models.common import ProviderKind, money
 from router.models.decision import DeliveredSpec
-from router.models.offer import Offer, unit_price
+from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy.context import Calibration, Circuit, RoutingContext, SpendMode, TargetState
 
@@ -78,7 +78,7 @@ def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None,
     p90 = latency.compute_seconds(width, height, frames, p90=True) * cal.time_factor
     cold = 0.0 if target is None or target.warm else latency.cold_start_s
     wait = target.queue_wait_s if target is not None else 0.0
-    priced = unit_price(offer.pricing, min(width, height), delivered.duration_s)
+    priced = offer.price_for(width, height, delivered.duration_s)
     if priced is None:
         return None
     unit, price = priced

@@ -1,7 +1,10 @@
 """The routing engine: pure, `route(request, offers, context, now) -> Decision`.
 
 It reads no clock, no environment and does no I/O. Every offer gets a row in the candidate table: feasible ones a
-score, the rest every reason they can't take the request. The best score wins; ties go to the offer id.
+score, the rest the reasons they can't take the request. An offer blocked outright (spend mode, pin, allow list,
+configuration, health, mode, quality, resolution) gets those reasons and no estimate; one that could render the
+request gets its estimate and whatever it fails on (duration, fps, price, cap, budget, deadline). The best score
+wins; ties go to the offer id.
 """
 
 from __future__ import annotations
@@ -37,13 +40,16 @@ def route(
         size = constraints.delivered_size(offer, ask)
         if size is None:
             reasons.append(f"resolution: {request.resolution} at {request.aspect_ratio.value} not offered")
+        if reasons:
+            # Blocked before any rendering question: no estimate to show, and none worth the time it costs.
             rows[offer.id] = _candidate(offer, None, reasons)
             continue
+        assert size is not None
         delivered = constraints.deliver(offer, request, size)
         est = constraints.estimate(offer, delivered, target, context.calibration.get(offer.id), now)
         reasons += constraints.spec_reasons(offer, ask, delivered)
         if est is None:
-            reasons.append(f"pricing: no stated price for {min(size)}p {delivered.duration_s:g} s")
+            reasons.append(f"pricing: no stated price for {min(size)}p {delivered.duration_s:.2f} s")
             rows[offer.id] = _candidate(offer, None, reasons, delivered=delivered)
             continue
         reasons += constraints.money_and_time_reasons(request, est, deadline, context)

@@ -17,7 +17,7 @@ from router.models.common import money
 from router.models.decision import Decision
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, JobStatus
 from router.models.ledger import LedgerEntry
-from router.models.offer import Offer, unit_price
+from router.models.offer import Offer
 from router.policy.engine import route
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.errors import ProviderError
@@ -341,7 +341,7 @@ def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: 
     spec = attempt.delivered
     gpu_seconds = Decimal(f"{billed.get('gpu_seconds', 0.0):.3f}")
     output_seconds = Decimal(f"{spec.duration_s:.3f}")
-    priced = unit_price(offer.pricing, min(spec.width, spec.height), spec.duration_s)
+    priced = offer.price_for(spec.width, spec.height, spec.duration_s)
     if priced is None:  # the catalog changed under a running attempt: record the units, charge nothing we can't price
         unit, price = "none", Decimal(0)
     else:

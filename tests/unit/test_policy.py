@@ -1,0 +1,209 @@
+"""The studio's decision matrix and the engine's invariants, over the full default catalog."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.models.common import ProviderKind
+from router.models.request import VideoRequest
+from router.policy.catalog import load_catalog
+from router.policy.context import BudgetState, Calibration, Circuit, RoutingContext, SpendMode, TargetState
+from router.policy.engine import route
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+CATALOG = load_catalog()
+OFFERS = CATALOG.offers
+ALL = frozenset(ProviderKind)
+
+
+def everywhere(**local: object) -> RoutingContext:
+    """Every provider configured and up; the local agent's state can be overridden."""
+    targets = {kind: TargetState(name=kind.value) for kind in ProviderKind}
+    targets[ProviderKind.LOCAL] = TargetState(name="agent-1", **local)  # type: ignore[arg-type]
+    return RoutingContext(targets=targets, configured=ALL)
+
+
+def request(**fields: object) -> VideoRequest:
+    body = {"mode": "t2v", "prompt": "a red balloon", **fields}
+    for name, ref in (("image", "s3://b/uploads/t/i.png"), ("audio", "s3://b/uploads/t/a.wav"),
+                      ("mask", "s3://b/uploads/t/m.png")):
+        needed = {"i2v": {"image"}, "camera": {"image"}, "s2v": {"image", "audio"}, "inpaint": {"image", "mask"}}
+        if name in needed.get(str(body["mode"]), set()):
+            body.setdefault(name, ref)
+    return VideoRequest.parse_at_edge(body, NOW)
+
+
+def offer(offer_id: str):
+    found = CATALOG.get(offer_id)
+    assert found is not None, offer_id
+    return found
+
+
+def test_draft_512_with_a_loose_deadline_goes_to_the_cheapest_feasible_offer() -> None:
+    decision = route(request(resolution="512x512", aspect_ratio="1:1", duration_s=2, quality="draft",
+                             deadline_s=86400, priority="batch"), OFFERS, everywhere(), NOW)
+    feasible = [c for c in decision.candidates if c.feasible]
+    assert decision.chosen is not None
+    assert decision.chosen.estimated_cost_usd == min(c.estimated_cost_usd for c in feasible)
+
+
+def test_lipsync_goes_to_a_speech_to_video_offer_never_animatediff_or_veo_2() -> None:
+    decision = route(request(mode="s2v", resolution="720p", duration_s=5, deadline_s=86400), OFFERS,
+                     everywhere(), NOW)
+    assert decision.chosen is not None
+    assert "s2v" in [m.value for m in offer(decision.chosen.offer).modes]
+    for candidate in decision.candidates:
+        if candidate.offer in ("local/animatediff-sd15", "veo/veo-2.0"):
+            assert not candidate.feasible
+
+
+def test_1080p_only_goes_to_offers_that_render_1080p() -> None:
+    decision = route(request(resolution="1080p", duration_s=5, quality="premium", deadline_s=7 * 86400), OFFERS,
+                     everywhere(), NOW)
+    chosen = decision.chosen
+    assert chosen is not None and min(chosen.delivered.width, chosen.delivered.height) == 1080
+    for candidate in decision.candidates:
+        if candidate.feasible:
+            spec = candidate.delivered
+            assert spec is not None and min(spec.width, spec.height) == 1080
+
+
+def test_image_to_video_never_goes_to_animatediff() -> None:
+    decision = route(request(mode="i2v", resolution="720p", duration_s=5, deadline_s=86400), OFFERS,
+                     everywhere(), NOW)
+    animatediff = next(c for c in decision.candidates if c.offer == "local/animatediff-sd15")
+    assert not animatediff.feasible and any(r.startswith("mode:") for r in animatediff.reasons)
+    assert decision.chosen is not None and decision.chosen.offer != "local/animatediff-sd15"
+
+
+def test_highest_quality_goes_to_a_quality_5_offer() -> None:
+    decision = route(request(resolution="720p", duration_s=5, quality="premium", deadline_s=86400), OFFERS,
+                     everywhere(), NOW)
+    assert decision.chosen is not None and offer(decision.chosen.offer).quality == 5
+
+
+def test_a_cap_too_small_for_the_resolution_is_rejected_with_reasons() -> None:
+    decision = route(request(resolution="1080p", duration_s=5, quality="premium", max_cost_usd="0.05",
+                             deadline_s=86400), OFFERS, everywhere(), NOW)
+    assert decision.chosen is None
+    assert any("over_cap" in reason for reason in decision.reasons)
+
+
+def test_a_deadline_shorter_than_any_local_render_goes_to_the_cloud_or_is_rejected() -> None:
+    decision = route(request(resolution="720p", duration_s=5, deadline_s=900), OFFERS, everywhere(), NOW)
+    for candidate in decision.candidates:
+        if candidate.provider is ProviderKind.LOCAL:
+            assert not candidate.feasible
+    assert decision.chosen is None or decision.chosen.provider is not ProviderKind.LOCAL
+
+
+@pytest.mark.parametrize("local", [{"up": False}, {"circuit": Circuit.OPEN}])
+def test_local_down_or_circuit_open_never_routes_local(local: dict) -> None:
+    decision = route(request(resolution="480p", duration_s=2, deadline_s=86400), OFFERS, everywhere(**local), NOW)
+    assert decision.chosen is None or decision.chosen.provider is not ProviderKind.LOCAL
+    assert all(not c.feasible for c in decision.candidates if c.provider is ProviderKind.LOCAL)
+
+
+def test_a_full_local_queue_pushes_tight_deadlines_to_the_cloud_and_keeps_loose_ones_local() -> None:
+    # With the studio's own minutes-per-frame, a local render costs more than most cloud offers, so cost alone
+    # would send everything out. Price the cloud offer above the local one to see the queue decide by itself.
+    local = offer("local/wan21-1.3b")
+    cloud = offer("replicate/wan-2.1-t2v-480p")
+    pricey = cloud.model_copy(update={"pricing": cloud.pricing.model_copy(update={"usd_per_gpu_second": Decimal(1)})})
+    offers = [local, pricey]
+    busy = everywhere(queue_wait_s=20 * 3600)
+    tight = route(request(resolution="480p", duration_s=5, deadline_s=12 * 3600, priority="batch"), offers, busy, NOW)
+    loose = route(request(resolution="480p", duration_s=5, deadline_s=4 * 86400, priority="batch"), offers, busy, NOW)
+    assert tight.chosen is not None and tight.chosen.offer == pricey.id
+    assert any(r.startswith("deadline:") for r in tight.candidates[0].reasons)
+    assert loose.chosen is not None and loose.chosen.offer == local.id
+    idle = route(request(resolution="480p", duration_s=5, deadline_s=12 * 3600, priority="batch"), offers,
+                 everywhere(), NOW)
+    assert idle.chosen is not None and idle.chosen.offer == local.id
+
+
+def test_spend_modes_and_budgets_constrain_the_choice() -> None:
+    body = {"resolution": "720p", "duration_s": 5, "deadline_s": 900}
+    local_only = RoutingContext(targets=everywhere().targets, configured=ALL,
+                                budgets=(BudgetState("tenant:acme", Decimal(100), SpendMode.LOCAL_ONLY),))
+    assert route(request(**body), OFFERS, local_only, NOW).chosen is None  # the cloud could, but may not
+    paused = RoutingContext(targets=everywhere().targets, configured=ALL,
+                            budgets=(BudgetState("global", Decimal(100), SpendMode.PAUSED),))
+    assert all("spend_mode" in " ".join(c.reasons) for c in route(request(**body), OFFERS, paused, NOW).candidates)
+    broke = RoutingContext(targets=everywhere().targets, configured=ALL,
+                           budgets=(BudgetState("campaign:bf", Decimal("0.01")),))
+    decision = route(request(**body), OFFERS, broke, NOW)
+    assert decision.chosen is None and any("budget: " in r and "campaign:bf" in r for r in decision.reasons)
+
+
+def test_calibration_scales_the_estimates() -> None:
+    body = request(resolution="512x512", aspect_ratio="1:1", duration_s=2, quality="draft", deadline_s=86400)
+    plain = route(body, OFFERS, RoutingContext(), NOW).chosen
+    slow = RoutingContext(calibration={"local/animatediff-sd15": Calibration(time_factor=2.0, cost_factor=2.0)})
+    calibrated = route(body, OFFERS, slow, NOW).chosen
+    assert plain is not None and calibrated is not None
+    assert calibrated.estimated_cost_usd > plain.estimated_cost_usd
+    assert calibrated.estimated_ready_at > plain.estimated_ready_at
+
+
+# --- properties ---------------------------------------------------------------------------------------------
+
+requests = st.fixed_dictionaries(
+    {
+        "mode": st.sampled_from(["t2v", "i2v", "s2v", "camera", "inpaint"]),
+        "resolution": st.sampled_from(["512x512", "480p", "720p", "1080p", "1280x720"]),
+        "aspect_ratio": st.sampled_from(["16:9", "9:16", "1:1"]),
+        "duration_s": st.sampled_from([1, 2, 4, 5, 6, 8, 10, 15]),
+        "quality": st.sampled_from(["draft", "standard", "premium"]),
+        "priority": st.sampled_from(["interactive", "batch"]),
+    },
+    optional={
+        "fps": st.sampled_from([8, 16, 24, 30]),
+        "max_cost_usd": st.sampled_from(["0.05", "0.30", "1.00", "3.00", "10.00"]),
+        "deadline_s": st.sampled_from([600, 3600, 6 * 3600, 86400, 7 * 86400]),
+    },
+)
+contexts = st.builds(
+    lambda up, circuit, wait: everywhere(up=up, circuit=circuit, queue_wait_s=wait),
+    st.booleans(), st.sampled_from(list(Circuit)), st.sampled_from([0.0, 3600.0, 40 * 3600.0]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=requests, context=contexts)
+def test_the_choice_never_violates_a_hard_constraint(body: dict, context: RoutingContext) -> None:
+    req = request(**body)
+    decision = route(req, OFFERS, context, NOW)
+    assert [c.offer for c in decision.candidates] == [o.id for o in OFFERS]
+    assert decision == route(req, OFFERS, context, NOW)
+    if decision.chosen is None:
+        assert all(not c.feasible for c in decision.candidates) and decision.reasons
+        return
+    chosen, spec = decision.chosen, decision.chosen.delivered
+    row = next(c for c in decision.candidates if c.offer == chosen.offer)
+    assert row.feasible and not row.reasons
+    assert req.mode in offer(chosen.offer).modes
+    assert offer(chosen.offer).quality >= req.quality.min_score
+    if req.max_cost_usd is not None:
+        assert chosen.estimated_cost_p90_usd <= req.max_cost_usd
+    if req.deadline_s is not None:
+        assert chosen.estimated_ready_at <= NOW + timedelta(seconds=req.deadline_s)
+    assert abs(spec.duration_s - req.duration_s) <= max(0.5, 0.25 * req.duration_s)
+    if req.named_tier is None:
+        assert (spec.width, spec.height) == req.size()
+    assert chosen.offer not in decision.fallbacks
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=requests, context=contexts)
+def test_more_budget_or_more_time_never_makes_a_feasible_request_infeasible(body: dict,
+                                                                             context: RoutingContext) -> None:
+    if route(request(**body), OFFERS, context, NOW).chosen is None:
+        return
+    richer = {**body, "max_cost_usd": "10000"} if "max_cost_usd" in body else body
+    later = {**richer, "deadline_s": body["deadline_s"] * 2} if "deadline_s" in body else richer
+    assert route(request(**richer), OFFERS, context, NOW).chosen is not None
+    assert route(request(**later), OFFERS, context, NOW).chosen is not None
