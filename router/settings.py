@@ -30,6 +30,19 @@ class Settings(BaseModel):
     # Standard Webhooks secret (`whsec_…`) that signs client callbacks; in AWS read from Secrets Manager.
     callback_secret: str | None = Field(default=None, alias="HVR_CALLBACK_SECRET")
     callback_secret_arn: str | None = Field(default=None, alias="HVR_CALLBACK_SECRET_ARN")
+    # Cloud providers: an adapter exists where its credentials do; base URLs point at sandboxes locally.
+    runpod_api_key: str | None = Field(default=None, alias="HVR_RUNPOD_API_KEY")
+    runpod_base_url: str = Field(default="https://api.runpod.ai/v2", alias="HVR_RUNPOD_BASE_URL")
+    replicate_api_token: str | None = Field(default=None, alias="HVR_REPLICATE_API_TOKEN")
+    replicate_base_url: str = Field(default="https://api.replicate.com", alias="HVR_REPLICATE_BASE_URL")
+    veo_project: str | None = Field(default=None, alias="HVR_VEO_PROJECT")
+    veo_location: str = Field(default="us-central1", alias="HVR_VEO_LOCATION")
+    veo_api_key: str | None = Field(default=None, alias="HVR_VEO_API_KEY")  # Vertex express mode
+    veo_base_url: str | None = Field(default=None, alias="HVR_VEO_BASE_URL")
+    # Secret that derives RunPod's per-attempt webhook tokens (RunPod doesn't sign its webhooks).
+    webhook_token_secret: str | None = Field(default=None, alias="HVR_WEBHOOK_TOKEN_SECRET")
+    # Embedded stack only: provider output downloads may come from loopback (the sandboxes). Off by default.
+    allow_loopback_downloads: bool = Field(default=False, alias="HVR_ALLOW_LOOPBACK_DOWNLOADS")
     # Embedded stack only: `host=127.0.0.1:port,…` delivers https://host/… callbacks over http to loopback.
     dev_callback_hosts: str | None = Field(default=None, alias="HVR_DEV_CALLBACK_HOSTS")
 

@@ -165,9 +165,16 @@ def _output_size(request: CreateJobRequest) -> tuple[int, int]:
 
 def _encode(request: CreateJobRequest, out_path: Path, *, after_frame: FrameHook) -> None:
     width, height = _output_size(request)
-    frames = request.spec.frames
-    rate = Fraction(request.spec.fps).limit_denominator(1001)
-    painter = _FramePainter(width, height, request.model, request.prompt)
+    encode_video(out_path, width, height, request.spec.frames, request.spec.fps, request.model, request.prompt,
+                 after_frame=after_frame)
+
+
+def encode_video(out_path: Path, width: int, height: int, frames: int, fps: float, label: str, text: str,
+                 after_frame: FrameHook | None = None) -> None:
+    """A real H.264 MP4 that shows it is a sim: frame counter, label and text on a drifting gradient. The provider
+    sandboxes render their outputs with it too."""
+    rate = Fraction(fps).limit_denominator(1001)
+    painter = _FramePainter(width, height, label, text)
     with av.open(str(out_path), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "crf": "18"})
         stream.width = width
@@ -179,7 +186,8 @@ def _encode(request: CreateJobRequest, out_path: Path, *, after_frame: FrameHook
             frame.pts = index
             frame.time_base = stream.codec_context.time_base
             container.mux(stream.encode(frame))
-            after_frame(index, frames)
+            if after_frame is not None:
+                after_frame(index, frames)
         container.mux(stream.encode(None))
 
 

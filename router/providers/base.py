@@ -6,6 +6,8 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 import httpx
@@ -49,7 +51,9 @@ class Submission:
     request: VideoRequest
     delivered: DeliveredSpec
     output_put_url: str | None = None  # where a pushing provider (the agent) uploads the MP4
-    callback_url: str | None = None
+    callback_url: str | None = None  # where the provider reports back (token or signature authenticated)
+    inputs: dict[str, str] = field(default_factory=dict)  # image/audio/mask → a URL the provider can GET
+    deadline: datetime | None = None  # for provider-side timeouts/TTLs (RunPod `policy`)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,10 @@ class ProviderStatus:
     billed: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     output_url: str | None = None  # None when the provider already put the output in our bucket
+    output_bytes: bytes | None = None  # inline output (Veo may answer with the video's bytes)
     render_s: float | None = None  # wall seconds the provider spent running it, once known
+    content_filtered: bool = False  # the provider's safety filter dropped the output: not billed, not retried
+    cost_usd: Decimal | None = None  # what the provider itself says it charged, where it says (RunPod `cost`)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,189 @@
+"""What every provider sandbox shares: a threaded HTTP server on loopback, a fault plan, and real MP4 outputs.
+
+A sandbox is a state machine that follows its provider's real protocol closely enough that the provider's own
+SDK works against it, pointed only by base URL. Faults are injected per call (`plan.queue(...)`, consumed in
+order) or by rate (`plan.rates`), so a test can script "429 then success" as easily as a soak can ask for 5 % 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+class Fault(StrEnum):
+    RATE_LIMIT = "rate_limit"  # 429 with Retry-After
+    SERVER_ERROR = "server_error"  # 500/503
+    TIMEOUT = "timeout"  # the request hangs past the client's timeout, then the connection drops
+    ACCEPT_THEN_DROP = "accept_then_drop"  # the job is created, the response never arrives ("paid but unknown")
+    STUCK = "stuck"  # the job never leaves the queue
+    FAILED = "failed"  # the job ends in the provider's failed state
+    CONTENT_FILTER = "content_filter"  # the provider's safety filter drops the output
+    OUTPUT_EXPIRED = "output_expired"  # the output URL answers 403/404 by the time it is fetched
+    DUPLICATE_WEBHOOK = "duplicate_webhook"  # the completion webhook is sent twice
+    OUT_OF_ORDER_WEBHOOK = "out_of_order_webhook"  # a stale status webhook arrives after the final one
+
+
+@dataclass
+class FaultPlan:
+    """Faults for the next calls of a kind ("create", "get", "download", "webhook"…), then by rate."""
+
+    scripted: dict[str, list[Fault]] = field(default_factory=dict)
+    rates: dict[Fault, float] = field(default_factory=dict)
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def queue(self, call: str, *faults: Fault) -> None:
+        with self._lock:
+            self.scripted.setdefault(call, []).extend(faults)
+
+    def next(self, call: str, allowed: tuple[Fault, ...]) -> Fault | None:
+        """The fault for this call, if any; rate faults are drawn only among those this call can suffer."""
+        with self._lock:
+            pending = self.scripted.get(call)
+            if pending:
+                return pending.pop(0)
+            for fault, rate in self.rates.items():
+                if fault in allowed and self._rng.random() < rate:
+                    return fault
+        return None
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    params: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # dict/list → JSON; bytes → as is
+    headers: dict[str, str] = field(default_factory=dict)
+    hang_s: float = 0.0  # sleep before answering (timeouts); with drop=True the connection closes unanswered
+    drop: bool = False
+
+
+Handler = Callable[[Request], Response]
+
+
+class SandboxServer:
+    """A threaded loopback HTTP server routing `(method, regex)` to handlers of a sandbox."""
+
+    name = "sandbox"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._host, self._port = host, port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.calls: list[tuple[str, str]] = []  # (method, path) of every request, for tests to count
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"hvr-{self.name}-"))
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self._routes.append((method, re.compile(f"^{pattern}$"), handler))
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://{self._host}:{self._server.server_port}"
+
+    def start(self) -> SandboxServer:
+        sandbox = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                sandbox._dispatch(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer((self._host, self._port), _Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _dispatch(self, http: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(http.path)
+        length = int(http.headers.get("content-length") or 0)
+        body = http.rfile.read(length) if length else b""
+        self.calls.append((http.command, parts.path))
+        for method, pattern, handler in self._routes:
+            match = pattern.match(parts.path)
+            if match and method == http.command:
+                request = Request(http.command, parts.path, parse_qs(parts.query),
+                                  {k.lower(): v for k, v in http.headers.items()}, body, match.groupdict())
+                try:
+                    response = handler(request)
+                except Exception as exc:  # a sandbox bug must look like a provider 500, not hang the client
+                    response = Response(500, {"error": f"sandbox error: {exc}"})
+                break
+        else:
+            response = Response(404, {"detail": "Not found."})
+        _write(http, response)
+
+
+def _write(http: BaseHTTPRequestHandler, response: Response) -> None:
+    if response.hang_s:
+        time.sleep(response.hang_s)
+    if response.drop:
+        http.close_connection = True
+        return
+    if isinstance(response.body, bytes):
+        payload, content_type = response.body, response.headers.get("content-type", "application/octet-stream")
+    else:
+        payload = json.dumps(response.body).encode() if response.body is not None else b""
+        content_type = response.headers.get("content-type", "application/json")
+    http.send_response(response.status)
+    for name, value in {**response.headers, "content-type": content_type}.items():
+        http.send_header(name, value)
+    http.send_header("content-length", str(len(payload)))
+    http.end_headers()
+    http.wfile.write(payload)
+
+
+def render_mp4(path: Path, width: int, height: int, frames: int, fps: float, label: str, text: str) -> Path:
+    """A real H.264 MP4 of the requested size from the sim encoder (so the router's probe has something true)."""
+    from agent.engines.sim import encode_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode_video(path, width, height, frames, fps, label, text)
+    return path
