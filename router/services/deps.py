@@ -16,6 +16,7 @@ from router.settings import Settings, get_settings
 from router.store.artifacts import ArtifactStore
 from router.store.aws import client
 from router.store.calibration import CalibrationRepository
+from router.store.circuits import CircuitRepository
 from router.store.events import EventPublisher
 from router.store.jobs import JobsRepository
 from router.store.keys import KeysRepository
@@ -39,6 +40,7 @@ class Deps:
     catalog: Catalog
     providers: Mapping[ProviderKind, VideoProvider]
     calibration: CalibrationRepository | None = None
+    circuits: CircuitRepository | None = None
     keys: KeysRepository | None = None
     nonces: NonceStore | None = None
     events: EventPublisher | None = None
@@ -61,6 +63,7 @@ def build_deps(settings: Settings) -> Deps:
         catalog=cached_catalog(settings.catalog_path),
         providers=build_providers(settings),
         calibration=CalibrationRepository(ddb, settings.ledger_table),
+        circuits=CircuitRepository(ddb, settings.ledger_table),
         keys=KeysRepository(ddb, settings.keys_table) if settings.keys_table else None,
         nonces=NonceStore(ddb, settings.idempotency_table) if settings.idempotency_table else None,
         events=EventPublisher(client("sns", settings.aws_endpoint_url), settings.events_topic_arn)

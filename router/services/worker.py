@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router.backoff import backoff
-from router.models.common import money
+from router.models.common import ProviderKind, money
 from router.models.decision import Decision
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, JobStatus
 from router.models.ledger import LedgerEntry
 from router.models.offer import Offer
 from router.policy.engine import route
 from router.providers.base import ProviderState, ProviderStatus, Submission
-from router.providers.errors import ProviderError
-from router.services import callbacks, lifecycle
+from router.providers.download import OUTPUT_HOSTS, UnsafeDownload, fetch_to_s3, store_bytes
+from router.providers.errors import OutcomeUnknown, ProviderError
+from router.services import callbacks, circuits, lifecycle
 from router.services.context import routing_context
 from router.services.deps import Deps
 from router.store.artifacts import output_key, s3_uri
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from router.media.probe import ProbeResult
 
 POLL_BASE_S = 5.0
+INPUT_URL_TTL_S = 6 * 3600  # long enough for a queued provider to fetch its inputs
+SUBMIT_UNKNOWN_AFTER_S = 600.0  # how long to wait for a webhook naming a job whose submit answer was lost
 MIN_POLL_DELAY_S = 1.0
 # A running job is rewritten at least this often even without progress, so the sweeper can tell a live poll
 # chain (recent `updated_at`) from a lost one.
@@ -76,14 +79,18 @@ def _route_next(job: Job, deps: Deps) -> None:
     """Decide (again) and start a new attempt, or end the job if nothing feasible is left."""
     now = deps.clock()
     tried = frozenset(a.offer for a in job.attempts)
+    if any((a.reason or "").startswith("content_filtered") for a in job.attempts):
+        # A filtered prompt would be filtered by the same provider's other models too.
+        filtered = {a.provider for a in job.attempts if (a.reason or "").startswith("content_filtered")}
+        tried = tried | {o.id for o in deps.catalog.offers if o.provider in filtered}
     if len(job.attempts) >= deps.max_attempts:
-        _fail(job, deps, "provider_failed", f"gave up after {len(job.attempts)} attempts", _last_reason(job))
+        _fail(job, deps, _failure_code(job), f"gave up after {len(job.attempts)} attempts", _last_reason(job))
         return
     decision = route(job.request, deps.catalog.offers, routing_context(deps, tried), now, job.deadline)
     chosen = decision.chosen
     if chosen is None:
         if job.attempts:
-            _fail(job, deps, "provider_failed", _last_reason(job) or "attempt failed",
+            _fail(job, deps, _failure_code(job), _last_reason(job) or "attempt failed",
                   "no fallback left: " + "; ".join(decision.reasons)[:900])
         else:
             _end(job, deps, JobStatus.REJECTED, "no_feasible_offer",
@@ -119,7 +126,7 @@ def _route_next(job: Job, deps: Deps) -> None:
 
 def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
     provider = deps.providers[offer.provider]
-    key = output_key(job.tenant, job.id, attempt.id)
+    pushes = offer.provider is ProviderKind.LOCAL  # the agent PUTs its output; cloud outputs are fetched by us
     submission = Submission(
         attempt_id=attempt.id,
         job_id=job.id,
@@ -127,11 +134,13 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
         offer=offer,
         request=job.request,
         delivered=attempt.delivered,
-        output_put_url=deps.artifacts.presign_put(key),
+        output_put_url=deps.artifacts.presign_put(output_key(job.tenant, job.id, attempt.id)) if pushes else None,
         callback_url=callbacks.provider_callback_url(deps, offer.provider, job),
+        inputs=_input_urls(job, deps),
+        deadline=job.deadline,
     )
     try:
-        status = provider.submit(submission)
+        status = circuits.watch(deps, attempt.target, lambda: provider.submit(submission))
     except ProviderError as exc:
         if exc.retryable:
             raise  # the message comes back; the attempt stays `submitting` and is reconciled then
@@ -140,16 +149,38 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
     _mark_submitted(job, attempt.id, status, deps)
 
 
+def _input_urls(job: Job, deps: Deps) -> dict[str, str]:
+    """Inputs as URLs a provider can GET: our uploads presigned, client https URLs as given."""
+    urls = {}
+    for field in ("image", "audio", "mask"):
+        ref = getattr(job.request, field)
+        if ref and ref.startswith(f"s3://{deps.artifacts.bucket}/"):
+            urls[field] = deps.artifacts.presign_get(ref.split("/", 3)[3], expires_s=INPUT_URL_TTL_S)
+        elif ref:
+            urls[field] = ref
+    return urls
+
+
 def _reconcile(job: Job, attempt: Attempt, deps: Deps) -> None:
     offer = _offer(deps, attempt.offer)
-    found = deps.providers[offer.provider].lookup(attempt.id)
+    try:
+        found = deps.providers[offer.provider].lookup(attempt.id)
+    except OutcomeUnknown as exc:
+        # The provider can't be asked about our attempt (no lookup by our id). Wait for its webhook, which
+        # carries the attempt; past the window, end the attempt as unknown rather than ever paying twice.
+        waited = (deps.clock() - attempt.started_at).total_seconds() * deps.time_scale
+        if waited < SUBMIT_UNKNOWN_AFTER_S:
+            raise
+        _attempt_failed(job, attempt.id, deps, f"submit_unknown: the provider never confirmed the job ({exc})",
+                        billed={})
+        return
     if found is None:
         _submit(job, attempt, offer, deps)  # provably never reached the provider
     else:
         _mark_submitted(job, attempt.id, found, deps)
 
 
-def _mark_submitted(job: Job, attempt_id: str, status: ProviderStatus, deps: Deps) -> None:
+def _mark_submitted(job: Job, attempt_id: str, status: ProviderStatus, deps: Deps, schedule: bool = True) -> Job:
     def change(draft: Job) -> JobStatus | None:
         attempt = _attempt(draft, attempt_id)
         if attempt is None or attempt.status is not AttemptStatus.SUBMITTING:
@@ -160,8 +191,9 @@ def _mark_submitted(job: Job, attempt_id: str, status: ProviderStatus, deps: Dep
 
     job = lifecycle.update(deps, job.tenant, job.id, change)
     attempt = _attempt(job, attempt_id)
-    if attempt is not None and job.status is JobStatus.SUBMITTED:
+    if schedule and attempt is not None and job.status is JobStatus.SUBMITTED:
         _schedule_poll(job, attempt, deps, poll_n=0)
+    return job
 
 
 # --- poll --------------------------------------------------------------------------------------------------
@@ -169,18 +201,29 @@ def _mark_submitted(job: Job, attempt_id: str, status: ProviderStatus, deps: Dep
 
 def _on_poll(job: Job, message: WorkerMessage, deps: Deps) -> None:
     attempt = job.current_attempt
-    if attempt is None or attempt.id != message.attempt_id or attempt.provider_job_id is None:
+    if attempt is None or attempt.id != message.attempt_id or attempt.status.ended:
         return  # a poll for an attempt that has since ended or been replaced
-    if attempt.status.ended:
-        return
+    if attempt.provider_job_id is None:
+        if attempt.status is AttemptStatus.SUBMITTING and message.provider_job_id:
+            # A webhook named the provider's job for an attempt whose submit answer was lost: adopt it.
+            job = _mark_submitted(job, attempt.id, ProviderStatus(message.provider_job_id, ProviderState.QUEUED),
+                                  deps, schedule=False)
+            attempt = _attempt(job, attempt.id) or attempt
+        if attempt.provider_job_id is None:
+            return
     provider = deps.providers[attempt.provider]
-    status = provider.status(attempt.provider_job_id)
+    status = circuits.watch(deps, attempt.target, lambda: provider.status(attempt.provider_job_id or ""))
     if status.state is ProviderState.SUCCEEDED:
         deps.queue.send(WorkerMessage(kind=MessageKind.FINALIZE, tenant=job.tenant, job_id=job.id,
                                       attempt_id=attempt.id))
     elif status.state in (ProviderState.FAILED, ProviderState.CANCELLED):
+        if status.content_filtered:
+            _attempt_failed(job, attempt.id, deps, f"content_filtered: {status.error or 'the safety filter'}",
+                            billed={})
+            return
+        circuits.failed(deps, attempt.target)
         _attempt_failed(job, attempt.id, deps, status.error or f"provider reported {status.state.value}",
-                        billed=status.billed)
+                        billed=status.billed, provider_cost=status.cost_usd)
     else:
         _record_progress(job, attempt.id, status, deps)
         _schedule_poll(job, attempt, deps, poll_n=message.poll_n + 1)
@@ -225,18 +268,24 @@ def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
     if status.state is not ProviderState.SUCCEEDED:
         raise RuntimeError(f"finalize for {attempt.id} while the provider says {status.state.value}")
     key = output_key(job.tenant, job.id, attempt.id)
-    size = deps.artifacts.size(key)
+    try:
+        size = _collect_output(attempt, status, key, deps)
+    except UnsafeDownload as exc:
+        _attempt_failed(job, attempt.id, deps, f"output_rejected: {exc}", billed=status.billed,
+                        provider_cost=status.cost_usd)
+        return
     if size is None:
         _attempt_failed(job, attempt.id, deps, "output_missing: the provider reported success but no file arrived",
-                        billed=status.billed)
+                        billed=status.billed, provider_cost=status.cost_usd)
         return
     problem, probed = _check_output(deps, key, attempt)
     if problem:
-        _attempt_failed(job, attempt.id, deps, problem, billed=status.billed)
+        _attempt_failed(job, attempt.id, deps, problem, billed=status.billed, provider_cost=status.cost_usd)
         return
     assert probed is not None
+    circuits.succeeded(deps, attempt.target)
     uri = s3_uri(deps.artifacts.bucket, key)
-    actual = record_ledger(job, attempt, deps, "succeeded", status.billed, uri)
+    actual = record_ledger(job, attempt, deps, "succeeded", status.billed, uri, provider_cost=status.cost_usd)
     _learn(attempt, status.billed, deps)
     output = JobOutput(s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames,
                        fps=probed.fps, duration_s=round(probed.duration_s, 3))
@@ -252,6 +301,17 @@ def _on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
         return JobStatus.SUCCEEDED
 
     lifecycle.update(deps, job.tenant, job.id, succeed)
+
+
+def _collect_output(attempt: Attempt, status: ProviderStatus, key: str, deps: Deps) -> int | None:
+    """Bring the output into our bucket (the agent already PUT it there); its size, or None if there is none."""
+    if status.output_bytes is not None:
+        store_bytes(status.output_bytes, deps.artifacts, key)
+    elif status.output_url is not None and deps.artifacts.size(key) is None:
+        allow_loopback = bool(deps.settings and deps.settings.allow_loopback_downloads)
+        fetch_to_s3(status.output_url, OUTPUT_HOSTS.get(attempt.provider.value, ()), deps.artifacts, key,
+                    allow_loopback=allow_loopback)
+    return deps.artifacts.size(key)
 
 
 def _learn(attempt: Attempt, billed: dict[str, float], deps: Deps) -> None:
@@ -286,10 +346,12 @@ def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, P
 # --- endings -----------------------------------------------------------------------------------------------
 
 
-def _attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float]) -> None:
+def _attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float],
+                    provider_cost: Decimal | None = None) -> None:
     attempt = _attempt(job, attempt_id)
     assert attempt is not None
-    actual = record_ledger(job, attempt, deps, "failed", billed, None)
+    outcome = reason.split(":", 1)[0] if reason.startswith(("content_filtered", "submit_unknown")) else "failed"
+    actual = record_ledger(job, attempt, deps, outcome, billed, None, provider_cost=provider_cost)
 
     def close(draft: Job) -> JobStatus | None:
         current = _attempt(draft, attempt_id)
@@ -336,7 +398,12 @@ def _end(job: Job, deps: Deps, status: JobStatus, code: str, message: str, detai
 
 
 def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: dict[str, float],
-                   uri: str | None) -> Decimal:
+                   uri: str | None, provider_cost: Decimal | None = None) -> Decimal:
+    """The attempt's ledger row (once per attempt); what it cost, in USD.
+
+    The provider's own stated charge wins where it gives one (RunPod's `cost`); otherwise units times unit price,
+    by the provider's billing: GPU time is billed whatever the outcome, per-second and per-video prices only for
+    a delivered video, and a content-filtered output is never billed."""
     offer = _offer(deps, attempt.offer)
     spec = attempt.delivered
     gpu_seconds = Decimal(f"{billed.get('gpu_seconds', 0.0):.3f}")
@@ -350,6 +417,10 @@ def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: 
     quantity = {"gpu_second": gpu_seconds, "output_second": output_seconds if delivered else Decimal(0),
                 "video": Decimal(1 if delivered else 0)}.get(unit, Decimal(0))
     actual = money(price * quantity)
+    if outcome == "content_filtered":
+        actual = Decimal("0.0000")
+    elif provider_cost is not None:
+        actual = money(provider_cost)
     deps.ledger.record(LedgerEntry(
         tenant=job.tenant,
         job_id=job.id,
@@ -396,6 +467,11 @@ def _offer(deps: Deps, offer_id: str) -> Offer:
 
 def _attempt(job: Job, attempt_id: str) -> Attempt | None:
     return next((a for a in job.attempts if a.id == attempt_id), None)
+
+
+def _failure_code(job: Job) -> str:
+    last = _last_reason(job) or ""
+    return "content_filtered" if last.startswith("content_filtered") else "provider_failed"
 
 
 def _last_reason(job: Job) -> str | None:

@@ -9,6 +9,8 @@ from botocore.config import Config
 
 # Standard retry mode retries throttles and 5xx with backoff; conditional-check failures are never retried.
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# SigV4 presigned URLs (boto3 may otherwise sign us-east-1 S3 URLs the legacy way, reliability §6).
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 
 
 @cache
@@ -17,5 +19,5 @@ def client(service: str, endpoint_url: str | None = None, region: str | None = N
 
     session = boto3.session.Session()
     return session.client(  # type: ignore[call-overload]
-        service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+        service, endpoint_url=endpoint_url, region_name=region, config=_S3_CONFIG if service == "s3" else _CONFIG
     )

@@ -23,6 +23,7 @@ class WorkerMessage(BaseModel):
     tenant: str
     job_id: str
     attempt_id: str | None = None
+    provider_job_id: str | None = None  # set by a webhook that names the provider's job
     poll_n: int = 0  # how many polls (or callback deliveries) came before this one, for the backoff
 
 
