@@ -23,6 +23,10 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, alias="HVR_MAX_ATTEMPTS")
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
     keys_table: str | None = Field(default=None, alias="HVR_KEYS_TABLE")
+    budgets_table: str | None = Field(default=None, alias="HVR_BUDGETS_TABLE")
+    alerts_topic_arn: str | None = Field(default=None, alias="HVR_ALERTS_TOPIC_ARN")
+    # Thresholds that move a budget's spend mode: `0.8=economy,1.0=local_only` (ARCHITECTURE §7).
+    spend_rules: str | None = Field(default=None, alias="HVR_SPEND_RULES")
     idempotency_table: str | None = Field(default=None, alias="HVR_IDEMPOTENCY_TABLE")
     events_topic_arn: str | None = Field(default=None, alias="HVR_EVENTS_TOPIC_ARN")
     public_api_url: str | None = Field(default=None, alias="HVR_PUBLIC_API_URL")

@@ -81,8 +81,8 @@ def cancel_job(job_id: str) -> Response[JobView]:
 @router.post("/v1/quotes", summary="Where a request would go, without creating a job")
 def post_quote(request: Annotated[VideoRequest, Body(embed=False)]) -> Response[Quote]:
     deps = default_deps()
-    principal(router)
-    decision = quote(_edge_request(router.current_event.json_body), deps)
+    caller = principal(router)
+    decision = quote(_edge_request(router.current_event.json_body), deps, tenant=caller.tenant)
     return json_response(Quote(chosen=decision.chosen, fallbacks=decision.fallbacks,
                                candidates=decision.candidates, reasons=decision.reasons))
 

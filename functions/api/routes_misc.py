@@ -8,8 +8,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from functions.api.http import json_response, principal
+from functions.api.http import HttpProblem, json_response, principal
 from router.models.api import (
+    BudgetList,
     KeyCreate,
     KeyCreated,
     OfferCalibration,
@@ -18,6 +19,7 @@ from router.models.api import (
     OfferView,
     UploadRequest,
 )
+from router.models.budget import SCOPE_PATTERN, Budget, BudgetUpdate, period_of
 from router.models.common import iso
 from router.services.deps import default_deps
 from router.services.uploads import UploadTicket, presign_upload
@@ -62,3 +64,23 @@ def list_offers() -> Response[OfferList]:
             calibration=OfferCalibration(**vars(calibration[offer.id])) if offer.id in calibration else None,
         ))
     return json_response(OfferList(offers=offers))
+
+
+@router.get("/v1/budgets", summary="Budgets of the current period (admin)")
+def list_budgets() -> Response[BudgetList]:
+    principal(router, admin=True)
+    deps = default_deps()
+    assert deps.budgets is not None, "HVR_BUDGETS_TABLE is not set"
+    return json_response(BudgetList(budgets=deps.budgets.for_period(period_of(deps.clock()))))
+
+
+@router.put("/v1/budgets/<scope>", summary="Set a budget's limit, thresholds or spend mode (admin)")
+def put_budget(scope: str, body: Annotated[BudgetUpdate, Body(embed=False)]) -> Response[Budget]:
+    caller = principal(router, admin=True)
+    if not SCOPE_PATTERN.match(scope):
+        raise HttpProblem(400, "Invalid request", errors=[
+            {"field": "scope", "message": "must be global, tenant:<id> or campaign:<id>"}])
+    deps = default_deps()
+    assert deps.budgets is not None, "HVR_BUDGETS_TABLE is not set"
+    now = deps.clock()
+    return json_response(deps.budgets.put(scope, period_of(now), body, now, by=f"api:{caller.tenant}"))

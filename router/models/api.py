@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.models.budget import Budget
 from router.models.decision import Candidate, Chosen
 from router.models.job import JobView
 
@@ -88,6 +89,10 @@ class OfferView(BaseModel):
 
 class OfferList(BaseModel):
     offers: list[OfferView]
+
+
+class BudgetList(BaseModel):
+    budgets: list[Budget]
 
 
 class Health(BaseModel):

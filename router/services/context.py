@@ -1,16 +1,17 @@
 """Assembling the policy's context snapshot: live provider health, circuits, queues, calibration, budgets.
 
-Budgets and spend modes come with the money issue; until that code exists the context carries their safe default
-(no budget limit beyond the request's own cap).
+Scopes without a budget are unlimited; a quote or job without a tenant sees no budgets at all.
 """
 
 from __future__ import annotations
 
 from router.policy.context import Circuit, RoutingContext, TargetState
+from router.services import money
 from router.services.deps import Deps
 
 
-def routing_context(deps: Deps, tried: frozenset[str] = frozenset()) -> RoutingContext:
+def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str | None = None,
+                    campaign_id: str | None = None) -> RoutingContext:
     circuits = deps.circuits.states(deps.clock()) if deps.circuits is not None else {}
     targets = {}
     for kind, provider in deps.providers.items():
@@ -18,5 +19,6 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset()) -> RoutingC
         targets[kind] = TargetState(name=health.name, up=health.up, queue_wait_s=health.queue_wait_s,
                                     circuit=circuits.get(health.name, Circuit.CLOSED))
     calibration = deps.calibration.all() if deps.calibration is not None else {}
+    budgets = money.budget_states(deps, tenant, campaign_id, deps.clock()) if tenant else ()
     return RoutingContext(targets=targets, configured=frozenset(deps.providers), calibration=calibration,
-                          exclude_offers=tried)
+                          budgets=budgets, exclude_offers=tried)

@@ -13,11 +13,14 @@ from router.models.common import ProviderKind, utcnow
 from router.policy.catalog import Catalog, cached_catalog
 from router.providers.base import VideoProvider
 from router.settings import Settings, get_settings
+from router.store.alerts import AlertPublisher
 from router.store.artifacts import ArtifactStore
 from router.store.aws import client
+from router.store.budgets import BudgetRepository
 from router.store.calibration import CalibrationRepository
 from router.store.circuits import CircuitRepository
 from router.store.events import EventPublisher
+from router.store.exports import LedgerExport
 from router.store.jobs import JobsRepository
 from router.store.keys import KeysRepository
 from router.store.ledger import LedgerRepository
@@ -42,6 +45,9 @@ class Deps:
     calibration: CalibrationRepository | None = None
     circuits: CircuitRepository | None = None
     keys: KeysRepository | None = None
+    budgets: BudgetRepository | None = None
+    exports: LedgerExport | None = None
+    alerts: AlertPublisher | None = None
     nonces: NonceStore | None = None
     events: EventPublisher | None = None
     settings: Settings | None = None
@@ -65,6 +71,10 @@ def build_deps(settings: Settings) -> Deps:
         calibration=CalibrationRepository(ddb, settings.ledger_table),
         circuits=CircuitRepository(ddb, settings.ledger_table),
         keys=KeysRepository(ddb, settings.keys_table) if settings.keys_table else None,
+        budgets=BudgetRepository(ddb, settings.budgets_table) if settings.budgets_table else None,
+        exports=LedgerExport(client("s3", settings.aws_endpoint_url), settings.bucket),
+        alerts=AlertPublisher(client("sns", settings.aws_endpoint_url), settings.alerts_topic_arn)
+        if settings.alerts_topic_arn else None,
         nonces=NonceStore(ddb, settings.idempotency_table) if settings.idempotency_table else None,
         events=EventPublisher(client("sns", settings.aws_endpoint_url), settings.events_topic_arn)
         if settings.events_topic_arn else None,

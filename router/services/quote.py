@@ -9,5 +9,6 @@ from router.services.context import routing_context
 from router.services.deps import Deps
 
 
-def quote(request: VideoRequest, deps: Deps) -> Decision:
-    return route(request, deps.catalog.offers, routing_context(deps), deps.clock())
+def quote(request: VideoRequest, deps: Deps, tenant: str | None = None) -> Decision:
+    context = routing_context(deps, tenant=tenant, campaign_id=request.campaign_id)
+    return route(request, deps.catalog.offers, context, deps.clock())

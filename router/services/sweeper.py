@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from router.models.job import AttemptStatus, Job, JobStatus
-from router.services import lifecycle
+from router.services import lifecycle, money
 from router.services.deps import Deps
 from router.store.messages import MessageKind, WorkerMessage
 
@@ -30,11 +30,20 @@ class SweepReport:
         self.nudged[action] = self.nudged.get(action, 0) + 1
 
 
+RESERVATION_REAP_S = 900.0  # a reservation this old whose attempt has ended was left by a crash
+
+
 def sweep(deps: Deps) -> SweepReport:
     now = deps.clock()
+    report = SweepReport()
+    reaped = money.release_stale(deps, now - timedelta(seconds=RESERVATION_REAP_S / deps.time_scale))
+    if reaped:
+        report.nudged["reservations_released"] = reaped
+    rolled = money.roll_over(deps, now)
+    if rolled:
+        report.nudged["budgets_rolled_over"] = rolled
     scale = deps.time_scale
     quiet_since = now - timedelta(seconds=min(ROUTE_TIMEOUT_S, SUBMIT_TIMEOUT_S, ANNOUNCE_TIMEOUT_S) / scale)
-    report = SweepReport()
     for job in deps.jobs.open_jobs(updated_before=quiet_since):
         report.looked_at += 1
         action = _action(job, now, scale)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router.backoff import backoff
-from router.models.common import ProviderKind, money
+from router.models.common import ProviderKind
+from router.models.common import money as to_money
 from router.models.decision import Decision
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, JobStatus
 from router.models.ledger import LedgerEntry
@@ -22,10 +23,11 @@ from router.policy.engine import route
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.download import OUTPUT_HOSTS, UnsafeDownload, fetch_to_s3, store_bytes
 from router.providers.errors import OutcomeUnknown, ProviderError
-from router.services import callbacks, circuits, lifecycle
+from router.services import callbacks, circuits, lifecycle, money
 from router.services.context import routing_context
 from router.services.deps import Deps
 from router.store.artifacts import output_key, s3_uri
+from router.store.budgets import BudgetRefused
 from router.store.messages import MessageKind, WorkerMessage
 
 if TYPE_CHECKING:
@@ -86,8 +88,13 @@ def _route_next(job: Job, deps: Deps) -> None:
     if len(job.attempts) >= deps.max_attempts:
         _fail(job, deps, _failure_code(job), f"gave up after {len(job.attempts)} attempts", _last_reason(job))
         return
-    decision = route(job.request, deps.catalog.offers, routing_context(deps, tried), now, job.deadline)
+    decision, refused = _decide_and_reserve(job, deps, tried, now)
     chosen = decision.chosen
+    if chosen is None and refused is not None:
+        _end(job, deps, JobStatus.FAILED if job.attempts else JobStatus.REJECTED, "budget_exhausted",
+             f"budget {refused.scope} can't cover any feasible offer: {refused}", details=decision.reasons,
+             decision=decision)
+        return
     if chosen is None:
         if job.attempts:
             _fail(job, deps, _failure_code(job), _last_reason(job) or "attempt failed",
@@ -99,7 +106,7 @@ def _route_next(job: Job, deps: Deps) -> None:
     offer = _offer(deps, chosen.offer)
     attempt = Attempt(
         n=len(job.attempts) + 1,
-        id=f"att_{job.id.removeprefix('job_')}_{len(job.attempts) + 1}",
+        id=_attempt_id(job),
         offer=offer.id,
         provider=offer.provider,
         target=chosen.target,
@@ -122,6 +129,43 @@ def _route_next(job: Job, deps: Deps) -> None:
     if job.current_attempt is None or job.current_attempt.id != attempt.id:
         return
     _submit(job, attempt, offer, deps)
+
+
+def _attempt_id(job: Job) -> str:
+    return f"att_{job.id.removeprefix('job_')}_{len(job.attempts) + 1}"
+
+
+def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: datetime,
+                        tries: int = 3) -> tuple[Decision, BudgetRefused | None]:
+    """Route, then hold the chosen offer's p90 estimate in the job's budgets. A refusal (another job took the
+    money since the context was read) routes again with fresh budgets, so a cheaper offer can still fit."""
+    refused: BudgetRefused | None = None
+    for _ in range(tries):
+        context = routing_context(deps, tried, tenant=job.tenant, campaign_id=job.request.campaign_id)
+        decision = route(job.request, deps.catalog.offers, context, now, job.deadline)
+        chosen = decision.chosen
+        if chosen is None:
+            refused = refused or _budget_blocked(decision)
+            return decision, refused
+        try:
+            money.reserve(deps, job.tenant, job.request.campaign_id, job.id, _attempt_id(job),
+                          chosen.estimated_cost_p90_usd, now)
+        except BudgetRefused as exc:
+            refused = exc
+            continue
+        return decision, None
+    return Decision(chosen=None, fallbacks=[], candidates=decision.candidates, reasons=[str(refused)],
+                    decided_at=now), refused
+
+
+def _budget_blocked(decision: Decision) -> BudgetRefused | None:
+    """When budgets are the only thing in the way, name the scope (the job ends `budget_exhausted`)."""
+    blocked = [c for c in decision.candidates if c.reasons and all(r.startswith("budget:") for r in c.reasons)]
+    if not blocked:
+        return None
+    reason = blocked[0].reasons[0]
+    scope = reason.split(" over ", 1)[1].split("'s remaining", 1)[0]
+    return BudgetRefused(scope, Decimal(0), blocked[0].estimated_cost_p90_usd or Decimal(0))
 
 
 def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
@@ -416,12 +460,12 @@ def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: 
     delivered = outcome == "succeeded"
     quantity = {"gpu_second": gpu_seconds, "output_second": output_seconds if delivered else Decimal(0),
                 "video": Decimal(1 if delivered else 0)}.get(unit, Decimal(0))
-    actual = money(price * quantity)
+    actual = to_money(price * quantity)
     if outcome == "content_filtered":
         actual = Decimal("0.0000")
     elif provider_cost is not None:
-        actual = money(provider_cost)
-    deps.ledger.record(LedgerEntry(
+        actual = to_money(provider_cost)
+    money.charge(deps, LedgerEntry(
         tenant=job.tenant,
         job_id=job.id,
         attempt_id=attempt.id,
@@ -455,7 +499,7 @@ def close_attempt(attempt: Attempt, now: datetime, status: AttemptStatus, reason
 
 
 def total_actual(job: Job) -> Decimal:
-    return money(sum((a.actual_cost_usd or Decimal(0) for a in job.attempts), Decimal(0)))
+    return to_money(sum((a.actual_cost_usd or Decimal(0) for a in job.attempts), Decimal(0)))
 
 
 def _offer(deps: Deps, offer_id: str) -> Offer:

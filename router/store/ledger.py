@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +24,7 @@ class LedgerRepository:
             "sk": {"S": f"A#{entry.attempt_id}"},
             "tenant": {"S": entry.tenant},
             "day": {"S": iso(entry.ended_at)[:10]},
+            "period": {"S": iso(entry.ended_at)[:7]},  # the by_period index: cost reports and alert summaries
             "provider": {"S": entry.provider.value},
             "offer": {"S": entry.offer},
             "actual_usd": {"N": str(entry.actual_usd)},
@@ -47,3 +49,37 @@ class LedgerRepository:
             ConsistentRead=True,
         )
         return [LedgerEntry.model_validate(json.loads(item["doc"]["S"])) for item in page.get("Items", [])]
+
+    def actual(self, tenant: str, job_id: str, attempt_id: str) -> Decimal | None:
+        key = {"pk": {"S": f"T#{tenant}#J#{job_id}"}, "sk": {"S": f"A#{attempt_id}"}}
+        item = self._ddb.get_item(TableName=self._table, ConsistentRead=True, Key=key).get("Item")
+        return Decimal(item["actual_usd"]["N"]) if item else None
+
+    def for_period(self, period: str) -> list[LedgerEntry]:
+        """Every row that ended in a calendar month (the `by_period` index)."""
+        rows: list[LedgerEntry] = []
+        args: dict[str, Any] = {"TableName": self._table, "IndexName": "by_period",
+                                "KeyConditionExpression": "#period = :p",
+                                "ExpressionAttributeNames": {"#period": "period"},
+                                "ExpressionAttributeValues": {":p": {"S": period}}}
+        while True:
+            page = self._ddb.query(**args)
+            rows += [LedgerEntry.model_validate(json.loads(item["doc"]["S"])) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return rows
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def top_offers(self, scope: str, period: str, limit: int = 3) -> list[dict[str, str]]:
+        """The offers that spent most in a budget scope and period, for alert messages."""
+        totals: dict[str, Decimal] = {}
+        for row in self.for_period(period):
+            if in_scope(row, scope):
+                totals[row.offer] = totals.get(row.offer, Decimal(0)) + row.actual_usd
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return [{"offer": offer, "actual_usd": f"{usd:.4f}"} for offer, usd in ranked]
+
+
+def in_scope(row: LedgerEntry, scope: str) -> bool:
+    kind, _, name = scope.partition(":")
+    return kind == "global" or (kind == "tenant" and row.tenant == name) or (
+        kind == "campaign" and row.campaign_id == name)

@@ -60,7 +60,7 @@ def strip_if(value: Any) -> list[Any]:
 
 def test_every_function_is_python311_with_a_handler() -> None:
     assert set(FUNCTIONS) == {"ApiFunction", "AuthorizerFunction", "WebhooksFunction", "SweeperFunction",
-                              "WorkerFunction"}
+                              "WorkerFunction", "BudgetAlertsFunction"}
     for logical, props in FUNCTIONS.items():
         assert fn(logical, "Runtime") == "python3.11", logical
         assert props["Handler"].startswith("functions.") and props["Handler"].endswith(".lambda_handler")
@@ -361,12 +361,12 @@ def fresh(aws: dict[str, Any], **kwargs: Any) -> Stack:
 
 def test_provision_creates_what_the_template_declares(aws: dict[str, Any]) -> None:
     stack = fresh(aws)
-    assert set(stack.table_names) == {"JobsTable", "LedgerTable", "KeysTable", "IdempotencyTable"}
+    assert set(stack.table_names) == {"JobsTable", "LedgerTable", "KeysTable", "IdempotencyTable", "BudgetsTable"}
     assert set(stack.table_names.values()) <= set(aws["dynamodb"].list_tables()["TableNames"])
     ttl = aws["dynamodb"].describe_time_to_live(TableName=stack.table_names["IdempotencyTable"])
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expiration"
     assert set(stack.queue_urls) == set(QUEUES)
-    assert set(stack.topic_arns) == {"JobEventsTopic", "AlertsTopic"}
+    assert set(stack.topic_arns) == {"JobEventsTopic", "AlertsTopic", "BudgetNotificationsTopic"}
     assert set(stack.topic_arns.values()) <= {t["TopicArn"] for t in aws["sns"].list_topics()["Topics"]}
 
 

@@ -1,0 +1,132 @@
+"""Money: reserve before a provider is paid, settle exactly once after, alert on thresholds, move spend modes.
+
+estimate (p90) → reserve in every applicable scope at once → submit → attempt ends → settle (the true cost, even
+past the limit) and write the ledger row. Settling is guarded by the reservation's state and the ledger row by
+the attempt id, so crashes and duplicate deliveries can repeat any step without charging twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from router.models.budget import BudgetUpdate, period_of, scopes_for
+from router.models.common import iso
+from router.models.ledger import LedgerEntry
+from router.policy.context import BudgetState, SpendMode
+from router.services.deps import Deps
+from router.store.budgets import BudgetRefused, Reservation
+
+logger = logging.getLogger(__name__)
+DEFAULT_SPEND_RULES = "0.8=economy,1.0=local_only"
+
+__all__ = ["BudgetRefused", "budget_states", "charge", "reserve", "spend_rules"]
+
+
+def spend_rules(spec: str | None) -> list[tuple[float, SpendMode]]:
+    """`0.8=economy,1.0=local_only` → [(0.8, ECONOMY), (1.0, LOCAL_ONLY)]: thresholds that move a scope's mode."""
+    rules = []
+    for part in filter(None, (p.strip() for p in (spec or DEFAULT_SPEND_RULES).split(","))):
+        threshold, _, mode = part.partition("=")
+        rules.append((float(threshold), SpendMode(mode.strip())))
+    return sorted(rules)
+
+
+def budget_states(deps: Deps, tenant: str, campaign_id: str | None, now: datetime) -> tuple[BudgetState, ...]:
+    """The budgets that apply to a request, for the policy; scopes without a budget are unlimited."""
+    if deps.budgets is None:
+        return ()
+    found = deps.budgets.get_many(scopes_for(tenant, campaign_id), period_of(now))
+    return tuple(BudgetState(scope=b.scope, remaining_usd=b.remaining_usd, spend_mode=b.spend_mode)
+                 for b in found.values())
+
+
+def reserve(deps: Deps, tenant: str, campaign_id: str | None, job_id: str, attempt_id: str, estimate: Decimal,
+            now: datetime) -> None:
+    """Hold the attempt's p90 estimate in every budget that applies; BudgetRefused names the scope that refused."""
+    if deps.budgets is None:
+        return
+    period = period_of(now)
+    present = list(deps.budgets.get_many(scopes_for(tenant, campaign_id), period))
+    if present:
+        deps.budgets.reserve(tenant, job_id, attempt_id, period, present, estimate, now)
+
+
+def charge(deps: Deps, entry: LedgerEntry) -> None:
+    """Settle the attempt's reservation with its actual cost, then write its ledger row (each at most once)."""
+    reservation = deps.budgets.reservation(entry.attempt_id) if deps.budgets is not None else None
+    if reservation is not None and reservation.state == "reserved":
+        deps.budgets.settle(reservation, entry.actual_usd)  # type: ignore[union-attr]
+    if deps.ledger.record(entry) and deps.exports is not None:
+        deps.exports.write(entry)
+    if reservation is not None:
+        _thresholds(deps, reservation, entry.ended_at)
+
+
+def release_stale(deps: Deps, older_than: datetime) -> int:
+    """The reaper: reservations whose attempt ended without settling (a crash) are settled from the ledger row,
+    or released at zero when none was written — a leaked hold must never block real work."""
+    if deps.budgets is None:
+        return 0
+    from router.store.errors import NotFound
+
+    released = 0
+    for reservation in deps.budgets.stale_reservations(older_than):
+        try:
+            job = deps.jobs.get(reservation.tenant, reservation.job_id)
+        except NotFound:
+            job = None
+        attempt = next((a for a in job.attempts if a.id == reservation.attempt_id), None) if job else None
+        if job is not None and attempt is not None and not attempt.status.ended and not job.status.terminal:
+            continue  # still rendering: its hold is real
+        actual = deps.ledger.actual(reservation.tenant, reservation.job_id, reservation.attempt_id)
+        if deps.budgets.settle(reservation, actual if actual is not None else Decimal(0)):
+            released += 1
+    return released
+
+
+def _thresholds(deps: Deps, reservation: Reservation, now: datetime) -> None:
+    assert deps.budgets is not None
+    rules = spend_rules(deps.settings.spend_rules if deps.settings else None)
+    for budget in deps.budgets.get_many(list(reservation.scopes), reservation.period).values():
+        if budget.limit_usd <= 0:
+            continue
+        used = (budget.spent_usd / budget.limit_usd)
+        for threshold in budget.thresholds:
+            if used >= Decimal(str(threshold)) and deps.budgets.claim_alert(budget.scope, budget.period, threshold):
+                _alert(deps, budget.scope, budget.period, threshold, budget.model_dump(mode="json"), now)
+        target = max((mode for t, mode in rules if used >= Decimal(str(t))), key=lambda m: m.rank, default=None)
+        if target is not None and target.rank > budget.spend_mode.rank:
+            deps.budgets.set_mode(budget.scope, budget.period, target, f"threshold {used:.0%} of limit", now)
+
+
+def _alert(deps: Deps, scope: str, period: str, threshold: float, budget: dict[str, object], now: datetime) -> None:
+    message = {"type": "budget.threshold", "scope": scope, "period": period, "threshold": threshold,
+               "limit_usd": budget["limit_usd"], "spent_usd": budget["spent_usd"],
+               "reserved_usd": budget["reserved_usd"], "at": iso(now),
+               "top_offers": deps.ledger.top_offers(scope, period)}
+    logger.warning("budget %s crossed %s of its %s limit", scope, threshold, period)
+    if deps.alerts is not None:
+        deps.alerts.publish(json.dumps(message), subject=f"hvr budget {scope} {period} at {threshold:.0%}")
+
+
+def roll_over(deps: Deps, now: datetime) -> int:
+    """Start the new calendar month: every budget of the last period gets this period's item, spend zero, and its
+    spend mode relaxed to normal — except a `paused` set by hand, which a person must lift."""
+    if deps.budgets is None:
+        return 0
+    period = period_of(now)
+    previous = period_of(now.replace(day=1) - timedelta(days=1))
+    current = {b.scope for b in deps.budgets.for_period(period)}
+    started = 0
+    for budget in deps.budgets.for_period(previous):
+        if budget.scope in current:
+            continue
+        manual_pause = budget.spend_mode is SpendMode.PAUSED and (budget.spend_mode_changed_by or "").startswith("api:")
+        update = BudgetUpdate(limit_usd=budget.limit_usd, thresholds=budget.thresholds,
+                              spend_mode=SpendMode.PAUSED if manual_pause else SpendMode.NORMAL)
+        deps.budgets.put(budget.scope, period, update, now, by="rollover")
+        started += 1
+    return started

@@ -1,0 +1,230 @@
+"""Budgets and reservations in their own small DynamoDB table (reliability §4.2).
+
+Budget items: `pk = B#<scope>`, `sk = <period>`, with limit, spent, reserved and remaining (= limit - spent -
+reserved, stored because conditions can't do arithmetic), thresholds, spend mode, and the thresholds already
+alerted. Reservation items: `pk = R#<attempt id>`, `sk = -`, with the estimate, the scopes it holds and its state.
+Reserve and settle are single transactions; settle is conditioned on the reservation still being `reserved`, so a
+duplicate settle changes nothing; settle is never conditioned on the limit (the true cost is always recorded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from router.models.budget import Budget, BudgetUpdate
+from router.models.common import iso, money
+from router.policy.context import SpendMode
+
+
+class BudgetRefused(Exception):
+    def __init__(self, scope: str, remaining: Decimal, estimate: Decimal) -> None:
+        super().__init__(f"{scope} has ${remaining} left, the estimate is ${estimate}")
+        self.scope = scope
+
+
+@dataclass(frozen=True)
+class Reservation:
+    attempt_id: str
+    tenant: str
+    job_id: str
+    period: str
+    scopes: tuple[str, ...]
+    estimate: Decimal
+    state: str
+    created_at: str
+
+
+def _n(value: Decimal) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+class BudgetRepository:
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._ddb = dynamodb
+        self._table = table
+
+    # --- budgets -----------------------------------------------------------------------------------------------
+
+    def get_many(self, scopes: list[str], period: str) -> dict[str, Budget]:
+        keys = [{"pk": {"S": f"B#{scope}"}, "sk": {"S": period}} for scope in scopes]
+        found = self._ddb.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
+        return {b.scope: b for b in (_budget(item) for item in found["Responses"].get(self._table, []))}
+
+    def for_period(self, period: str) -> list[Budget]:
+        items: list[dict[str, Any]] = []
+        args: dict[str, Any] = {"TableName": self._table, "FilterExpression": "sk = :p AND begins_with(pk, :b)",
+                                "ExpressionAttributeValues": {":p": {"S": period}, ":b": {"S": "B#"}}}
+        while True:  # the table stays small: budgets and in-flight reservations only
+            page = self._ddb.scan(**args)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return sorted((_budget(i) for i in items), key=lambda b: b.scope)
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put(self, scope: str, period: str, update: BudgetUpdate, now: datetime, by: str) -> Budget:
+        """Create or change a budget; remaining is recomputed from what is already spent and reserved."""
+        for _ in range(5):
+            current = self._raw(scope, period) or {}
+            spent = Decimal(current.get("spent_usd", {}).get("N", "0"))
+            reserved = Decimal(current.get("reserved_usd", {}).get("N", "0"))
+            version = int(current.get("version", {}).get("N", "0"))
+            item = {
+                **current,
+                "pk": {"S": f"B#{scope}"}, "sk": {"S": period}, "scope": {"S": scope},
+                "limit_usd": _n(update.limit_usd), "spent_usd": _n(spent), "reserved_usd": _n(reserved),
+                "remaining_usd": _n(update.limit_usd - spent - reserved),
+                "thresholds": {"L": [{"N": str(t)} for t in update.thresholds]},
+                "version": {"N": str(version + 1)},
+            }
+            if update.spend_mode is not None or not current:
+                mode = update.spend_mode or SpendMode.NORMAL
+                item.update(spend_mode={"S": mode.value}, mode_by={"S": by}, mode_at={"S": iso(now)})
+            condition = "version = :v" if current else "attribute_not_exists(pk)"
+            values = {":v": {"N": str(version)}} if current else None
+            try:
+                self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression=condition,
+                                   **({"ExpressionAttributeValues": values} if values else {}))
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue  # a reservation or settle moved it meanwhile: recompute
+                raise
+            return _budget(item)
+        raise RuntimeError(f"budget {scope} kept changing; try again")
+
+    def _raw(self, scope: str, period: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._ddb.get_item(
+            TableName=self._table, Key={"pk": {"S": f"B#{scope}"}, "sk": {"S": period}}, ConsistentRead=True
+        ).get("Item")
+        return item
+
+    def set_mode(self, scope: str, period: str, mode: SpendMode, by: str, now: datetime) -> bool:
+        """Move a scope's spend mode (False if that budget doesn't exist)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"pk": {"S": f"B#{scope}"}, "sk": {"S": period}},
+                UpdateExpression="SET spend_mode = :m, mode_by = :by, mode_at = :at ADD version :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":m": {"S": mode.value}, ":by": {"S": by}, ":at": {"S": iso(now)},
+                                           ":one": {"N": "1"}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_alert(self, scope: str, period: str, threshold: float) -> bool:
+        """True exactly once per scope, period and threshold, however many settles cross it together."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"pk": {"S": f"B#{scope}"}, "sk": {"S": period}},
+                UpdateExpression="ADD alerted :t",
+                ConditionExpression="attribute_exists(pk) AND NOT contains(alerted, :s)",
+                ExpressionAttributeValues={":t": {"SS": [str(threshold)]}, ":s": {"S": str(threshold)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # --- reservations ------------------------------------------------------------------------------------------
+
+    def reserve(self, tenant: str, job_id: str, attempt_id: str, period: str, scopes: list[str], estimate: Decimal,
+                now: datetime) -> None:
+        """Hold `estimate` in every scope at once, or in none (BudgetRefused names the scope that said no)."""
+        actions: list[dict[str, Any]] = [{"Put": {
+            "TableName": self._table,
+            "Item": {"pk": {"S": f"R#{attempt_id}"}, "sk": {"S": "-"}, "period": {"S": period},
+                     "tenant": {"S": tenant}, "job_id": {"S": job_id},
+                     "scopes": {"L": [{"S": s} for s in scopes]}, "estimate": _n(estimate),
+                     "state": {"S": "reserved"}, "created_at": {"S": iso(now)}},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }}]
+        for scope in scopes:
+            actions.append({"Update": {
+                "TableName": self._table, "Key": {"pk": {"S": f"B#{scope}"}, "sk": {"S": period}},
+                "UpdateExpression": "SET remaining_usd = remaining_usd - :e, reserved_usd = reserved_usd + :e "
+                                    "ADD version :one",
+                "ConditionExpression": "remaining_usd >= :e AND spend_mode <> :paused",
+                "ExpressionAttributeValues": {":e": _n(estimate), ":one": {"N": "1"},
+                                              ":paused": {"S": SpendMode.PAUSED.value}},
+            }})
+        try:
+            self._ddb.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return  # this attempt already holds its reservation (a redelivered route)
+            for scope, reason in zip(scopes, reasons[1:], strict=False):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    left = self.get_many([scope], period).get(scope)
+                    raise BudgetRefused(scope, left.remaining_usd if left else Decimal(0), estimate) from exc
+            raise
+
+    def reservation(self, attempt_id: str) -> Reservation | None:
+        item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": f"R#{attempt_id}"}, "sk": {"S": "-"}},
+                                  ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return Reservation(attempt_id=attempt_id, tenant=item["tenant"]["S"], job_id=item["job_id"]["S"],
+                           period=item["period"]["S"],
+                           scopes=tuple(s["S"] for s in item["scopes"]["L"]), estimate=Decimal(item["estimate"]["N"]),
+                           state=item["state"]["S"], created_at=item["created_at"]["S"])
+
+    def settle(self, reservation: Reservation, actual: Decimal) -> bool:
+        """Move the estimate out of reserved and the actual into spent, once; False if already settled."""
+        est, excess = reservation.estimate, max(Decimal(0), actual - reservation.estimate)
+        actions: list[dict[str, Any]] = [{"Update": {
+            "TableName": self._table, "Key": {"pk": {"S": f"R#{reservation.attempt_id}"}, "sk": {"S": "-"}},
+            "UpdateExpression": "SET #s = :settled, actual = :a",
+            "ConditionExpression": "#s = :reserved",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {":settled": {"S": "settled"}, ":reserved": {"S": "reserved"},
+                                          ":a": _n(actual)},
+        }}]
+        for scope in reservation.scopes:
+            actions.append({"Update": {
+                "TableName": self._table, "Key": {"pk": {"S": f"B#{scope}"}, "sk": {"S": reservation.period}},
+                "UpdateExpression": "SET reserved_usd = reserved_usd - :e, spent_usd = spent_usd + :a, "
+                                    "remaining_usd = remaining_usd + :back ADD version :one, overspent_usd :x",
+                "ExpressionAttributeValues": {":e": _n(est), ":a": _n(actual), ":back": _n(est - actual),
+                                              ":one": {"N": "1"}, ":x": _n(excess)},
+            }})
+        try:
+            self._ddb.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons", [])
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    return False
+            raise
+        return True
+
+    def stale_reservations(self, created_before: datetime) -> list[Reservation]:
+        page = self._ddb.scan(TableName=self._table, FilterExpression="begins_with(pk, :r) AND #s = :reserved "
+                              "AND created_at < :t", ExpressionAttributeNames={"#s": "state"},
+                              ExpressionAttributeValues={":r": {"S": "R#"}, ":reserved": {"S": "reserved"},
+                                                         ":t": {"S": iso(created_before)}})
+        return [r for r in (self.reservation(i["pk"]["S"][2:]) for i in page.get("Items", [])) if r is not None]
+
+
+def _budget(item: dict[str, Any]) -> Budget:
+    return Budget(
+        scope=item["scope"]["S"], period=item["sk"]["S"], limit_usd=money(item["limit_usd"]["N"]),
+        spent_usd=money(item["spent_usd"]["N"]), reserved_usd=money(item["reserved_usd"]["N"]),
+        remaining_usd=money(item["remaining_usd"]["N"]),
+        thresholds=[float(t["N"]) for t in item.get("thresholds", {}).get("L", [])],
+        spend_mode=SpendMode(item.get("spend_mode", {}).get("S", "normal")),
+        spend_mode_changed_by=item.get("mode_by", {}).get("S"),
+        spend_mode_changed_at=datetime.fromisoformat(item["mode_at"]["S"].replace("Z", "+00:00"))
+        if "mode_at" in item else None,
+        overspent_usd=money(item.get("overspent_usd", {}).get("N", "0")),
+    )
