@@ -235,6 +235,12 @@ def cmd_keys_create(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from router.sandbox.all import serve
+
+    return serve()
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from router.local.embedded import run_dev  # the whole embedded stack: imported only when asked for
 
@@ -252,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--time-scale", type=float, default=None,
                      help="modelled seconds per wall second (default: the largest sample renders in ~10 s)")
     dev.set_defaults(run=cmd_dev, client=False)
+
+    sandbox = commands.add_parser("sandbox", help="serve the RunPod, Replicate and Veo sandboxes alone, on loopback")
+    sandbox.set_defaults(run=cmd_sandbox, client=False)
 
     api = argparse.ArgumentParser(add_help=False)
     api.add_argument("--api-url", default=os.environ.get("HVR_API_URL") or DEFAULT_API_URL,

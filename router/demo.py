@@ -137,6 +137,7 @@ def _job_row(row: dict[str, Any], job: JobView, stack: Any, target: Path) -> dic
         target.write_bytes(httpx.get(job.output.url, timeout=30).content)
         row["file"] = str(target)
     return {"status": job.status.value, "offer": row["offer"] or None, "error": error.code if error else None,
+            "provider": attempt.provider.value if attempt else None,
             "reasons": " ".join(error.details) if error else ""}
 
 
@@ -152,7 +153,8 @@ def _render_seconds(stack: Any, attempt_id: str) -> float | None:
 
 def _compare(outcome: dict[str, Any], want: dict[str, Any]) -> list[str]:
     problems = [f"{key} {outcome.get(key)!r} != expected {want[key]!r}"
-                for key in ("status", "offer", "error", "field") if key in want and outcome.get(key) != want[key]]
+                for key in ("status", "offer", "error", "field", "provider")
+                if key in want and outcome.get(key) != want[key]]
     if "reason" in want and want["reason"] not in outcome.get("reasons", ""):
         problems.append(f"no {want['reason']!r} among the reasons")
     return problems

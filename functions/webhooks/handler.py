@@ -9,7 +9,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from router.services.deps import default_deps
-from router.services.webhooks import WebhookRefused, agent_callback
+from router.services.webhooks import WebhookRefused, agent_callback, replicate_callback, runpod_callback
+from router.store.messages import WorkerMessage
 
 logger = Logger(service="hvr-webhooks")
 
@@ -25,17 +26,26 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = event.get("body") or ""
     body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
     deps = default_deps()
+    raw_path, raw_query = event.get("rawPath", ""), event.get("rawQueryString", "")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    message: WorkerMessage | None
     try:
-        if provider != "local":
+        if provider == "local":
+            settings = deps.settings
+            secret = settings.secret(settings.agent_secret, settings.agent_secret_arn) if settings else None
+            if not secret:
+                raise WebhookRefused(404, "the local agent is not configured")
+            message = agent_callback(raw_path, raw_query, headers, body, deps, [secret])
+        elif provider == "runpod":
+            message = runpod_callback(raw_query, body, deps)
+        elif provider == "replicate":
+            message = replicate_callback(raw_query, headers, body, deps)
+        else:
             raise WebhookRefused(404, f"no webhooks for provider {provider!r}")
-        settings = deps.settings
-        secret = settings.secret(settings.agent_secret, settings.agent_secret_arn) if settings else None
-        if not secret:
-            raise WebhookRefused(404, "the local agent is not configured")
-        message = agent_callback(event.get("rawPath", ""), event.get("rawQueryString", ""), event.get("headers") or {},
-                                 body, deps, [secret])
     except WebhookRefused as exc:
         logger.warning("webhook refused", provider=provider, reason=str(exc))
         return _answer(exc.status, {"type": "urn:hvr:problem:webhook", "title": "Webhook refused",
                                     "status": exc.status, "detail": str(exc)})
+    if message is None:
+        return _answer(200, {"duplicate": True})
     return _answer(202, {"queued": message.kind.value, "job_id": message.job_id})

@@ -48,7 +48,8 @@ def _handler(template: dict[str, Any], logical_id: str) -> Callable[[dict[str, A
 
 class EmbeddedStack:
     def __init__(self, workdir: Path, time_scale: float = 1.0, port: int = 0, api_keys: str | None = None,
-                 with_agent: bool = True, callback_hosts: str | None = None, background: bool = True) -> None:
+                 with_agent: bool = True, callback_hosts: str | None = None, background: bool = True,
+                 with_sandboxes: bool = True) -> None:
         self.workdir = Path(workdir)
         self.time_scale = time_scale
         self.port = port
@@ -56,6 +57,9 @@ class EmbeddedStack:
         self.with_agent = with_agent
         self.callback_hosts = callback_hosts
         self.background = background  # False: nothing runs until drain() (deterministic tests)
+        self.with_sandboxes = with_sandboxes
+        self.sandboxes: Any = None
+        self.webhook_token_secret = secrets.token_hex(16)
         self.agent_secret = secrets.token_hex(16)
         self.callback_secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
         self.moto = LockedMotoServer()
@@ -84,6 +88,10 @@ class EmbeddedStack:
 
             self.agent = AgentProcess(self.workdir / "agent.sqlite", secrets=[self.agent_secret],
                                       time_scale=self.time_scale, agent_id="agent-1").start()
+        if self.with_sandboxes:
+            from router.sandbox.all import Sandboxes
+
+            self.sandboxes = Sandboxes().start()
         template = load_template()
         self.stack = provision(clients, time_scale=self.time_scale,
                                parameters={"AgentUrl": self.agent.url if self.agent else ""})
@@ -115,6 +123,8 @@ class EmbeddedStack:
             self.api.stop()
         if self.agent is not None:
             self.agent.stop()
+        if self.sandboxes is not None:
+            self.sandboxes.stop()
         self.moto.stop()
         for key, value in self._saved_env.items():
             if value is None:
@@ -183,6 +193,8 @@ class EmbeddedStack:
             "HVR_CALLBACK_SECRET": self.callback_secret,
             "HVR_PUBLIC_API_URL": self.url,
             "HVR_DEV_CALLBACK_HOSTS": self.callback_hosts or "",
+            "HVR_WEBHOOK_TOKEN_SECRET": self.webhook_token_secret,
+            **(self.sandboxes.env() if self.sandboxes is not None else {}),
             "POWERTOOLS_METRICS_NAMESPACE": "hvr",
             "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines on stdout would drown the dev server's output
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),

@@ -124,6 +124,8 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
         reasons.append(f"provider_not_allowed: {offer.provider.value} not in the request's providers")
     if offer.provider not in context.configured:
         reasons.append(f"not_configured: no {offer.provider.value} adapter or credentials in this deployment")
+    elif offer.id in context.unsupported_offers:
+        reasons.append(f"not_configured: the {offer.provider.value} adapter can't run {offer.model}")
     else:
         if target is None or not target.up:
             reasons.append(f"target_down: {target.name if target else offer.provider.value} is not healthy")

@@ -71,6 +71,7 @@ class RoutingContext:
     offer_targets: Mapping[str, TargetState] = field(default_factory=dict)
     # Provider kinds whose adapter and credentials exist in this deployment; the rest are `not_configured`.
     configured: frozenset[ProviderKind] = frozenset({ProviderKind.LOCAL})
+    unsupported_offers: frozenset[str] = frozenset()  # a configured provider's adapter can't run these
     budgets: tuple[BudgetState, ...] = ()  # every scope that applies to this request
     calibration: Mapping[str, Calibration] = field(default_factory=dict)
     exclude_offers: frozenset[str] = frozenset()  # offers already tried for this job (fallback hops)

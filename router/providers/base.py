@@ -105,6 +105,10 @@ class VideoProvider(ABC):
         except ProviderError as exc:
             return TargetHealth(name=self.target_name, up=False, detail=str(exc))
 
+    def supports(self, offer: Offer) -> bool:
+        """Whether this adapter can run the offer at all (a RunPod adapter knows its public endpoints only)."""
+        return True
+
     @property
     @abstractmethod
     def target_name(self) -> str: ...

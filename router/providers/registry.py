@@ -1,4 +1,7 @@
-"""Explicit provider kind → adapter map, built from settings. Nothing registers itself at import."""
+"""Explicit provider kind → adapter map, built from settings. Nothing registers itself at import.
+
+An adapter exists where its credentials do; pointed at a sandbox's base URL, the same adapter runs locally.
+"""
 
 from __future__ import annotations
 
@@ -14,4 +17,22 @@ def build_providers(settings: Settings) -> dict[ProviderKind, VideoProvider]:
         from router.providers.agent import AgentProvider
 
         providers[ProviderKind.LOCAL] = AgentProvider(settings.agent_url, agent_secret, settings.agent_name)
+    if settings.runpod_api_key:
+        from router.providers.runpod import RunPodProvider
+
+        providers[ProviderKind.RUNPOD] = RunPodProvider(settings.runpod_api_key, settings.runpod_base_url,
+                                                        webhook_token_secret=settings.webhook_token_secret)
+    if settings.replicate_api_token:
+        from router.providers.replicate import ReplicateProvider
+
+        providers[ProviderKind.REPLICATE] = ReplicateProvider(settings.replicate_api_token,
+                                                              settings.replicate_base_url)
+    if settings.veo_project or settings.veo_api_key:
+        from router.providers.veo import VeoProvider
+
+        providers[ProviderKind.VEO] = VeoProvider(
+            settings.veo_project if not settings.veo_api_key else None, settings.veo_location,
+            api_key=settings.veo_api_key, base_url=settings.veo_base_url,
+            allow_http_inputs=settings.allow_loopback_downloads,
+        )
     return providers

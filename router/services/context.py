@@ -20,5 +20,7 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
                                     circuit=circuits.get(health.name, Circuit.CLOSED))
     calibration = deps.calibration.all() if deps.calibration is not None else {}
     budgets = money.budget_states(deps, tenant, campaign_id, deps.clock()) if tenant else ()
-    return RoutingContext(targets=targets, configured=frozenset(deps.providers), calibration=calibration,
-                          budgets=budgets, exclude_offers=tried)
+    unsupported = frozenset(o.id for o in deps.catalog.offers
+                            if o.provider in deps.providers and not deps.providers[o.provider].supports(o))
+    return RoutingContext(targets=targets, configured=frozenset(deps.providers), unsupported_offers=unsupported,
+                          calibration=calibration, budgets=budgets, exclude_offers=tried)

@@ -166,7 +166,7 @@ def test_quote_lists_every_offer(acme: httpx.Client) -> None:
 
 
 def test_cancel_a_running_job(acme: httpx.Client) -> None:
-    slow = {**DRAFT, "resolution": "480p", "aspect_ratio": "16:9", "quality": "standard"}
+    slow = {**DRAFT, "resolution": "480p", "aspect_ratio": "16:9", "quality": "standard", "providers": ["local"]}
     job = acme.post("/v1/jobs", json=slow).json()
     deadline = time.monotonic() + 20
     while acme.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("submitted", "running"):

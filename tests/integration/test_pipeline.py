@@ -17,7 +17,7 @@ TENANT = "acme"
 DRAFT_512 = {"mode": "t2v", "prompt": "a paper boat", "resolution": "512x512", "aspect_ratio": "1:1",
              "duration_s": 2, "quality": "draft", "deadline_s": 86400}
 WAN_480 = {"mode": "t2v", "prompt": "a mug on a turntable", "resolution": "480p", "duration_s": 2,
-           "quality": "standard", "deadline_s": 86400}
+           "quality": "standard", "deadline_s": 86400, "providers": ["local"]}
 
 
 def run(stack, deps, body: dict, timeout_s: float = 60) -> Job:
