@@ -73,6 +73,8 @@ class Attempt(BaseModel):
     provider_job_id: str | None = None
     status: AttemptStatus = AttemptStatus.SUBMITTING
     reason: str | None = None
+    submit_tries: int = 0  # submits that failed before the provider confirmed the job
+    unsent: bool = False  # the last failed submit provably created nothing (refused or never sent)
     started_at: datetime
     ended_at: datetime | None = None
     delivered: DeliveredSpec

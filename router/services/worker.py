@@ -7,6 +7,7 @@ still `submitting` asks the provider about that attempt id first and submits onl
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,20 +23,24 @@ from router.models.offer import Offer
 from router.policy.engine import route
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.download import OUTPUT_HOSTS, UnsafeDownload, fetch_to_s3, store_bytes
-from router.providers.errors import OutcomeUnknown, ProviderError
+from router.providers.errors import OutcomeUnknown, ProviderError, RateLimited, Unavailable
 from router.services import callbacks, circuits, lifecycle, money
 from router.services.context import routing_context
 from router.services.deps import Deps
 from router.store.artifacts import output_key, s3_uri
 from router.store.budgets import BudgetRefused
+from router.store.errors import NotFound
 from router.store.messages import MessageKind, WorkerMessage
 
 if TYPE_CHECKING:
     from router.media.probe import ProbeResult
 
+logger = logging.getLogger(__name__)
 POLL_BASE_S = 5.0
 INPUT_URL_TTL_S = 6 * 3600  # long enough for a queued provider to fetch its inputs
 SUBMIT_UNKNOWN_AFTER_S = 600.0  # how long to wait for a webhook naming a job whose submit answer was lost
+# Providers answer in real time even when the embedded stack's clock is scaled: never wait less than this.
+SUBMIT_UNKNOWN_FLOOR_S = 5.0
 MIN_POLL_DELAY_S = 1.0
 # A running job is rewritten at least this often even without progress, so the sweeper can tell a live poll
 # chain (recent `updated_at`) from a lost one.
@@ -43,7 +48,11 @@ HEARTBEAT_S = 600.0
 
 
 def handle(message: WorkerMessage, deps: Deps, receive_count: int = 1) -> None:
-    job = deps.jobs.get(message.tenant, message.job_id)
+    try:
+        job = deps.jobs.get(message.tenant, message.job_id)
+    except NotFound:
+        logger.warning("message for unknown job %s/%s dropped", message.tenant, message.job_id)
+        return  # nothing to act on, and retrying can't make the job appear
     if message.kind is MessageKind.CALLBACK:
         callbacks.deliver(job, message, deps)
         return
@@ -185,12 +194,40 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
     )
     try:
         status = circuits.watch(deps, attempt.target, lambda: provider.submit(submission))
+    except (RateLimited, Unavailable) as exc:
+        # Refused or never sent: no provider job exists, so the same attempt may simply be submitted again later.
+        _retry_submit_later(job, attempt, deps, exc, sent=False)
+        return
+    except OutcomeUnknown as exc:
+        # The provider may have created the job: only a reconcile may decide, never a blind resubmit.
+        _retry_submit_later(job, attempt, deps, exc, sent=True)
+        return
     except ProviderError as exc:
         if exc.retryable:
-            raise  # the message comes back; the attempt stays `submitting` and is reconciled then
+            raise
         _attempt_failed(job, attempt.id, deps, f"rejected: {exc}", billed={})
         return
     _mark_submitted(job, attempt.id, status, deps)
+
+
+def _retry_submit_later(job: Job, attempt: Attempt, deps: Deps, exc: ProviderError, sent: bool) -> None:
+    """Record whether the failed submit can have reached the provider, then come back with a delayed `route`
+    (the queue-level backoff; raising instead would burn the message's receive count towards the DLQ)."""
+    def change(draft: Job) -> JobStatus | None:
+        current = _attempt(draft, attempt.id)
+        if current is None or current.status is not AttemptStatus.SUBMITTING:
+            return None
+        current.submit_tries += 1
+        current.unsent = not sent
+        current.reason = f"submit retry {current.submit_tries}: {exc}"[:300]
+        return draft.status
+
+    job = lifecycle.update(deps, job.tenant, job.id, change)
+    current = _attempt(job, attempt.id)
+    tries = current.submit_tries if current else 1
+    wait = exc.retry_after_s if isinstance(exc, RateLimited) and exc.retry_after_s else backoff(tries, POLL_BASE_S)
+    deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=job.tenant, job_id=job.id, poll_n=tries),
+                    delay_s=max(MIN_POLL_DELAY_S, wait / deps.time_scale))
 
 
 def _input_urls(job: Job, deps: Deps) -> dict[str, str]:
@@ -207,14 +244,19 @@ def _input_urls(job: Job, deps: Deps) -> dict[str, str]:
 
 def _reconcile(job: Job, attempt: Attempt, deps: Deps) -> None:
     offer = _offer(deps, attempt.offer)
+    if attempt.unsent:
+        _submit(job, attempt, offer, deps)  # the last try provably created nothing
+        return
     try:
         found = deps.providers[offer.provider].lookup(attempt.id)
     except OutcomeUnknown as exc:
         # The provider can't be asked about our attempt (no lookup by our id). Wait for its webhook, which
         # carries the attempt; past the window, end the attempt as unknown rather than ever paying twice.
-        waited = (deps.clock() - attempt.started_at).total_seconds() * deps.time_scale
-        if waited < SUBMIT_UNKNOWN_AFTER_S:
-            raise
+        waited = (deps.clock() - attempt.started_at).total_seconds()
+        if waited < max(SUBMIT_UNKNOWN_FLOOR_S, SUBMIT_UNKNOWN_AFTER_S / deps.time_scale):
+            deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=job.tenant, job_id=job.id),
+                            delay_s=max(MIN_POLL_DELAY_S, backoff(attempt.submit_tries, POLL_BASE_S) / deps.time_scale))
+            return
         _attempt_failed(job, attempt.id, deps, f"submit_unknown: the provider never confirmed the job ({exc})",
                         billed={})
         return
@@ -231,6 +273,7 @@ def _mark_submitted(job: Job, attempt_id: str, status: ProviderStatus, deps: Dep
             return None
         attempt.status = AttemptStatus.SUBMITTED
         attempt.provider_job_id = status.provider_job_id
+        attempt.reason, attempt.unsent = None, False  # earlier submit retries are history now
         return JobStatus.SUBMITTED
 
     job = lifecycle.update(deps, job.tenant, job.id, change)

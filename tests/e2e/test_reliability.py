@@ -81,3 +81,37 @@ def test_terminal_states_are_published_as_job_events(stack, acme) -> None:
                    .get("Messages", [])]
     [event] = [e for e in events if e["job"]["id"] == job["id"]]
     assert event["type"] == f"job.{done['status']}" and event["job"]["status"] == done["status"]
+
+
+def test_provider_webhook_forgery_is_refused_and_changes_nothing(stack) -> None:
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    from router.providers.replicate import fetch_webhook_secret, make_client
+    from router.providers.runpod import webhook_token
+    from router.sandbox.all import REPLICATE_TOKEN
+
+    body = b'{"id": "rp-1", "status": "COMPLETED"}'
+    base = f"{stack.url}/v1/webhooks/runpod?tenant=acme&job=job_x&attempt=att_x_1"
+    assert httpx.post(base, content=body).status_code == 401
+    assert httpx.post(f"{base}&token=forged", content=body).status_code == 401
+    other = webhook_token(stack.webhook_token_secret, "att_other_1")
+    assert httpx.post(f"{base}&token={other}", content=body).status_code == 401
+
+    url = f"{stack.url}/v1/webhooks/replicate?tenant=acme&job=job_x&attempt=att_x_1"
+    payload = '{"id": "p1", "status": "succeeded"}'
+    secret = fetch_webhook_secret(make_client(REPLICATE_TOKEN, stack.sandboxes.servers["replicate"].url))
+    now = datetime.now(UTC)
+
+    def signed(msg_id: str, at: datetime, key: str = secret) -> dict[str, str]:
+        return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+                "webhook-signature": Webhook(key).sign(msg_id, at, payload)}
+
+    forged_key = "whsec_" + "A" * 32
+    assert httpx.post(url, content=payload, headers=signed("m1", now, forged_key)).status_code == 401
+    stale = datetime.fromtimestamp(now.timestamp() - 3600, UTC)
+    assert httpx.post(url, content=payload, headers=signed("m2", stale)).status_code == 401
+    first = httpx.post(url, content=payload, headers=signed("m3", now))
+    replay = httpx.post(url, content=payload, headers=signed("m3", now))
+    assert first.status_code == 202 and replay.status_code == 200 and replay.json() == {"duplicate": True}

@@ -109,7 +109,7 @@ def test_redirects_are_rechecked_bodies_capped_and_sniffed() -> None:
         fetch_to_s3(f"{server.url}/hop.mp4", [], artifacts, "k", allow_loopback=True)
     with pytest.raises(UnsafeDownload, match="magic"):
         fetch_to_s3(f"{server.url}/page.mp4", [], artifacts, "k", allow_loopback=True)
-    with pytest.raises(UnsafeDownload, match="cap|larger"):
+    with pytest.raises(UnsafeDownload, match=r"cap|larger"):
         fetch_to_s3(f"{server.url}/big.mp4", [], artifacts, "k", allow_loopback=True, max_bytes=1000)
     with pytest.raises(UnsafeDownload, match="403"):
         fetch_to_s3(f"{server.url}/gone.mp4", [], artifacts, "k", allow_loopback=True)

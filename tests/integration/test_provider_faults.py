@@ -1,0 +1,108 @@
+"""The fault matrix through the real worker: each provider fault → its declared retry, fallback or terminal state,
+and never two paid submissions for one attempt. Providers are the sandboxes, spoken to by the real adapters."""
+
+from decimal import Decimal
+
+import pytest
+
+from router.models.common import ProviderKind
+from router.models.job import AttemptStatus, JobStatus
+from router.models.request import VideoRequest
+from router.providers.base import ProviderState, ProviderStatus
+from router.sandbox.base import Fault
+from router.services.submit import accept
+
+RUNPOD_720 = {"mode": "t2v", "prompt": "waves on black sand", "resolution": "720p", "duration_s": 5,
+              "quality": "premium", "providers": ["runpod"], "deadline_s": 3600}
+REPLICATE_480 = {"mode": "t2v", "prompt": "a paper plane", "resolution": "480p", "duration_s": 5,
+                 "quality": "standard", "providers": ["replicate"], "deadline_s": 3600}
+VEO_720 = {"mode": "t2v", "prompt": "a perfume bottle", "resolution": "720p", "duration_s": 8,
+           "quality": "premium", "providers": ["veo"], "deadline_s": 3600}
+
+
+def run(stack, deps, body: dict, timeout_s: float = 60):
+    job = accept(VideoRequest.parse_at_edge(body), "faults", deps)
+    assert stack.drain(lambda: deps.jobs.get("faults", job.id).status.terminal, timeout_s=timeout_s)
+    return deps.jobs.get("faults", job.id)
+
+
+def sandbox(stack, name: str):
+    return stack.sandboxes.servers[name]
+
+
+def test_rate_limited_create_is_retried_and_submits_once(stack, deps) -> None:
+    runpod = sandbox(stack, "runpod")
+    before = runpod.created
+    runpod.plan.queue("create", Fault.RATE_LIMIT)
+    job = run(stack, deps, RUNPOD_720)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    assert runpod.created - before == 1 and len(job.attempts) == 1
+
+
+def test_an_accepted_but_unanswered_create_is_adopted_from_its_webhook_not_resubmitted(stack, deps) -> None:
+    runpod = sandbox(stack, "runpod")
+    before = runpod.created
+    runpod.plan.queue("create", Fault.ACCEPT_THEN_DROP)
+    job = run(stack, deps, RUNPOD_720)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    assert runpod.created - before == 1, "the dropped answer must not lead to a second paid job"
+    assert len(job.attempts) == 1 and job.attempts[0].provider_job_id
+
+
+def test_a_failed_prediction_bills_its_time_and_falls_back(stack, deps) -> None:
+    replicate = sandbox(stack, "replicate")
+    replicate.plan.queue("run", Fault.FAILED)
+    job = run(stack, deps, REPLICATE_480)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    assert [a.status for a in job.attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
+    assert job.attempts[0].offer != job.attempts[1].offer
+    rows = {row.attempt_id: row for row in deps.ledger.for_job("faults", job.id)}
+    assert len(rows) == 2 and rows[job.attempts[0].id].outcome == "failed"
+
+
+def test_content_filtered_is_not_billed_and_not_retried_on_another_veo_model(stack, deps) -> None:
+    sandbox(stack, "veo").plan.queue("create", Fault.CONTENT_FILTER)
+    job = run(stack, deps, VEO_720)
+    assert job.status is JobStatus.FAILED and job.error is not None and job.error.code == "content_filtered"
+    assert len(job.attempts) == 1
+    [row] = deps.ledger.for_job("faults", job.id)
+    assert row.outcome == "content_filtered" and row.actual_usd == Decimal("0")
+
+
+def test_an_expired_output_fails_the_attempt_with_the_reason(stack, deps) -> None:
+    sandbox(stack, "replicate").plan.queue("download", Fault.OUTPUT_EXPIRED)
+    job = run(stack, deps, REPLICATE_480)
+    assert job.attempts[0].status is AttemptStatus.FAILED
+    assert (job.attempts[0].reason or "").startswith("output_rejected: HTTP 404")
+
+
+def test_duplicate_webhooks_make_one_ledger_row(stack, deps) -> None:
+    sandbox(stack, "replicate").plan.queue("webhook", Fault.DUPLICATE_WEBHOOK)
+    job = run(stack, deps, REPLICATE_480)
+    assert job.status is JobStatus.SUCCEEDED
+    assert len(deps.ledger.for_job("faults", job.id)) == 1
+
+
+class _EvilOutput:
+    """A provider whose success names an output URL on a private address (a forged webhook's favourite)."""
+
+    def __init__(self, inner, url: str) -> None:
+        self.inner, self.url = inner, url
+
+    def status(self, provider_job_id: str) -> ProviderStatus:
+        real = self.inner.status(provider_job_id)
+        if real.state is ProviderState.SUCCEEDED:
+            return ProviderStatus(real.provider_job_id, real.state, 1.0, real.billed, output_url=self.url)
+        return real
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "https://10.0.0.5/video.mp4",
+                                 "https://evil.example/video.mp4"])
+def test_an_output_url_outside_the_rules_fails_the_attempt(stack, deps, url: str) -> None:
+    deps.providers[ProviderKind.REPLICATE] = _EvilOutput(deps.providers[ProviderKind.REPLICATE], url)
+    job = run(stack, deps, {**REPLICATE_480, "max_cost_usd": "0.20"})
+    assert all((a.reason or "").startswith("output_rejected") for a in job.attempts)
+    assert job.status is JobStatus.FAILED and job.output is None
