@@ -66,10 +66,16 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
             running=len(running),
             eta_s=round(sum(_remaining_gpu_s(engine, r) for r in active) / settings.slots, 1),
             vram=engine.vram(),
+            models=engine.runnable_models(),
         )
 
     @app.post("/v1/jobs", status_code=status.HTTP_201_CREATED)
     def create_job(request: CreateJobRequest, response: Response) -> Job:
+        if store.get(request.attempt_id) is None:
+            # Refused before it is stored: a job the GPU can never hold goes elsewhere instead of crashing it.
+            reason = engine.refusal(request)
+            if reason is not None:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, reason)
         record, created = store.create(request)
         if created:
             runner.wake()

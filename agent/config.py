@@ -30,7 +30,9 @@ class AgentSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)
     db_path: Path = Path("hvr-agent.db")
-    engine: Literal["sim"] = "sim"
+    engine: Literal["sim", "comfyui"] = "sim"
+    # Where the comfyui engine finds ComfyUI: on the same box, loopback (it has no auth of its own).
+    comfyui_url: str = Field(default="http://127.0.0.1:8188", pattern=r"^https?://")
     slots: int = Field(default=1, ge=1, le=64)
     agent_id: str = Field(default="local-gpu", min_length=1)
     time_scale: float = Field(default=1.0, gt=0)
@@ -62,7 +64,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     )
     parser.add_argument("--db", dest="db_path", type=Path,
                         default=Path(env.get("HVR_AGENT_DB", defaults["db_path"].default)))
-    parser.add_argument("--engine", choices=["sim"], default=env.get("HVR_AGENT_ENGINE", "sim"))
+    parser.add_argument("--engine", choices=["sim", "comfyui"], default=env.get("HVR_AGENT_ENGINE", "sim"))
+    parser.add_argument("--comfyui-url", default=env.get("HVR_AGENT_COMFYUI_URL", defaults["comfyui_url"].default),
+                        help="comfyui engine only: ComfyUI's base URL")
     parser.add_argument("--slots", type=int,
                         default=int(env.get("HVR_AGENT_SLOTS", defaults["slots"].default)))
     parser.add_argument("--agent-id", default=env.get("HVR_AGENT_ID", defaults["agent_id"].default))

@@ -65,6 +65,7 @@ class Runner:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Interrupt running renders and put their jobs back in the queue, for the next start to pick up."""
+        self._engine.begin_shutdown()
         self._stopping.set()
         with self._cond:
             for active in self._active.values():

@@ -92,3 +92,6 @@ class Health(BaseModel):
     running: int
     eta_s: float
     vram: Vram
+    # Model → modes the engine can run now (its files present, its VRAM need within the card); null when the engine
+    # can't tell. For the router to mark local offers missing here unavailable.
+    models: dict[str, list[str]] | None = None

@@ -8,6 +8,10 @@ from agent.engines.base import Engine
 
 def build_engine(settings: AgentSettings) -> Engine:
     # Imported here so that choosing an engine loads only that engine's dependencies.
+    if settings.engine == "comfyui":
+        from agent.engines.comfyui import ComfyUIEngine
+
+        return ComfyUIEngine(settings.comfyui_url, settings.models_file)
     from agent.engines.sim import SimEngine
 
     return SimEngine(settings.models_file, time_scale=settings.time_scale)

@@ -39,6 +39,8 @@ class Engine(ABC):
     """Renders one job to an MP4 file. Called from worker threads, one call per slot at a time."""
 
     name: str
+    # Set by begin_shutdown(): a render cancelled from then on is going back to the queue, not ending.
+    shutting_down: bool = False
 
     @abstractmethod
     def estimate_gpu_seconds(self, request: CreateJobRequest) -> float:
@@ -53,3 +55,18 @@ class Engine(ABC):
     @abstractmethod
     def vram(self) -> Vram:
         """Total and free GPU memory as the engine sees it now."""
+
+    def refusal(self, request: CreateJobRequest) -> str | None:
+        """Why this engine can never run the job as asked (a GPU too small for it), checked before the job is
+        accepted; None when it can run it, or can't tell up front."""
+        return None
+
+    def runnable_models(self) -> dict[str, list[str]] | None:
+        """Model → modes this engine can run now (files present, memory enough), for the health check; None when
+        the engine doesn't know (the router then assumes every model)."""
+        return None
+
+    def begin_shutdown(self) -> None:
+        """The agent is stopping: renders about to be cancelled will run again on the next start, so an engine
+        whose work outlives the agent (ComfyUI's queue) lets go of it instead of cancelling it."""
+        self.shutting_down = True

@@ -49,7 +49,7 @@ def _handler(template: dict[str, Any], logical_id: str) -> Callable[[dict[str, A
 class EmbeddedStack:
     def __init__(self, workdir: Path, time_scale: float = 1.0, port: int = 0, api_keys: str | None = None,
                  with_agent: bool = True, callback_hosts: str | None = None, background: bool = True,
-                 with_sandboxes: bool = True) -> None:
+                 with_sandboxes: bool = True, agent_engine: str = "sim", comfyui_url: str | None = None) -> None:
         self.workdir = Path(workdir)
         self.time_scale = time_scale
         self.port = port
@@ -58,6 +58,9 @@ class EmbeddedStack:
         self.callback_hosts = callback_hosts
         self.background = background  # False: nothing runs until drain() (deterministic tests)
         self.with_sandboxes = with_sandboxes
+        self.agent_engine = agent_engine
+        self.comfyui_url = comfyui_url
+        self.comfyui: Any = None  # the ComfyUI sandbox, when the agent runs its comfyui engine against it
         self.sandboxes: Any = None
         self.webhook_token_secret = secrets.token_hex(16)
         self.agent_secret = secrets.token_hex(16)
@@ -87,7 +90,7 @@ class EmbeddedStack:
             from agent.launcher import AgentProcess
 
             self.agent = AgentProcess(self.workdir / "agent.sqlite", secrets=[self.agent_secret],
-                                      time_scale=self.time_scale, agent_id="agent-1").start()
+                                      time_scale=self.time_scale, agent_id="agent-1", env=self._agent_env()).start()
         if self.with_sandboxes:
             from router.sandbox.all import Sandboxes
 
@@ -115,6 +118,15 @@ class EmbeddedStack:
                         max(0.5, every_s / self.time_scale))
         return self
 
+    def _agent_env(self) -> dict[str, str]:
+        if self.agent_engine != "comfyui":
+            return {}
+        if self.comfyui_url is None:
+            from router.sandbox.comfyui import ComfyUISandbox
+
+            self.comfyui = ComfyUISandbox().start()
+        return {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": self.comfyui_url or self.comfyui.url}
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
@@ -123,6 +135,8 @@ class EmbeddedStack:
             self.api.stop()
         if self.agent is not None:
             self.agent.stop()
+        if self.comfyui is not None:
+            self.comfyui.stop()
         if self.sandboxes is not None:
             self.sandboxes.stop()
         self.moto.stop()
@@ -234,7 +248,8 @@ class EmbeddedStack:
             os.environ[key] = value
 
 
-def run_dev(port: int, time_scale: float | None, api_keys: str | None) -> int:
+def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_engine: str = "sim",
+            comfyui_url: str | None = None) -> int:
     """`hvr dev`: keep the stack up until interrupted."""
     import tempfile
 
@@ -242,11 +257,13 @@ def run_dev(port: int, time_scale: float | None, api_keys: str | None) -> int:
 
     scale = time_scale or default_time_scale()
     with tempfile.TemporaryDirectory(prefix="hvr-dev-") as tmp, EmbeddedStack(
-        Path(tmp), time_scale=scale, port=port, api_keys=api_keys or os.environ.get("HVR_DEV_API_KEYS")
+        Path(tmp), time_scale=scale, port=port, api_keys=api_keys or os.environ.get("HVR_DEV_API_KEYS"),
+        agent_engine=agent_engine, comfyui_url=comfyui_url,
     ) as stack:
         if not (api_keys or os.environ.get("HVR_DEV_API_KEYS")):
             print(f"dev API key (admin, tenant {DEV_TENANT}): {stack.admin_key}")
-        print(f"time scale {scale:.0f}x; moto {stack.moto.url}; agent {stack.agent.url if stack.agent else '-'}")
+        print(f"time scale {scale:.0f}x; moto {stack.moto.url}; agent {stack.agent.url if stack.agent else '-'} "
+              f"({agent_engine}{' on ' + (comfyui_url or stack.comfyui.url) if agent_engine == 'comfyui' else ''})")
         print(f"hvr dev ready: {stack.url}", flush=True)
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())

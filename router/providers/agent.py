@@ -12,7 +12,9 @@ import httpx
 
 from router.models.common import ProviderKind
 from router.providers.base import ProviderState, ProviderStatus, Submission, TargetHealth, VideoProvider
+from router.providers.errors import Rejected
 from router.signing import sign
+from router.workflows import ModelFiles, ModelFilesError, WorkflowError, build_workflow, supported
 
 
 class HmacAuth(httpx.Auth):
@@ -30,8 +32,10 @@ class HmacAuth(httpx.Auth):
 class AgentProvider(VideoProvider):
     kind = ProviderKind.LOCAL
 
-    def __init__(self, base_url: str, secret: str, name: str = "agent-1", client: httpx.Client | None = None):
+    def __init__(self, base_url: str, secret: str, name: str = "agent-1", client: httpx.Client | None = None,
+                 models: ModelFiles | None = None):
         self._name = name
+        self._models = models
         # Connection-level retries only (connect refused/reset before sending); request-level retries are
         # the queue's job, so a submit is never silently sent twice by the transport.
         self._client = client or httpx.Client(
@@ -54,8 +58,8 @@ class AgentProvider(VideoProvider):
             "negative_prompt": submission.request.negative_prompt,
             "spec": dataclasses.asdict(submission.delivered),
             "seed": submission.request.seed,
-            "workflow": None,
-            "inputs": {},
+            "workflow": self._workflow(submission),
+            "inputs": dict(submission.inputs),
             "output": {"put_url": submission.output_put_url, "content_type": "video/mp4"},
             "callback_url": submission.callback_url,
         }
@@ -63,6 +67,18 @@ class AgentProvider(VideoProvider):
                                      headers={"Content-Type": "application/json"})
         response.raise_for_status()
         return _status(response.json())
+
+    def _workflow(self, submission: Submission) -> dict[str, Any] | None:
+        """The ComfyUI graph for this offer and mode (the sim engine ignores it); None where no builder exists."""
+        offer, request = submission.offer, submission.request
+        if not supported(offer.model, request.mode):
+            return None
+        try:
+            if self._models is None:
+                self._models = ModelFiles.load()
+            return build_workflow(offer, request, submission.delivered, self._models)
+        except (WorkflowError, ModelFilesError) as exc:
+            raise Rejected(f"no workflow for {offer.id} {request.mode.value}: {exc}") from exc
 
     def _lookup(self, attempt_id: str) -> ProviderStatus | None:
         response = self._client.get(f"/v1/jobs/{attempt_id}")

@@ -1,0 +1,89 @@
+"""Which model files each offer's workflows load, from the `comfyui:` section of the agent's `models.yaml`.
+
+The router builds the graphs and the agent's ComfyUI loads them, so both read one file: what the operator put in
+ComfyUI's model folders is written down once, never in code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+MODELS_FILE_ENV = "HVR_MODELS_FILE"
+DEFAULT_MODELS_FILE = Path(__file__).resolve().parents[2] / "agent" / "models.yaml"
+
+# The ComfyUI model folder each role's file lives in (folder_paths names, providers.md §4 rule 4).
+ROLE_FOLDERS: Mapping[str, str] = {
+    "t2v": "diffusion_models",
+    "i2v": "diffusion_models",
+    "i2v_720p": "diffusion_models",
+    "camera": "diffusion_models",
+    "inpaint": "diffusion_models",
+    "s2v": "diffusion_models",
+    "ti2v": "diffusion_models",
+    "t2v_high": "diffusion_models",
+    "t2v_low": "diffusion_models",
+    "i2v_high": "diffusion_models",
+    "i2v_low": "diffusion_models",
+    "text_encoder": "text_encoders",
+    "vae": "vae",
+    "clip_vision": "clip_vision",
+    "audio_encoder": "audio_encoders",
+    "model_patch": "model_patches",
+    "checkpoint": "checkpoints",
+    "motion_model": "animatediff_models",
+}
+
+
+class ModelFilesError(ValueError):
+    """models.yaml lacks what a workflow needs; the message names the model and the role."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    files: Mapping[str, Mapping[str, str]]  # model -> role -> file name
+    unattested: Mapping[str, str]  # file name -> where the name comes from (no official template uses it)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> ModelFiles:
+        """From `path`, else $HVR_MODELS_FILE, else the repository's agent/models.yaml."""
+        chosen = Path(path or os.environ.get(MODELS_FILE_ENV) or DEFAULT_MODELS_FILE)
+        try:
+            data = yaml.safe_load(chosen.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ModelFilesError(f"{chosen}: {exc}") from exc
+        section = data.get("comfyui")
+        if not isinstance(section, dict) or not isinstance(section.get("models"), dict):
+            raise ModelFilesError(f"{chosen}: no comfyui.models section")
+        files: dict[str, dict[str, str]] = {}
+        for model, roles in section["models"].items():
+            if not isinstance(roles, dict):
+                raise ModelFilesError(f"{chosen}: comfyui.models.{model} must map roles to file names")
+            unknown = sorted(set(roles) - set(ROLE_FOLDERS))
+            if unknown:
+                raise ModelFilesError(f"{chosen}: comfyui.models.{model}: unknown roles {unknown} "
+                                      f"(known: {sorted(ROLE_FOLDERS)})")
+            files[str(model)] = {str(role): str(name) for role, name in roles.items()}
+        unattested = {str(k): str(v) for k, v in (section.get("unattested") or {}).items()}
+        return cls(files=files, unattested=unattested)
+
+    def file(self, model: str, role: str) -> str:
+        try:
+            return self.files[model][role]
+        except KeyError:
+            raise ModelFilesError(f"models.yaml names no ComfyUI file for {model} (role {role!r})") from None
+
+    def has(self, model: str, role: str) -> bool:
+        return role in self.files.get(model, {})
+
+    def by_folder(self) -> dict[str, set[str]]:
+        """Every file named, grouped by ComfyUI folder: what a sandbox (or an operator) must provide."""
+        folders: dict[str, set[str]] = {}
+        for roles in self.files.values():
+            for role, name in roles.items():
+                folders.setdefault(ROLE_FOLDERS[role], set()).add(name)
+        return folders

@@ -1,0 +1,107 @@
+"""The node-schema validator answers the way ComfyUI's validate_prompt does (providers.md §4)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from router.models.common import Mode
+from router.models.decision import DeliveredSpec
+from router.models.request import VideoRequest
+from router.policy.catalog import load_catalog
+from router.workflows import ModelFiles, build_workflow
+from router.workflows.schema import default_schema
+
+SCHEMA = default_schema()
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, Any]:
+    offer = load_catalog().get("local/wan21-1.3b")
+    assert offer is not None
+    request = VideoRequest(mode=Mode.T2V, prompt="a lighthouse", seed=1)
+    return build_workflow(offer, request, DeliveredSpec(832, 480, 33, 16), ModelFiles.load())
+
+
+def node_of(graph: dict[str, Any], class_type: str) -> str:
+    return next(nid for nid, node in graph.items() if node["class_type"] == class_type)
+
+
+def only_error(result: Any, node_id: str) -> dict[str, Any]:
+    assert not result.ok
+    assert result.error["type"] == "prompt_outputs_failed_validation"
+    (error,) = result.node_errors[node_id]["errors"]
+    return dict(error)
+
+
+def test_a_model_file_comfyui_does_not_list_is_value_not_in_list(graph: dict[str, Any]) -> None:
+    unet = node_of(graph, "UNETLoader")
+    files = {"diffusion_models": {"other.safetensors"}}
+
+    result = SCHEMA.validate(graph, files=files)
+
+    error = only_error(result, unet)
+    assert error["type"] == "value_not_in_list"
+    assert error["extra_info"]["input_name"] == "unet_name"
+    assert result.node_errors[unet]["class_type"] == "UNETLoader"
+    assert result.node_errors[unet]["dependent_outputs"] == [node_of(graph, "SaveVideo")]
+    assert "node" in result.describe() and "unet_name" in result.describe()
+
+
+def test_missing_required_input_and_wrong_link_type(graph: dict[str, Any]) -> None:
+    broken = copy.deepcopy(graph)
+    sampler = node_of(broken, "KSampler")
+    del broken[sampler]["inputs"]["cfg"]
+    decode = node_of(broken, "VAEDecode")
+    broken[decode]["inputs"]["vae"] = [node_of(broken, "CLIPLoader"), 0]
+
+    result = SCHEMA.validate(broken)
+
+    assert result.node_errors[sampler]["errors"][0]["type"] == "required_input_missing"
+    assert result.node_errors[decode]["errors"][0]["type"] == "return_type_mismatch"
+    assert "received_type(CLIP) mismatch input_type(VAE)" in result.node_errors[decode]["errors"][0]["details"]
+
+
+def test_literals_are_range_and_combo_checked(graph: dict[str, Any]) -> None:
+    broken = copy.deepcopy(graph)
+    sampler = node_of(broken, "KSampler")
+    broken[sampler]["inputs"]["steps"] = 0
+    broken[sampler]["inputs"]["sampler_name"] = "warp_drive"
+
+    kinds = {e["type"] for e in SCHEMA.validate(broken).node_errors[sampler]["errors"]}
+
+    assert kinds == {"value_smaller_than_min", "value_not_in_list"}
+
+
+def test_unknown_class_and_no_output_are_prompt_level_errors(graph: dict[str, Any]) -> None:
+    unknown = {**copy.deepcopy(graph), "99": {"class_type": "NotANode", "inputs": {}}}
+    no_output = {nid: node for nid, node in graph.items() if node["class_type"] != "SaveVideo"}
+
+    assert SCHEMA.validate(unknown).error["type"] == "invalid_prompt"
+    assert SCHEMA.validate(unknown).node_errors == {}
+    assert SCHEMA.validate(no_output).error["type"] == "prompt_no_outputs"
+    assert SCHEMA.validate({}).error["type"] == "no_prompt"
+
+
+def test_uploaded_inputs_must_exist_when_the_input_folder_is_known() -> None:
+    graph = {"1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
+             "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
+             "3": {"class_type": "CreateVideo", "inputs": {"images": ["2", 0], "fps": 8.0}},
+             "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0], "filename_prefix": "v", "format": "mp4"}}}
+
+    missing = SCHEMA.validate(graph, files={"input": {"dog.png"}})
+    present = SCHEMA.validate(graph, files={"input": {"cat.png"}})
+
+    assert only_error(missing, "1")["type"] == "custom_validation_failed"
+    assert present.ok and present.outputs == ["4"]
+
+
+def test_strict_mode_flags_input_names_comfyui_would_ignore(graph: dict[str, Any]) -> None:
+    typo = copy.deepcopy(graph)
+    typo[node_of(typo, "KSampler")]["inputs"]["sheduler"] = "simple"
+
+    assert SCHEMA.validate(typo).ok
+    assert SCHEMA.validate(typo, strict=True).node_errors[node_of(typo, "KSampler")]["errors"][0]["type"] == \
+        "unknown_input"
