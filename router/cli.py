@@ -12,15 +12,18 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
 DEFAULT_API_URL = "http://127.0.0.1:8787"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired", "rejected"})
+GROUP_BY = ("provider", "offer", "tenant", "campaign", "day")
 
 
 class ApiError(Exception):
@@ -57,7 +60,9 @@ class ApiClient:
         self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
 
     def call(self, method: str, path: str, *, body: bytes | None = None, json_body: Any = None,
-             headers: dict[str, str] | None = None) -> Any:
+             headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
+        if params:
+            path = f"{path}?{urlencode(params)}"
         if json_body is not None:
             body = json.dumps(json_body).encode()
         sent = {"Content-Type": "application/json", **(headers or {})} if body is not None else headers
@@ -87,6 +92,12 @@ class ApiClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Progress:
@@ -178,6 +189,114 @@ def format_quote(quote: dict[str, Any], now: datetime | None = None) -> str:
     return "\n".join(lines)
 
 
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], numeric_from: int = 1) -> list[str]:
+    """Aligned columns; from `numeric_from` on they hold figures, right-aligned so the decimal points line up."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.rjust(w) if i >= numeric_from else cell.ljust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in [header, *rows]]
+
+
+def format_costs(report: dict[str, Any]) -> str:
+    scope = f"tenant {report['tenant']}" if report.get("tenant") else "all tenants"
+    rows = [(str(g["key"]), str(g["videos"]), _money(g["actual_usd"]), _money(g["estimated_usd"]))
+            for g in report.get("groups") or []]
+    lines = [f"costs {report['from']} to {report['to']}, {scope}, by {report['group_by']}", ""]
+    lines += _table((str(report["group_by"]), "videos", "actual", "estimated"), rows)
+    lines += ["", f"total: {_money(report['total_usd'])}"]
+    return "\n".join(lines)
+
+
+def format_tco(report: dict[str, Any]) -> str:
+    """The studio's TCO table shape (cost per video per option, monthly and yearly at 1,000 videos/month)."""
+    scope = f"tenant {report['tenant']}" if report.get("tenant") else "all tenants"
+    lines = [f"TCO {report['from']} to {report['to']}, {scope}: {report['videos']} videos delivered", ""]
+    lines += _table(("offer", "videos", "paid for videos", "per video", "failed attempts"),
+                    [(o["offer"], str(o["videos"]), _money(o["actual_usd"]), _money(o["per_video_usd"]),
+                      _money(o["other_attempts_usd"])) for o in report.get("offers") or []])
+    lines.append("")
+    lines += _table(("month", "videos", "as routed", "all veo", "all local", "not local", "static rule"),
+                    [(m["period"], str(m["videos"]), _money(m["as_routed_usd"]), _money(m["all_veo_usd"]),
+                      _money(m["all_local_usd"]), str(m["not_possible_locally"]), _money(m["static_rule_usd"]))
+                     for m in report.get("months") or []])
+    lines.append("")
+    lines += _table(("option", "videos", "not possible", "total", "per video", "monthly at 1,000", "yearly at 1,000"),
+                    [(o["option"], str(o["videos"]), str(o["not_possible"]), _money(o["total_usd"]),
+                      _money(o["per_video_usd"]), _money(o["monthly_usd_at_1000"]), _money(o["yearly_usd_at_1000"]))
+                     for o in report.get("options") or []])
+    if report.get("mode_unknown"):
+        lines.append(f"{report['mode_unknown']} videos of unknown mode (job gone) are priced on Veo only")
+    lines += ["", "method:"] + [f"  - {line}" for line in report.get("method") or []]
+    return "\n".join(lines)
+
+
+def format_budgets(budgets: list[dict[str, Any]]) -> str:
+    if not budgets:
+        return "no budgets this period"
+    rows = [(str(b["scope"]), str(b["period"]), _money(b["limit_usd"]), _money(b["spent_usd"]),
+             _money(b["reserved_usd"]), _money(b["remaining_usd"]), str(b["spend_mode"]),
+             ",".join(f"{t:g}" for t in b.get("thresholds") or []))
+            for b in budgets]
+    return "\n".join(_table(("scope", "period", "limit", "spent", "reserved", "remaining", "mode", "thresholds"),
+                             rows, numeric_from=2))
+
+
+# ------------------------------------------------------------------------------------------------------------ charts
+
+def daily_spend(client: ApiClient, params: dict[str, str]) -> tuple[list[date], dict[str, dict[date, Decimal]]]:
+    """Every day of the window, and each provider's spend per day (one report per provider: the API groups by one
+    dimension at a time)."""
+    by_provider = client.call("GET", "/v1/costs", params={**params, "group_by": "provider"})
+    first, last = date.fromisoformat(by_provider["from"]), date.fromisoformat(by_provider["to"])
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    series: dict[str, dict[date, Decimal]] = {}
+    for group in sorted(by_provider["groups"], key=lambda g: str(g["key"])):
+        report = client.call("GET", "/v1/costs", params={**params, "group_by": "day", "provider": group["key"]})
+        series[str(group["key"])] = {date.fromisoformat(g["key"]): Decimal(g["actual_usd"]) for g in report["groups"]}
+    return days, series
+
+
+def budget_limit(client: ApiClient, scope: str) -> Decimal | None:
+    """This period's limit of a scope; None without an admin key (budgets are admin-only) or without that budget."""
+    try:
+        budgets = client.call("GET", "/v1/budgets")["budgets"]
+    except ApiError as exc:
+        if exc.status == 403:
+            return None
+        raise
+    return next((Decimal(b["limit_usd"]) for b in budgets if b["scope"] == scope), None)
+
+
+def draw_chart(days: list[date], series: dict[str, dict[date, Decimal]], limit: Decimal | None, scope: str,
+               path: Path) -> None:
+    """Month-to-date spend per provider, stacked by day, against the monthly budget line (budgets are monthly, so
+    the running sums start again on the 1st)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy and only for charts
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    positions = list(range(len(days)))
+    bottom = [0.0] * len(days)
+    for provider, spend in series.items():
+        running, heights = Decimal(0), []
+        for day in days:
+            running = (Decimal(0) if day.day == 1 else running) + spend.get(day, Decimal(0))
+            heights.append(float(running))
+        axes.bar(positions, heights, bottom=bottom, label=provider, width=0.8)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    if limit is not None:
+        axes.axhline(float(limit), color="crimson", linestyle="--", label=f"{scope} budget ${limit}")
+    axes.set_title(f"spend per provider, month to date ({days[0]} to {days[-1]})")
+    axes.set_ylabel("USD")
+    if series or limit is not None:
+        axes.legend(loc="upper left")
+    step = max(1, len(days) // 15)
+    axes.set_xticks(positions[::step], [day.isoformat() for day in days[::step]], rotation=45, ha="right")
+    figure.savefig(path, dpi=100)
+
+
 # ---------------------------------------------------------------------------------------------------------- commands
 
 def _wait(client: ApiClient, job: dict[str, Any], interval_s: float, progress: Progress) -> dict[str, Any]:
@@ -235,6 +354,36 @@ def cmd_keys_create(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_costs(client: ApiClient, args: argparse.Namespace) -> int:
+    params = {name: value for name, value in (("from", args.start), ("to", args.end), ("tenant", args.tenant))
+              if value}
+    if args.group_by or not args.tco:
+        print(format_costs(client.call("GET", "/v1/costs", params={**params, "group_by": args.group_by or "provider"})))
+    if args.tco:
+        print(format_tco(client.call("GET", "/v1/costs/tco", params=params)))
+    if args.chart:
+        days, series = daily_spend(client, params)
+        scope = f"tenant:{args.tenant}" if args.tenant else "global"
+        draw_chart(days, series, budget_limit(client, scope), scope, Path(args.chart))
+        print(f"saved {args.chart}", file=sys.stderr)
+    return 0
+
+
+def cmd_budgets(client: ApiClient, args: argparse.Namespace) -> int:
+    print(format_budgets(client.call("GET", "/v1/budgets")["budgets"]))
+    return 0
+
+
+def cmd_budgets_set(client: ApiClient, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"limit_usd": args.limit}
+    if args.thresholds is not None:
+        body["thresholds"] = args.thresholds
+    if args.mode is not None:
+        body["spend_mode"] = args.mode
+    print(format_budgets([client.call("PUT", f"/v1/budgets/{quote(args.scope, safe=':')}", json_body=body)]))
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from router.sandbox.all import serve
 
@@ -244,7 +393,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from router.local.embedded import run_dev  # the whole embedded stack: imported only when asked for
 
-    return int(run_dev(port=args.port, time_scale=args.time_scale, api_keys=os.environ.get("HVR_DEV_API_KEYS")))
+    return int(run_dev(port=args.port, time_scale=args.time_scale, api_keys=os.environ.get("HVR_DEV_API_KEYS"),
+                       agent_engine=args.agent_engine, comfyui_url=args.comfyui_url))
 
 
 # ------------------------------------------------------------------------------------------------------------ parser
@@ -257,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8787)
     dev.add_argument("--time-scale", type=float, default=None,
                      help="modelled seconds per wall second (default: the largest sample renders in ~10 s)")
+    dev.add_argument("--agent-engine", choices=["sim", "comfyui"], default="sim",
+                     help="the GPU agent's engine; comfyui runs against the ComfyUI sandbox unless --comfyui-url")
+    dev.add_argument("--comfyui-url", default=None, help="a real ComfyUI for the agent instead of the sandbox")
     dev.set_defaults(run=cmd_dev, client=False)
 
     sandbox = commands.add_parser("sandbox", help="serve the RunPod, Replicate and Veo sandboxes alone, on loopback")
@@ -289,7 +442,58 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--tenant", required=True)
     create.add_argument("--admin", action="store_true", help="the admin role (budgets, keys)")
     create.set_defaults(run=cmd_keys_create, client=True)
+
+    costs = commands.add_parser("costs", parents=[api], help="spend in a window: a table, a chart or the TCO table")
+    costs.add_argument("--from", dest="start", type=_iso_date, metavar="YYYY-MM-DD",
+                       help="first day (default: the 1st of this month)")
+    costs.add_argument("--to", dest="end", type=_iso_date, metavar="YYYY-MM-DD", help="last day (default: today)")
+    costs.add_argument("--group-by", choices=GROUP_BY, help="table rows (default: provider)")
+    costs.add_argument("--tenant", help="one tenant (admin keys; a member key always reports on its own)")
+    costs.add_argument("--chart", metavar="PNG", help="draw spend per provider per day against the budget line")
+    costs.add_argument("--tco", action="store_true",
+                       help="the studio's TCO table: as routed vs all Veo, all local and the static rule")
+    costs.set_defaults(run=cmd_costs, client=True)
+
+    budgets = commands.add_parser("budgets", parents=[api], help="list this period's budgets, or set one (admin)")
+    budgets.set_defaults(run=cmd_budgets, client=True)
+    budget_commands = budgets.add_subparsers(dest="budgets_command", metavar="COMMAND")
+    # The API options again, defaulting to "not given" so `hvr budgets --api-key K set …` keeps K.
+    api_again = argparse.ArgumentParser(add_help=False)
+    api_again.add_argument("--api-url", default=argparse.SUPPRESS, help="as for hvr budgets")
+    api_again.add_argument("--api-key", default=argparse.SUPPRESS, help="as for hvr budgets")
+    put = budget_commands.add_parser("set", parents=[api_again], help="set a scope's limit, thresholds or mode")
+    put.add_argument("scope", help="global, tenant:<id> or campaign:<id>")
+    put.add_argument("--limit", required=True, type=_usd, metavar="USD", help="monthly limit, e.g. 100.00")
+    put.add_argument("--thresholds", type=_fractions, metavar="F,F,…",
+                     help="alert at these fractions of the limit (default 0.5,0.8,1.0)")
+    put.add_argument("--mode", metavar="MODE", help="spend mode: normal, economy, local_only or paused")
+    put.set_defaults(run=cmd_budgets_set)
     return parser
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _usd(text: str) -> str:
+    """Money stays a decimal string end to end: `100.00` is sent as written, never through a float."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD") from exc
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD")
+    return text
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fractions") from exc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,6 +211,8 @@ def test_dev_calls_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "router.local.embedded", embedded)
     monkeypatch.setenv("HVR_DEV_API_KEYS", "acme:k1:admin")
     assert main(["dev", "--port", "9999", "--time-scale", "50"]) == 0
-    assert main(["dev"]) == 0
-    assert calls == [{"port": 9999, "time_scale": 50.0, "api_keys": "acme:k1:admin"},
-                     {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin"}]
+    assert main(["dev", "--agent-engine", "comfyui"]) == 0
+    sim = {"agent_engine": "sim", "comfyui_url": None}
+    assert calls == [{"port": 9999, "time_scale": 50.0, "api_keys": "acme:k1:admin", **sim},
+                     {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin", **sim,
+                      "agent_engine": "comfyui"}]

@@ -1,0 +1,73 @@
+"""Cost reports: spend grouped by provider, offer, tenant, campaign or day, and the studio's TCO table.
+
+Members see their own tenant only; admins see every tenant, or one with `tenant=`, and may group by tenant.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from functions.api.http import HttpProblem, json_response, principal
+from router.models.common import Mode, ProviderKind
+from router.services.costs import CostReport, GroupBy, TcoReport, WindowError, cost_report, report_window, tco_report
+from router.services.deps import Deps, default_deps
+from router.store.errors import NotFound
+
+router = Router()
+
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+From = Annotated[date | None, Query(alias="from", description="first day, UTC (default: the 1st of this month)")]
+To = Annotated[date | None, Query(alias="to", description="last day, inclusive (default: today)")]
+Tenant = Annotated[str | None, Query(min_length=1, max_length=64, pattern=TENANT_PATTERN,
+                                     description="one tenant (admin keys; a member's own tenant is implied)")]
+
+
+def _scope(tenant: str | None, group_by: GroupBy | None = None) -> str | None:
+    """The tenant a report covers: a member's own, always; an admin's choice, or None for every tenant."""
+    caller = principal(router)
+    if caller.admin:
+        return tenant
+    if group_by is GroupBy.TENANT:
+        raise HttpProblem(403, "Forbidden", "group_by=tenant needs an admin key")
+    if tenant is not None and tenant != caller.tenant:
+        raise HttpProblem(403, "Forbidden", "a member key reports on its own tenant only")
+    return caller.tenant
+
+
+def _window(deps: Deps, start: date | None, end: date | None) -> tuple[date, date]:
+    try:
+        return report_window(start, end, deps.clock().date())
+    except WindowError as exc:
+        raise HttpProblem(400, "Invalid request", "the request does not match the API contract",
+                          errors=[{"field": exc.field, "message": exc.message}]) from exc
+
+
+@router.get("/v1/costs", summary="Spend and delivered videos in a window, grouped")
+def get_costs(group_by: Annotated[GroupBy, Query()], start: From = None, end: To = None, tenant: Tenant = None,
+              provider: Annotated[ProviderKind | None, Query(description="one provider only")] = None,
+              ) -> Response[CostReport]:
+    scope = _scope(tenant, group_by)
+    deps = default_deps()
+    first, last = _window(deps, start, end)
+    return json_response(cost_report(deps.ledger, first, last, group_by, scope, provider))
+
+
+@router.get("/v1/costs/tco", summary="The studio's TCO table from the ledger: as routed vs all Veo, all local, "
+                                     "static rule")
+def get_tco(start: From = None, end: To = None, tenant: Tenant = None) -> Response[TcoReport]:
+    scope = _scope(tenant)
+    deps = default_deps()
+    first, last = _window(deps, start, end)
+
+    def job_mode(owner: str, job_id: str) -> Mode | None:
+        try:
+            return deps.jobs.get(owner, job_id).request.mode
+        except NotFound:
+            return None
+
+    return json_response(tco_report(deps.ledger, first, last, scope, deps.catalog, job_mode))
