@@ -415,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="serve the RunPod, Replicate and Veo sandboxes alone, on loopback")
     sandbox.set_defaults(run=cmd_sandbox, client=False)
 
+    from router.sim.cli import register as register_simulate  # argparse only; the simulator loads when it runs
+    register_simulate(commands)
+
     api = argparse.ArgumentParser(add_help=False)
     api.add_argument("--api-url", default=os.environ.get("HVR_API_URL") or DEFAULT_API_URL,
                      help="API base URL (env HVR_API_URL; default %(default)s)")

@@ -1,0 +1,207 @@
+"""One benchmark run: every policy over the same workload and the same truth, the offline optimum, and the metrics
+the report prints (issue 9's counting rules).
+
+- `deadline_hit_rate`: requests delivered by their deadline, as asked (no capability miss, no floor violation),
+  over the requests that are not `infeasible`.
+- `cost_per_video_usd`: total cost over the videos delivered (failed and expired attempts are in the total).
+- `gpu_utilization`: seconds the local GPU rendered (failed and cancelled renders too) over the run's span x slots.
+- `cost_ratio_to_optimum`: total cost over the offline optimum's, which serves every request it can.
+- `matched_bound_usd`: the cheapest cost, with hindsight, of delivering on time exactly what this policy delivered
+  on time; it is a lower bound on this policy's cost by construction (see `optimal`), even for a policy that
+  serves far less than the optimum and so costs less than it.
+- `cost_ratio_to_static_rule` and its like-for-like twin, the two costs over the requests both delivered on time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from router.models.common import money
+from router.models.offer import Offer
+from router.sim import baselines, optimal
+from router.sim.simulator import RunResult, SimConfig, infeasible_flags, simulate, window
+from router.sim.truth import Truth, TruthConfig
+from router.sim.workload import Arrival
+
+OPTIMUM = "offline_optimum"
+STATIC = "static_rule"
+DEFAULT_POLICIES = (*baselines.POLICIES, OPTIMUM)
+
+
+@dataclass
+class Metrics:
+    name: str
+    videos: int
+    infeasible: int
+    delivered: int
+    on_time: int
+    rejected: int
+    expired: int
+    failed: int
+    total_cost_usd: Decimal
+    quality_violations: int
+    capability_misses: int
+    gpu_utilization: float
+    p50_turnaround_s: float | None
+    p95_turnaround_s: float | None
+    offer_mix: dict[str, int]
+    spend: list[tuple[datetime, Decimal]]  # (when, what it cost), in time order, for the spend chart
+    served: set[int] = field(default_factory=set)  # requests delivered on time
+    cost_by_request: dict[int, Decimal] = field(default_factory=dict)
+    matched_bound_usd: Decimal | None = None
+    cost_ratio_to_optimum: float | None = None
+    cost_ratio_to_static_rule: float | None = None
+    like_for_like_vs_static_rule: float | None = None
+
+    @property
+    def feasible(self) -> int:
+        return self.videos - self.infeasible
+
+    @property
+    def deadline_hit_rate(self) -> float | None:
+        return self.on_time / self.feasible if self.feasible else None
+
+    @property
+    def cost_per_video_usd(self) -> Decimal | None:
+        return money(self.total_cost_usd / self.delivered) if self.delivered else None
+
+
+@dataclass
+class Comparison:
+    workload: str
+    seed: int
+    videos: int
+    infeasible: int
+    start: datetime
+    horizon_s: float
+    metrics: dict[str, Metrics]
+    runs: dict[str, RunResult]
+    optimum: optimal.Solution | None
+    notes: list[str]
+
+
+def compare(arrivals: Sequence[Arrival], offers: Sequence[Offer], seed: int, policies: Sequence[str] = DEFAULT_POLICIES,
+            config: SimConfig | None = None, workload: str = "", truth_config: TruthConfig | None = None,
+            time_limit_s: float = optimal.TIME_LIMIT_S) -> Comparison:
+    unknown = [p for p in policies if p != OPTIMUM and p not in baselines.POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; known: {', '.join(DEFAULT_POLICIES)}")
+    truth = Truth(truth_config or TruthConfig(seed=seed))
+    flags = infeasible_flags(arrivals, offers)
+    runs = {name: simulate(arrivals, offers, baselines.make(name, offers), truth, config, flags)
+            for name in policies if name != OPTIMUM}
+    metrics = {name: _metrics(run) for name, run in runs.items()}
+    start, horizon = window(arrivals)
+    # The optimum prices every policy (ratios, matched bounds), so it is solved whether or not it is listed.
+    problem = optimal.Problem.of(arrivals, offers, truth, flags)
+    solution = problem.solve(time_limit_s=time_limit_s)
+    if OPTIMUM in policies:
+        metrics[OPTIMUM] = _optimum_metrics(solution, problem, flags, start, horizon)
+    notes = [f"offline optimum: {solution.binaries} binaries, {solution.variables} variables, "
+             f"{solution.constraints} constraints; {solution.status}; proven lower bound ${solution.bound}"]
+    for name, run in runs.items():
+        metrics[name].matched_bound_usd = problem.solve(optimal.matched_set(run.jobs, problem),
+                                                        time_limit_s=time_limit_s, allow_fewer=False).bound
+    _ratios(metrics, solution)
+    return Comparison(workload=workload, seed=seed, videos=len(arrivals), infeasible=sum(flags), start=start,
+                      horizon_s=horizon, metrics=metrics, runs=runs, optimum=solution, notes=notes)
+
+
+def _metrics(run: RunResult) -> Metrics:
+    jobs = run.jobs
+    turnarounds = [t for job in jobs if (t := job.turnaround_s) is not None]
+    spend = sorted((run.at(a.ended_at or job.ended_at or 0.0), a.cost) for job in jobs for a in job.attempts)
+    return Metrics(
+        name=run.policy,
+        videos=len(jobs),
+        infeasible=sum(job.infeasible for job in jobs),
+        delivered=sum(job.delivered for job in jobs),
+        on_time=sum(job.on_time for job in jobs if not job.infeasible),
+        rejected=sum(job.status == "rejected" for job in jobs),
+        expired=sum(job.status == "expired" for job in jobs),
+        failed=sum(job.status == "failed" for job in jobs),
+        total_cost_usd=run.total_cost,
+        quality_violations=sum(job.quality_violation for job in jobs),
+        capability_misses=sum(job.capability_miss for job in jobs),
+        gpu_utilization=run.local_busy_s / (run.horizon_s * run.local_slots) if run.horizon_s > 0 else 0.0,
+        p50_turnaround_s=_percentile(turnarounds, 50),
+        p95_turnaround_s=_percentile(turnarounds, 95),
+        offer_mix=dict(Counter(job.final.offer.id for job in jobs if job.delivered and job.final).most_common()),
+        spend=spend,
+        served={job.key for job in jobs if job.on_time and not job.infeasible},
+        cost_by_request={job.key: job.cost for job in jobs},
+    )
+
+
+def _optimum_metrics(solution: optimal.Solution, problem: optimal.Problem, flags: Sequence[bool], start: datetime,
+                     horizon: float) -> Metrics:
+    """The optimum as a policy: cloud renders start on arrival; local ones as preemptive EDF runs them."""
+    slots, arrival_t = problem.slots, problem.arrival_t
+    finish = _edf_finish([(c.request, arrival_t[c.request], c.window[1], c.render_s)
+                          for c in solution.served.values() if c.local], slots)
+    done = {i: finish.get(i, arrival_t[i] + c.ready_s) for i, c in solution.served.items()}
+    turnarounds = [done[i] - arrival_t[i] for i in solution.served]
+    by_request = {i: Decimal("0.0000") for i in range(len(flags))} | {i: c.cost for i, c in solution.served.items()}
+    return Metrics(
+        name=OPTIMUM, videos=len(flags), infeasible=sum(flags),
+        delivered=len(solution.served), on_time=len(solution.served), rejected=len(flags) - len(solution.served),
+        expired=0, failed=0, total_cost_usd=solution.cost, quality_violations=0, capability_misses=0,
+        gpu_utilization=solution.local_busy_s / (horizon * slots) if horizon > 0 else 0.0,
+        p50_turnaround_s=_percentile(turnarounds, 50), p95_turnaround_s=_percentile(turnarounds, 95),
+        offer_mix=dict(Counter(c.offer for c in solution.served.values()).most_common()),
+        spend=sorted((start + timedelta(seconds=done[i]), c.cost) for i, c in solution.served.items()),
+        served=set(solution.served), cost_by_request=by_request, matched_bound_usd=solution.bound,
+    )
+
+
+def _edf_finish(local: list[tuple[int, float, float, float]], slots: int) -> dict[int, float]:
+    """Completion times of (request, release, due, work) under preemptive earliest-deadline-first on `slots`."""
+    pending = sorted(local, key=lambda job: job[1])
+    ready: list[tuple[float, int, float]] = []  # (due, request, work left)
+    finish: dict[int, float] = {}
+    t, n = 0.0, 0
+    while n < len(pending) or ready:
+        if not ready:
+            t = max(t, pending[n][1])
+        while n < len(pending) and pending[n][1] <= t:
+            request, _, due, work = pending[n]
+            heapq.heappush(ready, (due, request, work))
+            n += 1
+        running = [heapq.heappop(ready) for _ in range(min(slots, len(ready)))]
+        step = min(work for _, _, work in running)
+        if n < len(pending):
+            step = min(step, pending[n][1] - t)
+        t += step
+        for due, request, work in running:
+            if work - step <= 1e-9:
+                finish[request] = t
+            else:
+                heapq.heappush(ready, (due, request, work - step))
+    return finish
+
+
+def _ratios(metrics: dict[str, Metrics], solution: optimal.Solution | None) -> None:
+    static = metrics.get(STATIC)
+    for m in metrics.values():
+        if solution is not None and solution.cost > 0:
+            m.cost_ratio_to_optimum = float(m.total_cost_usd / solution.cost)
+        if static is not None and static.total_cost_usd > 0:
+            m.cost_ratio_to_static_rule = float(m.total_cost_usd / static.total_cost_usd)
+            common = m.served & static.served
+            theirs = sum((static.cost_by_request[i] for i in common), Decimal(0))
+            ours = sum((m.cost_by_request[i] for i in common), Decimal(0))
+            m.like_for_like_vs_static_rule = float(ours / theirs) if theirs > 0 else None
+
+
+def _percentile(values: list[float], pct: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]

@@ -1,0 +1,305 @@
+"""The offline optimum: a lower bound on what any policy could have paid, with full hindsight, as a MILP
+(scipy.optimize.milp, HiGHS).
+
+Hindsight means the bound knows every arrival and every realized render time (`truth.render_s`, one per request and
+offer). It serves each request it serves on one **candidate** offer: one whose fit is `ok` (capability and quality
+floor), whose cap holds (on the engine's p90 estimate or on the realized cost, whichever is lower), and whose
+render alone (plus transfer) fits between arrival and deadline. Requests infeasible in an idle world (`counting`)
+are left out, as they are from every deadline rate.
+
+Formulation. Binary x[i,o] = request i served on candidate o; continuous y[i,k] ≥ 0 = seconds of i's local render
+done in elementary interval k:
+
+    minimise   Σ c[i,o] x[i,o]                          c = realized cost of one successful attempt, warm
+    subject to Σ_o x[i,o] = 1                           every request served (or Σ ≤ 1 and Σ_i Σ_o x ≥ K, below)
+               Σ_k y[i,k] = Σ_{o local} d[i,o] x[i,o]   its local render time, d realized
+               Σ_i y[i,k] ≤ slots x |k|                 the GPU's capacity in interval k
+               0 ≤ y[i,k] ≤ |k|                         only inside [arrival, deadline - transfer]
+
+The elementary intervals are cut at every arrival and local deadline, so inside one every window either covers it
+or misses it; these constraints then say exactly that a *preemptive* schedule exists (Horn 1974 for one slot). A
+request's local work may fall anywhere in the union of its local candidates' windows (they coincide in the default
+catalog, where no local offer has a transfer time).
+
+Relaxations, each of which can only lower the bound — which is why it is one:
+- renders on the GPU may pause and resume (preemption), and with several slots move between them;
+- cloud offers have unlimited concurrency, no queue and no cold start (cold starts neither delay nor bill);
+- no attempt fails, so nothing is paid twice and nothing waits for a retry;
+- the cap is met if either the p90 estimate or the realized cost meets it.
+
+Why it bounds every policy: a policy serves request i on time on some candidate o, and its successful attempt there
+costs exactly c[i,o] (same realized time, same pricing; more with a cold start); every other attempt costs ≥ 0; its
+local renders ran inside their windows without overlap. So its served set, on its own offers, is a feasible point of
+the MILP restricted to that set — `bound(served)` is below its cost.
+
+Tractability. Cloud candidates share nothing, so only each request's cheapest one is kept; a local candidate is kept
+only if cheaper than that and not dominated by another local one (no slower, no dearer, no narrower window). Both
+reductions are exact (the brute-force test checks the second). On the 1,000-video months this leaves about 860
+binaries (one per servable request, plus ~100 local alternatives), 1,800-1,900 variables and 1,150-1,250
+constraints; HiGHS proves optimality in about a second.
+
+When not every servable request fits (the GPU is over-subscribed), the optimum first maximises how many are served
+on time, then minimises cost with at least that many (two solves).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from router.models.common import ProviderKind
+from router.models.offer import Offer
+from router.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
+from router.sim.simulator import JobRecord, window
+from router.sim.truth import Truth
+from router.sim.workload import Arrival
+
+TIME_LIMIT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    request: int
+    offer: str
+    local: bool
+    cost: Decimal
+    render_s: float  # realized compute seconds
+    ready_s: float  # realized seconds from start to delivery (render + transfer)
+    window: tuple[float, float]  # when its local render may run: [arrival, deadline - transfer], seconds
+
+
+@dataclass(frozen=True)
+class Solution:
+    served: dict[int, Candidate]  # request → the candidate serving it
+    cost: Decimal  # Σ of the served candidates' costs: what the optimum pays
+    bound: Decimal  # the solver's proven lower bound on the MILP (= cost when solved to optimality)
+    optimal: bool
+    variables: int
+    binaries: int
+    constraints: int
+    local_busy_s: float
+    status: str
+
+
+class Problem:
+    """Candidates for every request of a workload, priced once; solved for any subset to serve."""
+
+    def __init__(self, arrivals: Sequence[Arrival], offers: Sequence[Offer], truth: Truth,
+                 infeasible: Sequence[bool], start_t: Sequence[float], deadline_t: Sequence[float | None],
+                 slots: int = 1) -> None:
+        self.slots = slots
+        self.arrival_t = list(start_t)
+        self.candidates: dict[int, list[Candidate]] = {}  # after pruning: what the MILP sees
+        self.eligible: dict[int, frozenset[str]] = {}  # before pruning: every offer that could serve it
+        for i, arrival in enumerate(arrivals):
+            if infeasible[i]:
+                continue
+            found = [c for offer in offers
+                     if (c := candidate(i, arrival, offer, truth, start_t[i], deadline_t[i])) is not None]
+            if found:
+                self.candidates[i] = _prune(found)
+                self.eligible[i] = frozenset(c.offer for c in found)
+
+    @classmethod
+    def of(cls, arrivals: Sequence[Arrival], offers: Sequence[Offer], truth: Truth,
+           infeasible: Sequence[bool]) -> Problem:
+        """The candidates for a workload, on the simulator's clock (seconds from the run's start)."""
+        start, _ = window(arrivals)
+        arrival_t = [(a.at - start).total_seconds() for a in arrivals]
+        deadline_t = [(d - start).total_seconds() if (d := a.deadline()) is not None else None for a in arrivals]
+        return cls(arrivals, offers, truth, infeasible, arrival_t, deadline_t, slots=truth.config.local_slots)
+
+    def servable(self) -> set[int]:
+        return set(self.candidates)
+
+    def solve(self, must: Iterable[int] | None = None, time_limit_s: float = TIME_LIMIT_S,
+              gap: float = 1e-6, allow_fewer: bool = True) -> Solution:
+        """The cheapest way to serve every request of `must` (default: every servable one). When they don't all
+        fit together, the most that fit are served, as cheaply as possible — or, without `allow_fewer`, ValueError
+        (a set some policy really served must fit: if it doesn't, the model is wrong)."""
+        chosen = sorted(self.servable() if must is None else set(must))
+        missing = [i for i in chosen if i not in self.candidates]
+        if missing:
+            raise ValueError(f"requests {missing[:5]} have no candidate offer: they can't be served")
+        if not chosen:
+            return Solution(served={}, cost=Decimal(0), bound=Decimal(0), optimal=True, variables=0, binaries=0,
+                            constraints=0, local_busy_s=0.0, status="nothing to serve")
+        first = self._solve(chosen, minimum=None, time_limit_s=time_limit_s, gap=gap)
+        if first is not None:
+            return first
+        if not allow_fewer:
+            raise ValueError(f"the {len(chosen)} requests can't all be served on time, even with hindsight")
+        most = self._max_served(chosen, time_limit_s)
+        second = self._solve(chosen, minimum=most, time_limit_s=time_limit_s, gap=gap)
+        assert second is not None, "serving the maximum found must be feasible"
+        return second
+
+    # --- the MILP ----------------------------------------------------------------------------------------------
+
+    def _model(self, chosen: list[int]) -> _Model:
+        return _Model([c for i in chosen for c in self.candidates[i]], chosen, self.slots)
+
+    def _solve(self, chosen: list[int], minimum: int | None, time_limit_s: float, gap: float) -> Solution | None:
+        from scipy.optimize import Bounds, LinearConstraint, milp  # heavy: only the benchmark needs it
+
+        model = self._model(chosen)
+        rows, lower, upper = model.rows(every=minimum is None)
+        if minimum is not None:
+            rows.append({n: 1.0 for n in range(len(model.cands))})
+            lower.append(float(minimum))
+            upper.append(float(len(chosen)))
+        matrix = model.matrix(rows)
+        result = milp(model.objective(), integrality=model.integrality(), bounds=Bounds(*model.bounds()),
+                      constraints=LinearConstraint(matrix, lower, upper),
+                      options={"time_limit": time_limit_s, "mip_rel_gap": gap, "presolve": True})
+        if result.x is None:
+            if result.status == 2:  # infeasible: not all of them fit
+                return None
+            raise RuntimeError(f"the MILP found no solution: {result.message}")
+        served = {c.request: c for n, c in enumerate(model.cands) if result.x[n] > 0.5}
+        cost = sum((c.cost for c in served.values()), Decimal(0))
+        dual = getattr(result, "mip_dual_bound", None)
+        bound = cost if dual is None else min(cost, Decimal(dual).quantize(Decimal("0.0001"), rounding=ROUND_FLOOR))
+        return Solution(served=served, cost=cost, bound=bound, optimal=result.status == 0,
+                        variables=matrix.shape[1], binaries=len(model.cands), constraints=matrix.shape[0],
+                        local_busy_s=sum(c.render_s for c in served.values() if c.local), status=result.message)
+
+    def _max_served(self, chosen: list[int], time_limit_s: float) -> int:
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        model = self._model(chosen)
+        rows, lower, upper = model.rows(every=False)
+        result = milp([-v for v in model.ones()], integrality=model.integrality(), bounds=Bounds(*model.bounds()),
+                      constraints=LinearConstraint(model.matrix(rows), lower, upper),
+                      options={"time_limit": time_limit_s, "mip_rel_gap": 0.0})
+        if result.x is None:
+            raise RuntimeError(f"the MILP found no solution: {result.message}")
+        return round(-result.fun)
+
+
+class _Model:
+    """Variables: one binary per candidate, then one continuous per (local candidate's request, interval)."""
+
+    def __init__(self, cands: list[Candidate], chosen: list[int], slots: int) -> None:
+        self.cands, self.chosen, self.slots = cands, chosen, slots
+        local = [c for c in cands if c.local]
+        cuts = sorted({t for c in local for t in c.window})
+        self.intervals = list(itertools.pairwise(cuts))
+        self.work: list[tuple[int, int, float]] = []  # (request, interval, length)
+        requests = sorted({c.request for c in local})
+        windows: dict[int, tuple[float, float]] = {}
+        for c in local:  # a request's local work may run in the union of its local candidates' windows
+            lo, hi = windows.get(c.request, c.window)
+            windows[c.request] = (min(lo, c.window[0]), max(hi, c.window[1]))
+        for i in requests:
+            lo, hi = windows[i]
+            first = bisect.bisect_left(cuts, lo)
+            for k in range(first, len(self.intervals)):
+                a, b = self.intervals[k]
+                if a >= hi:
+                    break
+                self.work.append((i, k, b - a))
+        self.size = len(cands) + len(self.work)
+
+    def objective(self) -> list[float]:
+        return [float(c.cost) for c in self.cands] + [0.0] * len(self.work)
+
+    def ones(self) -> list[float]:
+        return [1.0] * len(self.cands) + [0.0] * len(self.work)
+
+    def integrality(self) -> list[int]:
+        return [1] * len(self.cands) + [0] * len(self.work)
+
+    def bounds(self) -> tuple[list[float], list[float]]:
+        return [0.0] * self.size, [1.0] * len(self.cands) + [length for _, _, length in self.work]
+
+    def rows(self, every: bool) -> tuple[list[dict[int, float]], list[float], list[float]]:
+        rows: list[dict[int, float]] = []
+        lower: list[float] = []
+        upper: list[float] = []
+        by_request: dict[int, dict[int, float]] = {}
+        for n, c in enumerate(self.cands):
+            by_request.setdefault(c.request, {})[n] = 1.0
+        for i in self.chosen:
+            rows.append(by_request[i])
+            lower.append(1.0 if every else 0.0)
+            upper.append(1.0)
+        offset = len(self.cands)
+        work_rows: dict[int, dict[int, float]] = {}
+        capacity: dict[int, dict[int, float]] = {}
+        for m, (i, k, _) in enumerate(self.work):
+            work_rows.setdefault(i, {})[offset + m] = 1.0
+            capacity.setdefault(k, {})[offset + m] = 1.0
+        for n, c in enumerate(self.cands):
+            if c.local:
+                work_rows.setdefault(c.request, {})[n] = -c.render_s
+        for row in work_rows.values():
+            rows.append(row)
+            lower.append(0.0)
+            upper.append(0.0)
+        for k, row in sorted(capacity.items()):
+            a, b = self.intervals[k]
+            rows.append(row)
+            lower.append(0.0)
+            upper.append(self.slots * (b - a))
+        return rows, lower, upper
+
+    def matrix(self, rows: list[dict[int, float]]) -> Any:  # a scipy sparse array (scipy ships no types)
+        from scipy.sparse import csr_array
+
+        data, cols, pointers = [], [], [0]
+        for row in rows:
+            for column, value in sorted(row.items()):
+                cols.append(column)
+                data.append(value)
+            pointers.append(len(cols))
+        return csr_array((data, cols, pointers), shape=(len(rows), self.size))
+
+
+def candidate(i: int, arrival: Arrival, offer: Offer, truth: Truth, start: float,
+               deadline: float | None) -> Candidate | None:
+    placement = place(offer, arrival.request)
+    if placement.fit is not Fit.OK or placement.delivered is None:
+        return None
+    spec = placement.delivered
+    render = truth.render_s(i, offer, spec)
+    cost = attempt_cost(offer, spec, render, succeeded=True)
+    cap = arrival.request.max_cost_usd
+    if cap is not None:
+        p90 = estimated_p90_cost(offer, spec)
+        if min(cost, p90 if p90 is not None else cost) > cap:
+            return None
+    transfer = offer.latency.transfer_s
+    end = deadline - transfer if deadline is not None else start + 10 * 365 * 86400.0
+    if start + render > end:
+        return None
+    return Candidate(request=i, offer=offer.id, local=offer.provider is ProviderKind.LOCAL, cost=cost,
+                     render_s=render, ready_s=render + transfer, window=(start, end))
+
+
+def _prune(found: list[Candidate]) -> list[Candidate]:
+    """Keep the cheapest cloud candidate, and the local ones cheaper than it that no other local one dominates."""
+    cloud = min((c for c in found if not c.local), key=lambda c: (c.cost, c.offer), default=None)
+    local = [c for c in found if c.local and (cloud is None or c.cost < cloud.cost)]
+    local = [c for c in local if not any(_dominates(o, c) for o in local)]
+    return ([cloud] if cloud else []) + sorted(local, key=lambda c: c.offer)
+
+
+def _dominates(o: Candidate, c: Candidate) -> bool:
+    """o does c's job no later, no dearer, in no less time; strictly better somewhere (or first by id on a tie)."""
+    if o is c or o.render_s > c.render_s or o.cost > c.cost:
+        return False
+    if o.window[0] > c.window[0] or o.window[1] < c.window[1]:
+        return False
+    return (o.render_s, o.cost, -o.window[1], o.offer) < (c.render_s, c.cost, -c.window[1], c.offer)
+
+
+def matched_set(jobs: Sequence[JobRecord], problem: Problem) -> set[int]:
+    """What a policy delivered on time on an offer the bound could have used: the set its own cost must cover
+    (solve it with `allow_fewer=False`)."""
+    return {job.key for job in jobs
+            if job.on_time and job.final is not None and job.final.offer.id in problem.eligible.get(job.key, ())}

@@ -1,0 +1,173 @@
+"""The comparison as people and programs read it: a Markdown table with the §11 targets checked, the JSON of
+issue 9 (`{"workload", "seed", "policies": {name: {...}}}`), and an optional chart (cost against deadline-hit rate
+per policy, and each policy's spend over the month)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from router.sim.compare import OPTIMUM, STATIC, Comparison, Metrics
+
+HVR = "hvr"
+# ARCHITECTURE §11's cost outcome.
+TARGET_HIT_RATE = 0.99
+TARGET_OPTIMUM_RATIO = 1.10
+TARGET_STATIC_RATIO = 0.50
+
+
+def _usd(value: Decimal | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def to_json(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "workload": comparison.workload,
+        "seed": comparison.seed,
+        "videos": comparison.videos,
+        "infeasible": comparison.infeasible,
+        "start": comparison.start.isoformat().replace("+00:00", "Z"),
+        "span_hours": round(comparison.horizon_s / 3600, 2),
+        "policies": {name: _policy_json(m) for name, m in comparison.metrics.items()},
+        "targets": targets(comparison),
+        "notes": comparison.notes,
+    }
+
+
+def _policy_json(m: Metrics) -> dict[str, Any]:
+    def money(value: Decimal | None) -> str | None:
+        return None if value is None else f"{value:.4f}"
+
+    def rounded(value: float | None, places: int = 4) -> float | None:
+        return None if value is None else round(value, places)
+
+    return {
+        "total_cost_usd": money(m.total_cost_usd),
+        "cost_per_video_usd": money(m.cost_per_video_usd),
+        "deadline_hit_rate": rounded(m.deadline_hit_rate),
+        "quality_violations": m.quality_violations,
+        "capability_misses": m.capability_misses,
+        "gpu_utilization": rounded(m.gpu_utilization),
+        "p50_turnaround_s": rounded(m.p50_turnaround_s, 1),
+        "p95_turnaround_s": rounded(m.p95_turnaround_s, 1),
+        "cost_ratio_to_optimum": rounded(m.cost_ratio_to_optimum),
+        "matched_bound_usd": money(m.matched_bound_usd),
+        "cost_ratio_to_matched_bound": rounded(
+            float(m.total_cost_usd / m.matched_bound_usd) if m.matched_bound_usd else None),
+        "cost_ratio_to_static_rule": rounded(m.cost_ratio_to_static_rule),
+        "cost_ratio_to_static_rule_like_for_like": rounded(m.like_for_like_vs_static_rule),
+        "videos": m.videos,
+        "infeasible": m.infeasible,
+        "delivered": m.delivered,
+        "on_time": m.on_time,
+        "rejected": m.rejected,
+        "expired": m.expired,
+        "failed": m.failed,
+        "offer_mix": m.offer_mix,
+    }
+
+
+def targets(comparison: Comparison) -> dict[str, Any]:
+    """ARCHITECTURE §11 for hvr: each figure and whether it holds (None where a policy it needs wasn't run)."""
+    hvr = comparison.metrics.get(HVR)
+    if hvr is None:
+        return {}
+    static = comparison.metrics.get(STATIC)
+    rate = hvr.deadline_hit_rate
+    equal_or_better = static is not None and rate is not None and rate >= (static.deadline_hit_rate or 0.0)
+    vs_static = hvr.cost_ratio_to_static_rule
+    like = hvr.like_for_like_vs_static_rule
+    return {
+        "deadline_hit_rate": {"value": rate, "target": TARGET_HIT_RATE,
+                              "holds": rate is not None and rate >= TARGET_HIT_RATE},
+        "quality_violations": {"value": hvr.quality_violations, "target": 0, "holds": hvr.quality_violations == 0},
+        "cost_ratio_to_optimum": {"value": hvr.cost_ratio_to_optimum, "target": TARGET_OPTIMUM_RATIO,
+                                  "holds": hvr.cost_ratio_to_optimum is not None
+                                  and hvr.cost_ratio_to_optimum <= TARGET_OPTIMUM_RATIO},
+        "cost_ratio_to_static_rule": {"value": vs_static, "target": TARGET_STATIC_RATIO,
+                                      "holds": None if vs_static is None else
+                                      vs_static <= TARGET_STATIC_RATIO and equal_or_better},
+        "cost_ratio_to_static_rule_like_for_like": {"value": like, "target": TARGET_STATIC_RATIO,
+                                                    "holds": None if like is None else
+                                                    like <= TARGET_STATIC_RATIO and equal_or_better},
+    }
+
+
+def markdown(comparison: Comparison) -> str:
+    lines = [
+        f"## hvr simulate: {comparison.workload or 'generated workload'} (seed {comparison.seed})",
+        "",
+        f"{comparison.videos} videos over {comparison.horizon_s / 86400:.1f} days from "
+        f"{comparison.start:%Y-%m-%d}; {comparison.infeasible} infeasible (no offer can meet them even idle), "
+        "left out of every deadline rate.",
+        "",
+        "| policy | on time | deadline rate | cost | per video | x optimum | x matched bound | x static | "
+        "x static, same videos | quality viol. | capability misses | GPU util. | p50 / p95 turnaround |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in comparison.metrics.items():
+        matched = float(m.total_cost_usd / m.matched_bound_usd) if m.matched_bound_usd else None
+        lines.append(
+            f"| {name} | {m.on_time}/{m.feasible} | {_pct(m.deadline_hit_rate)} | {_usd(m.total_cost_usd)} | "
+            f"{_usd(m.cost_per_video_usd)} | {_ratio(m.cost_ratio_to_optimum)} | "
+            f"{_ratio(matched if name != OPTIMUM else None)} | {_ratio(m.cost_ratio_to_static_rule)} | "
+            f"{_ratio(m.like_for_like_vs_static_rule)} | {m.quality_violations} | {m.capability_misses} | "
+            f"{_pct(m.gpu_utilization)} | {_hours(m.p50_turnaround_s)} / {_hours(m.p95_turnaround_s)} |")
+    lines += ["", "Offer mix (videos delivered):", ""]
+    for name, m in comparison.metrics.items():
+        mix = ", ".join(f"{offer} {count}" for offer, count in m.offer_mix.items()) or "none"
+        lines.append(f"- **{name}**: {mix}; rejected {m.rejected}, expired {m.expired}, failed {m.failed}")
+    checks = targets(comparison)
+    if checks:
+        lines += ["", "ARCHITECTURE §11 targets for hvr:", ""]
+        for key, check in checks.items():
+            value = check["value"]
+            shown = value if isinstance(value, int) else (f"{value:.4f}" if value is not None else "-")
+            verdict = {True: "holds", False: "MISSED", None: "not measured"}[check["holds"]]
+            lines.append(f"- {key}: {shown} (target {check['target']}): {verdict}")
+    lines += ["", *[f"_{note}_" for note in comparison.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def chart(comparison: Comparison, path: str | Path) -> None:
+    """Left: total cost against deadline-hit rate, one point per policy. Right: cumulative spend over the run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy and only for charts
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(13, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2)
+    for name, m in comparison.metrics.items():
+        rate = m.deadline_hit_rate or 0.0
+        left.scatter([100 * rate], [float(m.total_cost_usd)], s=60)
+        left.annotate(name, (100 * rate, float(m.total_cost_usd)), textcoords="offset points", xytext=(5, 5))
+        running, xs, ys = Decimal(0), [comparison.start], [0.0]
+        for when, cost in m.spend:
+            running += cost
+            xs.append(when)
+            ys.append(float(running))
+        right.step(xs, ys, where="post", label=name)
+    left.set_xlabel("deadline hit rate, % of feasible requests")
+    left.set_ylabel("total cost, USD")
+    left.set_title("cost against deadlines met")
+    left.grid(alpha=0.3)
+    right.set_ylabel("cumulative spend, USD")
+    right.set_title("spend over the run")
+    right.legend(loc="upper left", fontsize="small")
+    right.tick_params(axis="x", labelrotation=30)
+    figure.savefig(path, dpi=100)

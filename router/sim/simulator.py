@@ -1,0 +1,407 @@
+"""The discrete-event simulator: a virtual clock, the policy under test, and the world of `truth`.
+
+It stands in for the services and the providers, doing what they do around each decision:
+
+- **Route** (the worker's `_route_next`): the policy decides with the context the services would build — the local
+  target's queue wait is the agent's `eta_s` (the modelled p50 seconds of work queued and left running, over its
+  slots), RunPod's wait is its adapter's estimate (queued jobs x 70 s over its workers), Replicate and Veo report no
+  queue; every target is taken warm (the services never say otherwise); offers already tried are excluded. No
+  decision: the job is rejected (or failed, after an attempt). At most `max_attempts` attempts per job.
+- **Money** (`services.money`), when a budget is configured: one global monthly scope; the attempt's p90 estimate
+  is reserved before it starts and settled with its actual cost when it ends; thresholds move the spend mode
+  (80 % economy, 100 % local only, as the default rules).
+- **Providers**: the local GPU is a FIFO queue over its slots (the agent's scheduler); each cloud offer runs a few
+  jobs at once and queues the rest; serverless offers cold-start when no worker is warm. A failed attempt bills
+  what it ran (GPU-time offers) and falls back through the policy at once.
+- **Deadlines** (the worker and sweeper's expiry): when a job's deadline passes without a result it expires; its
+  attempt is dequeued or cancelled, billing the GPU time it ran.
+
+Everything a run produces is in `RunResult`: one `JobRecord` per request, each ending exactly once.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import IntEnum
+
+from router.models.common import ProviderKind
+from router.models.decision import DeliveredSpec
+from router.models.offer import Offer
+from router.policy.context import BudgetState, RoutingContext, SpendMode, TargetState
+from router.sim import counting
+from router.sim.baselines import Policy
+from router.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
+from router.sim.truth import Truth
+from router.sim.workload import Arrival
+
+RUNPOD_TYPICAL_JOB_S = 70.0  # the RunPod adapter's figure for its queue-wait estimate (providers/runpod.py)
+DEFAULT_SPEND_RULES: tuple[tuple[Decimal, SpendMode], ...] = (
+    (Decimal("0.8"), SpendMode.ECONOMY), (Decimal("1.0"), SpendMode.LOCAL_ONLY),
+)
+ZERO = Decimal("0.0000")
+
+
+class Event(IntEnum):
+    """Same-instant order: a render ending frees its slot before a deadline is judged or a newcomer routed."""
+
+    RENDER_END = 0
+    DELIVER = 1
+    DEADLINE = 2
+    ARRIVAL = 3
+
+
+@dataclass
+class AttemptRecord:
+    n: int
+    offer: Offer
+    fit: Fit
+    delivered: DeliveredSpec | None
+    routed_at: float
+    # queued | running | transferring | succeeded | failed | refused | cancelled (dequeued, interrupted, or its
+    # output arrived after the deadline)
+    status: str = "queued"
+    started_at: float | None = None
+    ended_at: float | None = None
+    render_s: float = 0.0
+    cold_s: float = 0.0
+    fails_at: float | None = None  # share of the render after which it fails
+    gpu_seconds: float = 0.0
+    cost: Decimal = ZERO
+    reserved: Decimal = ZERO
+
+
+@dataclass
+class JobRecord:
+    key: int
+    arrival: Arrival
+    arrival_t: float
+    deadline_t: float | None
+    infeasible: bool
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    status: str = "pending"  # pending | active | succeeded | failed | rejected | expired
+    ended_at: float | None = None
+    reason: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("succeeded", "failed", "rejected", "expired")
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((a.cost for a in self.attempts), ZERO)
+
+    @property
+    def final(self) -> AttemptRecord | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def capability_miss(self) -> bool:
+        """Sent, at least once, somewhere that can't do it."""
+        return any(a.fit.capability_miss for a in self.attempts)
+
+    @property
+    def quality_violation(self) -> bool:
+        """Sent somewhere under its quality floor, or somewhere that can't do it at all."""
+        return self.capability_miss or any(a.fit is Fit.BELOW_FLOOR for a in self.attempts)
+
+    @property
+    def on_time(self) -> bool:
+        """Delivered, by its deadline, and what was asked for (a miss on capability or floor is no hit)."""
+        if not self.delivered or self.capability_miss or self.quality_violation:
+            return False
+        return self.deadline_t is None or (self.ended_at is not None and self.ended_at <= self.deadline_t)
+
+    @property
+    def turnaround_s(self) -> float | None:
+        return self.ended_at - self.arrival_t if self.delivered and self.ended_at is not None else None
+
+
+@dataclass
+class RunResult:
+    policy: str
+    jobs: list[JobRecord]
+    start: datetime
+    horizon_s: float
+    local_busy_s: float
+    local_slots: int
+
+    @property
+    def total_cost(self) -> Decimal:
+        return sum((job.cost for job in self.jobs), ZERO)
+
+    def at(self, t: float) -> datetime:
+        return self.start + timedelta(seconds=t)
+
+
+@dataclass
+class SimConfig:
+    max_attempts: int = 3  # the services' HVR_MAX_ATTEMPTS default
+    budget_usd: Decimal | None = None  # one global monthly budget; None: unlimited
+    spend_rules: tuple[tuple[Decimal, SpendMode], ...] = DEFAULT_SPEND_RULES
+
+
+def window(arrivals: Sequence[Arrival]) -> tuple[datetime, float]:
+    """The run's span, the same for every policy: from the first arrival's UTC midnight to the last deadline (or
+    arrival, where later)."""
+    if not arrivals:
+        raise ValueError("an empty workload has nothing to simulate")
+    start = arrivals[0].at.replace(hour=0, minute=0, second=0, microsecond=0)
+    ends = [a.deadline() or a.at for a in arrivals] + [a.at for a in arrivals]
+    return start, (max(ends) - start).total_seconds()
+
+
+def infeasible_flags(arrivals: Sequence[Arrival], offers: Sequence[Offer]) -> list[bool]:
+    return [counting.infeasible(a.request, offers, a.at, a.deadline()) for a in arrivals]
+
+
+class Simulation:
+    def __init__(self, arrivals: Sequence[Arrival], offers: Sequence[Offer], policy: Policy, truth: Truth,
+                 config: SimConfig | None = None, infeasible: Sequence[bool] | None = None) -> None:
+        self.offers = {o.id: o for o in offers}
+        self.policy, self.truth = policy, truth
+        self.config = config or SimConfig()
+        self.start, self.horizon_s = window(arrivals)
+        flags = list(infeasible) if infeasible is not None else infeasible_flags(arrivals, offers)
+        self.jobs = [
+            JobRecord(key=n, arrival=a, arrival_t=self._t(a.at), infeasible=flags[n],
+                      deadline_t=self._t(d) if (d := a.deadline()) is not None else None)
+            for n, a in enumerate(arrivals)
+        ]
+        self._events: list[tuple[float, int, int, int, int]] = []
+        self._seq = 0
+        self._running: dict[str, list[tuple[JobRecord, AttemptRecord]]] = {}
+        self._waiting: dict[str, deque[tuple[JobRecord, AttemptRecord]]] = {}
+        self._warm_since: dict[str, list[float]] = {}  # when each idle serverless worker of an offer went idle
+        self._local_busy_s = 0.0
+        self._spent = ZERO
+        self._reserved = ZERO
+        self._mode = SpendMode.NORMAL
+
+    # --- the clock ---------------------------------------------------------------------------------------------
+
+    def _t(self, moment: datetime) -> float:
+        return (moment - self.start).total_seconds()
+
+    def _push(self, t: float, kind: Event, job: JobRecord, attempt_n: int = 0) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (t, int(kind), self._seq, job.key, attempt_n))
+
+    def run(self) -> RunResult:
+        for job in self.jobs:
+            self._push(job.arrival_t, Event.ARRIVAL, job)
+            if job.deadline_t is not None:
+                self._push(job.deadline_t, Event.DEADLINE, job)
+        while self._events:
+            t, kind, _, key, attempt_n = heapq.heappop(self._events)
+            job = self.jobs[key]
+            if job.terminal:
+                continue
+            if kind == Event.ARRIVAL:
+                job.status = "active"
+                self._route(job, t)
+            elif kind == Event.DEADLINE:
+                self._expire(job, t)
+            elif kind == Event.RENDER_END:
+                self._render_end(job, job.attempts[attempt_n - 1], t)
+            else:
+                self._deliver(job, job.attempts[attempt_n - 1], t)
+        return RunResult(policy=self.policy.name, jobs=self.jobs, start=self.start, horizon_s=self.horizon_s,
+                         local_busy_s=self._local_busy_s, local_slots=self.truth.config.local_slots)
+
+    # --- routing -----------------------------------------------------------------------------------------------
+
+    def _route(self, job: JobRecord, t: float) -> None:
+        if len(job.attempts) >= self.config.max_attempts:
+            self._end(job, t, "failed", f"gave up after {len(job.attempts)} attempts")
+            return
+        now = self.start + timedelta(seconds=t)
+        deadline = job.arrival.deadline()
+        choice = self.policy.decide(job.arrival.request, self._context(job, t), now, deadline)
+        if choice is None:
+            self._end(job, t, "failed" if job.attempts else "rejected", "no feasible offer")
+            return
+        offer = self.offers[choice]
+        placement = place(offer, job.arrival.request)
+        attempt = AttemptRecord(n=len(job.attempts) + 1, offer=offer, fit=placement.fit,
+                                delivered=placement.delivered, routed_at=t)
+        job.attempts.append(attempt)
+        if placement.delivered is None:
+            attempt.status, attempt.ended_at = "refused", t
+            self._end(job, t, "failed", f"{offer.id} can't take it (capability miss)")
+            return
+        if not self._reserve(attempt, placement.delivered):
+            attempt.status, attempt.ended_at = "refused", t
+            self._end(job, t, "failed" if len(job.attempts) > 1 else "rejected", "budget_exhausted")
+            return
+        self._waiting.setdefault(self._pool(offer), deque()).append((job, attempt))
+        self._pump(self._pool(offer), t)
+
+    def _context(self, job: JobRecord, t: float) -> RoutingContext:
+        targets = {
+            ProviderKind.LOCAL: TargetState(name="agent-1", queue_wait_s=self._local_eta(t)),
+            ProviderKind.RUNPOD: TargetState(name="runpod", queue_wait_s=self._runpod_wait()),
+            ProviderKind.REPLICATE: TargetState(name="replicate"),
+            ProviderKind.VEO: TargetState(name="veo"),
+        }
+        budgets: tuple[BudgetState, ...] = ()
+        if self.config.budget_usd is not None:
+            remaining = self.config.budget_usd - self._spent - self._reserved
+            budgets = (BudgetState(scope="global", remaining_usd=remaining, spend_mode=self._mode),)
+        return RoutingContext(targets=targets, configured=frozenset(ProviderKind), budgets=budgets,
+                              exclude_offers=frozenset(a.offer.id for a in job.attempts))
+
+    def _local_eta(self, t: float) -> float:
+        """The agent's `eta_s`: each active job's modelled GPU-seconds, less the share it has done, over its slots."""
+        pool = ProviderKind.LOCAL.value
+        left = 0.0
+        for _, attempt in self._running.get(pool, []):
+            done = (t - (attempt.started_at or t)) / attempt.render_s if attempt.render_s else 0.0
+            left += self._p50(attempt) * (1.0 - min(done, 1.0))
+        left += sum(self._p50(attempt) for _, attempt in self._waiting.get(pool, ()))
+        return left / self.truth.config.local_slots
+
+    @staticmethod
+    def _p50(attempt: AttemptRecord) -> float:
+        spec = attempt.delivered
+        assert spec is not None
+        return attempt.offer.latency.compute_seconds(spec.width, spec.height, spec.frames, p90=False)
+
+    def _runpod_wait(self) -> float:
+        waits = [len(queue) * RUNPOD_TYPICAL_JOB_S / self.truth.workers(self.offers[pool])
+                 for pool, queue in self._waiting.items()
+                 if pool in self.offers and self.offers[pool].provider is ProviderKind.RUNPOD]
+        return max(waits, default=0.0)
+
+    # --- money -------------------------------------------------------------------------------------------------
+
+    def _reserve(self, attempt: AttemptRecord, delivered: DeliveredSpec) -> bool:
+        if self.config.budget_usd is None:
+            return True
+        estimate = estimated_p90_cost(attempt.offer, delivered) or ZERO
+        if estimate > self.config.budget_usd - self._spent - self._reserved:
+            return False
+        attempt.reserved = estimate
+        self._reserved += estimate
+        return True
+
+    def _settle(self, attempt: AttemptRecord) -> None:
+        if self.config.budget_usd is None:
+            return
+        self._reserved -= attempt.reserved
+        attempt.reserved = ZERO
+        self._spent += attempt.cost
+        limit = self.config.budget_usd
+        used = self._spent / limit if limit > 0 else Decimal(1)
+        for threshold, mode in self.config.spend_rules:
+            if used >= threshold and mode.rank > self._mode.rank:
+                self._mode = mode
+
+    # --- providers ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _pool(offer: Offer) -> str:
+        """Local offers share the one GPU; each cloud offer has its own workers."""
+        return ProviderKind.LOCAL.value if offer.provider is ProviderKind.LOCAL else offer.id
+
+    def _pump(self, pool: str, t: float) -> None:
+        queue = self._waiting.get(pool)
+        running = self._running.setdefault(pool, [])
+        while queue:
+            job, attempt = queue[0]
+            if len(running) >= self.truth.workers(attempt.offer):
+                return
+            queue.popleft()
+            running.append((job, attempt))
+            self._start(job, attempt, t)
+
+    def _start(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
+        offer, spec = attempt.offer, attempt.delivered
+        assert spec is not None
+        attempt.status, attempt.started_at = "running", t
+        attempt.render_s = self.truth.render_s(job.key, offer, spec)
+        attempt.cold_s = self._cold_start(offer, t)
+        attempt.fails_at = self.truth.failure_at(job.key, offer, attempt.n)
+        share = attempt.fails_at if attempt.fails_at is not None else 1.0
+        self._push(t + attempt.cold_s + share * attempt.render_s, Event.RENDER_END, job, attempt.n)
+
+    def _cold_start(self, offer: Offer, t: float) -> float:
+        cold = self.truth.cold_start_s(offer)
+        if cold <= 0:
+            return 0.0
+        idle = self._warm_since.setdefault(offer.id, [])
+        idle[:] = [since for since in idle if t - since <= self.truth.config.idle_timeout_s]
+        if idle:
+            idle.pop()  # the most recently idled worker takes it, warm
+            return 0.0
+        return cold
+
+    def _release(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
+        """Free the attempt's worker or slot, bill what it ran, and start whoever waits."""
+        pool = self._pool(attempt.offer)
+        self._running[pool] = [(j, a) for j, a in self._running[pool] if a is not attempt]
+        ran = max(0.0, t - (attempt.started_at or t))
+        if attempt.offer.provider is ProviderKind.LOCAL:
+            self._local_busy_s += ran
+        elif self.truth.cold_start_s(attempt.offer) > 0:
+            self._warm_since.setdefault(attempt.offer.id, []).append(t)
+        # What a time-billed offer charges: the local GPU while it rendered; a serverless worker from its start,
+        # cold start included (it began at `started_at`).
+        attempt.gpu_seconds = round(ran, 3)
+        self._pump(pool, t)
+
+    def _render_end(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
+        if attempt.status != "running":
+            return
+        failed = attempt.fails_at is not None
+        self._release(job, attempt, t)
+        assert attempt.delivered is not None
+        attempt.cost = attempt_cost(attempt.offer, attempt.delivered, attempt.gpu_seconds, succeeded=not failed)
+        self._settle(attempt)
+        if failed:
+            attempt.status, attempt.ended_at = "failed", t
+            self._route(job, t)  # the services' fallback hop
+            return
+        transfer = attempt.offer.latency.transfer_s
+        attempt.status = "transferring"
+        if transfer > 0:
+            self._push(t + transfer, Event.DELIVER, job, attempt.n)
+        else:
+            self._deliver(job, attempt, t)
+
+    def _deliver(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
+        attempt.status, attempt.ended_at = "succeeded", t
+        self._end(job, t, "succeeded", "")
+
+    def _expire(self, job: JobRecord, t: float) -> None:
+        attempt = job.final
+        if attempt is not None and attempt.status in ("queued", "running"):
+            if attempt.status == "queued":
+                pool = self._waiting[self._pool(attempt.offer)]
+                pool.remove(next(item for item in pool if item[1] is attempt))
+            else:
+                self._release(job, attempt, t)
+                assert attempt.delivered is not None
+                attempt.cost = attempt_cost(attempt.offer, attempt.delivered, attempt.gpu_seconds, succeeded=False)
+            attempt.status, attempt.ended_at = "cancelled", t
+            self._settle(attempt)
+        elif attempt is not None and attempt.status == "transferring":
+            attempt.status, attempt.ended_at = "cancelled", t  # rendered and billed, but too late to deliver
+        self._end(job, t, "expired", "deadline passed with no result")
+
+    def _end(self, job: JobRecord, t: float, status: str, reason: str) -> None:
+        assert not job.terminal, f"job {job.key} ended twice"
+        job.status, job.ended_at, job.reason = status, t, reason
+
+
+def simulate(arrivals: Sequence[Arrival], offers: Sequence[Offer], policy: Policy, truth: Truth,
+             config: SimConfig | None = None, infeasible: Sequence[bool] | None = None) -> RunResult:
+    return Simulation(arrivals, offers, policy, truth, config, infeasible).run()

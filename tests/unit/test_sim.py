@@ -1,0 +1,423 @@
+"""The routing benchmark (router/sim): the generator's mix and determinism, the simulator's invariants, the counting
+rules, the offline bound against the policies and against brute force, and `hvr simulate`."""
+
+import itertools
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.models.common import ProviderKind, money
+from router.models.request import VideoRequest
+from router.policy.catalog import load_catalog
+from router.sim import baselines, optimal, workload
+from router.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
+from router.sim.cli import main as simulate_cli
+from router.sim.compare import DEFAULT_POLICIES, OPTIMUM, compare
+from router.sim.counting import Fit, idle_context, place
+from router.sim.simulator import SimConfig, infeasible_flags, simulate
+from router.sim.truth import Truth, TruthConfig
+from router.sim.workload import Arrival
+
+OFFERS = load_catalog().offers
+MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def arrival(minutes: float, **fields: object) -> Arrival:
+    body = {"mode": "t2v", "prompt": "a red balloon", **fields}
+    for name, ref in (("image", "s3://b/i.png"), ("audio", "s3://b/a.wav")):
+        if name in {"i2v": {"image"}, "camera": {"image"}, "s2v": {"image", "audio"}}.get(str(body["mode"]), set()):
+            body.setdefault(name, ref)
+    return Arrival(MONDAY + timedelta(minutes=minutes), VideoRequest.model_validate(body))
+
+
+def busy_days(seed: int, videos: int = 60) -> list[Arrival]:
+    """A month's mix squeezed into two days: the local GPU is contended, so jobs queue, get refused and expire."""
+    return workload.generate(videos, seed=seed, start=MONDAY.replace(hour=0), days=2)
+
+
+# --- workloads ---------------------------------------------------------------------------------------------------
+
+
+def test_the_mix_is_exact_by_count() -> None:
+    expected = {"social": 400, "product_demo": 150, "product_i2v": 150, "commercial": 80, "lipsync": 70,
+                "camera": 50, "burst": 100}
+    assert workload.quotas(1000) == expected
+    assert Counter(a.klass for a in workload.generate(1000, seed=7)) == expected
+    assert sum(workload.quotas(37).values()) == 37
+
+
+def test_the_generator_is_deterministic_per_seed() -> None:
+    first, again, other = workload.generate(150, seed=5), workload.generate(150, seed=5), workload.generate(150, 6)
+    assert workload.dumps(first) == workload.dumps(again)
+    assert workload.dumps(first) != workload.dumps(other)
+    assert [a.at for a in first] == sorted(a.at for a in first)
+
+
+def test_workloads_round_trip_through_json_lines(tmp_path: Path) -> None:
+    arrivals = workload.generate(80, seed=3)
+    path = tmp_path / "w.jsonl"
+    workload.save(arrivals, path)
+    assert workload.dumps(workload.load(path)) == workload.dumps(arrivals)
+    with pytest.raises(ValueError, match=":2:"):
+        workload.loads(path.read_text().splitlines()[0] + "\n{\"arrival\": \"2026-11-01T00:00:00\"}\n")
+
+
+def test_the_sample_month_is_the_generators_output() -> None:
+    assert SAMPLE_WORKLOAD.read_text() == workload.dumps(workload.generate(1000, seed=SAMPLE_SEED))
+
+
+def test_each_class_follows_the_issue() -> None:
+    arrivals = workload.generate(2000, seed=11)
+    for a in arrivals:
+        r, deadline_h = a.request, ((a.deadline() or a.at) - a.at).total_seconds() / 3600
+        if a.klass == "social":
+            assert r.mode.value == "t2v" and r.resolution in ("512x512", "480p") and 2 <= r.duration_s <= 8
+            assert 1 <= deadline_h <= 6 and Decimal("0.30") <= (r.max_cost_usd or 0) <= Decimal("1.00")
+            assert r.resolution == "480p" or r.quality.value == "draft"
+        elif a.klass == "commercial":
+            assert (r.resolution, r.quality.value, deadline_h) == ("1080p", "premium", 48) and 5 <= r.duration_s <= 8
+            assert Decimal(3) <= (r.max_cost_usd or 0) <= Decimal(6)
+        elif a.klass == "lipsync":
+            assert (r.mode.value, r.duration_s, deadline_h) == ("s2v", 10, 12) and r.resolution in ("480p", "720p")
+        elif a.klass == "camera":
+            assert (r.mode.value, r.resolution, r.quality.value, deadline_h) == ("camera", "720p", "premium", 48)
+        elif a.klass in ("product_demo", "product_i2v"):
+            assert (r.resolution, r.duration_s, r.quality.value, deadline_h) == ("720p", 5, "standard", 24)
+    bursts: dict[str, list[Arrival]] = {}
+    for a in arrivals:
+        if a.klass == "burst":
+            bursts.setdefault(a.request.campaign_id or "", []).append(a)
+    assert bursts and sum(map(len, bursts.values())) == 200
+    for items in bursts.values():
+        assert 50 <= len(items) <= 300
+        assert len({a.deadline() for a in items}) == 1 and len({a.request.quality for a in items}) == 1
+        first = min(a.at for a in items)
+        assert 8 <= ((items[0].deadline() or first) - first).total_seconds() / 3600 <= 24
+
+
+def test_arrivals_follow_the_working_day() -> None:
+    arrivals = workload.generate(3000, seed=2)
+    by_hour = Counter(a.at.hour for a in arrivals if a.at.weekday() < 5 and a.klass != "burst")
+    day = sum(by_hour[h] for h in range(9, 18)) / 9
+    night = sum(by_hour[h] for h in range(0, 6)) / 6
+    assert day > 3 * night
+
+
+# --- truth -------------------------------------------------------------------------------------------------------
+
+
+def test_render_times_sit_on_the_catalogs_p50_and_p90() -> None:
+    offer = next(o for o in OFFERS if o.id == "local/animatediff-sd15")
+    spec = place(offer, arrival(0, resolution="512x512", aspect_ratio="1:1", quality="draft",
+                                duration_s=2).request).delivered
+    assert spec is not None
+    truth = Truth(TruthConfig(seed=4))
+    draws = sorted(truth.render_s(key, offer, spec) for key in range(4000))
+    p50 = offer.latency.compute_seconds(spec.width, spec.height, spec.frames, p90=False)
+    p90 = offer.latency.compute_seconds(spec.width, spec.height, spec.frames, p90=True)
+    assert abs(draws[2000] / p50 - 1) < 0.02
+    assert 0.88 < sum(d <= p90 for d in draws) / len(draws) < 0.92
+    # Keyed draws: a fresh world asked in another order answers the same.
+    assert Truth(TruthConfig(seed=4)).render_s(17, offer, spec) == truth.render_s(17, offer, spec)
+    assert Truth(TruthConfig(seed=5)).render_s(17, offer, spec) != truth.render_s(17, offer, spec)
+
+
+# --- the simulator -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("policy", list(baselines.POLICIES))
+def test_every_request_ends_once_and_its_bills_add_up(seed: int, policy: str) -> None:
+    arrivals = busy_days(seed)
+    flaky = TruthConfig(seed=seed, failure_rate=dict.fromkeys(ProviderKind, 0.25))  # fallbacks and partial bills
+    run = simulate(arrivals, OFFERS, baselines.make(policy, OFFERS), Truth(flaky))
+    assert len(run.jobs) == len(arrivals)
+    for job in run.jobs:
+        assert job.status in ("succeeded", "failed", "rejected", "expired")
+        assert job.ended_at is not None and job.ended_at >= job.arrival_t
+        assert len(job.attempts) <= 3
+        for attempt in job.attempts:
+            assert attempt.cost == money(attempt.cost) and attempt.cost >= 0
+            assert attempt.cost == expected_bill(attempt)
+            assert attempt.status in ("succeeded", "failed", "cancelled", "refused")
+        assert sum(a.status == "succeeded" for a in job.attempts) == (job.status == "succeeded")
+    per_offer: dict[str, Decimal] = {}
+    for job in run.jobs:
+        for attempt in job.attempts:
+            per_offer[attempt.offer.id] = per_offer.get(attempt.offer.id, Decimal(0)) + attempt.cost
+    assert sum(per_offer.values(), Decimal(0)) == run.total_cost == sum((j.cost for j in run.jobs), Decimal(0))
+    assert any(a.status == "failed" for j in run.jobs for a in j.attempts)
+
+
+def expected_bill(attempt: object) -> Decimal:
+    """The provider's bill, worked out independently: GPU-seconds run for time-billed offers, whatever the outcome;
+    per-second and per-video prices only for a delivered video; nothing for a refusal or a never-started job."""
+    from router.sim.simulator import AttemptRecord
+
+    assert isinstance(attempt, AttemptRecord)
+    spec, offer = attempt.delivered, attempt.offer
+    if spec is None or attempt.started_at is None:
+        return Decimal("0.0000")
+    unit, price = offer.price_for(spec.width, spec.height, spec.duration_s) or ("none", Decimal(0))
+    ran = Decimal(str(attempt.gpu_seconds))
+    if unit == "gpu_second":
+        if attempt.status == "succeeded":
+            assert abs(float(ran) - attempt.render_s - attempt.cold_s) < 2e-3
+        return money(price.quantize(Decimal("1e-10")) * ran)
+    if attempt.status != "succeeded":
+        return Decimal("0.0000")
+    return money(price * Decimal(f"{spec.duration_s:.3f}")) if unit == "output_second" else money(price)
+
+
+def test_a_run_is_reproducible_from_its_seed() -> None:
+    def outcome(seed: int) -> list[tuple[str, Decimal, float | None]]:
+        run = simulate(busy_days(1), OFFERS, baselines.make("hvr", OFFERS), Truth(TruthConfig(seed=seed)))
+        return [(j.status, j.cost, j.ended_at) for j in run.jobs]
+
+    assert outcome(1) == outcome(1)
+    assert outcome(1) != outcome(2)
+
+
+@pytest.mark.parametrize("policy", list(baselines.POLICIES))
+def test_deadlines_are_judged_on_the_virtual_clock(policy: str) -> None:
+    arrivals = busy_days(3)
+    comparison = compare(arrivals, OFFERS, seed=3, policies=[policy])
+    run, metrics = comparison.runs[policy], comparison.metrics[policy]
+    for job in run.jobs:
+        assert job.deadline_t is not None and job.ended_at is not None
+        if job.status == "succeeded":
+            assert job.ended_at <= job.deadline_t
+        if job.status == "expired":
+            assert job.ended_at == job.deadline_t
+        if job.on_time:
+            assert job.final is not None and job.final.fit is Fit.OK
+    assert metrics.on_time == sum(j.on_time for j in run.jobs if not j.infeasible)
+    assert metrics.feasible == len(arrivals) - sum(j.infeasible for j in run.jobs)
+    assert metrics.deadline_hit_rate == pytest.approx(metrics.on_time / metrics.feasible)
+
+
+def test_the_local_gpu_renders_one_job_at_a_time_in_arrival_order() -> None:
+    run = simulate(busy_days(4), OFFERS, baselines.make("cheapest_feasible", OFFERS), Truth(TruthConfig(seed=4)))
+    local = sorted((a.started_at, a.ended_at, a.routed_at) for j in run.jobs for a in j.attempts
+                   if a.offer.provider is ProviderKind.LOCAL and a.started_at is not None)
+    assert len(local) > 3
+    for (_, end, routed), (start, _, later_routed) in itertools.pairwise(local):
+        assert end is not None and start is not None and start >= end - 1e-9  # one slot
+        assert later_routed >= routed  # FIFO: started in the order they were queued
+    assert run.local_busy_s == pytest.approx(sum((end or 0) - start for start, end, _ in local), abs=1e-3)
+
+
+def test_infeasible_requests_are_counted_apart() -> None:
+    arrivals = [
+        arrival(0, resolution="512x512", aspect_ratio="1:1", quality="standard"),  # only AnimateDiff, quality 3
+        arrival(1, resolution="720p", duration_s=5, deadline_s=30),  # nothing renders 5 s of 720p in 30 s
+        arrival(2, resolution="480p", aspect_ratio="9:16", duration_s=5, deadline_s=7200),
+    ]
+    assert infeasible_flags(arrivals, OFFERS) == [True, True, False]
+    metrics = compare(arrivals, OFFERS, seed=0, policies=["hvr", "always_veo"]).metrics
+    assert metrics["hvr"].infeasible == 2 and metrics["hvr"].feasible == 1
+    assert metrics["hvr"].deadline_hit_rate == 1.0 and metrics["hvr"].rejected == 2
+    assert metrics["always_veo"].deadline_hit_rate == 0.0  # Veo has no 480p: a capability miss
+
+
+def test_a_request_sent_where_it_cant_be_done_misses_everything() -> None:
+    lipsync = arrival(0, mode="s2v", resolution="480p", duration_s=10, deadline_s=43200)
+    short = arrival(1, resolution="720p", duration_s=2, deadline_s=7200)  # Veo renders 4 s at the least
+    run = simulate([lipsync, short], OFFERS, baselines.make("static_rule", OFFERS), Truth(TruthConfig(seed=1)))
+    refused, mismatched = run.jobs
+    for job in (refused, mismatched):
+        assert job.capability_miss and job.quality_violation and not job.on_time
+    assert refused.status == "failed" and refused.cost == 0  # the provider refuses: nothing rendered, nothing billed
+    assert mismatched.status == "succeeded" and mismatched.cost == Decimal("0.4000")  # 4 s of Veo Fast, billed
+
+
+@settings(max_examples=150, deadline=None)
+@given(mode=st.sampled_from(["t2v", "i2v", "s2v", "camera"]),
+       resolution=st.sampled_from(["512x512", "480p", "720p", "1080p"]),
+       aspect=st.sampled_from(["16:9", "9:16", "1:1"]), quality=st.sampled_from(["draft", "standard", "premium"]),
+       duration=st.sampled_from([2, 3.5, 5, 8, 10]), deadline_h=st.sampled_from([1, 6, 24, 48]))
+def test_hvr_never_sends_a_request_below_its_floor(mode: str, resolution: str, aspect: str, quality: str,
+                                                     duration: float, deadline_h: int) -> None:
+    a = arrival(0, mode=mode, resolution=resolution, aspect_ratio=aspect, quality=quality, duration_s=duration,
+                deadline_s=deadline_h * 3600)
+    choice = baselines.make("hvr", OFFERS).decide(a.request, idle_context(), a.at, a.deadline())
+    if choice is not None:
+        assert place(next(o for o in OFFERS if o.id == choice), a.request).fit is Fit.OK
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_hvr_violates_no_quality_floor_over_a_busy_workload(seed: int) -> None:
+    run = simulate(busy_days(seed, 80), OFFERS, baselines.make("hvr", OFFERS), Truth(TruthConfig(seed=seed)))
+    assert not any(j.quality_violation or j.capability_miss for j in run.jobs)
+    assert all(a.fit is Fit.OK for j in run.jobs for a in j.attempts)
+
+
+def test_a_budget_holds_spend_to_the_limit_plus_recorded_excess() -> None:
+    limit = Decimal("3.00")
+    run = simulate(busy_days(7), OFFERS, baselines.make("hvr", OFFERS), Truth(TruthConfig(seed=7)),
+                   SimConfig(budget_usd=limit))
+    from router.sim.counting import estimated_p90_cost
+
+    excess = sum((max(Decimal(0), a.cost - (estimated_p90_cost(a.offer, a.delivered) or Decimal(0)))
+                  for j in run.jobs for a in j.attempts if a.delivered is not None), Decimal(0))
+    assert run.total_cost <= limit + excess
+    unlimited = simulate(busy_days(7), OFFERS, baselines.make("hvr", OFFERS), Truth(TruthConfig(seed=7)))
+    assert unlimited.total_cost > limit  # the budget did bind...
+    assert sum(j.delivered for j in run.jobs) < sum(j.delivered for j in unlimited.jobs)  # ...and cost videos
+
+
+# --- the offline bound -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "days"), [(1, 2), (2, 2), (3, 30), (4, 30)])
+def test_the_bound_is_below_every_policys_cost(seed: int, days: int) -> None:
+    """Each policy's matched bound (the cheapest way to deliver what it delivered on time) is below its cost; the
+    optimum's own cost is below that of every policy meeting as many deadlines as it does."""
+    arrivals = workload.generate(40, seed=seed, start=MONDAY.replace(hour=0), days=days)
+    comparison = compare(arrivals, OFFERS, seed=seed)
+    best = comparison.metrics[OPTIMUM]
+    solution = comparison.optimum
+    assert solution is not None and solution.optimal and solution.bound <= solution.cost
+    for name, m in comparison.metrics.items():
+        if name == OPTIMUM:
+            continue
+        assert m.matched_bound_usd is not None and m.matched_bound_usd <= m.total_cost_usd, name
+        assert m.on_time <= best.on_time, name  # nobody meets more deadlines than the optimum
+        if m.on_time == best.on_time:
+            assert solution.bound <= m.total_cost_usd, name
+
+
+def test_the_optimum_is_below_hvr_when_both_serve_everything() -> None:
+    arrivals = [
+        arrival(0, resolution="480p", aspect_ratio="9:16", duration_s=5, deadline_s=3600, max_cost_usd="0.50"),
+        arrival(3, resolution="720p", duration_s=5, deadline_s=86400, quality="standard", priority="batch"),
+        arrival(7, mode="i2v", resolution="720p", duration_s=5, deadline_s=86400, priority="batch"),
+        arrival(9, resolution="1080p", duration_s=6, quality="premium", deadline_s=172800, max_cost_usd="4.00"),
+        arrival(12, mode="s2v", resolution="480p", duration_s=10, deadline_s=43200),
+        arrival(20, resolution="512x512", aspect_ratio="1:1", quality="draft", duration_s=2, deadline_s=4 * 3600),
+    ]
+    calm = TruthConfig(seed=1, failure_rate={})
+    comparison = compare(arrivals, OFFERS, seed=1, policies=["hvr", OPTIMUM], truth_config=calm)
+    hvr, best = comparison.metrics["hvr"], comparison.metrics[OPTIMUM]
+    assert hvr.on_time == best.on_time == len(arrivals)
+    assert best.total_cost_usd <= hvr.total_cost_usd
+    assert hvr.cost_ratio_to_optimum is not None and hvr.cost_ratio_to_optimum >= 1.0
+
+
+def contended() -> list[Arrival]:
+    """Twelve requests, eight of them AnimateDiff drafts that can't all fit on the one GPU in time."""
+    drafts = [arrival(10 * n, resolution="512x512", aspect_ratio="1:1", quality="draft", duration_s=2,
+                      deadline_s=3 * 3600, max_cost_usd="1.00") for n in range(8)]
+    return [*drafts,
+            arrival(5, mode="camera", resolution="720p", quality="premium", duration_s=3, deadline_s=20 * 3600),
+            arrival(15, resolution="480p", aspect_ratio="9:16", duration_s=4, deadline_s=7200),
+            arrival(25, resolution="480p", aspect_ratio="9:16", duration_s=5, deadline_s=7200),
+            arrival(35, resolution="720p", duration_s=5, deadline_s=24 * 3600)]
+
+
+def brute_force(arrivals: list[Arrival], truth: Truth) -> tuple[int, Decimal]:
+    """Every assignment of every request to its cheapest cloud candidate, any local candidate or nothing; a local
+    set is feasible when preemptive earliest-deadline-first meets every deadline. Most served, then cheapest."""
+    start = arrivals[0].at.replace(hour=0, minute=0, second=0)
+    flags = infeasible_flags(arrivals, OFFERS)
+    options: list[list[optimal.Candidate | None]] = []
+    for i, a in enumerate(arrivals):
+        found = [] if flags[i] else [
+            c for o in OFFERS
+            if (c := optimal.candidate(i, a, o, truth, (a.at - start).total_seconds(),
+                                       ((a.deadline() or a.at) - start).total_seconds())) is not None]
+        cloud = min((c for c in found if not c.local), key=lambda c: c.cost, default=None)
+        options.append([*([cloud] if cloud else []), *(c for c in found if c.local), None])
+    best: tuple[int, Decimal] = (0, Decimal(0))
+    for combo in itertools.product(*options):
+        served = [c for c in combo if c is not None]
+        key = (len(served), sum((c.cost for c in served), Decimal(0)))
+        if (key[0], -key[1]) <= (best[0], -best[1]):
+            continue
+        if edf_feasible([(c.window[0], c.window[1], c.render_s) for c in served if c.local]):
+            best = key
+    return best
+
+
+def edf_feasible(jobs: list[tuple[float, float, float]]) -> bool:
+    jobs = sorted(jobs)
+    left = {n: work for n, (_, _, work) in enumerate(jobs)}
+    t = 0.0
+    while left:
+        ready = [n for n in left if jobs[n][0] <= t + 1e-9]
+        if not ready:
+            t = min(jobs[n][0] for n in left)
+            continue
+        n = min(ready, key=lambda m: jobs[m][1])
+        upcoming = [jobs[m][0] for m in left if jobs[m][0] > t + 1e-9]
+        step = min([left[n], *[u - t for u in upcoming]])
+        t += step
+        left[n] -= step
+        if left[n] <= 1e-9:
+            del left[n]
+            if t > jobs[n][1] + 1e-6:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_milp_equals_brute_force_on_a_small_contended_instance(seed: int) -> None:
+    arrivals, truth = contended(), Truth(TruthConfig(seed=seed))
+    problem = optimal.Problem.of(arrivals, OFFERS, truth, infeasible_flags(arrivals, OFFERS))
+    solution = problem.solve(gap=0.0)
+    served, cost = brute_force(arrivals, truth)
+    assert len(solution.served) == served < len(problem.servable())  # the GPU can't take every draft
+    assert solution.cost == cost
+
+
+# --- the command -------------------------------------------------------------------------------------------------
+
+
+def test_hvr_simulate_writes_the_table_json_and_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "w.jsonl"
+    workload.save(busy_days(8, 30), path)
+    code = simulate_cli(["--workload", str(path), "--seed", "8", "--out", str(tmp_path / "out"), "--chart",
+                         "--policies", "hvr", "static_rule", "offline_optimum"])
+    assert code == 0
+    assert "| hvr |" in capsys.readouterr().out
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert document["seed"] == 8 and set(document["policies"]) == {"hvr", "static_rule", "offline_optimum"}
+    for figures in document["policies"].values():
+        for key in ("total_cost_usd", "cost_per_video_usd", "deadline_hit_rate", "quality_violations",
+                    "capability_misses", "gpu_utilization", "p50_turnaround_s", "p95_turnaround_s",
+                    "cost_ratio_to_optimum"):
+            assert key in figures
+    assert (tmp_path / "out" / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "out" / "report.md").read_text().startswith("## hvr simulate")
+
+
+def test_hvr_simulate_refuses_what_it_cant_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert simulate_cli(["--workload", str(tmp_path / "missing.jsonl")]) == 1
+    with pytest.raises(SystemExit) as exc:
+        simulate_cli(["--policies", "magic"])
+    assert exc.value.code == 2
+    assert simulate_cli(["--chart"]) == 2  # no path and no --out
+    assert "--chart needs a PATH" in capsys.readouterr().err
+
+
+def test_hvr_registers_simulate_without_loading_the_simulator() -> None:
+    import argparse
+    import subprocess
+    import sys
+
+    from router.sim.cli import POLICY_NAMES, register, run
+
+    assert POLICY_NAMES == DEFAULT_POLICIES
+    hvr = argparse.ArgumentParser(prog="hvr")
+    register(hvr.add_subparsers(dest="command"))
+    args = hvr.parse_args(["simulate", "--videos", "5", "--policies", "hvr", "static_rule"])
+    assert (args.run, args.client, args.videos, args.policies) == (run, False, 5, ["hvr", "static_rule"])
+    code = ("import sys, router.sim.cli; "
+            "sys.exit(any(m in sys.modules for m in ('scipy', 'router.sim.compare', 'router.policy.engine')))")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
