@@ -37,6 +37,8 @@ class Settings(BaseModel):
     # Cloud providers: an adapter exists where its credentials do; base URLs point at sandboxes locally.
     runpod_api_key: str | None = Field(default=None, alias="HVR_RUNPOD_API_KEY")
     runpod_base_url: str = Field(default="https://api.runpod.ai/v2", alias="HVR_RUNPOD_BASE_URL")
+    # The studio's own worker-comfyui endpoint id: runpod offers whose model is a router.workflows model run there.
+    runpod_comfy_endpoint: str | None = Field(default=None, alias="HVR_RUNPOD_COMFY_ENDPOINT")
     replicate_api_token: str | None = Field(default=None, alias="HVR_REPLICATE_API_TOKEN")
     replicate_base_url: str = Field(default="https://api.replicate.com", alias="HVR_REPLICATE_BASE_URL")
     veo_project: str | None = Field(default=None, alias="HVR_VEO_PROJECT")

@@ -17,7 +17,16 @@ def build_providers(settings: Settings) -> dict[ProviderKind, VideoProvider]:
         from router.providers.agent import AgentProvider
 
         providers[ProviderKind.LOCAL] = AgentProvider(settings.agent_url, agent_secret, settings.agent_name)
-    if settings.runpod_api_key:
+    if settings.runpod_api_key and settings.runpod_comfy_endpoint:
+        from router.providers.runpod_comfy import RunPodComfyProvider
+
+        # One RunPod target: the public endpoints and the studio's own worker-comfyui endpoint.
+        providers[ProviderKind.RUNPOD] = RunPodComfyProvider(
+            settings.runpod_api_key, settings.runpod_comfy_endpoint, settings.runpod_base_url,
+            webhook_token_secret=settings.webhook_token_secret,
+            allow_http_inputs=settings.allow_loopback_downloads,
+        )
+    elif settings.runpod_api_key:
         from router.providers.runpod import RunPodProvider
 
         providers[ProviderKind.RUNPOD] = RunPodProvider(settings.runpod_api_key, settings.runpod_base_url,

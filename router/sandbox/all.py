@@ -8,6 +8,7 @@ from typing import Any
 RUNPOD_KEY = "sandbox-runpod-key"
 REPLICATE_TOKEN = "r8_sandbox"
 VEO_KEY = "sandbox-veo-key"
+RUNPOD_COMFY_ENDPOINT = "studio-wan22"  # the studio's own worker-comfyui endpoint, as the sandbox names it
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Sandboxes:
         from router.sandbox.veo import VeoSandbox
 
         self.servers = {
-            "runpod": RunPodSandbox(api_key=RUNPOD_KEY).start(),
+            "runpod": RunPodSandbox(api_key=RUNPOD_KEY, comfy_endpoints=(RUNPOD_COMFY_ENDPOINT,)).start(),
             "replicate": ReplicateSandbox(tokens=(REPLICATE_TOKEN,)).start(),
             "veo": VeoSandbox(api_keys=(VEO_KEY,)).start(),
         }
@@ -35,6 +36,7 @@ class Sandboxes:
         return {
             "HVR_RUNPOD_API_KEY": RUNPOD_KEY,
             "HVR_RUNPOD_BASE_URL": f"{self.servers['runpod'].url}/v2",
+            "HVR_RUNPOD_COMFY_ENDPOINT": RUNPOD_COMFY_ENDPOINT,
             "HVR_REPLICATE_API_TOKEN": REPLICATE_TOKEN,
             "HVR_REPLICATE_BASE_URL": self.servers["replicate"].url,
             "HVR_VEO_API_KEY": VEO_KEY,

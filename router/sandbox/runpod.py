@@ -7,6 +7,11 @@ CANCELLED / TIMED_OUT with `delayTime`/`executionTime` in ms, `policy.executionT
 endpoints (§2.6) answer `output = {"video_url", "cost"}`; the video is a real MP4 of the requested size and
 length, served by the sandbox itself and rendered only when someone fetches it.
 
+Optional worker-comfyui endpoints (§2.5, `comfy_endpoints`) take `{"workflow", "images"}`: the graph is checked
+with router.workflows' validator against the uploaded image names (an invalid one FAILS with the node errors, as
+worker-comfyui turns ComfyUI's 400 into), and the SaveVideo output is rendered at the size, frames and fps the
+graph works out to and returned under `images`, base64 (or as an `s3_url` with `comfy_output="s3_url"`).
+
 A job's state is computed from its timestamps against `clock`, so a test can drive time with a fake clock; a
 ticker thread only notices terminal states to send webhooks. Fault call kinds:
 
@@ -19,17 +24,24 @@ ticker thread only notices terminal states to send webhooks. Fault call kinds:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import json
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from PIL import Image
 
 from router.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer, render_mp4
+from router.workflows.schema import INPUT_FOLDER, Validation, default_schema
+from router.workflows.shapes import GraphShapes
 
 DAY_MS = 24 * 3600 * 1000
 MAX_POLICY_MS = 7 * DAY_MS  # executionTimeout and ttl: max 7 days (send-requests.mdx)
@@ -39,6 +51,7 @@ DEFAULT_EXECUTION_TIMEOUT_MS, DEFAULT_TTL_MS = 600_000, DAY_MS
 HTTP_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TIMEOUT)
 JOB_FAULTS = (Fault.STUCK, Fault.FAILED, Fault.OUTPUT_EXPIRED, Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK)
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced")
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,10 @@ class _Job:
     output: _Output | None
     cancelled_at: float | None = None
     notified: bool = False
+    comfy: bool = False  # a worker-comfyui job: its output and failures take that worker's shape
+    details: list[str] | None = None  # worker-comfyui's `details` beside `error`
+    filename: str = ""  # the SaveVideo file worker-comfyui would name
+    sampler: str | None = None  # the graph's first sampler: where a scripted failure happens
 
     @property
     def start(self) -> float:
@@ -131,6 +148,7 @@ class RunPodSandbox(SandboxServer):
                  sync_result_ttl_s: float = 60.0, output_ttl_s: float = 7 * 24 * 3600.0, hang_s: float = 1.0,
                  retry_after_s: int = 1, webhook_retry_delay_s: float = 10.0, workers: int = 2,
                  talk_duration_s: float = 5.0, endpoints: Mapping[str, EndpointSpec] | None = None,
+                 comfy_endpoints: Sequence[str] = (), comfy_output: Literal["base64", "s3_url"] = "base64",
                  clock: Callable[[], float] = time.monotonic, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self.api_key = api_key
@@ -141,6 +159,7 @@ class RunPodSandbox(SandboxServer):
         self.hang_s, self.retry_after_s, self.webhook_retry_delay_s = hang_s, retry_after_s, webhook_retry_delay_s
         self.workers, self.talk_duration_s = workers, talk_duration_s
         self.endpoints = dict(endpoints if endpoints is not None else PUBLIC_ENDPOINTS)
+        self.comfy_endpoints, self.comfy_output = frozenset(comfy_endpoints), comfy_output
         self.clock = clock
         self.webhooks: list[WebhookDelivery] = []
         self.created = 0  # jobs ever created (including those whose response was dropped)
@@ -200,7 +219,8 @@ class RunPodSandbox(SandboxServer):
         """The status object `/status` would answer now (None once deleted): for tests."""
         with self._lock:
             job = self._jobs.get(job_id)
-            return None if job is None else self._view(job, self.clock())
+            view = None if job is None else self._view(job, self.clock())
+        return None if job is None or view is None else self._with_comfy_output(job, view)
 
     # --- routes ----------------------------------------------------------------------------------------------
 
@@ -232,13 +252,20 @@ class RunPodSandbox(SandboxServer):
         webhook = body.get("webhook")
         if webhook is not None and not isinstance(webhook, str):
             return Response(400, {"error": "webhook must be a URL"})
-        spec = self.endpoints[request.params["endpoint"]]
-        error, output = self._plan_output(spec, request.params["endpoint"], body["input"])
+        endpoint = request.params["endpoint"]
+        comfy = _ComfyPlan()
+        if endpoint in self.comfy_endpoints:
+            comfy = self._plan_comfy(body["input"])
+            error, output = comfy.error, comfy.output
+        else:
+            error, output = self._plan_output(self.endpoints[endpoint], endpoint, body["input"])
         job_id = f"sync-{uuid.uuid4()}-u1" if sync else f"{uuid.uuid4()}-u1"
-        job = _Job(id=job_id, endpoint=request.params["endpoint"], webhook=webhook, sync=sync,
+        job = _Job(id=job_id, endpoint=endpoint, webhook=webhook, sync=sync,
                    created=self.clock(), queue_s=self.queue_s, execution_s=self.execution_s,
                    execution_timeout_s=execution_ms / 1000, ttl_s=ttl_ms / 1000,
-                   fate=fault if fault in JOB_FAULTS else None, error=error, output=output)
+                   fate=fault if fault in JOB_FAULTS else None, error=error, output=output,
+                   comfy=endpoint in self.comfy_endpoints, details=comfy.details, filename=comfy.filename,
+                   sampler=comfy.sampler)
         with self._lock:
             self._jobs[job_id] = job
             self._outputs[job_id] = job
@@ -355,7 +382,7 @@ class RunPodSandbox(SandboxServer):
         # The SDK sends `Bearer <key>`; the docs' curl examples send the raw key. Both are accepted.
         if header.removeprefix("Bearer ").strip() != self.api_key:
             return Response(401, {"error": "Unauthorized"})
-        if request.params["endpoint"] not in self.endpoints:
+        if request.params["endpoint"] not in self.endpoints and request.params["endpoint"] not in self.comfy_endpoints:
             return Response(404, {"error": f"endpoint {request.params['endpoint']} not found"})
         fault = self.plan.next(call, allowed)
         if fault is Fault.RATE_LIMIT:
@@ -412,7 +439,10 @@ class RunPodSandbox(SandboxServer):
         if status != "IN_QUEUE":
             view["workerId"] = f"sbx{job.id[:10].replace('-', '')}"
             view["executionTime"] = round((min(end, now) - started) * 1000)
-        if status == "COMPLETED" and job.output is not None:
+        if job.comfy:
+            if status == "FAILED":
+                view.update(self._comfy_failure(job))
+        elif status == "COMPLETED" and job.output is not None:
             view["output"] = {"video_url": f"{self.url}/outputs/{job.id}.mp4",
                               "cost": self._cost(job.endpoint, job.output)}
         elif status == "FAILED":
@@ -450,6 +480,75 @@ class RunPodSandbox(SandboxServer):
                 path.unlink()
             return self._rendered[key]
 
+    # --- worker-comfyui endpoints ----------------------------------------------------------------------------
+
+    def _plan_comfy(self, given: dict[str, Any]) -> _ComfyPlan:
+        """What worker-comfyui would make of this input: its error, or the video the graph renders."""
+        workflow = given.get("workflow")
+        if isinstance(workflow, str):  # worker-comfyui parses a JSON string too
+            try:
+                workflow = json.loads(workflow)
+            except ValueError:
+                return _ComfyPlan(error="Invalid 'workflow': not JSON")
+        if not isinstance(workflow, dict):
+            return _ComfyPlan(error="Missing 'workflow' parameter")
+        images = given.get("images") or []
+        if not isinstance(images, list) or not all(isinstance(i, dict) and "name" in i and "image" in i
+                                                   for i in images):
+            return _ComfyPlan(error="'images' must be a list of objects with 'name' and 'image' keys")
+        sizes: dict[str, tuple[int, int] | None] = {}
+        for item in images:
+            encoded = str(item["image"])
+            encoded = encoded.partition(",")[2] if encoded.startswith("data:") else encoded
+            try:
+                sizes[str(item["name"])] = _image_size(base64.b64decode(encoded, validate=True))
+            except binascii.Error as exc:
+                return _ComfyPlan(error="Failed to upload one or more input images",
+                                  details=[f"Error decoding base64 for {item['name']}: {exc}"])
+        result = default_schema().validate(workflow, files={INPUT_FOLDER: list(sizes)})
+        if not result.ok:
+            return _ComfyPlan(error=_validation_error(result))
+        sampler = next((nid for nid, node in workflow.items() if node.get("class_type") in SAMPLERS), None)
+        saves = [nid for nid in result.outputs if workflow[nid].get("class_type") == "SaveVideo"]
+        if not saves:
+            return _ComfyPlan(sampler=sampler)  # "success_no_images": what a VHS_VideoCombine graph gets
+        video = GraphShapes(workflow, sizes.get).video(saves[0])
+        if video is None:
+            return _ComfyPlan(error="Job processing failed", details=[
+                f"Workflow execution error: Node Type: SaveVideo, Node ID: {saves[0]}, Message: sandbox cannot "
+                "work out the video's size, length and fps from this graph"])
+        prefix = str(workflow[saves[0]].get("inputs", {}).get("filename_prefix") or "ComfyUI")
+        prompt = next((str(node["inputs"]["text"]) for node in workflow.values()
+                       if node.get("class_type") == "CLIPTextEncode"
+                       and isinstance(node.get("inputs", {}).get("text"), str)), "")
+        output = _Output(video.width, video.height, video.frames, video.fps, "runpod worker-comfyui", prompt)
+        return _ComfyPlan(output=output, filename=f"{prefix.rpartition('/')[2]}_00001_.mp4", sampler=sampler)
+
+    def _comfy_failure(self, job: _Job) -> dict[str, Any]:
+        """The handler's `error` at the top, the rest (`details`) as the output, as the SDK reports it."""
+        if job.error is not None:
+            failure: dict[str, Any] = {"error": job.error}
+            if job.details:
+                failure["output"] = {"details": job.details}
+            return failure
+        where = f"Node ID: {job.sampler}, " if job.sampler else ""
+        return {"error": "Job processing failed", "output": {"details": [
+            f"Workflow execution error: Node Type: KSampler, {where}Message: Allocation on device 0 would exceed "
+            "allowed memory. (out of memory) (sandbox FAILED fault)"]}}
+
+    def _with_comfy_output(self, job: _Job, view: dict[str, Any]) -> dict[str, Any]:
+        """A finished comfy job's `output.images`; rendered here, outside the job lock, since encoding is slow."""
+        if not job.comfy or view.get("status") != "COMPLETED":
+            return view
+        if job.output is None:
+            return {**view, "output": {"status": "success_no_images", "images": []}}
+        if self.comfy_output == "s3_url":
+            item = {"filename": job.filename, "type": "s3_url", "data": f"{self.url}/outputs/{job.id}.mp4"}
+        else:
+            item = {"filename": job.filename, "type": "base64",
+                    "data": base64.b64encode(self._render(job.output)).decode()}
+        return {**view, "output": {"images": [item]}}
+
     # --- webhooks --------------------------------------------------------------------------------------------
 
     def _tick_forever(self) -> None:
@@ -464,6 +563,8 @@ class RunPodSandbox(SandboxServer):
                     if view is not None and view["status"] in TERMINAL:
                         job.notified = True
                         due.append((job, view))
+            # Outside the lock: a comfy output is rendered (and base64-encoded) into the body.
+            due = [(job, self._with_comfy_output(job, view)) for job, view in due]
             for job, view in due:
                 threading.Thread(target=self._notify, args=(job, view), daemon=True).start()
 
@@ -488,6 +589,33 @@ class RunPodSandbox(SandboxServer):
             self.webhooks.append(WebhookDelivery(url, body, status))
             if status == 200 or attempt == 2 or self._stopping.wait(self.webhook_retry_delay_s):
                 return
+
+
+@dataclass
+class _ComfyPlan:
+    error: str | None = None
+    details: list[str] | None = None
+    output: _Output | None = None
+    filename: str = ""
+    sampler: str | None = None
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Unreadable bytes upload fine (worker-comfyui doesn't look); only the shapes then can't use the size."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except OSError:
+        return None
+
+
+def _validation_error(result: Validation) -> str:
+    """worker-comfyui's message for ComfyUI's 400 on /prompt: one line per node error entry."""
+    lines = [f"Node {node_id} ({key}): {value}" for node_id, entry in result.node_errors.items()
+             for key, value in entry.items()]
+    if not lines and result.error is not None:
+        lines.append(f"{result.error.get('message')}: {result.error.get('details')}")
+    return "Workflow validation failed:\n" + "\n".join(f"• {line}" for line in lines)
 
 
 def _int(text: str, default: int) -> int:
