@@ -29,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(argv)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # httpx logs every request URL at INFO; ours are presigned S3 URLs whose query string is a credential.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         app = create_app(settings)
     except (ConfigError, ValueError) as exc:
         print(f"hvr-agent: {exc}", file=sys.stderr)
