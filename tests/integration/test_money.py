@@ -76,9 +76,9 @@ def test_thresholds_alert_once_and_move_the_spend_mode(stack, deps) -> None:
     b = budget(deps, "tenant:money-d")
     assert b.spent_usd / b.limit_usd >= Decimal("0.5")
     assert not deps.budgets.claim_alert("tenant:money-d", b.period, 0.5), "the 50 % alert was already claimed"
-    # Many settles crossing 80 % together still alert once.
+    # Many settles crossing a threshold together still alert once (0.95: above anything one render reaches here).
     with ThreadPoolExecutor(8) as pool:
-        claims = list(pool.map(lambda _: deps.budgets.claim_alert("tenant:money-d", b.period, 0.8), range(16)))
+        claims = list(pool.map(lambda _: deps.budgets.claim_alert("tenant:money-d", b.period, 0.95), range(16)))
     assert claims.count(True) == 1
 
 
