@@ -397,6 +397,143 @@ def cmd_dev(args: argparse.Namespace) -> int:
                        agent_engine=args.agent_engine, comfyui_url=args.comfyui_url))
 
 
+# --------------------------------------------------------------------------------------------------------- campaigns
+
+CAMPAIGN_DONE = frozenset({"completed", "failed"})
+FINISHED_COUNTS = ("succeeded", "failed", "rejected", "expired", "cancelled")
+MAX_INLINE_ITEMS = 1000
+
+
+def campaign_body(path: Path, name: str | None) -> tuple[dict[str, Any], list[str]]:
+    """A JSON Lines manifest as a `POST /v1/campaigns` body: the header's fields, then its items inline.
+
+    Items without an `item_id` get their line number, as in a manifest dropped in S3, so both ways name the same
+    items. Lines that aren't JSON objects can't be sent inline: they come back as warnings."""
+    body: dict[str, Any] = {}
+    items: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            warnings.append(f"line {number}: not a JSON object, not sent")
+            continue
+        if number == 1 and set(data) == {"campaign"} and isinstance(data["campaign"], dict):
+            body.update(data["campaign"])
+            continue
+        items.append(data if "item_id" in data else {"item_id": str(number), **data})
+    if len(items) > MAX_INLINE_ITEMS:
+        raise ApiError([f"{path}: {len(items)} items; at most {MAX_INLINE_ITEMS} go inline. Drop the manifest at "
+                        "s3://<bucket>/campaigns/<tenant>/<name>.jsonl instead"], 400)
+    body["name"] = name or body.get("name") or path.stem
+    body["items"] = items
+    return body, warnings
+
+
+def campaign_bar(campaign: dict[str, Any], width: int = 30) -> str:
+    counts = campaign.get("counts") or {}
+    total = int(counts.get("total") or 0)
+    finished = sum(int(counts.get(key) or 0) for key in FINISHED_COUNTS)
+    running = int(counts.get("running") or 0)
+    if total == 0:
+        return f"[{'.' * width}]   0% {campaign.get('status')}"
+    done_cells = round(width * finished / total)
+    run_cells = min(width - done_cells, round(width * running / total))
+    return (f"[{'#' * done_cells}{'>' * run_cells}{'.' * (width - done_cells - run_cells)}] "
+            f"{100 * finished // total:3d}% {finished}/{total} {campaign.get('status')}")
+
+
+def format_campaign(campaign: dict[str, Any], now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    counts = campaign.get("counts") or {}
+    lines = [f"{campaign.get('id')} {campaign.get('name')}  {campaign_bar(campaign)}",
+             "  " + "  ".join(f"{key} {counts.get(key, 0)}" for key in
+                              ("accepted", "running", "succeeded", "failed", "rejected", "expired", "cancelled")),
+             f"  spent {_money(campaign.get('spent_usd'))} of budget {_money(campaign.get('budget_usd'))}, "
+             f"projected {_money(campaign.get('projected_total_usd'))}, finish "
+             f"{_when(campaign.get('projected_finish_at'), now)}, deadline {_when(campaign.get('deadline'), now)}"]
+    plan = campaign.get("plan")
+    if plan:
+        lines.append(f"  plan: {plan['local_items']} on the local GPU, {plan['cloud_items']} in the cloud, "
+                     f"{_money(plan['planned_cost_usd'])} (all cloud {_money(plan['all_cloud']['cost_usd'])}, "
+                     f"all local {_money(plan['all_local']['cost_usd'])} with {plan['all_local']['items_late']} late)")
+    mix = campaign.get("offer_mix") or {}
+    if mix:
+        lines.append("  offers: " + ", ".join(f"{offer} {n}" for offer, n in sorted(mix.items(), key=lambda i: -i[1])))
+    invalid = campaign.get("invalid_items") or []
+    if invalid:
+        lines.append(f"  invalid lines ({campaign.get('invalid_items_total', len(invalid))}):")
+        lines += [f"    line {i['line']} ({i['item_id']}) {i['field'] or '(line)'}: {i['message']}"
+                  for i in invalid[:20]]
+    risks = campaign.get("items_at_risk") or []
+    if risks:
+        lines.append(f"  at risk of missing the deadline ({campaign.get('items_at_risk_total', len(risks))}):")
+        lines += [f"    {r['item_id']} {r.get('offer') or '-'}: {r['reason']}" for r in risks[:20]]
+    if campaign.get("error"):
+        lines.append(f"  error: {campaign['error']}")
+    if campaign.get("progress_as_of"):
+        lines.append(f"  as of {campaign['progress_as_of']}")
+    return "\n".join(lines)
+
+
+def _watch_campaign(client: ApiClient, campaign: dict[str, Any], interval_s: float) -> dict[str, Any]:
+    stream = sys.stderr
+    tty = stream.isatty()
+    last = ""
+    while True:
+        line = f"{campaign.get('id')} {campaign_bar(campaign)}"
+        if line != last:
+            stream.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
+            stream.flush()
+            last = line
+        if campaign.get("status") in CAMPAIGN_DONE:
+            break
+        time.sleep(interval_s)
+        campaign = client.call("GET", f"/v1/campaigns/{campaign['id']}")
+    if tty:
+        stream.write("\n")
+    return campaign
+
+
+def _campaign_exit(campaign: dict[str, Any]) -> int:
+    counts = campaign.get("counts") or {}
+    troubled = sum(int(counts.get(key) or 0) for key in ("failed", "rejected", "expired", "cancelled"))
+    return 0 if campaign.get("status") == "completed" and not troubled else 1
+
+
+def cmd_campaign_submit(client: ApiClient, args: argparse.Namespace) -> int:
+    body, warnings = campaign_body(Path(args.file), args.name)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    campaign = client.call("POST", "/v1/campaigns", json_body=body)
+    print(campaign["id"])  # alone on stdout, so `ID=$(hvr campaign submit …)` works
+    if not args.wait:
+        print(format_campaign(campaign), file=sys.stderr)
+        return 0
+    campaign = _watch_campaign(client, campaign, args.poll_interval)
+    print(format_campaign(campaign), file=sys.stderr)
+    return _campaign_exit(campaign)
+
+
+def cmd_campaign_status(client: ApiClient, args: argparse.Namespace) -> int:
+    campaign = client.call("GET", f"/v1/campaigns/{args.id}")
+    if args.json:
+        _print_json(campaign)
+        return 0
+    if args.watch:
+        campaign = _watch_campaign(client, campaign, args.poll_interval)
+    print(format_campaign(campaign))
+    return _campaign_exit(campaign) if args.watch else 0
+
+
 # ------------------------------------------------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -471,6 +608,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="alert at these fractions of the limit (default 0.5,0.8,1.0)")
     put.add_argument("--mode", metavar="MODE", help="spend mode: normal, economy, local_only or paused")
     put.set_defaults(run=cmd_budgets_set)
+    campaign = commands.add_parser("campaign", help="campaigns: many videos, one deadline, one budget")
+    campaign_commands = campaign.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
+    campaign_submit = campaign_commands.add_parser(
+        "submit", parents=[api], help="post a JSON Lines manifest (header + up to 1,000 items) as a campaign")
+    campaign_submit.add_argument("file", help="manifest: optional {\"campaign\": {...}} line, then one request a line")
+    campaign_submit.add_argument("--name", help="campaign name (default: the header's, else the file's name)")
+    campaign_submit.add_argument("--wait", action="store_true", help="follow it with a progress bar until it ends")
+    campaign_submit.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS")
+    campaign_submit.set_defaults(run=cmd_campaign_submit, client=True)
+    campaign_status = campaign_commands.add_parser("status", parents=[api],
+                                                   help="counts, spend, projections, invalid lines, items at risk")
+    campaign_status.add_argument("id")
+    campaign_status.add_argument("--watch", action="store_true", help="redraw the progress bar until it ends")
+    campaign_status.add_argument("--json", action="store_true", help="the API's Campaign as JSON")
+    campaign_status.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS")
+    campaign_status.set_defaults(run=cmd_campaign_status, client=True)
     return parser
 
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from functions.api import routes_costs, routes_jobs, routes_misc
+from functions.api import routes_campaigns, routes_costs, routes_jobs, routes_misc
 from functions.api.http import HttpProblem, json_response, problem_response
 from router.models.api import Health, Problem
 from router.models.common import iso, utcnow
@@ -23,6 +23,7 @@ logger = Logger(service="hvr-api")
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(routes_jobs.router)
 app.include_router(routes_misc.router)
+app.include_router(routes_campaigns.router)
 app.include_router(routes_costs.router)
 
 

@@ -21,6 +21,7 @@ from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, 
 from router.models.ledger import LedgerEntry
 from router.models.offer import Offer
 from router.policy.engine import route
+from router.policy.plan import follow_plan, planned_offer
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.download import OUTPUT_HOSTS, UnsafeDownload, fetch_to_s3, store_bytes
 from router.providers.errors import OutcomeUnknown, ProviderError, RateLimited, Unavailable
@@ -152,6 +153,8 @@ def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: dateti
     for _ in range(tries):
         context = routing_context(deps, tried, tenant=job.tenant, campaign_id=job.request.campaign_id)
         decision = route(job.request, deps.catalog.offers, context, now, job.deadline)
+        # A campaign job carries its planned offer: kept while the engine still finds it feasible.
+        decision = follow_plan(decision, planned_offer(job), context)
         chosen = decision.chosen
         if chosen is None:
             refused = refused or _budget_blocked(decision)

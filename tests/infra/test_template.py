@@ -60,7 +60,7 @@ def strip_if(value: Any) -> list[Any]:
 
 def test_every_function_is_python311_with_a_handler() -> None:
     assert set(FUNCTIONS) == {"ApiFunction", "AuthorizerFunction", "WebhooksFunction", "SweeperFunction",
-                              "WorkerFunction", "BudgetAlertsFunction"}
+                              "WorkerFunction", "BudgetAlertsFunction", "CampaignsFunction"}
     for logical, props in FUNCTIONS.items():
         assert fn(logical, "Runtime") == "python3.11", logical
         assert props["Handler"].startswith("functions.") and props["Handler"].endswith(".lambda_handler")
@@ -80,13 +80,11 @@ def test_every_queue_redrives_to_a_dead_letter_queue_after_at_least_5_receives()
 
 def test_visibility_timeout_is_at_least_6x_the_consumer_timeout() -> None:
     consumers = {source.queue_logical_id: source.function_logical_id for source in sqs_sources(T)}
-    assert consumers == {"JobsQueue": "WorkerFunction"}
+    assert consumers == {"JobsQueue": "WorkerFunction", "CampaignsQueue": "CampaignsFunction"}
     for logical, props in QUEUES.items():
         if logical in DLQS:
             continue
-        # A queue nobody consumes yet is held to the default (Globals) timeout its future consumer gets.
-        timeout = int(fn(consumers[logical], "Timeout")) if logical in consumers else int(GLOBAL_FN["Timeout"])
-        assert int(props["VisibilityTimeout"]) >= 6 * timeout, logical
+        assert int(props["VisibilityTimeout"]) >= 6 * int(fn(consumers[logical], "Timeout")), logical
 
 
 def test_every_sqs_event_reports_batch_item_failures_and_the_worker_is_capped() -> None:
@@ -423,7 +421,8 @@ def test_invocation_helpers_say_what_the_template_says(aws: dict[str, Any]) -> N
         Route("POST", "/v1/webhooks/{provider}", "WebhooksFunction", auth=False),
     ]
     assert stack.schedules() == [("SweeperFunction", 60)]
-    assert stack.sqs_sources() == [SqsSource("WorkerFunction", "JobsQueue", 10)]
+    assert stack.sqs_sources() == [SqsSource("WorkerFunction", "JobsQueue", 10),
+                                   SqsSource("CampaignsFunction", "CampaignsQueue", 1)]
 
 
 def _template(events: dict[str, Any], api_auth: dict[str, Any] | None = None) -> dict[str, Any]:
