@@ -28,6 +28,7 @@ from router.policy.context import RoutingContext
 from router.policy.engine import route
 
 SAMPLES = Path("samples/requests")
+CAMPAIGN = Path("samples/campaigns/black-friday.jsonl")
 LONGEST_RENDER_WALL_S = 8.0
 TERMINAL = {"succeeded", "failed", "cancelled", "expired", "rejected"}
 
@@ -74,13 +75,36 @@ def main(argv: list[str] | None = None) -> int:
         finals = _follow(api, answers, timeout_s=180)
         rows = [_row(name, answers[name], finals.get(name), stack, args.out, expected.get(name, {}))
                 for name in sorted(answers)]
+        campaign_ok = _campaign(api, CAMPAIGN) if CAMPAIGN.exists() else True
 
     _print(rows)
     failures = [row for row in rows if row["problems"]]
     for row in failures:
         print(f"MISMATCH {row['sample']}: {'; '.join(row['problems'])}", file=sys.stderr)
     print(f"\n{len(rows) - len(failures)}/{len(rows)} samples as expected; videos in {args.out}/")
-    return 1 if failures else 0
+    return 1 if failures or not campaign_ok else 0
+
+
+def _campaign(api: httpx.Client, path: Path, timeout_s: float = 240) -> bool:
+    """The sample campaign through `POST /v1/campaigns`, followed until every item has ended."""
+    from router.cli import campaign_body, format_campaign
+
+    body, _ = campaign_body(path, None)
+    response = api.post("/v1/campaigns", json=body)
+    if response.status_code not in (200, 202):
+        print(f"campaign refused: HTTP {response.status_code} {response.text[:300]}", file=sys.stderr)
+        return False
+    campaign = response.json()
+    deadline = time.monotonic() + timeout_s
+    while campaign.get("status") != "completed" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        campaign = api.get(f"/v1/campaigns/{campaign['id']}").json()
+    print(f"\ncampaign {path.name}:")
+    print(format_campaign(campaign))
+    if campaign.get("status") != "completed":
+        print(f"campaign still {campaign.get('status')} after {timeout_s:.0f} s", file=sys.stderr)
+        return False
+    return True
 
 
 def _follow(api: httpx.Client, answers: dict[str, dict[str, Any]], timeout_s: float) -> dict[str, JobView]:
