@@ -384,6 +384,12 @@ def cmd_budgets_set(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from router.demo import main as demo_main
+
+    return demo_main([])
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from router.sandbox.all import serve
 
@@ -548,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the GPU agent's engine; comfyui runs against the ComfyUI sandbox unless --comfyui-url")
     dev.add_argument("--comfyui-url", default=None, help="a real ComfyUI for the agent instead of the sandbox")
     dev.set_defaults(run=cmd_dev, client=False)
+
+    demo = commands.add_parser("demo", help="the sample requests and campaign end to end (what `make demo` runs)")
+    demo.set_defaults(run=cmd_demo, client=False)
 
     sandbox = commands.add_parser("sandbox", help="serve the RunPod, Replicate and Veo sandboxes alone, on loopback")
     sandbox.set_defaults(run=cmd_sandbox, client=False)
