@@ -19,13 +19,13 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from router.models.offer import Offer
 from router.providers.base import ProviderState, ProviderStatus, Submission
-from router.providers.errors import Rejected, Unavailable
+from router.providers.errors import Rejected
+from router.providers.inputs import fetch_input
 from router.providers.runpod import CATALOG_ENDPOINTS, DEFAULT_BASE_URL, PUBLIC_ENDPOINTS, RunPodProvider
 from router.workflows import INPUT_FILES, ModelFiles, ModelFilesError, WorkflowError, build_workflow, supported
 
@@ -78,7 +78,8 @@ class RunPodComfyProvider(RunPodProvider):
             url = submission.inputs.get(kind)
             if not url:
                 raise Rejected(f"{offer.id} {request.mode.value} needs an {kind} input")
-            images.append({"name": name, "image": base64.b64encode(self._fetch_input(url, kind)).decode()})
+            data = fetch_input(url, kind, MAX_INPUT_BYTES, self._allow_http_inputs)
+            images.append({"name": name, "image": base64.b64encode(data).decode()})
         fields: dict[str, Any] = {"workflow": graph}
         if images:
             fields["images"] = images
@@ -106,27 +107,6 @@ class RunPodComfyProvider(RunPodProvider):
 
     # --- helpers -------------------------------------------------------------------------------------------
 
-    def _fetch_input(self, url: str, kind: str) -> bytes:
-        """Our own presigned input, fetched before anything is sent: a failure here leaves no RunPod job, so it
-        is never OutcomeUnknown. A plain client: the RunPod key must not travel to the bucket."""
-        scheme = urlsplit(url).scheme
-        if scheme != "https" and not (scheme == "http" and self._allow_http_inputs):
-            raise Rejected(f"input URLs must be https, got {scheme or 'none'}")
-        try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, connect=5.0)) as response:
-                if response.status_code in (403, 404, 410):
-                    raise Rejected(f"input {kind} not readable: HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise Unavailable(f"input {kind} fetch failed: HTTP {response.status_code}")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_INPUT_BYTES:
-                        raise Rejected(f"input {kind} larger than {MAX_INPUT_BYTES} bytes")
-                    chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"input {kind} fetch failed: {exc}") from exc
-        return b"".join(chunks)
 
 
 def _is_workflow_offer(offer: Offer) -> bool:

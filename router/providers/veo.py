@@ -38,8 +38,6 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
 from router.models.common import Mode, ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import tier_of
@@ -54,6 +52,7 @@ from router.providers.errors import (
     TransientError,
     Unavailable,
 )
+from router.providers.inputs import fetch_input
 
 if TYPE_CHECKING:
     from google.genai import Client
@@ -220,33 +219,12 @@ class VeoProvider(VideoProvider):
             if suffix not in _GCS_MIME:
                 raise Rejected(f"input image {url} must be .png or .jpg/.jpeg")
             return types.Image(gcs_uri=url, mime_type=_GCS_MIME[suffix])
-        data = self._fetch_input(url)
+        data = fetch_input(url, "image", MAX_INPUT_BYTES, self._allow_http_inputs)
         mime = next((kind for magic, kind in _IMAGE_MAGIC if data.startswith(magic)), None)
         if mime is None:
             raise Rejected("Veo takes PNG or JPEG input images; the input is neither")
         return types.Image(image_bytes=data, mime_type=mime)
 
-    def _fetch_input(self, url: str) -> bytes:
-        """Our own presigned input, fetched before anything is sent to Veo: failures here are never
-        OutcomeUnknown, since no job can exist yet."""
-        scheme = urlsplit(url).scheme
-        if scheme != "https" and not (scheme == "http" and self._allow_http_inputs):
-            raise Rejected(f"input URLs must be https, got {scheme or 'none'}")
-        try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, connect=5.0)) as response:
-                if response.status_code in (403, 404, 410):
-                    raise Rejected(f"input image not readable: HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise Unavailable(f"input image fetch failed: HTTP {response.status_code}")
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_INPUT_BYTES:
-                        raise Rejected(f"input image larger than {MAX_INPUT_BYTES} bytes")
-                    chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"input image fetch failed: {exc}") from exc
-        return b"".join(chunks)
 
 
 def parse_job_id(provider_job_id: str) -> tuple[str, int | None]:
