@@ -27,34 +27,29 @@ ITEMS = int(os.environ.get("HVR_BENCH_CAMPAIGN_ITEMS", "10000"))
 DUPLICATED = 0.2
 
 
-def _duplicate_deliveries(stack: EmbeddedStack, share: float, seed: int = 8) -> list[int]:
+def _duplicate_deliveries(stack: EmbeddedStack, share: float, busy: dict[str, float], seed: int = 8) -> list[int]:
     """Before each batch, a copy of `share` of its messages goes back to the queue; follow-up messages of running
-    jobs (poll, finalize, callback) are acknowledged without running them."""
+    jobs (poll, finalize, callback) are acknowledged without running them. `busy` collects each function's time."""
     rng = random.Random(seed)
     count = [0]
     for mapping in stack.mappings:
-        handler = mapping._handler
+        handler, name = mapping._handler, mapping._context.function_name
 
-        def twice(event: dict[str, Any], context: Any, mapping: Any = mapping, handler: Any = handler) -> Any:
+        def twice(event: dict[str, Any], context: Any, mapping: Any = mapping, handler: Any = handler,
+                  name: str = name) -> Any:
             records = [r for r in event["Records"] if json.loads(r["body"]).get("kind") in (None, "route", "step")]
             for record in records:
                 if rng.random() < share:
                     count[0] += 1
                     mapping._sqs.send_message(QueueUrl=mapping._url, MessageBody=record["body"])
-            return handler({"Records": records}, context) if records else {"batchItemFailures": []}
+            started = time.perf_counter()
+            try:
+                return handler({"Records": records}, context) if records else {"batchItemFailures": []}
+            finally:
+                busy[name] = busy.get(name, 0.0) + time.perf_counter() - started
 
         mapping._handler = twice
     return count
-
-
-def _drive(mapping: Any, done: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        if not mapping.poll_once():
-            time.sleep(0.02)
-    return True
 
 
 @pytest.mark.slow
@@ -63,23 +58,18 @@ def test_a_10000_item_manifest_expands_and_routes_with_duplicated_deliveries(tmp
                            "defaults": {"mode": "t2v", "resolution": "480p", "duration_s": 5}}}
     body = "\n".join([json.dumps(header), *(json.dumps({"item_id": f"sku-{n:05d}", "prompt": f"product {n}"})
                                             for n in range(ITEMS))]).encode()
+    busy: dict[str, float] = {}
     with EmbeddedStack(tmp_path, time_scale=5000.0, background=False) as stack:
         stack.sandboxes.servers["replicate"].timing.run_s = 86400.0  # routing is measured, not rendering
-        duplicated = _duplicate_deliveries(stack, DUPLICATED)
+        duplicated = _duplicate_deliveries(stack, DUPLICATED, busy)
         by_function = {m._context.function_name: m for m in stack.mappings}
+        campaigns, worker = by_function["CampaignsFunction"], by_function["WorkerFunction"]
         cd = campaign_deps()
         cid = campaign_id("dev", "scale")
 
         def phase() -> Phase | None:
             found = cd.campaigns.find("dev", cid)
             return found.campaign.phase if found else None
-
-        started = time.monotonic()
-        client("s3", stack.moto.url).put_object(Bucket=stack.stack.bucket_names["OutputsBucket"],
-                                                Key="campaigns/dev/scale.jsonl", Body=body)
-        assert _drive(by_function["CampaignsFunction"], lambda: phase() is Phase.PACE, timeout_s=3600)
-        expanded_s = time.monotonic() - started
-        campaign = cd.campaigns.get("dev", cid)
 
         def jobs() -> list[Any]:
             found, cursor = [], None
@@ -89,28 +79,32 @@ def test_a_10000_item_manifest_expands_and_routes_with_duplicated_deliveries(tmp
                 if cursor is None:
                     return found
 
-        routed_started = time.monotonic()
-        unrouted = [ITEMS]
-
-        def all_routed() -> bool:
-            # Re-reading 10,000 jobs is itself slow on moto: look again only once the queue has run dry.
-            unrouted[0] = sum(1 for j in jobs() if not j.attempts)
-            return unrouted[0] == 0
-
-        worker = by_function["WorkerFunction"]
-        deadline = time.monotonic() + 7200
-        while not all_routed():
-            assert time.monotonic() < deadline, f"{unrouted[0]} jobs still unrouted"
-            while worker.poll_once():
-                pass
-        routed_s = time.monotonic() - routed_started
+        started = time.monotonic()
+        client("s3", stack.moto.url).put_object(Bucket=stack.stack.bucket_names["OutputsBucket"],
+                                                Key="campaigns/dev/scale.jsonl", Body=body)
+        # As Lambda's pollers would, the worker keeps up with the route messages: moto's SQS slows with depth.
+        # After the release the campaign only paces (not measured here), so its queue is left alone.
+        while True:
+            assert time.monotonic() - started < 3 * 3600, "gave up"
+            if worker.poll_once():
+                continue
+            if phase() is not Phase.PACE:
+                campaigns.poll_once()
+            elif not any(not j.attempts for j in jobs()):
+                break
+            else:
+                time.sleep(0.2)
+        wall_s = time.monotonic() - started
+        campaign = cd.campaigns.get("dev", cid)
         final = jobs()
         predictions = len(stack.sandboxes.servers["replicate"].predictions)
 
-    print(f"\ncampaign of {ITEMS} items, {duplicated[0]} duplicated deliveries ({DUPLICATED:.0%} of messages)\n"
-          f"  expansion: {expanded_s:.1f} s = {ITEMS / expanded_s:.0f} items/s "
+    expansion_s, routing_s = busy["CampaignsFunction"], busy["WorkerFunction"]
+    print(f"\ncampaign of {ITEMS} items, {duplicated[0]} duplicated deliveries ({DUPLICATED:.0%} of messages), "
+          f"{wall_s:.0f} s in all\n"
+          f"  expansion (campaigns function): {expansion_s:.1f} s = {ITEMS / expansion_s:.0f} items/s "
           f"({campaign.step} steps, chunks of {cd.settings.chunk_lines} lines)\n"
-          f"  routing:   {routed_s:.1f} s = {ITEMS / routed_s:.0f} jobs/s\n"
+          f"  routing (worker function):      {routing_s:.1f} s = {ITEMS / routing_s:.0f} jobs/s\n"
           f"  jobs {len(final)}, attempts {sum(len(j.attempts) for j in final)}, provider submissions {predictions}")
     assert duplicated[0] > 0.15 * ITEMS
     assert sorted(j.id for j in final) == sorted(item_job_id(cid, f"sku-{n:05d}") for n in range(ITEMS))
