@@ -132,7 +132,7 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
         elif target.circuit is Circuit.OPEN:
             reasons.append(f"circuit_open: {target.name} is failing; its circuit is open")
     if offer.id in context.exclude_offers:
-        reasons.append("already_tried: an earlier attempt of this job failed on this offer")
+        reasons.append("already_tried: this job failed here twice, or in a way a retry won't fix")
     if request.mode not in offer.mode_set:
         reasons.append(f"mode: {request.mode.value} not offered")
     if offer.quality < ask.floor:

@@ -27,7 +27,7 @@ class Profile:
     load: float
 
 
-INTERACTIVE = Profile("interactive", cost=0.45, quality=0.15, slack=0.30, load=0.10)
+INTERACTIVE = Profile("interactive", cost=0.55, quality=0.10, slack=0.25, load=0.10)
 BATCH = Profile("batch", cost=0.80, quality=0.05, slack=0.10, load=0.05)
 ECONOMY = Profile("economy", cost=0.85, quality=0.00, slack=0.10, load=0.05)
 

@@ -21,6 +21,7 @@ from router.models.job import Attempt, AttemptStatus, Job, JobError, JobOutput, 
 from router.models.ledger import LedgerEntry
 from router.models.offer import Offer
 from router.policy.engine import route
+from router.policy.fallback import excluded_offers
 from router.policy.plan import follow_plan, planned_offer
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.download import OUTPUT_HOSTS, UnsafeDownload, fetch_to_s3, store_bytes
@@ -90,11 +91,8 @@ def _on_route(job: Job, deps: Deps, redelivered: bool) -> None:
 def _route_next(job: Job, deps: Deps) -> None:
     """Decide (again) and start a new attempt, or end the job if nothing feasible is left."""
     now = deps.clock()
-    tried = frozenset(a.offer for a in job.attempts)
-    if any((a.reason or "").startswith("content_filtered") for a in job.attempts):
-        # A filtered prompt would be filtered by the same provider's other models too.
-        filtered = {a.provider for a in job.attempts if (a.reason or "").startswith("content_filtered")}
-        tried = tried | {o.id for o in deps.catalog.offers if o.provider in filtered}
+    tried = excluded_offers(((a.offer, a.provider, a.reason) for a in job.attempts if a.status is AttemptStatus.FAILED),
+                            deps.catalog.offers)
     if len(job.attempts) >= deps.max_attempts:
         _fail(job, deps, _failure_code(job), f"gave up after {len(job.attempts)} attempts", _last_reason(job))
         return

@@ -5,7 +5,8 @@ It stands in for the services and the providers, doing what they do around each 
 - **Route** (the worker's `_route_next`): the policy decides with the context the services would build — the local
   target's queue wait is the agent's `eta_s` (the modelled p50 seconds of work queued and left running, over its
   slots), RunPod's wait is its adapter's estimate (queued jobs x 70 s over its workers), Replicate and Veo report no
-  queue; every target is taken warm (the services never say otherwise); offers already tried are excluded. No
+  queue; every target is taken warm (the services never say otherwise); offers are excluded after failures by the
+  services' own rule (`policy.fallback`: a crashed render may be retried once on the same offer). No
   decision: the job is rejected (or failed, after an attempt). At most `max_attempts` attempts per job.
 - **Money** (`services.money`), when a budget is configured: one global monthly scope; the attempt's p90 estimate
   is reserved before it starts and settled with its actual cost when it ends; thresholds move the spend mode
@@ -33,6 +34,7 @@ from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
 from router.policy.context import BudgetState, RoutingContext, SpendMode, TargetState
+from router.policy.fallback import excluded_offers
 from router.sim import counting
 from router.sim.baselines import Policy
 from router.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
@@ -167,6 +169,7 @@ class Simulation:
     def __init__(self, arrivals: Sequence[Arrival], offers: Sequence[Offer], policy: Policy, truth: Truth,
                  config: SimConfig | None = None, infeasible: Sequence[bool] | None = None) -> None:
         self.offers = {o.id: o for o in offers}
+        self.offers_list = tuple(offers)
         self.policy, self.truth = policy, truth
         self.config = config or SimConfig()
         self.start, self.horizon_s = window(arrivals)
@@ -257,7 +260,12 @@ class Simulation:
             remaining = self.config.budget_usd - self._spent - self._reserved
             budgets = (BudgetState(scope="global", remaining_usd=remaining, spend_mode=self._mode),)
         return RoutingContext(targets=targets, configured=frozenset(ProviderKind), budgets=budgets,
-                              exclude_offers=frozenset(a.offer.id for a in job.attempts))
+                              exclude_offers=self._excluded(job))
+
+    def _excluded(self, job: JobRecord) -> frozenset[str]:
+        # Simulated failures are a crashed render, the kind the services retry on the same offer once.
+        failed = ((a.offer.id, a.offer.provider, "failed") for a in job.attempts if a.status == "failed")
+        return excluded_offers(failed, self.offers_list)
 
     def _local_eta(self, t: float) -> float:
         """The agent's `eta_s`: each active job's modelled GPU-seconds, less the share it has done, over its slots."""

@@ -49,15 +49,27 @@ def test_an_accepted_but_unanswered_create_is_adopted_from_its_webhook_not_resub
     assert len(job.attempts) == 1 and job.attempts[0].provider_job_id
 
 
-def test_a_failed_prediction_bills_its_time_and_falls_back(stack, deps) -> None:
+def test_a_failed_prediction_bills_its_time_and_is_retried_on_the_same_offer(stack, deps) -> None:
     replicate = sandbox(stack, "replicate")
     replicate.plan.queue("run", Fault.FAILED)
     job = run(stack, deps, REPLICATE_480)
     assert job.status is JobStatus.SUCCEEDED, job.error
     assert [a.status for a in job.attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
-    assert job.attempts[0].offer != job.attempts[1].offer
+    assert job.attempts[0].offer == job.attempts[1].offer, "one crashed render is bad luck, not a verdict"
     rows = {row.attempt_id: row for row in deps.ledger.for_job("faults", job.id)}
     assert len(rows) == 2 and rows[job.attempts[0].id].outcome == "failed"
+
+
+def test_an_offer_that_fails_twice_is_left_for_the_next_best(stack, deps) -> None:
+    replicate = sandbox(stack, "replicate")
+    replicate.plan.queue("run", Fault.FAILED)
+    replicate.plan.queue("run", Fault.FAILED)
+    job = run(stack, deps, REPLICATE_480)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    first, second, third = job.attempts
+    assert first.offer == second.offer != third.offer
+    assert third.status is AttemptStatus.SUCCEEDED
+    assert all(row.outcome == "failed" for row in deps.ledger.for_job("faults", job.id) if row.attempt_id != third.id)
 
 
 def test_content_filtered_is_not_billed_and_not_retried_on_another_veo_model(stack, deps) -> None:
