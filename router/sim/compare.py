@@ -9,7 +9,8 @@ the report prints (issue 9's counting rules).
 - `matched_bound_usd`: the cheapest cost, with hindsight, of delivering on time exactly what this policy delivered
   on time; it is a lower bound on this policy's cost by construction (see `optimal`), even for a policy that
   serves far less than the optimum and so costs less than it.
-- `cost_ratio_to_static_rule` and its like-for-like twin, the two costs over the requests both delivered on time.
+- `cost_ratio_to_static_rule`, three ways: total over total; like for like, the two costs over the requests both
+  delivered on time; and per video delivered, which is how the studio prices its months (cost per video).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Metrics:
     cost_ratio_to_optimum: float | None = None
     cost_ratio_to_static_rule: float | None = None
     like_for_like_vs_static_rule: float | None = None
+    per_video_vs_static_rule: float | None = None
 
     @property
     def feasible(self) -> int:
@@ -197,6 +199,9 @@ def _ratios(metrics: dict[str, Metrics], solution: optimal.Solution | None) -> N
             theirs = sum((static.cost_by_request[i] for i in common), Decimal(0))
             ours = sum((m.cost_by_request[i] for i in common), Decimal(0))
             m.like_for_like_vs_static_rule = float(ours / theirs) if theirs > 0 else None
+            if m.cost_per_video_usd is not None and static.cost_per_video_usd:
+                m.per_video_vs_static_rule = float(m.total_cost_usd / m.delivered
+                                                   / (static.total_cost_usd / static.delivered))
 
 
 def _percentile(values: list[float], pct: int) -> float | None:

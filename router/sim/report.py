@@ -4,6 +4,7 @@ per policy, and each policy's spend over the month)."""
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def _policy_json(m: Metrics) -> dict[str, Any]:
             float(m.total_cost_usd / m.matched_bound_usd) if m.matched_bound_usd else None),
         "cost_ratio_to_static_rule": rounded(m.cost_ratio_to_static_rule),
         "cost_ratio_to_static_rule_like_for_like": rounded(m.like_for_like_vs_static_rule),
+        "cost_ratio_to_static_rule_per_video": rounded(m.per_video_vs_static_rule),
         "videos": m.videos,
         "infeasible": m.infeasible,
         "delivered": m.delivered,
@@ -82,30 +84,46 @@ def _policy_json(m: Metrics) -> dict[str, Any]:
     }
 
 
+# The static-rule target three ways (see docs/decisions.md): per video delivered is the studio's own yardstick
+# ("average cost per video"), so it is the one the verdict rests on; the other two are reported beside the optimum's
+# figure: what serving every feasible request on time costs at best, with hindsight.
+STATIC_MEASURES = (
+    ("cost_ratio_to_static_rule_per_video", "per_video_vs_static_rule"),
+    ("cost_ratio_to_static_rule_like_for_like", "like_for_like_vs_static_rule"),
+    ("cost_ratio_to_static_rule", "cost_ratio_to_static_rule"),
+)
+
+
 def targets(comparison: Comparison) -> dict[str, Any]:
     """ARCHITECTURE §11 for hvr: each figure and whether it holds (None where a policy it needs wasn't run)."""
     hvr = comparison.metrics.get(HVR)
     if hvr is None:
         return {}
-    static = comparison.metrics.get(STATIC)
+    static, best = comparison.metrics.get(STATIC), comparison.metrics.get(OPTIMUM)
     rate = hvr.deadline_hit_rate
     equal_or_better = static is not None and rate is not None and rate >= (static.deadline_hit_rate or 0.0)
-    vs_static = hvr.cost_ratio_to_static_rule
-    like = hvr.like_for_like_vs_static_rule
-    return {
+    checks: dict[str, Any] = {
         "deadline_hit_rate": {"value": rate, "target": TARGET_HIT_RATE,
                               "holds": rate is not None and rate >= TARGET_HIT_RATE},
         "quality_violations": {"value": hvr.quality_violations, "target": 0, "holds": hvr.quality_violations == 0},
         "cost_ratio_to_optimum": {"value": hvr.cost_ratio_to_optimum, "target": TARGET_OPTIMUM_RATIO,
                                   "holds": hvr.cost_ratio_to_optimum is not None
                                   and hvr.cost_ratio_to_optimum <= TARGET_OPTIMUM_RATIO},
-        "cost_ratio_to_static_rule": {"value": vs_static, "target": TARGET_STATIC_RATIO,
-                                      "holds": None if vs_static is None else
-                                      vs_static <= TARGET_STATIC_RATIO and equal_or_better},
-        "cost_ratio_to_static_rule_like_for_like": {"value": like, "target": TARGET_STATIC_RATIO,
-                                                    "holds": None if like is None else
-                                                    like <= TARGET_STATIC_RATIO and equal_or_better},
     }
+    for key, attr in STATIC_MEASURES:
+        value = getattr(hvr, attr)
+        checks[key] = {"value": value, "target": TARGET_STATIC_RATIO,
+                       "holds": None if value is None else value <= TARGET_STATIC_RATIO and equal_or_better,
+                       "optimum": getattr(best, attr) if best is not None else None}
+    return checks
+
+
+def _verdict(check: dict[str, Any]) -> str:
+    verdict = {True: "holds", False: "MISSED", None: "not measured"}[check["holds"]]
+    reach = check.get("optimum")
+    if reach is not None:
+        verdict += f" (the offline optimum, serving every feasible request: {reach:.4f})"
+    return verdict
 
 
 def markdown(comparison: Comparison) -> str:
@@ -116,17 +134,18 @@ def markdown(comparison: Comparison) -> str:
         f"{comparison.start:%Y-%m-%d}; {comparison.infeasible} infeasible (no offer can meet them even idle), "
         "left out of every deadline rate.",
         "",
-        "| policy | on time | deadline rate | cost | per video | x optimum | x matched bound | x static | "
-        "x static, same videos | quality viol. | capability misses | GPU util. | p50 / p95 turnaround |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| policy | on time | deadline rate | cost | per video | x optimum | x matched bound | x static: total / "
+        "same videos / per video | quality viol. | capability misses | GPU util. | p50 / p95 turnaround |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in comparison.metrics.items():
         matched = float(m.total_cost_usd / m.matched_bound_usd) if m.matched_bound_usd else None
         lines.append(
             f"| {name} | {m.on_time}/{m.feasible} | {_pct(m.deadline_hit_rate)} | {_usd(m.total_cost_usd)} | "
             f"{_usd(m.cost_per_video_usd)} | {_ratio(m.cost_ratio_to_optimum)} | "
-            f"{_ratio(matched if name != OPTIMUM else None)} | {_ratio(m.cost_ratio_to_static_rule)} | "
-            f"{_ratio(m.like_for_like_vs_static_rule)} | {m.quality_violations} | {m.capability_misses} | "
+            f"{_ratio(matched if name != OPTIMUM else None)} | {_ratio(m.cost_ratio_to_static_rule)} / "
+            f"{_ratio(m.like_for_like_vs_static_rule)} / {_ratio(m.per_video_vs_static_rule)} | "
+            f"{m.quality_violations} | {m.capability_misses} | "
             f"{_pct(m.gpu_utilization)} | {_hours(m.p50_turnaround_s)} / {_hours(m.p95_turnaround_s)} |")
     lines += ["", "Offer mix (videos delivered):", ""]
     for name, m in comparison.metrics.items():
@@ -138,8 +157,7 @@ def markdown(comparison: Comparison) -> str:
         for key, check in checks.items():
             value = check["value"]
             shown = value if isinstance(value, int) else (f"{value:.4f}" if value is not None else "-")
-            verdict = {True: "holds", False: "MISSED", None: "not measured"}[check["holds"]]
-            lines.append(f"- {key}: {shown} (target {check['target']}): {verdict}")
+            lines.append(f"- {key}: {shown} (target {check['target']}): {_verdict(check)}")
     lines += ["", *[f"_{note}_" for note in comparison.notes]]
     return "\n".join(lines) + "\n"
 
@@ -152,20 +170,28 @@ def chart(comparison: Comparison, path: str | Path) -> None:
     figure = Figure(figsize=(13, 5), layout="constrained")
     FigureCanvasAgg(figure)
     left, right = figure.subplots(1, 2)
+    # Policies that land on one another (hvr and cheapest-feasible often do) stay apart by marker and line style,
+    # and hvr is drawn on top, heavier.
+    styles = itertools.cycle([("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--")])
     for name, m in comparison.metrics.items():
+        marker, line = next(styles)
+        ours = name == HVR
         rate = m.deadline_hit_rate or 0.0
-        left.scatter([100 * rate], [float(m.total_cost_usd)], s=60)
-        left.annotate(name, (100 * rate, float(m.total_cost_usd)), textcoords="offset points", xytext=(5, 5))
+        left.scatter([100 * rate], [float(m.total_cost_usd)], s=110 if ours else 50, marker=marker, label=name,
+                     zorder=3 if ours else 2, facecolors="none" if ours else None, linewidths=2 if ours else 1,
+                     edgecolors="black" if ours else None)
         running, xs, ys = Decimal(0), [comparison.start], [0.0]
         for when, cost in m.spend:
             running += cost
             xs.append(when)
             ys.append(float(running))
-        right.step(xs, ys, where="post", label=name)
+        right.step(xs, ys, where="post", label=name, linestyle=line, linewidth=2.5 if ours else 1.2,
+                   zorder=3 if ours else 2)
     left.set_xlabel("deadline hit rate, % of feasible requests")
     left.set_ylabel("total cost, USD")
     left.set_title("cost against deadlines met")
     left.grid(alpha=0.3)
+    left.legend(loc="best", fontsize="small")
     right.set_ylabel("cumulative spend, USD")
     right.set_title("spend over the run")
     right.legend(loc="upper left", fontsize="small")

@@ -22,6 +22,7 @@ from router.local.embedded import EmbeddedStack
 from router.models.campaign import Phase, campaign_id, item_job_id
 from router.services.campaigns import campaign_deps
 from router.store.aws import client
+from tests.bench.conftest import Record
 
 ITEMS = int(os.environ.get("HVR_BENCH_CAMPAIGN_ITEMS", "10000"))
 DUPLICATED = 0.2
@@ -53,7 +54,8 @@ def _duplicate_deliveries(stack: EmbeddedStack, share: float, busy: dict[str, fl
 
 
 @pytest.mark.slow
-def test_a_10000_item_manifest_expands_and_routes_with_duplicated_deliveries(tmp_path: Path) -> None:
+def test_a_10000_item_manifest_expands_and_routes_with_duplicated_deliveries(tmp_path: Path,
+                                                                            bench_record: Record) -> None:
     header = {"campaign": {"deadline_s": 7 * 86400,
                            "defaults": {"mode": "t2v", "resolution": "480p", "duration_s": 5}}}
     body = "\n".join([json.dumps(header), *(json.dumps({"item_id": f"sku-{n:05d}", "prompt": f"product {n}"})
@@ -106,6 +108,11 @@ def test_a_10000_item_manifest_expands_and_routes_with_duplicated_deliveries(tmp
           f"({campaign.step} steps, chunks of {cd.settings.chunk_lines} lines)\n"
           f"  routing (worker function):      {routing_s:.1f} s = {ITEMS / routing_s:.0f} jobs/s\n"
           f"  jobs {len(final)}, attempts {sum(len(j.attempts) for j in final)}, provider submissions {predictions}")
+    bench_record("campaign_scale", f"{ITEMS} items", {
+        "duplicated_deliveries": duplicated[0], "wall_s": round(wall_s, 1), "expansion_s": round(expansion_s, 2),
+        "expansion_items_per_s": round(ITEMS / expansion_s), "routing_s": round(routing_s, 2),
+        "routing_jobs_per_s": round(ITEMS / routing_s), "jobs": len(final),
+        "attempts": sum(len(j.attempts) for j in final), "provider_submissions": predictions})
     assert duplicated[0] > 0.15 * ITEMS
     assert sorted(j.id for j in final) == sorted(item_job_id(cid, f"sku-{n:05d}") for n in range(ITEMS))
     assert all(len(j.attempts) == 1 for j in final), "0 duplicates: one attempt per job"

@@ -14,6 +14,7 @@ import pytest
 from router.local.embedded import EmbeddedStack
 from router.models.request import VideoRequest
 from router.services.submit import accept
+from tests.bench.conftest import Record
 
 JOBS = {
     "runpod": {"mode": "t2v", "prompt": "waves", "resolution": "720p", "duration_s": 5, "quality": "premium",
@@ -26,7 +27,7 @@ JOBS = {
 
 
 @pytest.mark.slow
-def test_overhead_per_provider() -> None:
+def test_overhead_per_provider(bench_record: Record) -> None:
     with EmbeddedStack(Path(tempfile.mkdtemp()), time_scale=5000.0) as stack:
         deps = stack.deps
         for provider, body in JOBS.items():
@@ -43,3 +44,7 @@ def test_overhead_per_provider() -> None:
                 overheads.append(turnaround - (found.render_s or 0.0))
             print(f"\n{provider}: turnaround median {statistics.median(turnarounds):.2f} s, "
                   f"hvr overhead median {statistics.median(overheads):.2f} s (max {max(overheads):.2f} s)")
+            bench_record("provider_overhead", str(provider), {
+                "jobs": len(turnarounds), "turnaround_median_s": round(statistics.median(turnarounds), 3),
+                "overhead_median_s": round(statistics.median(overheads), 3),
+                "overhead_max_s": round(max(overheads), 3)})

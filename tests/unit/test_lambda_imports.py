@@ -10,7 +10,8 @@ HEAVY = ["google.genai", "runpod", "replicate", "av", "scipy", "fastapi", "moto"
 
 
 ENTRY_POINTS = ["functions.worker.handler", "functions.api.handler", "functions.authorizer.handler",
-                "functions.webhooks.handler", "functions.sweeper.handler"]
+                "functions.webhooks.handler", "functions.sweeper.handler", "functions.campaigns.handler",
+                "functions.budget_alerts.handler"]
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

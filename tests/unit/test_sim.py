@@ -393,6 +393,15 @@ def test_hvr_simulate_writes_the_table_json_and_chart(tmp_path: Path, capsys: py
                     "capability_misses", "gpu_utilization", "p50_turnaround_s", "p95_turnaround_s",
                     "cost_ratio_to_optimum"):
             assert key in figures
+    hvr, static = document["policies"]["hvr"], document["policies"]["static_rule"]
+    per_video = (Decimal(hvr["total_cost_usd"]) / hvr["delivered"]) / (
+        Decimal(static["total_cost_usd"]) / static["delivered"])
+    assert hvr["cost_ratio_to_static_rule_per_video"] == pytest.approx(float(per_video), abs=1e-4)
+    static_check = document["targets"]["cost_ratio_to_static_rule_per_video"]
+    assert static_check["holds"] == (static_check["value"] <= 0.5 and hvr["deadline_hit_rate"]
+                                     >= static["deadline_hit_rate"])
+    assert static_check["optimum"] == pytest.approx(document["policies"]["offline_optimum"][
+        "cost_ratio_to_static_rule_per_video"], abs=1e-4)
     assert (tmp_path / "out" / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "out" / "report.md").read_text().startswith("## hvr simulate")
 
