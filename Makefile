@@ -23,8 +23,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Every slow-marked test: the benchmarks under tests/bench (figures into bench/results.json) and the full-size
+# fault, load and concurrency runs whose scaled twins are in `make test`.
 bench: $(STAMP)
-	$(PY) -m pytest -q -s -m slow tests/bench
+	$(PY) -m pytest -q -s -m slow tests
 
 lock:
 	$(VENV)/bin/uv pip compile pyproject.toml --extra agent --extra sim --extra dev --python-version 3.11 \

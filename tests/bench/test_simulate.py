@@ -31,7 +31,7 @@ def test_cost_outcome_on_a_month(name: str, seed: int, bench_record: Record) -> 
     offers = load_catalog().offers
     arrivals = workload.load(SAMPLE_WORKLOAD) if name == "month-1000" else workload.generate(1000, seed=seed)
     started = time.perf_counter()
-    result = compare(arrivals, offers, seed=seed, workload=f"{name} (seed {seed})")
+    result = compare(arrivals, offers, seed=seed, workload=name)
     elapsed = time.perf_counter() - started
     problem_started = time.perf_counter()
     solution = optimal.Problem.of(arrivals, offers, Truth(TruthConfig(seed=seed)),
