@@ -57,9 +57,11 @@ def test_a_failing_render_ends_failed_with_the_reason(stack, deps) -> None:
     assert job.status is JobStatus.FAILED
     assert job.error is not None and job.error.code == "provider_failed"
     assert "sim" in job.error.message
-    assert [a.status for a in job.attempts] == [AttemptStatus.FAILED]
-    [entry] = deps.ledger.for_job(TENANT, job.id)
-    assert entry.outcome == "failed"
+    # A crash is retried once on the same offer (the only one for a 512² draft); the second failure ends it.
+    assert [a.status for a in job.attempts] == [AttemptStatus.FAILED, AttemptStatus.FAILED]
+    assert job.attempts[0].offer == job.attempts[1].offer
+    entries = deps.ledger.for_job(TENANT, job.id)
+    assert [e.outcome for e in entries] == ["failed", "failed"]
 
 
 def test_an_output_that_does_not_match_the_delivered_spec_fails_the_attempt(stack, deps) -> None:
