@@ -21,6 +21,7 @@ from router.models.api import (
 )
 from router.models.budget import SCOPE_PATTERN, Budget, BudgetUpdate, period_of
 from router.models.common import iso
+from router.providers.base import offer_health
 from router.services.deps import default_deps
 from router.services.uploads import UploadTicket, presign_upload
 from router.store.keys import Principal, new_key
@@ -53,7 +54,8 @@ def list_offers() -> Response[OfferList]:
     calibration = deps.calibration.all() if deps.calibration is not None else {}
     offers = []
     for offer in deps.catalog.offers:
-        live = health.get(offer.provider)
+        target = health.get(offer.provider)
+        live = offer_health(target, deps.providers[offer.provider], offer) if target is not None else None
         offers.append(OfferView(
             id=offer.id, provider=offer.provider.value, model=offer.model, modes=[m.value for m in offer.modes],
             resolutions=list(offer.sizes), max_frames=offer.frames.max, fps=(offer.fps.min, offer.fps.max),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -71,11 +71,29 @@ class ProviderStatus:
 
 
 @dataclass(frozen=True)
+class EndpointHealth:
+    """One of a target's endpoints, where it has several with their own queues and workers (RunPod)."""
+
+    up: bool
+    queue_wait_s: float = 0.0
+    warm: bool = True  # a worker is up and idle: a job starts without a cold start
+
+
+@dataclass(frozen=True)
 class TargetHealth:
     name: str
     up: bool
-    queue_wait_s: float = 0.0
+    queue_wait_s: float = 0.0  # the longest wait among its endpoints
     detail: str = ""
+    endpoints: Mapping[str, EndpointHealth] = field(default_factory=dict)  # by endpoint id (`endpoint_of`)
+
+
+def offer_health(health: TargetHealth, provider: VideoProvider, offer: Offer) -> EndpointHealth:
+    """What `health` says about the endpoint running `offer`: its own figures where the target reports them."""
+    endpoint = health.endpoints.get(provider.endpoint_of(offer) or "")
+    if endpoint is None:
+        return EndpointHealth(up=health.up, queue_wait_s=health.queue_wait_s)
+    return EndpointHealth(up=health.up and endpoint.up, queue_wait_s=endpoint.queue_wait_s, warm=endpoint.warm)
 
 
 class VideoProvider(ABC):
@@ -108,6 +126,10 @@ class VideoProvider(ABC):
     def supports(self, offer: Offer) -> bool:
         """Whether this adapter can run the offer at all (a RunPod adapter knows its public endpoints only)."""
         return True
+
+    def endpoint_of(self, offer: Offer) -> str | None:
+        """The endpoint in `TargetHealth.endpoints` that runs `offer`; None where the target is one queue."""
+        return None
 
     @property
     @abstractmethod

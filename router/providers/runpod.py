@@ -27,7 +27,14 @@ import httpx
 
 from router.models.common import ProviderKind, utcnow
 from router.models.offer import Offer, tier_of
-from router.providers.base import ProviderState, ProviderStatus, Submission, TargetHealth, VideoProvider
+from router.providers.base import (
+    EndpointHealth,
+    ProviderState,
+    ProviderStatus,
+    Submission,
+    TargetHealth,
+    VideoProvider,
+)
 from router.providers.errors import OutcomeUnknown, Rejected, Unavailable
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
@@ -144,6 +151,9 @@ class RunPodProvider(VideoProvider):
     def supports(self, offer: Offer) -> bool:
         return offer.model in PUBLIC_ENDPOINTS
 
+    def endpoint_of(self, offer: Offer) -> str | None:
+        return offer.model if offer.model in PUBLIC_ENDPOINTS else None
+
     @property
     def target_name(self) -> str:
         return self.kind.value
@@ -198,7 +208,8 @@ class RunPodProvider(VideoProvider):
         cached = self._health_cache
         if cached is not None and time.monotonic() - cached[0] < self._health_ttl_s:
             return cached[1]
-        waits, details = [], []
+        endpoints: dict[str, EndpointHealth] = {}
+        details = []
         failure: Exception | None = None
         for endpoint in self._health_endpoints:
             try:
@@ -207,18 +218,24 @@ class RunPodProvider(VideoProvider):
                 data = _json(response) or {}
             except httpx.HTTPError as exc:  # one endpoint gone or failing does not take the others down
                 failure = exc
+                endpoints[endpoint] = EndpointHealth(up=False)
                 details.append(f"{endpoint}: {type(exc).__name__}")
                 continue
             jobs, workers = data.get("jobs") or {}, data.get("workers") or {}
             queued, running = _count(jobs.get("inQueue")), _count(jobs.get("inProgress"))
-            capacity = _count(workers.get("idle")) + _count(workers.get("running"))
-            # Jobs ahead of ours, spread over the workers up (at least one will come: endpoints scale up).
-            waits.append(queued * self._typical_job_s / max(1, capacity))
-            details.append(f"{endpoint}: queue {queued}, running {running}, workers {capacity}")
-        if not waits and failure is not None:
+            idle = _count(workers.get("idle"))
+            capacity = idle + _count(workers.get("running"))
+            # Jobs ahead of ours, spread over the workers up (at least one will come: endpoints scale up). With
+            # no idle worker a new job waits for one to start (or free up): the offer's cold start applies.
+            endpoints[endpoint] = EndpointHealth(up=True, queue_wait_s=queued * self._typical_job_s / max(1, capacity),
+                                                 warm=idle > queued)
+            details.append(f"{endpoint}: queue {queued}, running {running}, idle {idle}")
+        answered = [e for e in endpoints.values() if e.up]
+        if not answered and failure is not None:
             raise failure
-        health = TargetHealth(name=self.target_name, up=bool(waits), queue_wait_s=max(waits, default=0.0),
-                              detail="; ".join(details))
+        health = TargetHealth(name=self.target_name, up=bool(answered),
+                              queue_wait_s=max((e.queue_wait_s for e in answered), default=0.0),
+                              detail="; ".join(details), endpoints=endpoints)
         self._health_cache = (time.monotonic(), health)
         return health
 

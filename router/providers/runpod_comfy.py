@@ -54,6 +54,9 @@ class RunPodComfyProvider(RunPodProvider):
     def supports(self, offer: Offer) -> bool:
         return super().supports(offer) or _is_workflow_offer(offer)
 
+    def endpoint_of(self, offer: Offer) -> str | None:
+        return self._comfy_endpoint if _is_workflow_offer(offer) else super().endpoint_of(offer)
+
     # --- RunPodProvider's overridable parts ----------------------------------------------------------------
 
     def _endpoint_id(self, submission: Submission) -> str:

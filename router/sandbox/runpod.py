@@ -147,7 +147,8 @@ class RunPodSandbox(SandboxServer):
                  queue_s: float = 0.2, execution_s: float = 0.5, result_ttl_s: float = 1800.0,
                  sync_result_ttl_s: float = 60.0, output_ttl_s: float = 7 * 24 * 3600.0, hang_s: float = 1.0,
                  retry_after_s: int = 1, webhook_retry_delay_s: float = 10.0, workers: int = 2,
-                 talk_duration_s: float = 5.0, endpoints: Mapping[str, EndpointSpec] | None = None,
+                 talk_duration_s: float = 5.0, idle_timeout_s: float | None = None,
+                 endpoints: Mapping[str, EndpointSpec] | None = None,
                  comfy_endpoints: Sequence[str] = (), comfy_output: Literal["base64", "s3_url"] = "base64",
                  clock: Callable[[], float] = time.monotonic, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
@@ -158,6 +159,9 @@ class RunPodSandbox(SandboxServer):
         self.result_ttl_s, self.sync_result_ttl_s, self.output_ttl_s = result_ttl_s, sync_result_ttl_s, output_ttl_s
         self.hang_s, self.retry_after_s, self.webhook_retry_delay_s = hang_s, retry_after_s, webhook_retry_delay_s
         self.workers, self.talk_duration_s = workers, talk_duration_s
+        # None: every worker is always up (an endpoint with active workers). A number: workers scale to zero and
+        # one stays idle (warm) that long after its job ends, as RunPod's idle timeout; /health reports them.
+        self.idle_timeout_s = idle_timeout_s
         self.endpoints = dict(endpoints if endpoints is not None else PUBLIC_ENDPOINTS)
         self.comfy_endpoints, self.comfy_output = frozenset(comfy_endpoints), comfy_output
         self.clock = clock
@@ -354,9 +358,21 @@ class RunPodSandbox(SandboxServer):
                 view = self._view(job, now)
                 if job.endpoint == request.params["endpoint"] and view is not None and view["status"] in key:
                     counts[key[view["status"]]] += 1
-        running = min(self.workers, counts["inProgress"])
-        return Response(200, {"jobs": counts, "workers": {"idle": max(0, self.workers - running),
-                                                          "running": running}})
+            running = min(self.workers, counts["inProgress"])
+            free = max(0, self.workers - running)
+            if self.idle_timeout_s is not None:
+                free = min(free, self._recently_idle(request.params["endpoint"], now))
+        return Response(200, {"jobs": counts, "workers": {"idle": free, "running": running}})
+
+    def _recently_idle(self, endpoint: str, now: float) -> int:
+        """Workers still up after their last job: jobs that ended within the idle timeout. Callers hold the lock."""
+        assert self.idle_timeout_s is not None
+        ended = 0
+        for job in self._jobs.values():
+            status, end = self._state(job, now)
+            if job.endpoint == endpoint and status in TERMINAL and now - end <= self.idle_timeout_s:
+                ended += 1
+        return ended
 
     def _download(self, request: Request) -> Response:
         fault = self.plan.next("download", (Fault.OUTPUT_EXPIRED, Fault.SERVER_ERROR, Fault.TIMEOUT))

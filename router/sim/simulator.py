@@ -4,10 +4,11 @@ It stands in for the services and the providers, doing what they do around each 
 
 - **Route** (the worker's `_route_next`): the policy decides with the context the services would build — the local
   target's queue wait is the agent's `eta_s` (the modelled p50 seconds of work queued and left running, over its
-  slots), RunPod's wait is its adapter's estimate (queued jobs x 70 s over its workers), Replicate and Veo report no
-  queue; every target is taken warm (the services never say otherwise); offers are excluded after failures by the
-  services' own rule (`policy.fallback`: a crashed render may be retried once on the same offer). No
-  decision: the job is rejected (or failed, after an attempt). At most `max_attempts` attempts per job.
+  slots); each RunPod offer sees its own endpoint as the adapter reads /health — queued jobs x 70 s over its
+  workers, and warm only while an idle worker is left (else its cold start counts in time and cost); Replicate
+  and Veo report no queue and are always warm; offers are excluded after failures by the services' own rule
+  (`policy.fallback`: a crashed render may be retried once on the same offer). No decision: the job is rejected
+  (or failed, after an attempt). At most `max_attempts` attempts per job.
 - **Money** (`services.money`), when a budget is configured: one global monthly scope; the attempt's p90 estimate
   is reserved before it starts and settled with its actual cost when it ends; thresholds move the spend mode
   (80 % economy, 100 % local only, as the default rules).
@@ -249,9 +250,11 @@ class Simulation:
         self._pump(self._pool(offer), t)
 
     def _context(self, job: JobRecord, t: float) -> RoutingContext:
+        endpoints = self._runpod_endpoints(t)
         targets = {
             ProviderKind.LOCAL: TargetState(name="agent-1", queue_wait_s=self._local_eta(t)),
-            ProviderKind.RUNPOD: TargetState(name="runpod", queue_wait_s=self._runpod_wait()),
+            ProviderKind.RUNPOD: TargetState(name="runpod", queue_wait_s=max(
+                (e.queue_wait_s for e in endpoints.values()), default=0.0)),
             ProviderKind.REPLICATE: TargetState(name="replicate"),
             ProviderKind.VEO: TargetState(name="veo"),
         }
@@ -259,8 +262,8 @@ class Simulation:
         if self.config.budget_usd is not None:
             remaining = self.config.budget_usd - self._spent - self._reserved
             budgets = (BudgetState(scope="global", remaining_usd=remaining, spend_mode=self._mode),)
-        return RoutingContext(targets=targets, configured=frozenset(ProviderKind), budgets=budgets,
-                              exclude_offers=self._excluded(job))
+        return RoutingContext(targets=targets, offer_targets=endpoints, configured=frozenset(ProviderKind),
+                              budgets=budgets, exclude_offers=self._excluded(job))
 
     def _excluded(self, job: JobRecord) -> frozenset[str]:
         # Simulated failures are a crashed render, the kind the services retry on the same offer once.
@@ -283,11 +286,19 @@ class Simulation:
         assert spec is not None
         return attempt.offer.latency.compute_seconds(spec.width, spec.height, spec.frames, p90=False)
 
-    def _runpod_wait(self) -> float:
-        waits = [len(queue) * RUNPOD_TYPICAL_JOB_S / self.truth.workers(self.offers[pool])
-                 for pool, queue in self._waiting.items()
-                 if pool in self.offers and self.offers[pool].provider is ProviderKind.RUNPOD]
-        return max(waits, default=0.0)
+    def _runpod_endpoints(self, t: float) -> dict[str, TargetState]:
+        """What the RunPod adapter reads from each endpoint's /health: its queue (queued jobs x 70 s over its
+        workers) and whether an idle worker is left for a newcomer (else the offer's cold start applies)."""
+        endpoints = {}
+        for offer in self.offers_list:
+            if offer.provider is not ProviderKind.RUNPOD:
+                continue
+            queued = len(self._waiting.get(offer.id, ()))
+            idle = [since for since in self._warm_since.get(offer.id, [])
+                    if t - since <= self.truth.config.idle_timeout_s]
+            endpoints[offer.id] = TargetState(name="runpod", warm=len(idle) > queued,
+                                              queue_wait_s=queued * RUNPOD_TYPICAL_JOB_S / self.truth.workers(offer))
+        return endpoints
 
     # --- money -------------------------------------------------------------------------------------------------
 

@@ -101,6 +101,7 @@ def sandbox(server: RunPodSandbox, clock: FakeClock) -> RunPodSandbox:
     server.reset()
     server.plan, server.clock = FaultPlan(), clock
     server.queue_s, server.execution_s, server.hang_s, server.webhook_retry_delay_s = 0.2, 0.5, 1.0, 0.05
+    server.idle_timeout_s = None
     return server
 
 
@@ -393,9 +394,30 @@ def test_health_reports_the_queue_and_goes_down_on_auth_failure(sandbox: RunPodS
     assert not adapter(sandbox, key="wrong", health_endpoints=["wan-2-5"]).health().up
 
 
+def test_health_says_per_endpoint_whether_a_worker_is_warm(sandbox: RunPodSandbox, clock: FakeClock) -> None:
+    sandbox.idle_timeout_s = 5.0  # workers scale to zero; one stays up 5 s after its job
+    provider = adapter(sandbox, health_endpoints=["wan-2-5", "wan-2-6-t2v"], health_ttl_s=0, typical_job_s=60)
+    cold = provider.health()
+    assert cold.up and set(cold.endpoints) == {"wan-2-5", "wan-2-6-t2v"}
+    assert not cold.endpoints["wan-2-5"].warm and cold.endpoints["wan-2-5"].up
+    job = provider.submit(submission()).provider_job_id
+    clock.advance(0.2 + 0.5 + 0.1)
+    assert provider.status(job).state is ProviderState.SUCCEEDED
+    warm = provider.health().endpoints
+    assert warm["wan-2-5"].warm and not warm["wan-2-6-t2v"].warm  # one endpoint's worker warms no other
+    provider.submit(submission(attempt="att_2"))
+    provider.submit(submission(attempt="att_3"))
+    assert not provider.health().endpoints["wan-2-5"].warm, "the one idle worker is spoken for by the queue"
+    clock.advance(0.2 + 0.5 + 0.1)
+    assert provider.health().endpoints["wan-2-5"].warm  # the later jobs are done and their workers idle
+    clock.advance(60)
+    assert not provider.health().endpoints["wan-2-5"].warm, "scaled back to zero after the idle timeout"
+
+
 def test_health_survives_one_missing_endpoint(sandbox: RunPodSandbox) -> None:
     provider = adapter(sandbox, health_endpoints=["no-such-endpoint", "wan-2-5"], health_ttl_s=0)
-    assert provider.health().up
+    health = provider.health()
+    assert health.up and health.endpoints["wan-2-5"].up and not health.endpoints["no-such-endpoint"].up
     assert not adapter(sandbox, health_endpoints=["no-such-endpoint"]).health().up
 
 
