@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from router.models.common import Money, ProviderKind
+from router.models.common import Mode, Money, ProviderKind
 
 
 class LedgerEntry(BaseModel):
@@ -27,6 +27,7 @@ class LedgerEntry(BaseModel):
     estimated_usd: Money
     actual_usd: Money
     resolution: str
+    mode: Mode | None = None  # what was rendered (t2v, i2v, ...); None on rows written before it was kept
     started_at: datetime
     ended_at: datetime
     provider_job_id: str | None = None

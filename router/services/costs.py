@@ -318,7 +318,10 @@ def _option(name: str, costs: list[Decimal | None], paid: Decimal | None = None)
 
 
 def mode_for(row: LedgerEntry, catalog: Catalog, job_mode: Callable[[str, str], Mode | None] | None) -> Mode | None:
-    """The ledger keeps no mode: a single-mode offer tells it; otherwise the job is asked (when a lookup is given)."""
+    """The row's own mode; for rows older than that field, a single-mode offer tells it, or else the job is asked
+    (when a lookup is given)."""
+    if row.mode is not None:
+        return row.mode
     offer = catalog.get(row.offer)
     if offer is not None and len(offer.modes) == 1:
         return offer.modes[0]

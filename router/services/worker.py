@@ -525,6 +525,7 @@ def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: 
         estimated_usd=attempt.estimated_cost_usd,
         actual_usd=actual,
         resolution=f"{spec.width}x{spec.height}",
+        mode=job.request.mode,
         started_at=attempt.started_at,
         ended_at=deps.clock(),
         provider_job_id=attempt.provider_job_id,

@@ -46,6 +46,7 @@ def test_job_succeeds_with_a_probed_mp4_in_s3_and_one_ledger_entry(stack, deps, 
     assert job.output.bytes > 1000
     [entry] = deps.ledger.for_job(TENANT, job.id)
     assert entry.outcome == "succeeded" and entry.actual_usd == job.cost.actual_usd > 0
+    assert entry.mode is job.request.mode and entry.resolution == "512x512"
     assert entry.billed_units["gpu_seconds"] > 0 and entry.unit == "gpu_second"
     assert entry.actual_usd == (entry.unit_price_usd * entry.billed_units["gpu_seconds"]).quantize(Decimal("0.0001"))
     assert spy.submits == 1 and [a.status for a in job.attempts] == [AttemptStatus.SUCCEEDED]

@@ -241,8 +241,8 @@ def test_tco_matches_hand_computation() -> None:
     assert body["from"] == "2026-10-15" and body["options"][1]["per_video_usd"] == "0.9333"
 
 
-def test_tco_asks_the_job_for_the_mode_of_multi_mode_offers() -> None:
-    # Veo renders t2v and i2v: the ledger row alone can't say which; the job can.
+def test_tco_asks_the_job_for_the_mode_of_multi_mode_offers_on_rows_without_one() -> None:
+    # Veo renders t2v and i2v: a row written before the ledger kept the mode can't say which; the job can.
     rows = [row("2026-11-02T10:00:00Z", offer="veo/veo-3.1-fast", actual="0.4000", resolution="512x512",
                 frames=48, seconds="2.0")]
     asked: list[tuple[str, str]] = []
@@ -263,6 +263,17 @@ def test_tco_asks_the_job_for_the_mode_of_multi_mode_offers() -> None:
     assert as_i2v.options[3].total_usd == Decimal("0.4000")
     gone = tco_from_rows(rows, CATALOG, *NOV, None, job_mode(None))
     assert gone.mode_unknown == 1 and gone.options[2].not_possible == 1
+
+
+def test_tco_takes_the_mode_from_the_row_without_asking() -> None:
+    rows = [row("2026-11-02T10:00:00Z", offer="veo/veo-3.1-fast", actual="0.4000", resolution="512x512",
+                frames=48, seconds="2.0").model_copy(update={"mode": Mode.I2V})]
+
+    def never(tenant: str, job_id: str) -> Mode | None:
+        raise AssertionError("the row has its mode; no job lookup")
+
+    report = tco_from_rows(rows, CATALOG, *NOV, None, never)
+    assert report.mode_unknown == 0 and report.options[2].not_possible == 1  # i2v at 512 px: nothing local
 
 
 def test_tco_with_no_videos_has_no_per_video_figures() -> None:
