@@ -301,13 +301,11 @@ class RunPodSandbox(SandboxServer):
         if isinstance(refused, Response):
             return refused
         with self._lock:
-            job = self._jobs.get(request.params["job"])
-            if job is None:
-                return Response(404, {"error": "job not found"})
             now = self.clock()
-            view = self._view(job, now)
-            if view is None:
-                return Response(404, {"error": "job not found"})
+            found = self._live_job(request.params["job"], now)
+            if isinstance(found, Response):
+                return found
+            job, view = found
             if view["status"] not in TERMINAL:
                 job.cancelled_at = now
         return Response(200, {"id": job.id, "status": self._state(job, now)[0]})
@@ -317,12 +315,10 @@ class RunPodSandbox(SandboxServer):
         if isinstance(refused, Response):
             return refused
         with self._lock:
-            job = self._jobs.get(request.params["job"])
-            if job is None:
-                return Response(404, {"error": "job not found"})
-            view = self._view(job, self.clock())
-            if view is None:
-                return Response(404, {"error": "job not found"})
+            found = self._live_job(request.params["job"], self.clock())
+            if isinstance(found, Response):
+                return found
+            job, view = found
             status = view["status"]
             if status not in ("FAILED", "TIMED_OUT"):
                 return Response(400, {"error": f"only FAILED or TIMED_OUT jobs can be retried, not {status}"})
@@ -330,6 +326,14 @@ class RunPodSandbox(SandboxServer):
             job.created, job.fate, job.notified, job.cancelled_at = self.clock(), None, False, None
             self.retried += 1
         return Response(200, {"id": job.id, "status": "IN_QUEUE"})
+
+    def _live_job(self, job_id: str, now: float) -> tuple[_Job, dict[str, Any]] | Response:
+        """A job /status can still see, with its view; else the 404 RunPod answers. Callers hold the lock."""
+        job = self._jobs.get(job_id)
+        view = self._view(job, now) if job is not None else None
+        if job is None or view is None:
+            return Response(404, {"error": "job not found"})
+        return job, view
 
     def _purge(self, request: Request) -> Response:
         refused = self._gate(request, "get", HTTP_FAULTS)

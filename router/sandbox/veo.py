@@ -164,14 +164,21 @@ class VeoSandbox(SandboxServer):
 
         return guarded
 
-    def _create(self, request: Request) -> Response:
-        fault = self.plan.next("create", _CREATE_FAULTS)
+    def _http_fault(self, fault: Fault | None, request: Request) -> Response | None:
+        """The answer for a fault that happens before the call does anything; None to carry on."""
         if fault is Fault.RATE_LIMIT:
             return self._rate_limited(request.params["model"])
         if fault is Fault.SERVER_ERROR:
             return ApiError(503, "UNAVAILABLE", "The service is currently unavailable.").response()
         if fault is Fault.TIMEOUT:
             return Response(hang_s=self.hang_s, drop=True)
+        return None
+
+    def _create(self, request: Request) -> Response:
+        fault = self.plan.next("create", _CREATE_FAULTS)
+        refused = self._http_fault(fault, request)
+        if refused is not None:
+            return refused
         spec = _validate(request.params["model"], _body(request))
         op_id = str(uuid.uuid4())
         name = f"{_resource(request)}/operations/{op_id}"
@@ -187,13 +194,9 @@ class VeoSandbox(SandboxServer):
         return Response(200, {"name": name})
 
     def _fetch(self, request: Request) -> Response:
-        fault = self.plan.next("get", _GET_FAULTS)
-        if fault is Fault.RATE_LIMIT:
-            return self._rate_limited(request.params["model"])
-        if fault is Fault.SERVER_ERROR:
-            return ApiError(503, "UNAVAILABLE", "The service is currently unavailable.").response()
-        if fault is Fault.TIMEOUT:
-            return Response(hang_s=self.hang_s, drop=True)
+        refused = self._http_fault(self.plan.next("get", _GET_FAULTS), request)
+        if refused is not None:
+            return refused
         body = _body(request)
         name = body.get("operationName")
         if not isinstance(name, str) or not name:

@@ -35,30 +35,26 @@ def wan21_t2v(ctx: BuildContext) -> Graph:
 
 def wan21_i2v(ctx: BuildContext) -> Graph:
     """image_to_video_wan: the 14B I2V model with CLIP vision (the 720p checkpoint at 720p and up, when listed)."""
-    g = Graph()
     width, height = ctx.size(WAN21_MULTIPLE)
-    text = wan_text(g, ctx)
     role = "i2v_720p" if min(width, height) >= 720 and ctx.models.has(ctx.model, "i2v_720p") else "i2v"
-    model = diffusion_model(g, ctx.file(role), ctx.sampling.shift)
-    image = load_image(g, width, height)
-    wan = g.add("WanImageToVideo", positive=text.positive, negative=text.negative, vae=text.vae.out(), width=width,
-                height=height, length=ctx.wan_length(), batch_size=1, clip_vision_output=clip_vision(g, ctx, image),
-                start_image=image)
-    samples = ksampler(g, ctx, model, wan.out(0), wan.out(1), wan.out(2))
-    save_video(g, ctx, g.add("VAEDecode", samples=samples, vae=text.vae.out()).out())
-    return g
+    return _wan21_from_image(ctx, "WanImageToVideo", role)
 
 
 def wan21_fun_inp_i2v(ctx: BuildContext) -> Graph:
     """wan2.1_fun_inp: the 1.3B Fun-InP model, start image only."""
+    return _wan21_from_image(ctx, "WanFunInpaintToVideo", "i2v")
+
+
+def _wan21_from_image(ctx: BuildContext, node: str, role: str) -> Graph:
+    """A WAN 2.1 start-image graph; the two templates differ only in the conditioning node and the model file."""
     g = Graph()
     width, height = ctx.size(WAN21_MULTIPLE)
     text = wan_text(g, ctx)
-    model = diffusion_model(g, ctx.file("i2v"), ctx.sampling.shift)
+    model = diffusion_model(g, ctx.file(role), ctx.sampling.shift)
     image = load_image(g, width, height)
-    wan = g.add("WanFunInpaintToVideo", positive=text.positive, negative=text.negative, vae=text.vae.out(),
-                width=width, height=height, length=ctx.wan_length(), batch_size=1,
-                clip_vision_output=clip_vision(g, ctx, image), start_image=image)
+    wan = g.add(node, positive=text.positive, negative=text.negative, vae=text.vae.out(), width=width,
+                height=height, length=ctx.wan_length(), batch_size=1, clip_vision_output=clip_vision(g, ctx, image),
+                start_image=image)
     samples = ksampler(g, ctx, model, wan.out(0), wan.out(1), wan.out(2))
     save_video(g, ctx, g.add("VAEDecode", samples=samples, vae=text.vae.out()).out())
     return g
