@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
+import threading
+import time
 from collections.abc import Sequence
 
 import uvicorn
 
 from agent.app import create_app
-from agent.config import READY_PREFIX, ConfigError, load_settings
+from agent.config import PARENT_ENV, READY_PREFIX, ConfigError, load_settings
 
 
 class _Server(uvicorn.Server):
@@ -37,8 +40,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
     server = _Server(config)
+    _exit_with_parent(server)
     server.run()
     return 0 if server.started else 1
+
+
+def _exit_with_parent(server: uvicorn.Server, every_s: float = 1.0) -> None:
+    """Started by agent.launcher (hvr's embedded stack, tests): stop as on SIGTERM once that process is gone, even
+    SIGKILLed, instead of living on as an orphan that holds its port."""
+    raw = os.environ.get(PARENT_ENV, "")
+    if not raw.isdigit() or os.getppid() != int(raw):
+        return  # run by hand, or through a wrapper: no launcher to outlive
+
+    def watch() -> None:
+        while os.getppid() == int(raw):
+            time.sleep(every_s)
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="hvr-agent-parent", daemon=True).start()
 
 
 if __name__ == "__main__":

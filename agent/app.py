@@ -14,7 +14,7 @@ from agent.delivery import CallbackSender
 from agent.engines import build_engine
 from agent.engines.base import Engine, EngineError
 from agent.runner import Runner
-from agent.schemas import CreateJobRequest, Health, Job
+from agent.schemas import CreateJobRequest, Health, Job, QueuedJob
 from agent.store import JobRecord, JobStore
 
 log = logging.getLogger("hvr.agent")
@@ -58,15 +58,19 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
     def health() -> Health:
         active = store.active()
         running = [r for r in active if r.job.status == "running"]
+        left = [_remaining_gpu_s(engine, r) for r in active]
         return Health(
             agent_id=settings.agent_id,
             engine=engine.name,
             slots=settings.slots,
             queue_depth=len(active) - len(running),
             running=len(running),
-            eta_s=round(sum(_remaining_gpu_s(engine, r) for r in active) / settings.slots, 1),
+            eta_s=round(sum(left) / settings.slots, 1),
             vram=engine.vram(),
             models=engine.runnable_models(),
+            queue=[QueuedJob(model=r.request.model, spec=r.request.spec, status=r.job.status, progress=r.job.progress,
+                             deadline=r.request.deadline, left_s=round(seconds, 1))
+                   for r, seconds in zip(active, left, strict=True)],
         )
 
     @app.post("/v1/jobs", status_code=status.HTTP_201_CREATED)

@@ -17,6 +17,9 @@ SECRETS_ENV = "HVR_AGENT_SECRETS"
 DEFAULT_MODELS_FILE = Path(__file__).with_name("models.yaml")
 # Printed once the socket listens; the launcher reads the bound address from it.
 READY_PREFIX = "hvr agent ready: "
+# Set by agent.launcher to its own pid: the agent stops when that process is gone, however it died.
+PARENT_ENV = "HVR_AGENT_EXIT_WITH_PARENT"
+LOOPBACK_INPUTS_ENV = "HVR_AGENT_ALLOW_LOOPBACK_INPUTS"
 
 
 class ConfigError(Exception):
@@ -34,6 +37,8 @@ class AgentSettings(BaseModel):
     # Where the comfyui engine finds ComfyUI: on the same box, loopback (it has no auth of its own).
     comfyui_url: str = Field(default="http://127.0.0.1:8188", pattern=r"^https?://")
     slots: int = Field(default=1, ge=1, le=64)
+    # Embedded stack and tests only: input URLs may be literal loopback (their S3 stand-in). Off by default.
+    allow_loopback_inputs: bool = False
     agent_id: str = Field(default="local-gpu", min_length=1)
     time_scale: float = Field(default=1.0, gt=0)
     models_file: Path = DEFAULT_MODELS_FILE
@@ -67,6 +72,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser.add_argument("--engine", choices=["sim", "comfyui"], default=env.get("HVR_AGENT_ENGINE", "sim"))
     parser.add_argument("--comfyui-url", default=env.get("HVR_AGENT_COMFYUI_URL", defaults["comfyui_url"].default),
                         help="comfyui engine only: ComfyUI's base URL")
+    parser.add_argument("--allow-loopback-inputs", action="store_true",
+                        default=env.get(LOOPBACK_INPUTS_ENV, "").lower() in ("1", "true"),
+                        help="embedded stack only: input URLs may be literal loopback addresses")
     parser.add_argument("--slots", type=int,
                         default=int(env.get("HVR_AGENT_SLOTS", defaults["slots"].default)))
     parser.add_argument("--agent-id", default=env.get("HVR_AGENT_ID", defaults["agent_id"].default))

@@ -18,7 +18,7 @@ from typing import Self
 
 import httpx
 
-from agent.config import READY_PREFIX, SECRETS_ENV
+from agent.config import PARENT_ENV, READY_PREFIX, SECRETS_ENV
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +74,11 @@ class AgentProcess:
     def running(self) -> bool:
         return self.pid is not None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status of the last process, once it has exited; None while it runs or before any start."""
+        return self._process.poll() if self._process is not None else None
+
     def _argv(self) -> list[str]:
         argv = [
             sys.executable, "-m", "agent",
@@ -85,7 +90,8 @@ class AgentProcess:
         return argv
 
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, **self._extra_env, SECRETS_ENV: ",".join(self._secrets), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self._extra_env, SECRETS_ENV: ",".join(self._secrets), "PYTHONUNBUFFERED": "1",
+               PARENT_ENV: str(os.getpid())}  # never an orphan: it stops if this process dies unannounced
         # So `-m agent` resolves to this checkout even where the project isn't installed.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
         return env

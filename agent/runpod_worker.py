@@ -10,6 +10,8 @@ in `BUCKET_ENDPOINT_URL` through the SDK's `rp_upload` (`type: "s3_url"`), else 
 worker-comfyui answers. `gpu_seconds` comes along either way. Progress goes out with `progress_update` when the
 worker runs on RunPod; in the SDK's local test mode (`--test_input`) it is logged instead, having nowhere to go.
 ComfyUI is found at `$HVR_COMFYUI_URL` (default http://127.0.0.1:8188, where worker-comfyui's image runs it).
+`inputs` URLs are fetched by the router's checked downloader (public addresses only, so never this box's ComfyUI);
+`$HVR_AGENT_ALLOW_LOOPBACK_INPUTS=1` admits literal loopback ones, for tests.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from agent.config import LOOPBACK_INPUTS_ENV
 from agent.delivery import UploadError, upload
 from agent.engines.base import EngineCancelled, EngineError
 from agent.engines.comfyui import ComfyUIEngine
@@ -47,7 +50,8 @@ class _BadInput(ValueError):
 @cache
 def _engine() -> ComfyUIEngine:
     # One engine per worker process: it holds the HTTP connection pool and the catalog figures.
-    return ComfyUIEngine(os.environ.get(COMFYUI_URL_ENV, DEFAULT_COMFYUI_URL))
+    return ComfyUIEngine(os.environ.get(COMFYUI_URL_ENV, DEFAULT_COMFYUI_URL),
+                         allow_loopback_inputs=os.environ.get(LOOPBACK_INPUTS_ENV, "").lower() in ("1", "true"))
 
 
 def handler(job: dict[str, Any]) -> dict[str, Any]:

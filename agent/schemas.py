@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -45,6 +45,8 @@ class CreateJobRequest(BaseModel):
     inputs: dict[str, str] = Field(default_factory=dict)
     output: OutputTarget
     callback_url: str | None = None
+    # The job's deadline: the queue runs earliest deadline first (agent/store.py), jobs without one last.
+    deadline: AwareDatetime | None = None
 
     @field_validator("attempt_id", "job_id")
     @classmethod
@@ -83,6 +85,18 @@ class Vram(BaseModel):
     free_mb: int
 
 
+class QueuedJob(BaseModel):
+    """One job the GPU holds, for the router to price in its own learned figures (router.policy.localqueue). No
+    ids, prompts or URLs: the health check is open."""
+
+    model: str
+    spec: Spec
+    status: Literal["queued", "running"]
+    progress: float
+    deadline: AwareDatetime | None
+    left_s: float  # this agent's own estimate of the GPU-seconds left (its models.yaml figures), as in eta_s
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     agent_id: str
@@ -95,3 +109,4 @@ class Health(BaseModel):
     # Model → modes the engine can run now (its files present, its VRAM need within the card); null when the engine
     # can't tell. For the router to mark local offers missing here unavailable.
     models: dict[str, list[str]] | None = None
+    queue: list[QueuedJob] = Field(default_factory=list)  # running, then queued, in the order they run

@@ -4,6 +4,10 @@ One connection shared by the HTTP threads and the workers, serialised by a lock:
 and one writer at a time is what SQLite does anyway. WAL keeps readers of the file (an operator's sqlite3
 shell) from blocking the agent. Every status change is a conditional UPDATE, so two threads can't both move
 a job on.
+
+The queue runs earliest deadline first, jobs without a deadline last, ties in creation order: a short job due
+soon goes ahead of a long one due tomorrow, which a first-come queue would make it miss. A running render is never
+interrupted for it. The deadline is read from the stored create body, so the table needs no new column.
 """
 
 from __future__ import annotations
@@ -47,9 +51,16 @@ CREATE TABLE IF NOT EXISTS nonces (
 CREATE INDEX IF NOT EXISTS nonces_by_ts ON nonces (ts);
 """
 
-_SELECT = """
+# A job's place in the run order: its deadline as a Julian day (SQLite reads the ISO 8601 `Z` or offset form), a
+# day past any real one when it has none.
+_DUE = "COALESCE(julianday(json_extract({t}.request, '$.deadline')), 1e9)"
+_RUN_ORDER = f"{_DUE.format(t='j')}, j.seq"
+
+_SELECT = f"""
 SELECT j.*, CASE WHEN j.status = 'queued'
-    THEN (SELECT COUNT(*) FROM jobs q WHERE q.status = 'queued' AND q.seq < j.seq) ELSE 0
+    THEN (SELECT COUNT(*) FROM jobs q WHERE q.status = 'queued'
+          AND ({_DUE.format(t='q')} < {_DUE.format(t='j')}
+               OR ({_DUE.format(t='q')} = {_DUE.format(t='j')} AND q.seq < j.seq))) ELSE 0
     END AS queue_position
 FROM jobs j
 """
@@ -132,18 +143,18 @@ class JobStore:
             return self._fetch(self._conn, attempt_id)
 
     def active(self) -> list[JobRecord]:
-        """Queued and running jobs in queue order."""
+        """Running jobs, then queued ones, in the order they run."""
         with self._lock:
             rows = self._conn.execute(
-                _SELECT + " WHERE j.status IN ('queued', 'running') ORDER BY j.seq"
+                _SELECT + f" WHERE j.status IN ('queued', 'running') ORDER BY j.status = 'queued', {_RUN_ORDER}"
             ).fetchall()
         return [_record(row) for row in rows]
 
     def claim_next(self) -> JobRecord | None:
-        """Move the oldest queued job to running and return it; None when the queue is empty."""
+        """Move the queued job due first to running and return it; None when the queue is empty."""
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT attempt_id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1"
+                f"SELECT attempt_id FROM jobs j WHERE status = 'queued' ORDER BY {_RUN_ORDER} LIMIT 1"
             ).fetchone()
             if row is None:
                 return None

@@ -173,6 +173,15 @@ def format_quote(quote: dict[str, Any], now: datetime | None = None) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)), row[5]]).rstrip()
              for row in [header, *rows]]
+    learned = quote.get("learned") or {}
+    # Feasible offers and any with evidence: the infeasible rest would only repeat the catalog.
+    shown = [(str(c.get("offer")), learned[c.get("offer")]) for c in quote.get("candidates") or []
+             if c.get("offer") in learned and (c.get("feasible") or learned[c.get("offer")].get("runs"))]
+    if shown:
+        width = max(len(offer) for offer, _ in shown)
+        lines += ["", "render time, learned beside catalog:"]
+        lines += [f"  {offer.ljust(width)}  {figures.get('summary')} ({figures.get('reference')})"
+                  for offer, figures in shown]
     chosen = quote.get("chosen")
     lines.append("")
     if chosen:
@@ -181,6 +190,9 @@ def format_quote(quote: dict[str, Any], now: datetime | None = None) -> str:
                      + (f", score {chosen['score']:.3f}" if isinstance(chosen.get("score"), int | float) else ""))
         if chosen.get("reason"):
             lines.append(f"  why: {chosen['reason']}")
+        if chosen.get("explored"):
+            lines.append(f"  exploring, abandoned at {_when(chosen.get('explore_until'), now)} if not done: "
+                         f"{chosen['explored']}")
         if quote.get("fallbacks"):
             lines.append(f"  fallbacks: {', '.join(quote['fallbacks'])}")
     else:
@@ -226,6 +238,18 @@ def format_tco(report: dict[str, Any]) -> str:
                      for o in report.get("options") or []])
     if report.get("mode_unknown"):
         lines.append(f"{report['mode_unknown']} videos of unknown mode (job gone) are priced on Veo only")
+    gpu = report.get("local_gpu")
+    if gpu:
+        busy_h, period_h = float(gpu["busy_gpu_seconds"]) / 3600, gpu["period_seconds"] / 3600
+        lines += ["", f"local GPU ({gpu['cost_basis']} basis): fixed {_money(gpu['fixed_monthly_usd'])}/month "
+                      f"(${gpu['depreciation_usd_per_hour']}/h depreciation), {_money(gpu['fixed_usd'])} over "
+                      f"this window",
+                  f"  variable spend {_money(gpu['variable_usd'])} (local energy {_money(gpu['local_energy_usd'])})"
+                  f" + fixed {_money(gpu['fixed_usd'])} = {_money(gpu['total_usd'])}"
+                  + (f"; renders were charged {_money(gpu['charged_to_renders_usd'])} of the fixed cost"
+                     if Decimal(gpu["charged_to_renders_usd"]) else ""),
+                  f"  utilization {100 * gpu['utilization']:.1f} % ({busy_h:.1f} GPU-busy hours of "
+                  f"{period_h:.0f})"]
     lines += ["", "method:"] + [f"  - {line}" for line in report.get("method") or []]
     return "\n".join(lines)
 
@@ -393,7 +417,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from router.sandbox.all import serve
 
-    return serve()
+    return serve(args.time_scale)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -401,6 +425,66 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     return int(run_dev(port=args.port, time_scale=args.time_scale, api_keys=os.environ.get("HVR_DEV_API_KEYS"),
                        agent_engine=args.agent_engine, comfyui_url=args.comfyui_url))
+
+
+# --------------------------------------------------------------------------------------------------------- calibrate
+
+# A new GPU box's standard set: every local family the studio runs, small, with WAN 1.3B at two lengths so a
+# learned model can tell the time per frame from the fixed overhead. Pinned (`model`), so they run on the local GPU
+# whatever it would cost, and are learned through finalize like any job. No deadline: the catalog's figures for an
+# unknown box may say hours.
+CALIBRATION_PROMPT = "hvr calibration: a red fox trotting through fresh snow at dawn, slow tracking shot"
+CALIBRATION_SET: tuple[dict[str, Any], ...] = (
+    {"model": "local/animatediff-sd15", "resolution": "512x512", "aspect_ratio": "1:1", "duration_s": 2, "fps": 8},
+    {"model": "local/wan21-1.3b", "resolution": "480p", "duration_s": 1, "fps": 16},
+    {"model": "local/wan21-1.3b", "resolution": "480p", "duration_s": 3, "fps": 16},
+    {"model": "local/wan21-14b", "resolution": "480p", "duration_s": 1, "fps": 16},
+)
+
+
+def calibration_requests(seed: int = 7) -> list[dict[str, Any]]:
+    return [{"mode": "t2v", "prompt": CALIBRATION_PROMPT, "quality": "draft", "priority": "batch", "seed": seed,
+             "metadata": {"purpose": "calibration"}, **item} for item in CALIBRATION_SET]
+
+
+def format_calibration(jobs: list[dict[str, Any]]) -> str:
+    """What each calibration job took on the GPU against the catalog's p50 for it, and what it cost."""
+    rows = []
+    for job in jobs:
+        attempt = (job.get("attempts") or [{}])[-1]
+        delivered = attempt.get("delivered") or {}
+        took, catalog = (attempt.get("billed") or {}).get("gpu_seconds"), attempt.get("estimated_render_s")
+        ratio = f"{took / catalog:.2f}x" if took and catalog else "-"
+        size = f"{delivered['width']}x{delivered['height']}" if delivered else "-"
+        status = str(job.get("status")) + (f" ({job['error'].get('code')})" if job.get("error") else "")
+        rows.append((str(attempt.get("offer") or (job.get("request") or {}).get("model") or "-"), size,
+                     str(delivered.get("frames", "-")), f"{took:.0f}" if took else "-",
+                     f"{catalog:.0f}" if catalog else "-", ratio, _money((job.get("cost") or {}).get("actual_usd")),
+                     _money((job.get("cost") or {}).get("estimated_usd")), status))
+    header = ("offer", "size", "frames", "took GPU-s", "catalog p50 s", "took/catalog", "cost", "estimated",
+              "status")
+    return "\n".join(_table(header, rows, numeric_from=2))
+
+
+def cmd_calibrate(client: ApiClient, args: argparse.Namespace) -> int:
+    """Submit the standard set pinned to the local offers, wait for every job, print each against the catalog."""
+    jobs = []
+    for body in calibration_requests(args.seed):
+        job = client.call("POST", "/v1/jobs", json_body=body)
+        print(f"{job['id']} {body['model']} {body['resolution']} {body['duration_s']} s: {job.get('status')}",
+              file=sys.stderr)
+        jobs.append(job)
+    deadline = time.monotonic() + args.timeout
+    while any(job.get("status") not in TERMINAL for job in jobs) and time.monotonic() < deadline:
+        time.sleep(args.poll_interval)
+        jobs = [job if job.get("status") in TERMINAL else client.call("GET", f"/v1/jobs/{job['id']}")
+                for job in jobs]
+    print(format_calibration(jobs))
+    pending = [job["id"] for job in jobs if job.get("status") not in TERMINAL]
+    if pending:
+        print(f"still running after {args.timeout:.0f} s: {', '.join(pending)} (they finish and are learned "
+              "without this command)", file=sys.stderr)
+    return 0 if all(job.get("status") == "succeeded" for job in jobs) else 1
 
 
 # --------------------------------------------------------------------------------------------------------- campaigns
@@ -559,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo, client=False)
 
     sandbox = commands.add_parser("sandbox", help="serve the RunPod, Replicate and Veo sandboxes alone, on loopback")
+    sandbox.add_argument("--time-scale", type=float, default=None,
+                         help="modelled seconds per wall second, as for dev (reported render times are modelled)")
     sandbox.set_defaults(run=cmd_sandbox, client=False)
 
     from router.sim.cli import register as register_simulate  # argparse only; the simulator loads when it runs
@@ -584,6 +670,14 @@ def build_parser() -> argparse.ArgumentParser:
     quote = commands.add_parser("quote", parents=[api], help="show where a request would go, and why")
     quote.add_argument("file", help="VideoRequest JSON file, or - for stdin")
     quote.set_defaults(run=cmd_quote, client=True)
+
+    calibrate = commands.add_parser("calibrate", parents=[api],
+                                    help="time a new GPU box: a small standard set of jobs pinned to the local offers")
+    calibrate.add_argument("--seed", type=int, default=7, help="the requests' seed (default %(default)s)")
+    calibrate.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS")
+    calibrate.add_argument("--timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
+                           help="stop waiting after this long (default 4 h); the jobs run on regardless")
+    calibrate.set_defaults(run=cmd_calibrate, client=True)
 
     keys = commands.add_parser("keys", help="API keys (admin)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from functools import cache
 
 from pydantic import BaseModel, Field
+
+from router.models.offer import LocalCostBasis
 
 
 class Settings(BaseModel):
@@ -21,6 +24,18 @@ class Settings(BaseModel):
     # >1 shrinks poll delays in the embedded stack; production leaves it at 1.
     time_scale: float = Field(default=1.0, gt=0, alias="HVR_TIME_SCALE")
     max_attempts: int = Field(default=3, ge=1, alias="HVR_MAX_ATTEMPTS")
+    # Submits of one attempt that failed before the provider confirmed it; then the attempt ends and fallback runs.
+    max_submit_tries: int = Field(default=8, ge=1, alias="HVR_MAX_SUBMIT_TRIES")
+    # How a local GPU-second is charged, in decisions and on the ledger: energy only (marginal) or energy plus
+    # amortized depreciation (full). Depreciation is reported as a fixed cost either way (docs/decisions.md).
+    local_cost_basis: LocalCostBasis = Field(default=LocalCostBasis.MARGINAL, alias="HVR_LOCAL_COST_BASIS")
+    # Bounded exploration (router.policy.exploration, docs/decisions.md 2026-12-04): the share of jobs drawn to try an
+    # offer with little evidence (0 turns it off), and what exploring attempts may take per UTC day.
+    exploration_share: float = Field(default=0.10, ge=0, le=1, alias="HVR_EXPLORATION_SHARE")
+    exploration_jobs_per_day: int = Field(default=20, ge=0, alias="HVR_EXPLORATION_JOBS_PER_DAY")
+    exploration_usd_per_day: Decimal = Field(default=Decimal("5.00"), ge=0, alias="HVR_EXPLORATION_USD_PER_DAY")
+    # Kept between a fallback's p90 ready time and the deadline: the abandon poll, the cancel and the resubmit.
+    exploration_margin_s: float = Field(default=600.0, ge=0, alias="HVR_EXPLORATION_MARGIN_S")
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
     keys_table: str | None = Field(default=None, alias="HVR_KEYS_TABLE")
     budgets_table: str | None = Field(default=None, alias="HVR_BUDGETS_TABLE")

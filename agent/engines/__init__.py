@@ -11,7 +11,8 @@ def build_engine(settings: AgentSettings) -> Engine:
     if settings.engine == "comfyui":
         from agent.engines.comfyui import ComfyUIEngine
 
-        return ComfyUIEngine(settings.comfyui_url, settings.models_file)
+        return ComfyUIEngine(settings.comfyui_url, settings.models_file,
+                             allow_loopback_inputs=settings.allow_loopback_inputs)
     from agent.engines.sim import SimEngine
 
     return SimEngine(settings.models_file, time_scale=settings.time_scale)

@@ -34,6 +34,7 @@ from agent.engines.base import Engine, EngineCancelled, EngineError, ProgressFn,
 from agent.schemas import CreateJobRequest, Vram
 from router.models.common import ProviderKind
 from router.policy.catalog import DEFAULT_CATALOG, load_catalog
+from router.providers.download import UnsafeDownload, fetch_bytes
 from router.workflows import INPUT_FILES, ModelFiles, required_roles, supported_pairs
 from router.workflows.models import ROLE_FOLDERS
 from router.workflows.schema import Validation
@@ -91,8 +92,11 @@ class ComfyUIEngine(Engine):
         catalog_file: Path = DEFAULT_CATALOG,
         poll_s: float = 1.0,
         timeout_s: float = 30.0,
+        allow_loopback_inputs: bool = False,
     ) -> None:
+        """`allow_loopback_inputs`: input URLs may be literal loopback (the embedded stack's S3; tests)."""
         self._base = base_url.rstrip("/")
+        self._allow_loopback_inputs = allow_loopback_inputs
         self._models = ModelFiles.load(models_file)
         offers = [o for o in load_catalog(catalog_file).offers if o.provider is ProviderKind.LOCAL]
         self._vram = {o.model: _VramFigure(o.vram_mb, o.latency.ref_width * o.latency.ref_height)
@@ -262,7 +266,7 @@ class ComfyUIEngine(Engine):
         staged: dict[str, Any] = json.loads(json.dumps(graph))
         uploaded: dict[str, str] = {}
         for placeholder, source in files.items():
-            data = source if isinstance(source, bytes) else _download(source)
+            data = source if isinstance(source, bytes) else _download(source, self._allow_loopback_inputs)
             name = f"{prompt_id[:13]}-{placeholder}"
             response = self._http.post("/upload/image", files={"image": (name, data)},
                                        data={"overwrite": "true", "type": "input"})
@@ -488,19 +492,13 @@ def _describe_refusal(response: httpx.Response) -> str:
     return result.describe() or f"HTTP 400: {response.text[:300]}"
 
 
-def _download(url: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+def _download(url: str, allow_loopback: bool) -> bytes:
+    """An input through the router's checked downloader: the URL may be a client's, and this box runs ComfyUI (no
+    auth of its own) on loopback, so every hop must resolve to public addresses only and is connected to pinned."""
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=httpx.Timeout(120.0, connect=10.0)) as response:
-            if response.status_code != 200:
-                raise EngineError(f"input download failed: HTTP {response.status_code}")
-            for chunk in response.iter_bytes(1 << 20):
-                size += len(chunk)
-                if size > MAX_INPUT_BYTES:
-                    raise EngineError(f"input larger than {MAX_INPUT_BYTES // _MB} MB")
-                chunks.append(chunk)
+        return fetch_bytes(url, MAX_INPUT_BYTES, allow_loopback=allow_loopback, timeout_s=120.0)
+    except UnsafeDownload as exc:
+        raise EngineError(f"input refused: {exc}") from exc
     except httpx.HTTPError as exc:
         raise EngineError(f"input download failed: {type(exc).__name__}: {exc}") from exc
-    return b"".join(chunks)
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from functions.api import routes_campaigns, routes_costs, routes_jobs, routes_misc
-from functions.api.http import HttpProblem, json_response, problem_response
+from functions.api.http import BEARER, HttpProblem, JsonBodies, documented, json_response, problem_response
 from router.models.api import Health, Problem
 from router.models.common import iso, utcnow
 from router.observability import metrics
@@ -21,25 +25,42 @@ from router.store.errors import NotFound
 
 logger = Logger(service="hvr-api")
 app = APIGatewayHttpResolver(enable_validation=True)
+app._request_validation_middleware = JsonBodies()  # bodies are read in one place, JSON only (see JsonBodies)
 app.include_router(routes_jobs.router)
 app.include_router(routes_misc.router)
 app.include_router(routes_campaigns.router)
 app.include_router(routes_costs.router)
+app.configure_openapi(title="hvr API", version="1.0.0", security=BEARER,
+                      security_schemes={"apiKey": HTTPBearer(bearerFormat="an hvr_… API key")})
 
 
-@app.get("/v1/health", summary="Liveness (no auth)")
+@app.get("/v1/health", summary="Liveness (no auth)", security=[{}], responses=documented({200: "alive"}, auth=False))
 def health() -> Response[Health]:
     return json_response(Health(status="ok", time=iso(utcnow())))
 
 
 @app.get("/v1/openapi.json", summary="This API's OpenAPI document (no auth)", include_in_schema=False)
 def openapi() -> Response[Any]:
-    return Response(status_code=200, content_type="application/json",
-                    body=app.get_openapi_json_schema(title="hvr API", version="1.0.0"))
+    return Response(status_code=200, content_type="application/json", body=openapi_document())
 
 
-def _problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None) -> Response[Any]:
-    return problem_response(HttpProblem(status, title, detail, errors).problem)
+@cache
+def openapi_document() -> str:
+    """Powertools' document less what it declares for answers this API never gives: its own 422 for a request
+    that fails validation (ours is a 400 problem, declared per route) and the schemas only that 422 used."""
+    document = json.loads(app.get_openapi_json_schema())
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "HTTPValidationError" in json.dumps(operation["responses"].get("422", {})):
+                del operation["responses"]["422"]
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        document["components"]["schemas"].pop(name, None)
+    return json.dumps(document)
+
+
+def _problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
+             headers: dict[str, str] | None = None) -> Response[Any]:
+    return problem_response(HttpProblem(status, title, detail, errors).problem, headers)
 
 
 @app.exception_handler(RequestValidationError)
@@ -52,6 +73,13 @@ def _invalid(exc: RequestValidationError) -> Response[Any]:
         message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
         errors.append({"field": ".".join(loc) or "body", "message": message.removeprefix("Value error, ")})
     return _problem(400, "Invalid request", "the request does not match the API contract", errors)
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_media(exc: RequestUnsupportedContentType) -> Response[Any]:
+    errors = [{"field": "Content-Type", "message": str(err.get("msg", "must be application/json"))}
+              for err in exc.errors()]
+    return _problem(415, "Unsupported media type", "request bodies are application/json", errors)
 
 
 @app.exception_handler(InvalidInput)
@@ -87,7 +115,30 @@ def _client_error(exc: ClientError) -> Response[Any]:
 
 @app.not_found
 def _no_route(exc: Exception) -> Response[Any]:
-    return _problem(404, "Not found", f"no route {app.current_event.http_method} {app.current_event.path}")
+    method, path = app.current_event.http_method, app.current_event.path
+    matches = _routes_at(path)
+    params = next((found for route_method, found in matches if route_method == method), None)
+    if params is not None:  # a route is there, but Powertools' matcher takes fewer characters than a URL carries
+        return _problem(400, "Invalid request", "the request does not match the API contract",
+                        [{"field": name, "message": "has characters no value of it can have"} for name in params])
+    if matches:  # the path exists, the method doesn't (TRACE, DELETE, …): RFC 9110 says 405 with Allow
+        allowed = ", ".join(sorted({route_method for route_method, _ in matches}))
+        return _problem(405, "Method not allowed", f"{path} answers {allowed}, not {method}",
+                        headers={"Allow": allowed})
+    return _problem(404, "Not found", f"no route {method} {path}")
+
+
+def _routes_at(path: str) -> list[tuple[str, list[str]]]:
+    """(method, path parameters) of every route at `path`, any characters but `/` standing for a parameter
+    (Powertools keeps no index by path, so each route is asked)."""
+    found = []
+    for route in app._static_routes + app._dynamic_routes:
+        parts = re.split(r"<(\w+)>", route.path)  # literal, name, literal, name, …, literal
+        loose = "".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
+        match = re.fullmatch(loose, path)
+        if match:
+            found.append((route.method, list(match.groupdict())))
+    return found
 
 
 @logger.inject_lambda_context

@@ -5,26 +5,54 @@ Members see their own tenant only; admins see every tenant, or one with `tenant=
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BeforeValidator
 
-from functions.api.http import HttpProblem, json_response, principal
+from functions.api.http import HttpProblem, documented, json_response, principal, unstated
 from router.models.common import Mode, ProviderKind
-from router.services.costs import CostReport, GroupBy, TcoReport, WindowError, cost_report, report_window, tco_report
+from router.services.costs import (
+    MAX_WINDOW_DAYS,
+    CostReport,
+    GroupBy,
+    TcoReport,
+    WindowError,
+    cost_report,
+    report_window,
+    tco_report,
+)
 from router.services.deps import Deps, default_deps
 from router.store.errors import NotFound
 
 router = Router()
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
-From = Annotated[date | None, Query(alias="from", description="first day, UTC (default: the 1st of this month)")]
-To = Annotated[date | None, Query(alias="to", description="last day, inclusive (default: today)")]
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: Any) -> Any:
+    """A day as the schema says (`format: date`, YYYY-MM-DD) and nothing else: pydantic alone would also read
+    `to=0` as 1970-01-01 and a midnight datetime as its day."""
+    if value is not None and not (isinstance(value, str) and _DAY.fullmatch(value)):
+        raise ValueError("must be a day, YYYY-MM-DD")
+    return value
+
+
+From = Annotated[date | None, BeforeValidator(_iso_day),
+                 Query(alias="from", description="first day, UTC (default: the 1st of this month)")]
+To = Annotated[date | None, BeforeValidator(_iso_day),
+               Query(alias="to", description="last day, inclusive (default: today)")]
 Tenant = Annotated[str | None, Query(min_length=1, max_length=64, pattern=TENANT_PATTERN,
                                      description="one tenant (admin keys; a member's own tenant is implied)")]
+WINDOW_RULES = {"to": "must not be before from, and the window (unset: this month, up to today) may span at most "
+                      f"{MAX_WINDOW_DAYS} days"}
+REPORT_RESPONSES = documented({200: "the report"}, {400: None, 403: "a member key asked about another tenant, or "
+                                                                  "for group_by=tenant (admin keys only)"})
 
 
 def _scope(tenant: str | None, group_by: GroupBy | None = None) -> str | None:
@@ -47,7 +75,8 @@ def _window(deps: Deps, start: date | None, end: date | None) -> tuple[date, dat
                           errors=[{"field": exc.field, "message": exc.message}]) from exc
 
 
-@router.get("/v1/costs", summary="Spend and delivered videos in a window, grouped")
+@router.get("/v1/costs", summary="Spend and delivered videos in a window, grouped", **unstated(WINDOW_RULES),
+            responses=REPORT_RESPONSES)
 def get_costs(group_by: Annotated[GroupBy, Query()], start: From = None, end: To = None, tenant: Tenant = None,
               provider: Annotated[ProviderKind | None, Query(description="one provider only")] = None,
               ) -> Response[CostReport]:
@@ -58,7 +87,7 @@ def get_costs(group_by: Annotated[GroupBy, Query()], start: From = None, end: To
 
 
 @router.get("/v1/costs/tco", summary="The studio's TCO table from the ledger: as routed vs all Veo, all local, "
-                                     "static rule")
+                                     "static rule", **unstated(WINDOW_RULES), responses=REPORT_RESPONSES)
 def get_tco(start: From = None, end: To = None, tenant: Tenant = None) -> Response[TcoReport]:
     scope = _scope(tenant)
     deps = default_deps()

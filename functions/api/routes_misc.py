@@ -6,14 +6,13 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from functions.api.http import HttpProblem, json_response, principal
+from functions.api.http import documented, json_response, principal, unstated
 from router.models.api import (
     BudgetList,
     KeyCreate,
     KeyCreated,
-    OfferCalibration,
     OfferHealth,
     OfferList,
     OfferView,
@@ -21,22 +20,27 @@ from router.models.api import (
 )
 from router.models.budget import SCOPE_PATTERN, Budget, BudgetUpdate, period_of
 from router.models.common import iso
+from router.policy import learning
+from router.policy.context import Circuit
 from router.providers.base import offer_health
 from router.services.deps import default_deps
+from router.services.learned import offer_learned, reference_render
 from router.services.uploads import UploadTicket, presign_upload
 from router.store.keys import Principal, new_key
 
 router = Router()
 
 
-@router.post("/v1/uploads", summary="A presigned PUT for an input file, and its s3:// ref")
+@router.post("/v1/uploads", summary="A presigned PUT for an input file, and its s3:// ref",
+             responses=documented({201: "the presigned PUT and the ref to put in a request"}, body=True))
 def create_upload(upload: Annotated[UploadRequest, Body(embed=False)]) -> Response[UploadTicket]:
     deps = default_deps()
     ticket = presign_upload(principal(router).tenant, upload.content_type, deps, deps.clock())
     return json_response(ticket, status=201)
 
 
-@router.post("/v1/keys", summary="Create an API key (admin); the key is shown once")
+@router.post("/v1/keys", summary="Create an API key (admin); the key is shown once",
+             responses=documented({201: "the new key, shown this once"}, body=True))
 def create_key(body: Annotated[KeyCreate, Body(embed=False)]) -> Response[KeyCreated]:
     principal(router, admin=True)
     deps = default_deps()
@@ -46,12 +50,15 @@ def create_key(body: Annotated[KeyCreate, Body(embed=False)]) -> Response[KeyCre
     return json_response(KeyCreated(key=key, tenant=body.tenant, role=body.role, created_at=iso(now)), status=201)
 
 
-@router.get("/v1/providers", summary="Every offer of the catalog with its health")
+@router.get("/v1/providers", summary="Every offer of the catalog with its health",
+            responses=documented({200: "every offer"}))
 def list_offers() -> Response[OfferList]:
     principal(router)
     deps = default_deps()
     health = {kind: provider.health() for kind, provider in deps.providers.items()}
-    calibration = deps.calibration.all() if deps.calibration is not None else {}
+    # The same circuit states the policy routes by (services.context), so what this says is what routing does.
+    circuits = deps.circuits.states(deps.clock()) if deps.circuits is not None else {}
+    learned = learning.snapshot(deps.learned.all()) if deps.learned is not None else {}
     offers = []
     for offer in deps.catalog.offers:
         target = health.get(offer.provider)
@@ -61,14 +68,16 @@ def list_offers() -> Response[OfferList]:
             resolutions=list(offer.sizes), max_frames=offer.frames.max, fps=(offer.fps.min, offer.fps.max),
             aspect_ratios=[a.value for a in offer.aspect_ratios], quality=offer.quality,
             pricing=offer.pricing.model_dump(mode="json"),
-            health=OfferHealth(up=bool(live and live.up), queue_depth=live.queue_wait_s if live else 0),
+            health=OfferHealth(up=bool(live and live.up), queue_depth=live.queue_wait_s if live else 0,
+                               circuit=circuits.get(target.name, Circuit.CLOSED).value if target else "closed"),
             configured=offer.provider in deps.providers,
-            calibration=OfferCalibration(**vars(calibration[offer.id])) if offer.id in calibration else None,
+            learned=offer_learned(offer, learned.get(offer.id), *reference_render(offer)),
         ))
     return json_response(OfferList(offers=offers))
 
 
-@router.get("/v1/budgets", summary="Budgets of the current period (admin)")
+@router.get("/v1/budgets", summary="Budgets of the current period (admin)",
+            responses=documented({200: "this period's budgets"}))
 def list_budgets() -> Response[BudgetList]:
     principal(router, admin=True)
     deps = default_deps()
@@ -76,12 +85,14 @@ def list_budgets() -> Response[BudgetList]:
     return json_response(BudgetList(budgets=deps.budgets.for_period(period_of(deps.clock()))))
 
 
-@router.put("/v1/budgets/<scope>", summary="Set a budget's limit, thresholds or spend mode (admin)")
-def put_budget(scope: str, body: Annotated[BudgetUpdate, Body(embed=False)]) -> Response[Budget]:
+@router.put("/v1/budgets/<scope>", summary="Set a budget's limit, thresholds or spend mode (admin)",
+            **unstated({"limit_usd": "at most 4 decimal places, also as a JSON number"}),
+            responses=documented({200: "the budget as set"}, body=True))
+def put_budget(
+    scope: Annotated[str, Path(pattern=SCOPE_PATTERN.pattern, description="global, tenant:<id> or campaign:<id>")],
+    body: Annotated[BudgetUpdate, Body(embed=False)],
+) -> Response[Budget]:
     caller = principal(router, admin=True)
-    if not SCOPE_PATTERN.match(scope):
-        raise HttpProblem(400, "Invalid request", errors=[
-            {"field": "scope", "message": "must be global, tenant:<id> or campaign:<id>"}])
     deps = default_deps()
     assert deps.budgets is not None, "HVR_BUDGETS_TABLE is not set"
     now = deps.clock()

@@ -3,7 +3,8 @@
 moto on loopback behind one lock, with the tables, queues, bucket and topics of infra/template.yaml; an API
 Gateway stand-in turning HTTP into v2 events for the functions the template routes to (authorizer included);
 SQS pollers feeding the template's queue consumers real batches; the sweeper on its schedule; the GPU agent on
-its `sim` engine. `--time-scale` shrinks render times, visibility timeouts, poll delays and the sweeper period.
+its `sim` engine. `--time-scale` shrinks render times, visibility timeouts, poll delays and the sweeper period;
+every render (agent, sandboxes) still reports and bills modelled seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from router.local.moto_server import LOCAL_ENV, LockedMotoServer
 from router.local.provision import Stack, load_template, provision
 
 DEV_TENANT = "dev"
+AGENT_CHECK_S = 0.5  # how often the supervisor looks for a dead agent process (wall seconds)
 
 
 def parse_api_keys(spec: str | None) -> list[tuple[str, str, str]]:
@@ -49,7 +51,8 @@ def _handler(template: dict[str, Any], logical_id: str) -> Callable[[dict[str, A
 class EmbeddedStack:
     def __init__(self, workdir: Path, time_scale: float = 1.0, port: int = 0, api_keys: str | None = None,
                  with_agent: bool = True, callback_hosts: str | None = None, background: bool = True,
-                 with_sandboxes: bool = True, agent_engine: str = "sim", comfyui_url: str | None = None) -> None:
+                 with_sandboxes: bool = True, agent_engine: str = "sim", comfyui_url: str | None = None,
+                 restart_agent: bool | None = None, notify: Callable[[str], None] | None = None) -> None:
         self.workdir = Path(workdir)
         self.time_scale = time_scale
         self.port = port
@@ -57,6 +60,9 @@ class EmbeddedStack:
         self.with_agent = with_agent
         self.callback_hosts = callback_hosts
         self.background = background  # False: nothing runs until drain() (deterministic tests)
+        # In the background, a dead agent process is started again (its jobs resume from its SQLite file).
+        self.restart_agent = background if restart_agent is None else restart_agent
+        self.notify = notify or logging.getLogger(__name__).warning
         self.with_sandboxes = with_sandboxes
         self.agent_engine = agent_engine
         self.comfyui_url = comfyui_url
@@ -73,10 +79,19 @@ class EmbeddedStack:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._saved_env: dict[str, str | None] = {}
+        self._agent_lock = threading.Lock()  # the supervisor's restart and stop() never overlap
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> EmbeddedStack:
+        """Start everything; if any part fails, whatever had started (the agent process above all) is stopped."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> EmbeddedStack:
         from router.local.gateway import LocalHttpApi, Route
         from router.store.aws import client
 
@@ -94,7 +109,7 @@ class EmbeddedStack:
         if self.with_sandboxes:
             from router.sandbox.all import Sandboxes
 
-            self.sandboxes = Sandboxes().start()
+            self.sandboxes = Sandboxes(time_scale=self.time_scale).start()
         template = load_template()
         self.stack = provision(clients, time_scale=self.time_scale,
                                parameters={"AgentUrl": self.agent.url if self.agent else ""})
@@ -116,36 +131,52 @@ class EmbeddedStack:
         for function, every_s in self.stack.schedules():
             self._spawn(f"schedule-{function}", self._every, _handler(template, function), function,
                         max(0.5, every_s / self.time_scale))
+        if self.agent is not None and self.restart_agent:
+            self._spawn("agent-supervisor", self._supervise_agent)
         return self
 
     def _agent_env(self) -> dict[str, str]:
         if self.agent_engine != "comfyui":
             return {}
         if self.comfyui_url is None:
+            from router.sandbox.all import paced
             from router.sandbox.comfyui import ComfyUISandbox
 
-            self.comfyui = ComfyUISandbox().start()
-        return {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": self.comfyui_url or self.comfyui.url}
+            # In modelled time, like the sim engine: the agent's GPU-seconds come from ComfyUI's timestamps.
+            self.comfyui = ComfyUISandbox(step_s=None, pace=paced("local", self.time_scale)).start()
+        # Inputs come presigned from the loopback moto server: the same explicit exemption the router's downloads get.
+        return {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": self.comfyui_url or self.comfyui.url,
+                "HVR_AGENT_ALLOW_LOOPBACK_INPUTS": "1"}
 
     def stop(self) -> None:
+        """Stop what was started, each part whatever became of the others (also after a start that failed)."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
-        if self.api is not None:
-            self.api.stop()
-        if self.agent is not None:
-            self.agent.stop()
-        if self.comfyui is not None:
-            self.comfyui.stop()
-        if self.sandboxes is not None:
-            self.sandboxes.stop()
-        self.moto.stop()
+        for part in (self.api, self.comfyui, self.sandboxes):
+            if part is not None:
+                _quietly(part.stop)
+        with self._agent_lock:
+            if self.agent is not None:
+                _quietly(self.agent.stop)
+        _quietly(self.moto.stop)
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         self.reset_caches()
+
+    def restart_dead_agent(self) -> bool:
+        """Start the agent process again if it has died, on its port and SQLite file, so the router's URL still
+        reaches it and its queued and running jobs resume; True if it did. The supervisor calls this."""
+        with self._agent_lock:
+            if self.agent is None or self.agent.running or self._stop.is_set():
+                return False
+            code = self.agent.returncode
+            self.agent.start()
+        self.notify(f"agent process exited (code {code}); restarted it at {self.agent.url} (pid {self.agent.pid})")
+        return True
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()
@@ -234,6 +265,18 @@ class EmbeddedStack:
             if not self.poll_once():
                 self._stop.wait(0.1)
 
+    def _supervise_agent(self) -> None:
+        from agent.launcher import AgentStartError
+
+        wait_s = AGENT_CHECK_S
+        while not self._stop.wait(wait_s):
+            try:
+                self.restart_dead_agent()
+                wait_s = AGENT_CHECK_S
+            except AgentStartError as exc:  # e.g. its port taken meanwhile: say so, and try again less often
+                self.notify(f"agent process exited and could not be restarted: {exc}")
+                wait_s = min(30.0, wait_s * 4)
+
     def _every(self, handler: Callable[[dict[str, Any], Any], Any], function: str, period_s: float) -> None:
         context = LambdaContextStub(function_name=function)
         while not self._stop.wait(period_s):
@@ -248,6 +291,13 @@ class EmbeddedStack:
             os.environ[key] = value
 
 
+def _quietly(stop: Callable[[], object]) -> None:
+    try:
+        stop()
+    except Exception:  # one part failing to stop must not leave the others (the agent process) running
+        logging.getLogger(__name__).exception("stopping %s failed", stop)
+
+
 def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_engine: str = "sim",
             comfyui_url: str | None = None) -> int:
     """`hvr dev`: keep the stack up until interrupted."""
@@ -258,7 +308,8 @@ def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_eng
     scale = time_scale or default_time_scale()
     with tempfile.TemporaryDirectory(prefix="hvr-dev-") as tmp, EmbeddedStack(
         Path(tmp), time_scale=scale, port=port, api_keys=api_keys or os.environ.get("HVR_DEV_API_KEYS"),
-        agent_engine=agent_engine, comfyui_url=comfyui_url,
+        agent_engine=agent_engine, comfyui_url=comfyui_url, restart_agent=True,
+        notify=lambda line: print(f"hvr dev: {line}", flush=True),
     ) as stack:
         if not (api_keys or os.environ.get("HVR_DEV_API_KEYS")):
             print(f"dev API key (admin, tenant {DEV_TENANT}): {stack.admin_key}")

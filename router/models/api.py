@@ -39,6 +39,8 @@ class Quote(BaseModel):
     fallbacks: list[str]
     candidates: list[Candidate]
     reasons: list[str]
+    # Per offer with a delivery, the render time behind its estimate: learned beside catalog, with the evidence.
+    learned: dict[str, OfferLearned] = {}
 
 
 class UploadRequest(BaseModel):
@@ -65,10 +67,22 @@ class OfferHealth(BaseModel):
     queue_depth: float = 0
 
 
-class OfferCalibration(BaseModel):
-    time_factor: float
-    cost_factor: float
-    samples: int
+class OfferLearned(BaseModel):
+    """An offer's learned figures beside the catalog's, for one render (`reference`), with the evidence."""
+
+    summary: str  # "p50 38 s, learned from 27 runs; catalog 40 min"
+    runs: int  # renders the time model learned from
+    attempts: int  # attempts behind the failure rate
+    reference: str  # the render the seconds are for: "832x480, 81 frames"
+    p50_s: float
+    p90_s: float
+    catalog_p50_s: float
+    catalog_p90_s: float
+    time_factor: float  # learned p50 / catalog p50
+    cost_factor: float  # billed / the catalog's price of the billed units
+    failure_rate: float  # per attempt
+    cold_start_s: float  # learned where measured, else the catalog's
+    queue_wait_s: float | None = None  # a warm start's typical delay, where measured
 
 
 class OfferView(BaseModel):
@@ -84,7 +98,7 @@ class OfferView(BaseModel):
     pricing: dict[str, Any]
     health: OfferHealth
     configured: bool
-    calibration: OfferCalibration | None = None
+    learned: OfferLearned | None = None
 
 
 class OfferList(BaseModel):

@@ -65,11 +65,28 @@ def manifest_key_parts(key: str) -> tuple[str, str] | None:
 
 # --- what the client writes -----------------------------------------------------------------------------------
 
+CAMPAIGN_OWNED = ("campaign_id", "item_id", "deadline", "deadline_s")  # keys `defaults` may not set
+
+
+def _spec_rules(schema: dict[str, Any]) -> None:
+    """_one_deadline's rules, stated in the JSON Schema too: one deadline at most, and what defaults can't set."""
+    schema["not"] = {"$comment": "deadline or deadline_s, not both",
+                     "properties": {"deadline": {"type": "string"}, "deadline_s": {"type": "integer"}},
+                     "required": ["deadline", "deadline_s"]}
+    schema["properties"]["defaults"]["propertyNames"] = {"not": {"enum": list(CAMPAIGN_OWNED)}}
+
+
+def _create_rules(schema: dict[str, Any]) -> None:
+    """_one_source's rule as well: exactly one of items and manifest."""
+    _spec_rules(schema)
+    schema["oneOf"] = [{"properties": {"items": {"type": "array"}}, "required": ["items"]},
+                       {"properties": {"manifest": {"type": "string"}}, "required": ["manifest"]}]
+
 
 class CampaignSpec(BaseModel):
     """The manifest's header line, or the fields of `POST /v1/campaigns` besides the items."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_spec_rules)
     name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
     budget_usd: Annotated[Money, Field(gt=Decimal(0), le=Decimal(10_000_000), decimal_places=4)] | None = None
     deadline: datetime | None = None
@@ -85,7 +102,7 @@ class CampaignSpec(BaseModel):
             raise ValueError("give either deadline or deadline_s, not both")
         if self.deadline is not None and self.deadline.tzinfo is None:
             raise ValueError("deadline must include a timezone (ISO 8601)")
-        for key in ("campaign_id", "item_id", "deadline", "deadline_s"):
+        for key in CAMPAIGN_OWNED:
             if key in self.defaults:
                 raise ValueError(f"defaults.{key} is the campaign's own to set, not a default")
         return self
@@ -106,6 +123,7 @@ class CampaignCreate(CampaignSpec):
     Items are plain objects here on purpose: a bad item is recorded against its line, as in a manifest, and the
     rest of the campaign goes on."""
 
+    model_config = ConfigDict(json_schema_extra=_create_rules)
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     items: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_INLINE_ITEMS)] | None = None
     manifest: Annotated[str, Field(pattern=r"^s3://[^/]+/.+\.jsonl$", max_length=1024)] | None = None
@@ -144,7 +162,7 @@ def parse_header(raw: bytes) -> CampaignSpec | None:
     fields named) when it is a header but not a valid one."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a line of 64 KB of '[' nests past the stack
         return None
     if not isinstance(data, dict) or set(data) != {"campaign"}:
         return None
@@ -165,6 +183,8 @@ def parse_line(raw: bytes, line: int, campaign: str, spec: CampaignSpec, created
         data = json.loads(raw)
     except ValueError as exc:
         return _bad(line, str(line), "", f"not JSON: {exc}")
+    except RecursionError:
+        return _bad(line, str(line), "", "not JSON we read: nested too deeply")
     if not isinstance(data, dict):
         return _bad(line, str(line), "", "must be a JSON object (one VideoRequest)")
     raw_id = data.pop("item_id", None)

@@ -51,6 +51,10 @@ class Chosen:
     score: float
     delivered: DeliveredSpec
     reason: str
+    # Set when the offer was chosen to explore it (router.policy.exploration): why, and the abandon point past
+    # which the worker stops it and falls back.
+    explored: str | None = None
+    explore_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

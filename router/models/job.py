@@ -79,9 +79,20 @@ class Attempt(BaseModel):
     ended_at: datetime | None = None
     delivered: DeliveredSpec
     estimated_cost_usd: Money
-    estimated_render_s: float | None = None  # the catalog's own p50, before calibration: what calibration learns
+    estimated_render_s: float | None = None  # the catalog's own p50: what the time model learns against
     billed: dict[str, float] = {}
     actual_cost_usd: Money | None = None
+    # The attempt's one poll chain: its messages carry `poll_chain`, and starting a chain bumps it, so an older
+    # chain stops at its next message. `poll_due_at`: the chain's next message is due by then; the sweeper starts
+    # a new chain only once that has passed by more than its grace.
+    poll_chain: int = 0
+    poll_due_at: datetime | None = None
+    unreachable_since: datetime | None = None  # the target's first unanswered call since its last answer
+    # Set when the job ended (cancelled, expired) before the provider said what this attempt ran: the attempt
+    # stays open until the provider answers, then is closed with this outcome and what it billed.
+    settle_as: str | None = None
+    # An exploring attempt (router.policy.exploration): not done by then, it is stopped and the job falls back.
+    explore_until: datetime | None = None
 
 
 class JobCost(BaseModel):
@@ -113,7 +124,8 @@ class JobError(BaseModel):
 class JobCancel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     requested_at: datetime
-    billed: bool  # whether the provider still charges for what ran before the cancel
+    # Whether the provider charges for what ran before the cancel; true while that is still being settled.
+    billed: bool
 
 
 class JobView(BaseModel):

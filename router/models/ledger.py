@@ -8,6 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from router.models.common import Mode, Money, ProviderKind
+from router.models.offer import LocalCostBasis
 
 
 class LedgerEntry(BaseModel):
@@ -26,6 +27,12 @@ class LedgerEntry(BaseModel):
     pricing_version: str
     estimated_usd: Money
     actual_usd: Money
+    # Local GPU rows: the energy the render used and its amortized share of depreciation, kept apart whatever
+    # `cost_basis` charged (actual = energy on `marginal`, energy + amortized on `full`). None on cloud rows and on
+    # rows written before they were kept.
+    cost_basis: LocalCostBasis | None = None
+    energy_usd: Money | None = None
+    amortized_usd: Money | None = None
     resolution: str
     mode: Mode | None = None  # what was rendered (t2v, i2v, ...); None on rows written before it was kept
     started_at: datetime

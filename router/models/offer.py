@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -72,17 +73,46 @@ class _Priced(BaseModel):
     as_of: date
 
 
+class LocalCostBasis(StrEnum):
+    """What a local GPU-second is charged at (docs/decisions.md 2026-12-04).
+
+    MARGINAL: energy only. Depreciation is paid whether the GPU works or idles, so a render doesn't add to it;
+    pricing it per second made the owned GPU look dearer than it is and left it idle. FULL: energy plus the
+    amortized share of depreciation, the studio's own per-video method."""
+
+    MARGINAL = "marginal"
+    FULL = "full"
+
+
 class LocalEnergyPricing(_Priced):
-    """Local GPU: what a GPU-second costs in power and depreciation (the studio's own method)."""
+    """Local GPU: power per GPU-second, and depreciation, a fixed cost charged per second only on the full basis.
+
+    `cost_basis` is the deployment's (`HVR_LOCAL_COST_BASIS`, applied to a loaded catalog by
+    `with_local_cost_basis`), not the catalog file's."""
 
     kind: Literal["local_energy"] = "local_energy"
     power_kw: Annotated[Decimal, Field(gt=0)]
     usd_per_kwh: Annotated[Decimal, Field(ge=0)]
     depreciation_usd_per_hour: Annotated[Decimal, Field(ge=0)]
+    cost_basis: LocalCostBasis = LocalCostBasis.MARGINAL
+
+    @property
+    def energy_usd_per_gpu_second(self) -> Decimal:
+        return self.power_kw * self.usd_per_kwh / Decimal(3600)
+
+    @property
+    def depreciation_usd_per_gpu_second(self) -> Decimal:
+        return self.depreciation_usd_per_hour / Decimal(3600)
+
+    def usd_per_gpu_second_on(self, basis: LocalCostBasis) -> Decimal:
+        if basis is LocalCostBasis.FULL:
+            return (self.power_kw * self.usd_per_kwh + self.depreciation_usd_per_hour) / Decimal(3600)
+        return self.energy_usd_per_gpu_second
 
     @property
     def usd_per_gpu_second(self) -> Decimal:
-        return (self.power_kw * self.usd_per_kwh + self.depreciation_usd_per_hour) / Decimal(3600)
+        """On this pricing's own basis."""
+        return self.usd_per_gpu_second_on(self.cost_basis)
 
 
 class GpuSecondPricing(_Priced):
@@ -132,13 +162,15 @@ def tier_of(short_side: int) -> int:
     return short_side
 
 
-def unit_price(pricing: Pricing, tier: int, duration_s: float) -> tuple[str, Decimal] | None:
+def unit_price(pricing: Pricing, tier: int, duration_s: float,
+               basis: LocalCostBasis | None = None) -> tuple[str, Decimal] | None:
     """(unit, price per unit) for a delivered video; None where the offer states no price for it.
 
-    Time-billed offers price GPU-seconds; the others price output seconds or whole videos.
+    Time-billed offers price GPU-seconds; the others price output seconds or whole videos. `basis` prices a local
+    GPU-second on that basis instead of the pricing's own; it changes nothing for cloud offers.
     """
     if isinstance(pricing, LocalEnergyPricing):
-        return "gpu_second", pricing.usd_per_gpu_second
+        return "gpu_second", pricing.usd_per_gpu_second_on(basis or pricing.cost_basis)
     if isinstance(pricing, GpuSecondPricing):
         return "gpu_second", pricing.usd_per_gpu_second
     if isinstance(pricing, PerSecondPricing):
@@ -148,6 +180,16 @@ def unit_price(pricing: Pricing, tier: int, duration_s: float) -> tuple[str, Dec
         if row.tier == tier and math.isclose(row.duration_s, duration_s, abs_tol=0.01):
             return "video", row.usd
     return None
+
+
+def with_local_cost_basis(offers: Iterable[Offer], basis: LocalCostBasis | str) -> tuple[Offer, ...]:
+    """The offers with every local GPU priced on `basis`; others as they are. Pure: the one place a deployment (or
+    a simulation: hvr, baselines and the optimum alike) chooses how the owned GPU is charged."""
+    chosen = LocalCostBasis(basis)
+    return tuple(
+        offer.model_copy(update={"pricing": offer.pricing.model_copy(update={"cost_basis": chosen})})
+        if isinstance(offer.pricing, LocalEnergyPricing) and offer.pricing.cost_basis is not chosen else offer
+        for offer in offers)
 
 
 class Latency(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from router.hosts import HostRefused, public_dns_host
 from router.models.common import AspectRatio, Mode, Money, Priority, ProviderKind, Quality, utcnow
 
 # Named sizes follow the aspect ratio; the short side names the tier.
@@ -30,6 +30,16 @@ _WXH = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 MIN_SIDE, MAX_SIDE = 128, 3840
 MAX_DEADLINE_S = 31 * 24 * 3600
 MAX_METADATA_BYTES = 4096
+# Control characters a client's text may not carry: C0 but tab, LF and CR (a pasted CRLF is harmless), DEL, and C1
+# (U+0080-U+009F). ESC and C1's CSI start the ANSI sequences that repaint a terminal tailing the logs, NUL cuts
+# strings short in C renderers. Names (model, campaign_id) carry none at all. The schema says it as `not: {pattern}`
+# (contains none of them): an anchored `^[^…]*$` would let a trailing newline through, Python's `$` being lax.
+TEXT_CONTROLS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+NAME_CONTROLS = r"[\x00-\x1f\x7f-\x9f]"
+_TEXT_CONTROLS, _NAME_CONTROLS = re.compile(TEXT_CONTROLS), re.compile(NAME_CONTROLS)
+_NAME: dict[str, Any] = {"not": {"pattern": NAME_CONTROLS}}
+MODE_INPUTS = {Mode.I2V: ("image",), Mode.CAMERA: ("image",), Mode.S2V: ("image", "audio"),
+               Mode.INPAINT: ("image", "mask")}
 
 
 class CameraMotion(StrEnum):
@@ -50,41 +60,54 @@ class Camera(BaseModel):
     speed: Annotated[float, Field(ge=0.1, le=2.0)] = 1.0
 
 
-def _check_input_ref(value: str) -> str:
+def _check_input_ref(value: str, at_edge: bool) -> str:
     parts = urlsplit(value)
     if parts.scheme == "s3" and parts.netloc and parts.path.strip("/"):
         return value
-    if parts.scheme == "https" and parts.hostname:
-        return value
+    if parts.scheme == "https":
+        return check_public_https_url(value, at_edge)
     raise ValueError("must be an s3:// reference from /v1/uploads or an https URL")
 
 
-def check_public_https_url(value: str) -> str:
-    """Callback targets must be https on a DNS name; IP literals and localhost are refused (SSRF)."""
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname:
+def check_public_https_url(value: str, at_edge: bool = True) -> str:
+    """Client URLs we fetch or call (https inputs, callbacks) must be https on a public DNS name: IP literals in any
+    spelling, localhost and userinfo are refused at the edge (SSRF). A stored request may predate the host rules, so
+    a re-read checks the scheme only; every fetch and every callback checks the host and its addresses again."""
+    if urlsplit(value).scheme != "https":
         raise ValueError("must be an https URL")
-    host = parts.hostname.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        raise ValueError("localhost is not allowed")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return value
-    raise ValueError("IP literals are not allowed; use a DNS name")
+    if at_edge:
+        try:
+            public_dns_host(value)
+        except HostRefused as exc:
+            raise ValueError(str(exc)) from exc
+    return value
 
 
 InputRef = Annotated[str, Field(max_length=2048)]
 
 
+def _stated_rules(schema: dict[str, Any]) -> None:
+    """_cross_field's rules, stated in the JSON Schema too (OpenAPI 3.1 is JSON Schema 2020-12), so that a client
+    or a fuzzer reading the schema knows them: each mode's inputs, and one deadline at most."""
+    schema["allOf"] = [
+        {"if": {"properties": {"mode": {"const": mode.value}}, "required": ["mode"]},
+         "then": {"properties": {name: {"type": "string"} for name in names}, "required": list(names)}}
+        for mode, names in MODE_INPUTS.items()]
+    schema["not"] = {"$comment": "deadline or deadline_s, not both",
+                     "properties": {"deadline": {"type": "string"}, "deadline_s": {"type": "integer"}},
+                     "required": ["deadline", "deadline_s"]}
+
+
 class VideoRequest(BaseModel):
     """What a client asks for. Validation here is the edge: a request that passes is routable or refusable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_stated_rules)
 
     mode: Mode
-    prompt: Annotated[str, Field(min_length=1, max_length=4000)]
-    negative_prompt: Annotated[str, Field(max_length=4000)] | None = None
+    prompt: Annotated[str, Field(min_length=1, max_length=4000, json_schema_extra={
+        "pattern": r"\S", "not": {"pattern": TEXT_CONTROLS}})]
+    negative_prompt: Annotated[str, Field(max_length=4000, json_schema_extra={
+        "not": {"pattern": TEXT_CONTROLS}})] | None = None
     image: InputRef | None = None
     audio: InputRef | None = None
     mask: InputRef | None = None
@@ -98,11 +121,12 @@ class VideoRequest(BaseModel):
     deadline: datetime | None = None
     deadline_s: Annotated[int, Field(gt=0, le=MAX_DEADLINE_S)] | None = None
     priority: Priority = Priority.INTERACTIVE
-    model: Annotated[str, Field(min_length=3, max_length=120)] | None = None
-    providers: Annotated[list[ProviderKind], Field(min_length=1, max_length=4)] | None = None
+    model: Annotated[str, Field(min_length=3, max_length=120, json_schema_extra=_NAME)] | None = None
+    providers: Annotated[list[ProviderKind], Field(min_length=1, max_length=4,
+                                                   json_schema_extra={"uniqueItems": True})] | None = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     callback_url: Annotated[str, Field(max_length=2048)] | None = None
-    campaign_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    campaign_id: Annotated[str, Field(min_length=1, max_length=128, json_schema_extra=_NAME)] | None = None
     metadata: dict[str, Any] | None = None
 
     @field_validator("prompt")
@@ -112,15 +136,26 @@ class VideoRequest(BaseModel):
             raise ValueError("must not be blank")
         return value
 
+    @field_validator("prompt", "negative_prompt", "model", "campaign_id")
+    @classmethod
+    def _no_control_characters(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or info.context is None:  # stored requests may predate the rule: only the edge checks it
+            return value
+        controls = _TEXT_CONTROLS if info.field_name in ("prompt", "negative_prompt") else _NAME_CONTROLS
+        found = controls.search(value)
+        if found:
+            raise ValueError(f"must not contain control characters (found U+{ord(found[0]):04X})")
+        return value
+
     @field_validator("image", "audio", "mask")
     @classmethod
-    def _input_ref(cls, value: str | None) -> str | None:
-        return None if value is None else _check_input_ref(value)
+    def _input_ref(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _check_input_ref(value, at_edge=info.context is not None)
 
     @field_validator("callback_url")
     @classmethod
-    def _callback(cls, value: str | None) -> str | None:
-        return None if value is None else check_public_https_url(value)
+    def _callback(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_public_https_url(value, at_edge=info.context is not None)
 
     @field_validator("resolution")
     @classmethod
@@ -173,13 +208,7 @@ class VideoRequest(BaseModel):
     def _cross_field(self) -> VideoRequest:
         if self.deadline is not None and self.deadline_s is not None:
             raise _field_error("deadline_s", "give either deadline or deadline_s, not both")
-        required = {
-            Mode.I2V: ("image",),
-            Mode.CAMERA: ("image",),
-            Mode.S2V: ("image", "audio"),
-            Mode.INPAINT: ("image", "mask"),
-        }.get(self.mode, ())
-        for name in required:
+        for name in MODE_INPUTS.get(self.mode, ()):
             if getattr(self, name) is None:
                 raise _field_error(name, f"is required for mode {self.mode.value}")
         return self

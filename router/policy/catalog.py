@@ -11,7 +11,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from router.models.offer import FrameRule, Offer, PerSecondPricing, PerVideoPricing, unit_price
+from router.models.offer import (
+    FrameRule,
+    LocalCostBasis,
+    Offer,
+    PerSecondPricing,
+    PerVideoPricing,
+    unit_price,
+    with_local_cost_basis,
+)
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "default.yaml"
 
@@ -95,6 +103,10 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
 
 @cache
-def cached_catalog(path: str | None = None) -> Catalog:
-    """One parse per Lambda container; keyed on the path so tests can load others."""
-    return load_catalog(path)
+def cached_catalog(path: str | None = None, local_cost_basis: LocalCostBasis | None = None) -> Catalog:
+    """One parse per Lambda container; keyed on the path so tests can load others. `local_cost_basis` prices the
+    local GPU on the deployment's basis (None: the model's default, marginal)."""
+    catalog = load_catalog(path)
+    if local_cost_basis is None:
+        return catalog
+    return Catalog(version=catalog.version, offers=with_local_cost_basis(catalog.offers, local_cost_basis))

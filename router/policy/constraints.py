@@ -14,12 +14,15 @@ from router.models.common import ProviderKind, money
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
 from router.models.request import VideoRequest
-from router.policy.context import Calibration, Circuit, RoutingContext, SpendMode, TargetState
+from router.policy.context import Circuit, RoutingContext, SpendMode, TargetState
+from router.policy.learning import CATALOG, Learned
 
 FPS_TOLERANCE = 0.20
 DURATION_TOLERANCE_S = 0.5
 DURATION_TOLERANCE_FRACTION = 0.25
-_NO_CALIBRATION = Calibration()
+# Enum members read once: in Python 3.11 each `Enum.MEMBER` lookup costs a descriptor call, and these are checked
+# for every offer of every decision.
+_PAUSED, _LOCAL_ONLY, _LOCAL, _OPEN = SpendMode.PAUSED, SpendMode.LOCAL_ONLY, ProviderKind.LOCAL, Circuit.OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +35,17 @@ class Ask:
     size: tuple[int, int]
     duration_s: float
     tolerance_s: float
+    # The reasons every offer that can't do the mode or the size gets, worded once.
+    mode_reason: str = ""
+    size_reason: str = ""
 
     @classmethod
     def of(cls, request: VideoRequest) -> Ask:
         return cls(request=request, floor=request.quality.min_score, tier=request.named_tier, size=request.size(),
                    duration_s=request.duration_s,
-                   tolerance_s=max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * request.duration_s))
+                   tolerance_s=max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * request.duration_s),
+                   mode_reason=f"mode: {request.mode.value} not offered",
+                   size_reason=f"resolution: {request.resolution} at {request.aspect_ratio.value} not offered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +58,13 @@ class Estimate:
     unit_price: Decimal
     cost_p50: Decimal
     cost_p90: Decimal
-    ready_p50: datetime
     ready_p90: datetime
+    cold_s: float = 0.0  # the cold start counted in `ready_p90` (0 on a warm target)
+
+    @property
+    def ready_p50(self) -> datetime:
+        """Without a cold start, at the p50 render time. Derived: only exploration asks for it."""
+        return self.ready_p90 - timedelta(seconds=self.cold_s + self.compute_p90_s - self.compute_p50_s)
 
 
 def delivered_size(offer: Offer, ask: Ask) -> tuple[int, int] | None:
@@ -62,38 +75,49 @@ def delivered_size(offer: Offer, ask: Ask) -> tuple[int, int] | None:
 
 
 def deliver(offer: Offer, request: VideoRequest, size: tuple[int, int]) -> DeliveredSpec:
-    fps = min(offer.fps.max, max(offer.fps.min, request.fps or offer.fps.default))
-    duration = offer.frames.snap_duration(request.duration_s) or request.duration_s
-    frames = offer.frames.snap(duration * fps)
-    return DeliveredSpec(width=size[0], height=size[1], frames=frames, fps=fps)
+    rates, frames_rule = offer.fps, offer.frames
+    fps = min(rates.max, max(rates.min, request.fps or rates.default))
+    duration = frames_rule.snap_duration(request.duration_s) or request.duration_s
+    return DeliveredSpec(size[0], size[1], frames_rule.snap(duration * fps), fps)
 
 
-def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None, calibration: Calibration | None,
+def render_seconds(offer: Offer, width: int, height: int, frames: int, learned: Learned) -> tuple[float, float]:
+    """p50 and p90 render seconds: the catalog's latency model for this work, times what was learned about it."""
+    latency = offer.latency
+    p50_catalog = latency.compute_seconds(width, height, frames, p90=False)
+    if learned.time_p90 is not None:
+        return p50_catalog * learned.time_p50, p50_catalog * learned.time_p90
+    # Too few runs to measure a spread yet: the catalog's own p90/p50, moved with the learned p50.
+    return p50_catalog * learned.time_p50, latency.compute_seconds(width, height, frames, p90=True) * learned.time_p50
+
+
+def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None, learned: Learned | None,
              now: datetime) -> Estimate | None:
     """Cost and ready times, p50 and p90; None when the offer states no price for this delivery."""
-    cal = calibration or _NO_CALIBRATION
-    width, height, frames = delivered.width, delivered.height, delivered.frames
+    model = learned or CATALOG
     latency = offer.latency
-    p50 = latency.compute_seconds(width, height, frames, p90=False) * cal.time_factor
-    p90 = latency.compute_seconds(width, height, frames, p90=True) * cal.time_factor
-    cold = 0.0 if target is None or target.warm else latency.cold_start_s
+    p50, p90 = render_seconds(offer, delivered.width, delivered.height, delivered.frames, model)
+    cold_start_s = latency.cold_start_s if model.cold_start_s is None else model.cold_start_s
+    cold = 0.0 if target is None or target.warm else cold_start_s
     wait = target.queue_wait_s if target is not None else 0.0
+    if model.queue_wait_s is not None and target is not None:
+        wait = max(wait, model.queue_wait_s)  # even a warm endpoint takes this long to pick a job up
+    width, height = delivered.width, delivered.height
     priced = offer.price_for(width, height, delivered.duration_s)
     if priced is None:
         return None
     unit, price = priced
     if unit == "gpu_second":
         # Serverless GPUs bill from worker start, cold start included; the local GPU only while it renders.
-        billed_cold = cold if offer.provider is not ProviderKind.LOCAL else 0.0
+        billed_cold = cold if offer.provider is not _LOCAL else 0.0
         cost_p50 = price * Decimal(f"{p50 + billed_cold:.3f}")
         cost_p90 = price * Decimal(f"{p90 + billed_cold:.3f}")
     elif unit == "output_second":
         cost_p50 = cost_p90 = price * Decimal(f"{delivered.duration_s:.3f}")
     else:
-            cost_p50 = cost_p90 = price
-    if cal.cost_factor != 1.0:
-        factor = Decimal(f"{cal.cost_factor:.4f}")
-        cost_p50, cost_p90 = cost_p50 * factor, cost_p90 * factor
+        cost_p50 = cost_p90 = price
+    if model.cost != 1.0:
+        cost_p50, cost_p90 = cost_p50 * model.cost_decimal, cost_p90 * model.cost_decimal
     return Estimate(
         delivered=delivered,
         compute_p50_s=p50,
@@ -103,8 +127,8 @@ def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None,
         unit_price=price,
         cost_p50=money(cost_p50),
         cost_p90=money(cost_p90),
-        ready_p50=now + timedelta(seconds=wait + p50 + latency.transfer_s),
         ready_p90=now + timedelta(seconds=wait + cold + p90 + latency.transfer_s),
+        cold_s=cold,
     )
 
 
@@ -114,9 +138,9 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
     circuit, mode and quality. The caller works out the spend mode and the offer's target once."""
     request = ask.request
     reasons = []
-    if mode is SpendMode.PAUSED:
+    if mode is _PAUSED:
         reasons.append("spend_mode: paused, nothing new starts")
-    elif mode is SpendMode.LOCAL_ONLY and offer.provider is not ProviderKind.LOCAL:
+    elif mode is _LOCAL_ONLY and offer.provider is not _LOCAL:
         reasons.append("spend_mode: local_only, only the local GPU may be used")
     if request.model and request.model != offer.id:
         reasons.append(f"pinned: request pins {request.model}")
@@ -129,12 +153,12 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
     else:
         if target is None or not target.up:
             reasons.append(f"target_down: {target.name if target else offer.provider.value} is not healthy")
-        elif target.circuit is Circuit.OPEN:
+        elif target.circuit is _OPEN:
             reasons.append(f"circuit_open: {target.name} is failing; its circuit is open")
     if offer.id in context.exclude_offers:
         reasons.append("already_tried: this job failed here twice, or in a way a retry won't fix")
     if request.mode not in offer.mode_set:
-        reasons.append(f"mode: {request.mode.value} not offered")
+        reasons.append(ask.mode_reason)
     if offer.quality < ask.floor:
         reasons.append(f"quality: score {offer.quality} below the {request.quality.value} floor {ask.floor}")
     return reasons

@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from router.models.common import ProviderKind
+from router.policy.learning import Learned
+from router.policy.localqueue import Work
 
 
 class Circuit(StrEnum):
@@ -42,6 +44,10 @@ class TargetState:
     queue_wait_s: float = 0.0  # modelled seconds of work ahead of a new job, already divided over the slots
     circuit: Circuit = Circuit.CLOSED
     warm: bool = True  # False: a serverless worker must start first (the offer's cold_start_s applies)
+    # The local GPU's jobs in run order (policy.localqueue), where the agent reports them: the engine then works out
+    # a newcomer's wait from its own deadline, and `queue_wait_s` is the wait of one due last. Empty: use that.
+    queue: tuple[Work, ...] = ()
+    slots: int = 1
 
 
 @dataclass(frozen=True)
@@ -51,13 +57,25 @@ class BudgetState:
     spend_mode: SpendMode = SpendMode.NORMAL
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """Observed / estimated ratios learned from finished attempts (bounded EWMA, kept by the services)."""
+@dataclass(frozen=True, slots=True)
+class Exploration:
+    """What this decision may spend on exploring (router.policy.exploration). The caller draws and counts; its
+    settings come from `exploration.Limits` through `exploration.allowance`."""
 
-    time_factor: float = 1.0
-    cost_factor: float = 1.0
-    samples: int = 0
+    draw: float  # uniform in [0, 1) from a seeded generator; the decision explores only if it is below `share`
+    jobs_left: int  # exploring attempts left under today's cap
+    usd_left: Decimal  # exploring p90 spend left under today's cap
+    share: float
+    margin_s: float  # between the fallback's p90 ready time and the deadline
+    z: float  # optimism: sd below the learned p50 render time
+    min_runs: int  # an offer with fewer measured renders has little evidence
+    # Where exploring may send work: the studio's own GPU, whose idle time costs only energy. Cloud offers are
+    # measured by their ordinary traffic, and their catalog figures are the providers' own.
+    kinds: frozenset[ProviderKind] = frozenset({ProviderKind.LOCAL})
+
+    @property
+    def open(self) -> bool:
+        return self.draw < self.share and self.jobs_left > 0 and self.usd_left > 0
 
 
 def _local_target() -> dict[ProviderKind, TargetState]:
@@ -73,8 +91,10 @@ class RoutingContext:
     configured: frozenset[ProviderKind] = frozenset({ProviderKind.LOCAL})
     unsupported_offers: frozenset[str] = frozenset()  # a configured provider's adapter can't run these
     budgets: tuple[BudgetState, ...] = ()  # every scope that applies to this request
-    calibration: Mapping[str, Calibration] = field(default_factory=dict)
+    # Learned offer models by offer id, already resolved to the target each offer would run on (policy.learning).
+    learned: Mapping[str, Learned] = field(default_factory=dict)
     exclude_offers: frozenset[str] = frozenset()  # offers already tried for this job (fallback hops)
+    exploration: Exploration | None = None  # None: this decision doesn't explore
 
     @property
     def spend_mode(self) -> SpendMode:

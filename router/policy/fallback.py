@@ -17,8 +17,12 @@ from router.models.common import ProviderKind
 from router.models.offer import Offer
 
 MAX_FAILURES_PER_OFFER = 2
-# Reason prefixes (`<code>: detail`) that are about the offer, not the moment.
-OFFER_FAULTS = ("rejected", "output_rejected", "output_mismatch", "output_unplayable")
+# Reason prefixes (`<code>: detail`) that are about the offer, not the moment. An input we couldn't fetch (refused,
+# or still failing after the bounded submit tries) rules out the offers that need our fetch; one that hands the
+# provider the URL may still work. An exploring attempt stopped at its abandon point was too slow for this job, and
+# trying it again would spend the time kept for the fallback.
+OFFER_FAULTS = ("rejected", "output_rejected", "output_mismatch", "output_unplayable", "input_rejected",
+                "input_unavailable", "exploration_abandoned")
 PROVIDER_FAULTS = ("content_filtered",)
 
 

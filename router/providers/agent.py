@@ -11,7 +11,14 @@ from typing import Any
 import httpx
 
 from router.models.common import ProviderKind
-from router.providers.base import ProviderState, ProviderStatus, Submission, TargetHealth, VideoProvider
+from router.providers.base import (
+    ProviderState,
+    ProviderStatus,
+    QueuedRender,
+    Submission,
+    TargetHealth,
+    VideoProvider,
+)
 from router.providers.errors import Rejected
 from router.signing import sign
 from router.workflows import ModelFiles, ModelFilesError, WorkflowError, build_workflow, supported
@@ -37,12 +44,13 @@ class AgentProvider(VideoProvider):
         self._name = name
         self._models = models
         # Connection-level retries only (connect refused/reset before sending); request-level retries are
-        # the queue's job, so a submit is never silently sent twice by the transport.
+        # the queue's job, so a submit is never silently sent twice by the transport. One retry, which httpcore
+        # makes at once: its later ones wait 0.5 s, 1 s, … and a dead agent would hold every worker call that long.
         self._client = client or httpx.Client(
             base_url=base_url,
             auth=HmacAuth(secret),
             timeout=httpx.Timeout(10.0, connect=3.0),
-            transport=httpx.HTTPTransport(retries=2),
+            transport=httpx.HTTPTransport(retries=1),
         )
 
     @property
@@ -62,6 +70,8 @@ class AgentProvider(VideoProvider):
             "inputs": dict(submission.inputs),
             "output": {"put_url": submission.output_put_url, "content_type": "video/mp4"},
             "callback_url": submission.callback_url,
+            # The agent runs its queue by deadline (agent/store.py); the router's estimate assumes it does.
+            "deadline": submission.deadline.isoformat() if submission.deadline is not None else None,
         }
         response = self._client.post("/v1/jobs", content=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -106,13 +116,29 @@ class AgentProvider(VideoProvider):
             up=data.get("status") == "ok",
             queue_wait_s=float(data.get("eta_s") or 0.0),
             detail=f"queue {data.get('queue_depth', 0)}, running {data.get('running', 0)}",
+            queue=tuple(_queued(item) for item in data.get("queue") or ()),
+            slots=max(1, int(data.get("slots") or 1)),
         )
+
+
+def _queued(item: dict[str, Any]) -> QueuedRender:
+    spec = item["spec"]
+    deadline = item.get("deadline")
+    return QueuedRender(
+        model=item["model"], width=int(spec["width"]), height=int(spec["height"]), frames=int(spec["frames"]),
+        running=item.get("status") == "running", progress=float(item.get("progress") or 0.0),
+        deadline=_instant(deadline) if deadline else None, left_s=float(item.get("left_s") or 0.0),
+    )
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _status(data: dict[str, Any]) -> ProviderStatus:
     render_s = None
     if data.get("started_at") and data.get("ended_at"):
-        started, ended = (datetime.fromisoformat(data[k].replace("Z", "+00:00")) for k in ("started_at", "ended_at"))
+        started, ended = (_instant(data[k]) for k in ("started_at", "ended_at"))
         render_s = (ended - started).total_seconds()
     return ProviderStatus(
         provider_job_id=data["id"],

@@ -66,6 +66,7 @@ class ProviderStatus:
     output_url: str | None = None  # None when the provider already put the output in our bucket
     output_bytes: bytes | None = None  # inline output (Veo may answer with the video's bytes)
     render_s: float | None = None  # wall seconds the provider spent running it, once known
+    start_delay_s: float | None = None  # seconds it waited for a worker, cold start included (RunPod `delayTime`)
     content_filtered: bool = False  # the provider's safety filter dropped the output: not billed, not retried
     cost_usd: Decimal | None = None  # what the provider itself says it charged, where it says (RunPod `cost`)
 
@@ -80,12 +81,29 @@ class EndpointHealth:
 
 
 @dataclass(frozen=True)
+class QueuedRender:
+    """One job a GPU agent holds, as its health check reports it (running ones first, in the order they run)."""
+
+    model: str
+    width: int
+    height: int
+    frames: int
+    running: bool
+    progress: float  # 0-1
+    deadline: datetime | None
+    left_s: float  # the agent's own estimate of the GPU-seconds left, in its catalog's figures
+
+
+@dataclass(frozen=True)
 class TargetHealth:
     name: str
     up: bool
     queue_wait_s: float = 0.0  # the longest wait among its endpoints
     detail: str = ""
     endpoints: Mapping[str, EndpointHealth] = field(default_factory=dict)  # by endpoint id (`endpoint_of`)
+    # A GPU agent's jobs and slots, for the router to price in what it has learned (services.context).
+    queue: tuple[QueuedRender, ...] = ()
+    slots: int = 1
 
 
 def offer_health(health: TargetHealth, provider: VideoProvider, offer: Offer) -> EndpointHealth:

@@ -2,11 +2,13 @@
 
     ProviderError                 not retryable unless a subclass says so
     ├── Rejected                  the provider refused this job (bad input, unsupported): try another offer
+    │   └── InputRejected         the job's input file is refused (address, size, gone): the client's fault
     ├── AuthFailed                credentials wrong or missing: an operator must act
     ├── NotFound                  the provider has no such job
     └── TransientError            retryable: try the same call again later
         ├── RateLimited           429; `retry_after_s` when the provider said
         ├── Unavailable           unreachable, refused, 5xx before the job was accepted
+        │   └── InputUnavailable  the job's input file couldn't be fetched just now: the client's host, not the provider
         └── OutcomeUnknown        a submit timed out or failed after sending: reconcile before any resubmit
 """
 
@@ -18,6 +20,10 @@ class ProviderError(Exception):
 
 
 class Rejected(ProviderError):
+    pass
+
+
+class InputRejected(Rejected):
     pass
 
 
@@ -40,6 +46,10 @@ class RateLimited(TransientError):
 
 
 class Unavailable(TransientError):
+    pass
+
+
+class InputUnavailable(Unavailable):
     pass
 
 

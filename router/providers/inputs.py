@@ -1,35 +1,27 @@
-"""Fetching a job's input (our own presigned URL) before anything is sent to a provider that wants the bytes.
+"""Fetching a job's input before anything is sent to a provider that wants the bytes.
 
-A failure here happens before any provider job can exist, so it is `Rejected` (the input itself is wrong: gone,
-too big, not https) or `Unavailable` (try again later) — never `OutcomeUnknown`. A plain client, so no provider
-credential ever travels to the bucket.
+The URL is our own presigned one or the client's https URL, so it goes through the checked downloader
+(router.providers.download) like any URL someone else chose. A failure here happens before any provider job can
+exist, and is the input's, not the provider's: `InputRejected` (the input itself is wrong: refused address, gone,
+too big) or `InputUnavailable` (try again later) — never `OutcomeUnknown`, and never counted against the provider's
+circuit. A plain client, so no provider credential ever travels to the input's host.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import httpx
 
-from router.providers.errors import Rejected, Unavailable
+from router.providers.download import UnsafeDownload, fetch_bytes
+from router.providers.errors import InputRejected, InputUnavailable
 
 
-def fetch_input(url: str, kind: str, max_bytes: int, allow_http: bool = False) -> bytes:
-    scheme = urlsplit(url).scheme
-    if scheme != "https" and not (scheme == "http" and allow_http):
-        raise Rejected(f"input URLs must be https, got {scheme or 'none'}")
+def fetch_input(url: str, kind: str, max_bytes: int, allow_loopback: bool = False) -> bytes:
+    """`allow_loopback`: the embedded stack's bucket is on loopback (see download's loopback exemption)."""
     try:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, connect=5.0)) as response:
-            if response.status_code in (403, 404, 410):
-                raise Rejected(f"input {kind} not readable: HTTP {response.status_code}")
-            if response.status_code != 200:
-                raise Unavailable(f"input {kind} fetch failed: HTTP {response.status_code}")
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise Rejected(f"input {kind} larger than {max_bytes} bytes")
-                chunks.append(chunk)
+        return fetch_bytes(url, max_bytes, allow_loopback=allow_loopback)
+    except UnsafeDownload as exc:
+        if exc.status is not None and (exc.status >= 500 or exc.status in (408, 429)):
+            raise InputUnavailable(f"input {kind} fetch failed: {exc}") from exc
+        raise InputRejected(f"input {kind} refused: {exc}") from exc
     except httpx.HTTPError as exc:
-        raise Unavailable(f"input {kind} fetch failed: {exc}") from exc
-    return b"".join(chunks)
+        raise InputUnavailable(f"input {kind} fetch failed: {exc}") from exc

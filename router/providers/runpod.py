@@ -293,6 +293,8 @@ class RunPodProvider(VideoProvider):
         if isinstance(data.get("executionTime"), int | float):
             render_s = data["executionTime"] / 1000
             billed["gpu_seconds"] = render_s
+        delay = data.get("delayTime")
+        start_delay_s = delay / 1000 if isinstance(delay, int | float) and not isinstance(delay, bool) else None
         raw_output = data.get("output")
         output: dict[str, Any] = raw_output if isinstance(raw_output, dict) else {}
         error, output_url = None, None
@@ -310,6 +312,7 @@ class RunPodProvider(VideoProvider):
             error=error,
             output_url=output_url,
             render_s=render_s,
+            start_delay_s=start_delay_s,
             cost_usd=_cost(output.get("cost")),
         )
 

@@ -5,24 +5,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from router.sandbox.base import Pace, catalog_render_model
+
 RUNPOD_KEY = "sandbox-runpod-key"
 REPLICATE_TOKEN = "r8_sandbox"
 VEO_KEY = "sandbox-veo-key"
 RUNPOD_COMFY_ENDPOINT = "studio-wan22"  # the studio's own worker-comfyui endpoint, as the sandbox names it
+# Modelled seconds before a render starts: Replicate's official models and RunPod's public endpoints are warm.
+START_S = 1.0
+
+
+def paced(provider: str, time_scale: float) -> Pace:
+    """A sandbox's pace in the embedded stack: renders as long as the catalog says, at the stack's time scale."""
+    return Pace(time_scale, catalog_render_model(provider))
 
 
 @dataclass
 class Sandboxes:
+    """The cloud sandboxes in the stack's modelled time: each job runs its catalog render time over `time_scale`
+    and reports modelled times, so billed units are what the real providers would bill (Veo bills output
+    seconds and reports no times: nothing to scale)."""
+
     servers: dict[str, Any] = field(default_factory=dict)
+    time_scale: float = 1.0
 
     def start(self) -> Sandboxes:
-        from router.sandbox.replicate import ReplicateSandbox
+        from router.sandbox.replicate import ReplicateSandbox, Timing
         from router.sandbox.runpod import RunPodSandbox
         from router.sandbox.veo import VeoSandbox
 
+        runpod, replicate = paced("runpod", self.time_scale), paced("replicate", self.time_scale)
         self.servers = {
-            "runpod": RunPodSandbox(api_key=RUNPOD_KEY, comfy_endpoints=(RUNPOD_COMFY_ENDPOINT,)).start(),
-            "replicate": ReplicateSandbox(tokens=(REPLICATE_TOKEN,)).start(),
+            "runpod": RunPodSandbox(api_key=RUNPOD_KEY, comfy_endpoints=(RUNPOD_COMFY_ENDPOINT,),
+                                    queue_s=runpod.wall(START_S), execution_s=None, pace=runpod).start(),
+            "replicate": ReplicateSandbox(tokens=(REPLICATE_TOKEN,), pace=replicate,
+                                          timing=Timing(start_s=replicate.wall(START_S), run_s=None)).start(),
             "veo": VeoSandbox(api_keys=(VEO_KEY,)).start(),
         }
         return self
@@ -45,11 +62,16 @@ class Sandboxes:
         }
 
 
-def serve() -> int:
-    """`hvr sandbox`: the sandboxes alone, each on its own loopback port, until interrupted."""
+def serve(time_scale: float | None = None) -> int:
+    """`hvr sandbox`: the sandboxes alone, each on its own loopback port, until interrupted; in `hvr dev`'s
+    modelled time unless told another scale."""
     import threading
 
-    sandboxes = Sandboxes().start()
+    from router.demo import default_time_scale
+
+    scale = time_scale or default_time_scale()
+    sandboxes = Sandboxes(time_scale=scale).start()
+    print(f"time scale {scale:.0f}x: renders take their catalog time over it; reported times are modelled", flush=True)
     for name, server in sandboxes.servers.items():
         print(f"sandbox {name}: {server.url}", flush=True)
     try:

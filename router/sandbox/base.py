@@ -3,6 +3,7 @@
 A sandbox is a state machine that follows its provider's real protocol closely enough that the provider's own
 SDK works against it, pointed only by base URL. Faults are injected per call (`plan.queue(...)`, consumed in
 order) or by rate (`plan.rates`), so a test can script "429 then success" as easily as a soak can ask for 5 % 5xx.
+A `Pace` puts a sandbox in the embedded stack's modelled time.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from router.models.offer import Latency
+    from router.policy.catalog import Catalog
 
 
 class Fault(StrEnum):
@@ -62,6 +67,69 @@ class FaultPlan:
                 if fault in allowed and self._rng.random() < rate:
                     return fault
         return None
+
+
+RenderModel = Callable[[str, int, int, int], float | None]  # (model, width, height, frames) → modelled seconds
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A sandbox's time as the embedded stack's `--time-scale` runs it (modelled seconds per wall second).
+
+    The router learns from billed units, and the GPU agent's sim engine reports modelled GPU-seconds while it
+    waits only a fraction of them; a sandbox that reported the wall seconds it waited would bill and teach
+    1,000 times less than the agent does. So a paced sandbox waits wall time and reports its provider's times
+    (Replicate's `predict_time`, RunPod's `delayTime`/`executionTime`, ComfyUI's message timestamps) in
+    modelled seconds, and, where `render` models the provider, runs each job for the modelled render time over
+    the scale. Unpaced (a sandbox alone in a test) the scale is 1 and nothing is modelled: times are wall times.
+    """
+
+    time_scale: float = 1.0
+    render: RenderModel | None = None
+
+    def modelled(self, wall_s: float) -> float:
+        return wall_s * self.time_scale
+
+    def wall(self, modelled_s: float) -> float:
+        return modelled_s / self.time_scale
+
+    def render_s(self, model: str | None, width: int, height: int, frames: int) -> float | None:
+        """Modelled seconds this provider takes to render; None where nothing models it."""
+        if self.render is None or model is None:
+            return None
+        return self.render(model, width, height, frames)
+
+
+def catalog_render_model(provider: str, catalog: Catalog | None = None) -> RenderModel:
+    """Render seconds as the catalog's p50 latency says for `provider`'s offer of that model (overhead included).
+
+    The sandboxes model the providers as the router's own catalog describes them, as the agent's sim engine models
+    the studio's GPU by the studio's figures: truth = catalog, unless a test says otherwise."""
+    from router.policy.catalog import load_catalog
+
+    latencies: dict[str, Latency] = {}
+    for offer in (catalog or load_catalog()).offers:
+        if offer.provider.value == provider:
+            latencies.setdefault(offer.model, offer.latency)
+
+    def render_s(model: str, width: int, height: int, frames: int) -> float | None:
+        latency = latencies.get(model)
+        return None if latency is None else latency.compute_seconds(width, height, frames, p90=False)
+
+    return render_s
+
+
+def graph_model(graph: Mapping[str, Any], model_files: Any) -> str | None:
+    """The model a ComfyUI graph runs, told by the diffusion weights or checkpoint it loads (`ModelFiles`)."""
+    from router.workflows.models import ROLE_FOLDERS
+
+    named = {value for node in graph.values() if isinstance(node, Mapping)
+             for value in (node.get("inputs") or {}).values() if isinstance(value, str)}
+    for model, roles in model_files.files.items():
+        weights = {name for role, name in roles.items() if ROLE_FOLDERS[role] in ("diffusion_models", "checkpoints")}
+        if weights & named:
+            return str(model)
+    return None
 
 
 @dataclass

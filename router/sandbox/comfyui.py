@@ -11,6 +11,11 @@ The WebSocket shares the HTTP port, as ComfyUI's `/ws` does: the sandbox's threa
 request to the `websockets` library's Sans-I/O server protocol, which does the handshake and framing (pings and
 close included) over that connection's socket.
 
+Time: with a `Pace` (the embedded stack) and `step_s=None`, a graph's sampling steps together take its model's
+modelled render time over the scale, and its message timestamps advance by that modelled time (encoding the MP4,
+real CPU time here, adds nothing), so the agent's GPU-seconds (first to last timestamp) are modelled seconds, as
+its sim engine reports them. Other timestamps run on the pace's clock.
+
 Test hooks: `paused` holds the queue (a busy GPU), `step_s` is the wall time per sampling step, `vram_total_mb` is
 what `/system_stats` reports (48 GB by default, so every local offer fits; the studio's 5090 has 24 GB, where the
 agent refuses the WAN 2.2 14B models as the catalog sizes them), `[sim:fail]` in a prompt text fails the first
@@ -43,13 +48,14 @@ from websockets.http11 import Request as WsRequest
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from router.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer, render_mp4
+from router.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, graph_model, render_mp4
 from router.workflows.models import ModelFiles
 from router.workflows.schema import INPUT_FOLDER, NodeSchema, default_schema
 from router.workflows.shapes import GraphShapes
 
 SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced"})
 FAIL_MARKER = "[sim:fail]"
+STEP_S = 0.01  # wall seconds per sampling step, where nothing models the render
 _MB = 1024 * 1024
 _API = "(?:/api)?"
 
@@ -64,6 +70,10 @@ class _Prompt:
     outputs: list[str]
     fault: Fault | None = None
     messages: list[list[Any]] = field(default_factory=list)
+    step_s: float = STEP_S  # wall seconds per sampling step, set when it starts
+    modelled_step_s: float | None = None  # modelled seconds per step, where the pace models the graph's model
+    started_ms: int = 0
+    spent_s: float = 0.0  # modelled seconds its steps have taken
 
     def queue_item(self) -> list[Any]:
         return [self.number, self.prompt_id, self.graph, self.extra_data, self.outputs]
@@ -144,16 +154,20 @@ class ComfyUISandbox(SandboxServer):
         schema: NodeSchema | None = None,
         plan: FaultPlan | None = None,
         vram_total_mb: int = 49152,
-        step_s: float = 0.01,
+        step_s: float | None = STEP_S,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(host, port)
         self.plan = plan or FaultPlan()
         self.schema = schema or default_schema()
         self.vram_total_mb = vram_total_mb
-        self.step_s = step_s
+        self.step_s = step_s  # None: from the pace's modelled render time
+        self.pace = pace or Pace()
+        self._epoch = time.time()
         self.paused = threading.Event()
+        self.model_files = models or ModelFiles.load()
         self.files: dict[str, set[str]] = {
-            folder: set(names) for folder, names in (models or ModelFiles.load()).by_folder().items()
+            folder: set(names) for folder, names in self.model_files.by_folder().items()
         }
         self.input_dir = self.workdir / "input"
         self.output_dir = self.workdir / "output"
@@ -445,10 +459,34 @@ class ComfyUISandbox(SandboxServer):
                 return prompt
         return None
 
+    def _ms(self) -> int:
+        """ComfyUI's message clock, in the pace's modelled time (wall time when unpaced)."""
+        return int((self._epoch + self.pace.modelled(time.time() - self._epoch)) * 1000)
+
+    def _stamp(self, prompt: _Prompt) -> int:
+        if prompt.modelled_step_s is None:
+            return self._ms()
+        return prompt.started_ms + round(prompt.spent_s * 1000)
+
+    def _modelled_step_s(self, prompt: _Prompt) -> float | None:
+        """Modelled seconds per sampling step for the graph's model to take its modelled render time in all."""
+        saves = [nid for nid in prompt.outputs if prompt.graph[nid].get("class_type") == "SaveVideo"]
+        video = GraphShapes(prompt.graph, self._image_size).video(saves[0]) if saves else None
+        steps = sum(_sampler_steps(node) for node in prompt.graph.values() if node.get("class_type") in SAMPLERS)
+        model = graph_model(prompt.graph, self.model_files)
+        modelled = self.pace.render_s(model, video.width, video.height, video.frames) if video else None
+        return modelled / steps if modelled is not None and steps else None
+
     def _execute(self, prompt: _Prompt) -> None:
         pid = prompt.prompt_id
-        self._send(prompt, "execution_start", {"prompt_id": pid, "timestamp": _ms()}, history=True)
-        self._send(prompt, "execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": _ms()}, history=True)
+        prompt.started_ms = self._ms()
+        if self.step_s is None:
+            prompt.modelled_step_s = self._modelled_step_s(prompt)
+            if prompt.modelled_step_s is not None:
+                prompt.step_s = self.pace.wall(prompt.modelled_step_s)
+        self._send(prompt, "execution_start", {"prompt_id": pid, "timestamp": self._stamp(prompt)}, history=True)
+        self._send(prompt, "execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": self._stamp(prompt)},
+                   history=True)
         executed: list[str] = []
         outputs: dict[str, Any] = {}
         status = "success"
@@ -456,18 +494,19 @@ class ComfyUISandbox(SandboxServer):
             for node_id in _execution_order(prompt.graph, prompt.outputs):
                 self._run_node(prompt, node_id, outputs)
                 executed.append(node_id)
-            self._send(prompt, "execution_success", {"prompt_id": pid, "timestamp": _ms()}, history=True)
+            self._send(prompt, "execution_success", {"prompt_id": pid, "timestamp": self._stamp(prompt)}, history=True)
         except _Interrupted as stop:
             status = "error"
             self._send(prompt, "execution_interrupted", {
                 "prompt_id": pid, "node_id": stop.node_id, "node_type": prompt.graph[stop.node_id]["class_type"],
-                "executed": executed, "timestamp": _ms()}, history=True)
+                "executed": executed, "timestamp": self._stamp(prompt)}, history=True)
         except _ExecutionError as exc:
             status = "error"
             self._send(prompt, "execution_error", {
                 "prompt_id": pid, "node_id": exc.node_id, "node_type": prompt.graph[exc.node_id]["class_type"],
                 "executed": executed, "exception_message": exc.message, "exception_type": exc.exception_type,
-                "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": _ms()}, history=True)
+                "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": self._stamp(prompt)},
+                history=True)
         entry = {
             "prompt": prompt.queue_item(),
             "outputs": outputs,
@@ -494,8 +533,9 @@ class ComfyUISandbox(SandboxServer):
                                       "Allocation on device 0 would exceed allowed memory. (out of memory)")
             steps = _sampler_steps(node)
             for step in range(steps):
-                if self._interrupt.wait(self.step_s):
+                if self._interrupt.wait(self.step_s if self.step_s is not None else prompt.step_s):
                     raise _Interrupted(node_id)
+                prompt.spent_s += prompt.modelled_step_s or 0.0
                 self._send(prompt, "progress", {"value": step + 1, "max": steps, "prompt_id": pid, "node": node_id})
         if class_type == "SaveVideo":
             ui = self._save_video(prompt, node_id)
@@ -528,10 +568,6 @@ class ComfyUISandbox(SandboxServer):
                 return image.size
         except OSError:
             return None
-
-
-def _ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _sampler_steps(node: Mapping[str, Any]) -> int:

@@ -43,7 +43,7 @@ from urllib.parse import unquote_to_bytes, urlencode
 
 import httpx
 
-from router.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer, render_mp4
+from router.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, render_mp4
 
 PROBLEM = "application/problem+json"
 HTTP_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TIMEOUT)
@@ -177,12 +177,15 @@ def validate_input(model: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
 # --- predictions --------------------------------------------------------------------------------------------
 
 
+RUN_S = 0.15  # processing → terminal, where nothing models the render
+
+
 @dataclass
 class Timing:
-    """How long each phase takes. Fast by default; `hvr dev` may slow it down to look real."""
+    """How long each phase takes, in wall seconds. Fast by default; `hvr dev` may slow it down to look real."""
 
     start_s: float = 0.05  # starting → processing (cold boot)
-    run_s: float = 0.15  # processing → terminal
+    run_s: float | None = RUN_S  # processing → terminal; None: the pace's modelled render time, over its scale
     hang_s: float = 5.0  # how long a TIMEOUT fault holds the connection before dropping it
     retry_after_s: int = 30  # the Retry-After a RATE_LIMIT fault answers ("resets in ~30s" in the docs)
     webhook_retries: int = 3  # completion webhooks are retried on failure; intermediate ones never are
@@ -212,6 +215,7 @@ class Prediction:
     render_lock: threading.Lock = field(default_factory=threading.Lock)
     plan: tuple[int, int, int, float] | None = None  # width, height, frames, fps of the output
     first_body: bytes = b""
+    predict_s: float | None = None  # the modelled render time it ran for, when the pace models it
 
 
 @dataclass
@@ -315,11 +319,13 @@ class ReplicateSandbox(SandboxServer):
 
     def __init__(self, tokens: tuple[str, ...] = ("r8_sandbox",), *, plan: FaultPlan | None = None,
                  timing: Timing | None = None, output_ttl_s: float = 3600.0, webhook_secret: str | None = None,
-                 page_size: int = PAGE_SIZE, host: str = "127.0.0.1", port: int = 0) -> None:
+                 page_size: int = PAGE_SIZE, pace: Pace | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         super().__init__(host, port)
         self.tokens = set(tokens)
         self.plan = plan or FaultPlan()
         self.timing = timing or Timing()
+        self.pace = pace or Pace()
         self.output_ttl_s = output_ttl_s
         self.webhook_secret = webhook_secret or "whsec_" + base64.b64encode(os.urandom(32)).decode()
         self.page_size = page_size
@@ -597,8 +603,13 @@ class ReplicateSandbox(SandboxServer):
         except InputUnreadable as exc:
             self._end(prediction, "failed", None, str(exc))
             return
-        if prediction.canceled.wait(self.timing.run_s):
+        run_s = self.timing.run_s
+        modelled = self.pace.render_s(prediction.model, *plan[:3]) if run_s is None else None
+        if run_s is None:
+            run_s = self.pace.wall(modelled) if modelled is not None else RUN_S
+        if prediction.canceled.wait(run_s):
             return
+        prediction.predict_s = modelled
         if prediction.fault is Fault.FAILED:
             self._end(prediction, "failed", None, "CUDA out of memory. Tried to allocate 2.00 GiB")
             return
@@ -650,9 +661,16 @@ class ReplicateSandbox(SandboxServer):
         removed = self._removed(prediction)
         metrics: dict[str, float] = {}
         if prediction.completed_at is not None:
-            metrics["total_time"] = round(prediction.completed_at - prediction.created_at, 6)
+            # In modelled seconds: wall seconds times the pace's scale, and a modelled render exactly its modelled
+            # time (the wall-clock timestamps above stay wall-clock).
+            modelled = self.pace.modelled
+            metrics["total_time"] = round(modelled(prediction.completed_at - prediction.created_at), 6)
             if prediction.started_at is not None:
-                metrics["predict_time"] = round(prediction.completed_at - prediction.started_at, 6)
+                predict = prediction.predict_s
+                if predict is None:
+                    predict = modelled(prediction.completed_at - prediction.started_at)
+                metrics["predict_time"] = round(predict, 6)
+                metrics["total_time"] = round(modelled(prediction.started_at - prediction.created_at) + predict, 6)
         base = f"{self.url}/v1/predictions/{prediction.id}"
         data: dict[str, Any] = {
             "id": prediction.id, "model": prediction.model, "version": prediction.version,

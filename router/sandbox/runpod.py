@@ -39,7 +39,7 @@ from typing import Any, Literal
 import httpx
 from PIL import Image
 
-from router.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer, render_mp4
+from router.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, graph_model, render_mp4
 from router.workflows.schema import INPUT_FOLDER, Validation, default_schema
 from router.workflows.shapes import GraphShapes
 
@@ -51,6 +51,7 @@ DEFAULT_EXECUTION_TIMEOUT_MS, DEFAULT_TTL_MS = 600_000, DAY_MS
 HTTP_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TIMEOUT)
 JOB_FAULTS = (Fault.STUCK, Fault.FAILED, Fault.OUTPUT_EXPIRED, Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK)
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+EXECUTION_S = 0.5  # a job's run, where nothing models its render
 SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced")
 
 
@@ -144,18 +145,22 @@ class RunPodSandbox(SandboxServer):
     name = "runpod"
 
     def __init__(self, api_key: str = "sandbox-runpod-key", plan: FaultPlan | None = None, *,
-                 queue_s: float = 0.2, execution_s: float = 0.5, result_ttl_s: float = 1800.0,
+                 queue_s: float = 0.2, execution_s: float | None = EXECUTION_S, result_ttl_s: float = 1800.0,
                  sync_result_ttl_s: float = 60.0, output_ttl_s: float = 7 * 24 * 3600.0, hang_s: float = 1.0,
                  retry_after_s: int = 1, webhook_retry_delay_s: float = 10.0, workers: int = 2,
                  talk_duration_s: float = 5.0, idle_timeout_s: float | None = None,
                  endpoints: Mapping[str, EndpointSpec] | None = None,
                  comfy_endpoints: Sequence[str] = (), comfy_output: Literal["base64", "s3_url"] = "base64",
-                 clock: Callable[[], float] = time.monotonic, host: str = "127.0.0.1", port: int = 0) -> None:
+                 pace: Pace | None = None, clock: Callable[[], float] = time.monotonic, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         super().__init__(host, port)
         self.api_key = api_key
         self.plan = plan or FaultPlan()
         # Plain attributes so a test or `hvr dev` can change them between jobs; each job copies them when created.
+        # Wall seconds; execution_s None: each job runs for its modelled render time over the pace's scale.
         self.queue_s, self.execution_s = queue_s, execution_s
+        self.pace = pace or Pace()
+        self._files: Any = None  # models.yaml's ComfyUI files, read when a paced comfy job needs its model
         self.result_ttl_s, self.sync_result_ttl_s, self.output_ttl_s = result_ttl_s, sync_result_ttl_s, output_ttl_s
         self.hang_s, self.retry_after_s, self.webhook_retry_delay_s = hang_s, retry_after_s, webhook_retry_delay_s
         self.workers, self.talk_duration_s = workers, talk_duration_s
@@ -265,7 +270,9 @@ class RunPodSandbox(SandboxServer):
             error, output = self._plan_output(self.endpoints[endpoint], endpoint, body["input"])
         job_id = f"sync-{uuid.uuid4()}-u1" if sync else f"{uuid.uuid4()}-u1"
         job = _Job(id=job_id, endpoint=endpoint, webhook=webhook, sync=sync,
-                   created=self.clock(), queue_s=self.queue_s, execution_s=self.execution_s,
+                   created=self.clock(), queue_s=self.queue_s,
+                   execution_s=self._execution_s(comfy.model if endpoint in self.comfy_endpoints else endpoint,
+                                                 output),
                    execution_timeout_s=execution_ms / 1000, ttl_s=ttl_ms / 1000,
                    fate=fault if fault in JOB_FAULTS else None, error=error, output=output,
                    comfy=endpoint in self.comfy_endpoints, details=comfy.details, filename=comfy.filename,
@@ -286,6 +293,14 @@ class RunPodSandbox(SandboxServer):
             if view is None or view["status"] in TERMINAL or time.monotonic() >= deadline:
                 return Response(200, view or {"id": job_id, "status": "IN_QUEUE"})
             time.sleep(0.02)
+
+    def _execution_s(self, model: str | None, output: _Output | None) -> float:
+        """Wall seconds a new job runs: as set, else its modelled render time (public endpoints are modelled by
+        their endpoint id, worker-comfyui by the graph's model) over the pace's scale."""
+        if self.execution_s is not None:
+            return self.execution_s
+        modelled = self.pace.render_s(model, output.width, output.height, output.frames) if output else None
+        return self.pace.wall(modelled) if modelled is not None else EXECUTION_S
 
     def _status(self, request: Request) -> Response:
         refused = self._gate(request, "get", HTTP_FAULTS)
@@ -455,10 +470,11 @@ class RunPodSandbox(SandboxServer):
             return None
         view: dict[str, Any] = {"id": job.id, "status": status}
         started = min(job.start, end, now)
-        view["delayTime"] = round((started - job.created) * 1000)
+        # Reported in the pace's modelled milliseconds: the stack's renders run scaled down, their bills don't.
+        view["delayTime"] = round(self.pace.modelled(started - job.created) * 1000)
         if status != "IN_QUEUE":
             view["workerId"] = f"sbx{job.id[:10].replace('-', '')}"
-            view["executionTime"] = round((min(end, now) - started) * 1000)
+            view["executionTime"] = round(self.pace.modelled(min(end, now) - started) * 1000)
         if job.comfy:
             if status == "FAILED":
                 view.update(self._comfy_failure(job))
@@ -502,6 +518,13 @@ class RunPodSandbox(SandboxServer):
 
     # --- worker-comfyui endpoints ----------------------------------------------------------------------------
 
+    def _model_files(self) -> Any:
+        if self._files is None:
+            from router.workflows.models import ModelFiles
+
+            self._files = ModelFiles.load()
+        return self._files
+
     def _plan_comfy(self, given: dict[str, Any]) -> _ComfyPlan:
         """What worker-comfyui would make of this input: its error, or the video the graph renders."""
         workflow = given.get("workflow")
@@ -542,7 +565,8 @@ class RunPodSandbox(SandboxServer):
                        if node.get("class_type") == "CLIPTextEncode"
                        and isinstance(node.get("inputs", {}).get("text"), str)), "")
         output = _Output(video.width, video.height, video.frames, video.fps, "runpod worker-comfyui", prompt)
-        return _ComfyPlan(output=output, filename=f"{prefix.rpartition('/')[2]}_00001_.mp4", sampler=sampler)
+        return _ComfyPlan(output=output, filename=f"{prefix.rpartition('/')[2]}_00001_.mp4", sampler=sampler,
+                          model=graph_model(workflow, self._model_files()) if self.pace.render else None)
 
     def _comfy_failure(self, job: _Job) -> dict[str, Any]:
         """The handler's `error` at the top, the rest (`details`) as the output, as the SDK reports it."""
@@ -618,6 +642,7 @@ class _ComfyPlan:
     output: _Output | None = None
     filename: str = ""
     sampler: str | None = None
+    model: str | None = None  # the model the graph loads (models.yaml), for the pace's render time
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:

@@ -2,15 +2,14 @@
 
 `webhook-id` is stable per job and outcome (`<job id>.<status>`), so a receiver can drop the duplicates that
 at-least-once delivery brings. The address is checked again at delivery time (DNS may have changed since
-submit): every resolved address must be public.
+submit) by the checked downloader's `send_checked`: every resolved address must be public, and the POST goes to the
+address that was checked, so a resolver answering public-then-loopback can't rebind it in between.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -18,16 +17,13 @@ import httpx
 from router.backoff import backoff
 from router.models.common import ProviderKind, iso
 from router.models.job import Job
+from router.providers.download import UnsafeDownload, send_checked
 from router.services.deps import Deps
 from router.store.messages import MessageKind, WorkerMessage
 
 logger = logging.getLogger(__name__)
 MAX_TRIES = 8
 RETRY_BASE_S = 10.0
-
-
-class UnsafeAddress(ValueError):
-    pass
 
 
 def provider_callback_url(deps: Deps, provider: ProviderKind, job: Job) -> str | None:
@@ -38,26 +34,21 @@ def provider_callback_url(deps: Deps, provider: ProviderKind, job: Job) -> str |
     return f"{base.rstrip('/')}/v1/webhooks/{provider.value}?" + urlencode({"tenant": job.tenant, "job": job.id})
 
 
-def delivery_target(url: str, dev_hosts: str | None) -> str:
-    """The URL to connect to: the client's own after checking it resolves only to public addresses, or, in the
-    embedded stack, a loopback stand-in named explicitly in HVR_DEV_CALLBACK_HOSTS."""
+def _post(url: str, dev_hosts: str | None, payload: bytes, headers: dict[str, str]) -> int:
+    """POST to the client's own URL, checked and pinned, or, in the embedded stack, to a loopback stand-in named
+    explicitly in HVR_DEV_CALLBACK_HOSTS; the answer's status. No redirects: a 3xx could point the signed payload
+    somewhere unchecked."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     overrides = dict(pair.split("=", 1) for pair in (dev_hosts or "").split(",") if "=" in pair)
-    if host in overrides:
-        query = f"?{parts.query}" if parts.query else ""
-        return f"http://{overrides[host]}{parts.path or '/'}{query}"
-    if parts.scheme != "https":
-        raise UnsafeAddress("callback_url must be https")
-    try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise UnsafeAddress(f"{host} does not resolve: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise UnsafeAddress(f"{host} resolves to non-public address {address}")
-    return url
+    with httpx.Client(timeout=10.0, follow_redirects=False) as http:
+        if host in overrides:
+            query = f"?{parts.query}" if parts.query else ""
+            return http.post(f"http://{overrides[host]}{parts.path or '/'}{query}", content=payload,
+                             headers=headers).status_code
+        response = send_checked(http, "POST", url, None, any_port=True, stream=True, content=payload, headers=headers)
+        response.close()  # only the status matters; the body is the client's and could be any size
+        return response.status_code
 
 
 def deliver(job: Job, message: WorkerMessage, deps: Deps) -> None:
@@ -68,11 +59,6 @@ def deliver(job: Job, message: WorkerMessage, deps: Deps) -> None:
     secret = settings.secret(settings.callback_secret, settings.callback_secret_arn) if settings else None
     if not secret:
         logger.warning("no callback secret configured; callback for %s not sent", job.id)
-        return
-    try:
-        target = delivery_target(url, settings.dev_callback_hosts if settings else None)
-    except UnsafeAddress as exc:
-        logger.error("callback for %s refused: %s", job.id, exc)
         return
     from standardwebhooks.webhooks import Webhook
 
@@ -87,11 +73,13 @@ def deliver(job: Job, message: WorkerMessage, deps: Deps) -> None:
         "webhook-signature": Webhook(secret).sign(message_id, now, payload),
     }
     try:
-        # No redirects: a 3xx could point the signed payload at an address nobody checked.
-        response = httpx.post(target, content=payload.encode(), headers=headers, timeout=10.0, follow_redirects=False)
-        if 200 <= response.status_code < 300:
+        status = _post(url, settings.dev_callback_hosts if settings else None, payload.encode(), headers)
+        if 200 <= status < 300:
             return
-        problem = f"HTTP {response.status_code}"
+        problem = f"HTTP {status}"
+    except UnsafeDownload as exc:
+        logger.error("callback for %s refused: %s", job.id, exc)
+        return
     except httpx.HTTPError as exc:
         problem = f"{type(exc).__name__}: {exc}"
     tries = message.poll_n + 1

@@ -62,12 +62,12 @@ from router.models.common import ProviderKind, iso, money
 from router.models.decision import Chosen, Decision
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest
-from router.policy.context import Circuit, RoutingContext
+from router.policy.context import Circuit, RoutingContext, TargetState
 from router.policy.engine import route
 from router.policy.plan import PLAN_REASON, PlanParams, options, plan
-from router.services.context import routing_context
+from router.services.context import learned_snapshot, priced_queue, routing_context
 from router.services.deps import Deps, default_deps
-from router.services.submit import InvalidInput
+from router.services.submit import InvalidInput, admission_errors
 from router.store.aws import client
 from router.store.campaigns import (
     CampaignQueue,
@@ -272,7 +272,10 @@ def _failed(campaign: Campaign, error: str) -> Campaign:
 
 
 def _checked_manifest_ref(ref: str, tenant: str, cd: CampaignDeps) -> str:
-    parts = urlsplit(ref)
+    try:
+        parts = urlsplit(ref)
+    except ValueError:  # "s3://a[b/…": urlsplit takes the '[' for an unclosed IPv6 literal
+        parts = urlsplit("s3:///")
     key = parts.path.lstrip("/")
     if parts.netloc != cd.manifests.bucket or not key.startswith(f"campaigns/{tenant}/"):
         raise InvalidInput([{"field": "manifest",
@@ -340,6 +343,8 @@ def _intake(campaign: Campaign, cd: CampaignDeps, should_stop: StopCheck) -> Cam
     for end, raw in cd.manifests.lines(campaign.source_key, offset):
         line, offset, read = line + 1, end, read + 1
         parsed = parse_line(raw, line, campaign.id, campaign.spec, campaign.created_at)
+        if parsed is not None and parsed.request is not None:
+            parsed = _admitted(parsed, campaign, deps)
         if parsed is not None and parsed.errors:
             invalid += parsed.errors
             bad_lines += 1
@@ -358,6 +363,18 @@ def _intake(campaign: Campaign, cd: CampaignDeps, should_stop: StopCheck) -> Cam
         "phase": Phase.PLAN if ended else Phase.INTAKE})
 
 
+def _admitted(parsed: ParsedLine, campaign: Campaign, deps: Deps) -> ParsedLine:
+    """The line as admission judges it: the same check `POST /v1/jobs` makes, here before the item (and so its
+    job) exists; a refusal becomes the line's field errors."""
+    assert parsed.request is not None
+    errors = admission_errors(parsed.request, campaign.tenant, deps, own_campaign=campaign.id)
+    if not errors:
+        return parsed
+    return parsed.model_copy(update={"request": None, "errors": [
+        InvalidItem(item_id=parsed.item_id, line=parsed.line, field=e["field"], message=e["message"])
+        for e in errors]})
+
+
 def _options_context(deps: Deps, campaign: Campaign) -> RoutingContext:
     """The routing context an item's options are estimated in: the local GPU taken as idle and up, since the plan
     itself decides when local items run and whether the GPU is there for them."""
@@ -365,7 +382,7 @@ def _options_context(deps: Deps, campaign: Campaign) -> RoutingContext:
     local = context.targets.get(ProviderKind.LOCAL)
     if local is None:
         return context
-    idle = replace(local, queue_wait_s=0.0, up=True, circuit=Circuit.CLOSED)
+    idle = replace(local, queue_wait_s=0.0, queue=(), up=True, circuit=Circuit.CLOSED)
     return replace(context, targets={**context.targets, ProviderKind.LOCAL: idle})
 
 
@@ -406,7 +423,11 @@ def _gpu(deps: Deps, now: datetime) -> tuple[bool, float]:
         return False, 0.0
     health = provider.health()
     circuits = deps.circuits.states(now) if deps.circuits is not None else {}
-    return health.up and circuits.get(health.name) is not Circuit.OPEN, health.queue_wait_s
+    target = TargetState(name=health.name, queue_wait_s=health.queue_wait_s)
+    if health.queue:  # priced in learned figures, as routing prices it (the agent's own are its catalog's)
+        target = priced_queue(target, health, deps.catalog.offers,
+                              learned_snapshot(deps, {ProviderKind.LOCAL: target}, {}))
+    return health.up and circuits.get(health.name) is not Circuit.OPEN, target.queue_wait_s
 
 
 def _budget_left(campaign: Campaign, deps: Deps) -> Decimal | None:

@@ -1,14 +1,16 @@
-"""Cancelling a job: stop the provider's work, record what it cost, end the job `cancelled`."""
+"""Cancelling a job: stop the provider's work, record what it cost, end the job `cancelled`.
+
+What the provider ran is billed from what it reports. Where it can't say yet (the submit's answer was lost, the
+target is down, the render can't be stopped), the job still ends `cancelled` at once, `cancel.billed` is true (it
+may charge), and the attempt is settled when the provider answers (router.services.settle).
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from router.models.job import AttemptStatus, Job, JobCancel, JobStatus
-from router.providers.errors import ProviderError
-from router.services import lifecycle
+from router.models.job import Job, JobCancel, JobStatus
+from router.services import lifecycle, settle
 from router.services.deps import Deps
-from router.services.worker import close_attempt, record_ledger, total_actual
+from router.services.worker import total_actual
 
 
 class CannotCancel(Exception):
@@ -22,27 +24,15 @@ def cancel(tenant: str, job_id: str, deps: Deps) -> Job:
     if job.status.terminal:
         raise CannotCancel(f"job is already {job.status.value}")
     attempt = job.current_attempt
-    billed: dict[str, float] = {}
-    if attempt is not None and not attempt.status.ended:
-        provider = deps.providers.get(attempt.provider)
-        provider_job = attempt.provider_job_id
-        if provider is not None:
-            try:
-                if provider_job is None:  # submission in flight or crashed: find it by our attempt id
-                    found = provider.lookup(attempt.id)
-                    provider_job = found.provider_job_id if found else None
-                if provider_job is not None:
-                    billed = provider.cancel(provider_job).billed
-            except ProviderError:
-                billed = {}  # unreachable: what it ran is unknown; the attempt's estimate stays on record
-    actual = record_ledger(job, attempt, deps, "cancelled", billed, None) if attempt else Decimal(0)
+    open_id = attempt.id if attempt is not None and not attempt.status.ended else None
+    stopped = settle.stop(job, attempt, deps, "cancelled") if attempt is not None and open_id else None
     now = deps.clock()
 
     def change(draft: Job) -> JobStatus | None:
         current = draft.current_attempt
-        if current is not None and not current.status.ended:
-            close_attempt(current, now, AttemptStatus.CANCELLED, "cancelled by the client", billed, actual)
-        draft.cancel = JobCancel(requested_at=now, billed=actual > 0)
+        if current is not None and current.id == open_id and not current.status.ended:
+            settle.close_or_hold(current, stopped, now, "cancelled", "cancelled by the client")
+        draft.cancel = JobCancel(requested_at=now, billed=stopped.actual > 0 if stopped else open_id is not None)
         draft.cost.actual_usd = total_actual(draft)
         return JobStatus.CANCELLED
 

@@ -1,26 +1,46 @@
-"""Assembling the policy's context snapshot: live provider health, circuits, queues, calibration, budgets.
+"""Assembling the policy's context snapshot: live provider health, circuits, queues, learned models, budgets, and
+what the decision may spend on exploring.
 
 Scopes without a budget are unlimited; a quote or job without a tenant sees no budgets at all.
 """
 
 from __future__ import annotations
 
-from router.policy.context import Circuit, RoutingContext, TargetState
-from router.providers.base import offer_health
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from router.models.common import ProviderKind
+from router.models.offer import Offer
+from router.policy import learning, localqueue
+from router.policy.context import Circuit, Exploration, RoutingContext, TargetState
+from router.policy.exploration import Limits, allowance
+from router.providers.base import TargetHealth, offer_health
 from router.services import money
 from router.services.deps import Deps
 
 
 def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str | None = None,
-                    campaign_id: str | None = None) -> RoutingContext:
+                    campaign_id: str | None = None, explore_seed: str | None = None) -> RoutingContext:
+    """`explore_seed`: the decision may explore, drawing from this seed (`exploration`); None: it doesn't."""
     circuits = deps.circuits.states(deps.clock()) if deps.circuits is not None else {}
     targets = {}
     offer_targets = {}
+    # Targets that list their jobs (the GPU agent): priced below, once the learned models are read.
+    reported: dict[ProviderKind, TargetHealth] = {}
     for kind, provider in deps.providers.items():
+        circuit = circuits.get(provider.target_name, Circuit.CLOSED)
+        if circuit is Circuit.OPEN:
+            # Not asked: the open circuit rules its offers out, and a dead target's health check would hold up
+            # every decision, for jobs that don't need it too.
+            targets[kind] = TargetState(name=provider.target_name, circuit=circuit)
+            continue
         health = provider.health()
-        circuit = circuits.get(health.name, Circuit.CLOSED)
         targets[kind] = TargetState(name=health.name, up=health.up, queue_wait_s=health.queue_wait_s,
                                     circuit=circuit)
+        if health.queue:
+            reported[kind] = health
         if not health.endpoints:
             continue
         # Each endpoint has its own queue and workers: its offers see those, under the target's name and circuit.
@@ -29,10 +49,67 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
                 own = offer_health(health, provider, offer)
                 offer_targets[offer.id] = TargetState(name=health.name, up=own.up, queue_wait_s=own.queue_wait_s,
                                                       circuit=circuit, warm=own.warm)
-    calibration = deps.calibration.all() if deps.calibration is not None else {}
+    learned = learned_snapshot(deps, targets, offer_targets)
+    for kind, health in reported.items():
+        targets[kind] = priced_queue(targets[kind], health, deps.catalog.offers, learned)
     budgets = money.budget_states(deps, tenant, campaign_id, deps.clock()) if tenant else ()
     unsupported = frozenset(o.id for o in deps.catalog.offers
                             if o.provider in deps.providers and not deps.providers[o.provider].supports(o))
     return RoutingContext(targets=targets, offer_targets=offer_targets, configured=frozenset(deps.providers),
                           unsupported_offers=unsupported,
-                          calibration=calibration, budgets=budgets, exclude_offers=tried)
+                          learned=learned, budgets=budgets, exclude_offers=tried,
+                          exploration=exploration(deps, explore_seed, deps.clock()) if explore_seed else None)
+
+
+def priced_queue(target: TargetState, health: TargetHealth, offers: Sequence[Offer],
+                 learned: Mapping[str, learning.Learned]) -> TargetState:
+    """`target` with the jobs its agent reports, each priced at what the router has learned about its offer: the
+    agent's own `eta_s` is in its catalog's minutes per frame, tens of times too long for a GPU faster than those.
+    A job whose model no offer here runs keeps the agent's estimate."""
+    by_model = {o.model: o for o in offers if o.provider is ProviderKind.LOCAL}
+    work = []
+    for item in health.queue:
+        offer = by_model.get(item.model)
+        left = item.left_s if offer is None else localqueue.work_left(
+            offer, item.width, item.height, item.frames, item.progress, learned.get(offer.id))
+        work.append(localqueue.Work(left_s=left, due=item.deadline, running=item.running))
+    queue = localqueue.run_order(work)
+    return replace(target, queue=queue, slots=health.slots,
+                   queue_wait_s=localqueue.wait_s(queue, None, health.slots))
+
+
+def exploration_limits(deps: Deps) -> Limits | None:
+    """The deployment's exploration settings; None where it has none (a hand-built Deps) or no learned store."""
+    settings = deps.settings
+    if settings is None or deps.learned is None or settings.exploration_share <= 0:
+        return None
+    return Limits(share=settings.exploration_share, jobs_per_day=settings.exploration_jobs_per_day,
+                  usd_per_day=settings.exploration_usd_per_day, margin_s=settings.exploration_margin_s)
+
+
+def exploration(deps: Deps, seed: str, now: datetime) -> Exploration | None:
+    """What one decision may spend on exploring: a draw seeded by `seed` (a job's id, so a retried decision draws
+    the same), against today's counts. Read only for a decision drawn to explore: the others cost nothing."""
+    limits = exploration_limits(deps)
+    if limits is None:
+        return None
+    draw = random.Random(f"explore:{seed}").random()
+    if draw >= limits.share:
+        return None
+    assert deps.learned is not None
+    jobs, usd = deps.learned.explored(now.date())
+    return allowance(limits, draw, jobs, usd)
+
+
+def learned_snapshot(deps: Deps, targets: dict[ProviderKind, TargetState],
+                     offer_targets: dict[str, TargetState]) -> dict[str, learning.Learned]:
+    """The learned models by offer id; where an offer has a model of its own per target (`offer@target`), the one
+    for the target it would run on now."""
+    learned = learning.snapshot(deps.learned.all()) if deps.learned is not None else {}
+    if any("@" in name for name in learned):
+        for offer in deps.catalog.offers:
+            target = offer_targets.get(offer.id) or targets.get(offer.provider)
+            own = learned.get(learning.key(offer.id, target.name)) if target is not None else None
+            if own is not None:
+                learned[offer.id] = own
+    return learned

@@ -7,6 +7,8 @@ Decimal and only quantized at the end.
 TCO: every delivered video of the window is priced again, by the catalog, as if it had gone all to Veo, all to
 the local GPU, or by the studio's static rule, and set beside what hvr actually paid (failed attempts included).
 Counterfactuals use the offers' own pricing and p50 latency through `constraints.estimate`, never a copy of it.
+The owned GPU's depreciation is a fixed cost: it is reported for the window beside the variable spend, with the
+GPU's utilization, whichever basis (`LocalCostBasis`) charged local renders.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.models.common import AspectRatio, Mode, Money, ProviderKind, iso, money
 from router.models.decision import DeliveredSpec
 from router.models.ledger import LedgerEntry
-from router.models.offer import Offer, tier_of
+from router.models.offer import LocalCostBasis, LocalEnergyPricing, Offer, tier_of
 from router.policy.catalog import Catalog
 from router.policy.constraints import DURATION_TOLERANCE_FRACTION, DURATION_TOLERANCE_S, estimate
 
@@ -35,6 +37,7 @@ STATIC_LOCAL = "local/animatediff-sd15"
 STATIC_MAX_SIDE = 512  # the studio's rule: AnimateDiff for text-to-video up to 512 px, Veo for everything else
 SUCCEEDED = "succeeded"
 _PRICED_AT = datetime(2000, 1, 1, tzinfo=UTC)  # estimate() wants a "now" for ready times; reports ignore them
+HOURS_PER_MONTH = Decimal(730)  # 8,760 h a year over 12: the fixed cost of an average month
 
 
 class GroupBy(StrEnum):
@@ -276,6 +279,22 @@ class TcoOption(BaseModel):
     yearly_usd_at_1000: Money | None
 
 
+class TcoLocalGpu(BaseModel):
+    """The owned GPU over the window: its fixed cost beside the variable spend, and how busy it was."""
+
+    cost_basis: LocalCostBasis  # how local renders were charged in decisions and on the ledger
+    depreciation_usd_per_hour: Decimal
+    fixed_monthly_usd: Money  # depreciation over an average month (730 h)
+    fixed_usd: Money  # depreciation over the window's whole days: paid whether the GPU works or idles
+    variable_usd: Money  # every attempt's spend, less the depreciation charged to renders (full basis)
+    local_energy_usd: Money  # the local renders' energy, inside variable_usd
+    charged_to_renders_usd: Money  # full basis: depreciation already inside "as routed"; marginal: 0
+    total_usd: Money  # variable + fixed: what the window cost, the GPU's depreciation counted once
+    busy_gpu_seconds: Decimal  # GPU-seconds of the report's local attempts, whatever their outcome
+    period_seconds: int
+    utilization: float  # busy / period
+
+
 class TcoReport(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
     start: date = Field(alias="from")
@@ -286,6 +305,7 @@ class TcoReport(BaseModel):
     offers: list[TcoOffer]
     months: list[TcoMonth]
     options: list[TcoOption]
+    local_gpu: TcoLocalGpu | None  # None: the catalog has no local GPU
     method: list[str]
 
 
@@ -300,6 +320,34 @@ METHOD = [
     f"{VEO_BASELINE} for the rest",
     "at 1,000 videos/month: cost per video x 1,000 (monthly) and x 12,000 (yearly)",
 ]
+
+
+def local_gpu_costs(rows: list[LedgerEntry], pricing: LocalEnergyPricing, start: date,
+                    end: date) -> TcoLocalGpu:
+    """The GPU's fixed cost over [start, end] beside the variable spend of `rows`, and its utilization.
+
+    Rows written before the ledger kept energy apart were charged the full cost: their energy and depreciation
+    shares are worked out from their GPU-seconds at today's rates."""
+    days = (end - start).days + 1
+    busy = energy = charged = Decimal(0)
+    for row in rows:
+        if row.provider is not ProviderKind.LOCAL:
+            continue
+        seconds = row.billed_units.get("gpu_seconds", Decimal(0))
+        busy += seconds
+        energy += row.energy_usd if row.energy_usd is not None else pricing.energy_usd_per_gpu_second * seconds
+        if (row.cost_basis or LocalCostBasis.FULL) is LocalCostBasis.FULL:
+            charged += (row.amortized_usd if row.amortized_usd is not None
+                        else pricing.depreciation_usd_per_gpu_second * seconds)
+    variable = sum((row.actual_usd for row in rows), Decimal(0)) - charged
+    fixed = pricing.depreciation_usd_per_hour * 24 * days
+    period_s = days * 86400
+    return TcoLocalGpu(
+        cost_basis=pricing.cost_basis, depreciation_usd_per_hour=pricing.depreciation_usd_per_hour,
+        fixed_monthly_usd=money(pricing.depreciation_usd_per_hour * HOURS_PER_MONTH), fixed_usd=money(fixed),
+        variable_usd=money(variable), local_energy_usd=money(energy), charged_to_renders_usd=money(charged),
+        total_usd=money(variable + fixed), busy_gpu_seconds=busy, period_seconds=period_s,
+        utilization=round(float(busy) / period_s, 6))
 
 
 def _per_video(total: Decimal, videos: int) -> Decimal | None:
@@ -364,9 +412,22 @@ def tco_from_rows(rows: list[LedgerEntry], catalog: Catalog, start: date, end: d
     options = [_option("hvr as routed", [Decimal(0)] * len(videos), paid=paid),
                _option(f"all on {VEO_BASELINE}", on_veo), _option("all local", on_local),
                _option("static rule", by_rule)]
+    # One GPU box: its local offers share one pricing.
+    pricing = next((o.pricing for o in local_offers if isinstance(o.pricing, LocalEnergyPricing)), None)
+    gpu = local_gpu_costs(rows, pricing, start, end) if pricing is not None else None
     return TcoReport(start=start, end=end, tenant=tenant, videos=len(videos),
                      mode_unknown=sum(v.mode is None for v in videos), offers=offer_rows, months=months,
-                     options=options, method=METHOD)
+                     options=options, local_gpu=gpu, method=METHOD + (_gpu_method(gpu) if gpu else []))
+
+
+def _gpu_method(gpu: TcoLocalGpu) -> list[str]:
+    charged = ("energy only (marginal basis): its depreciation is the fixed cost below, not in the per-video figures"
+               if gpu.cost_basis is LocalCostBasis.MARGINAL else
+               "energy plus its amortized share of depreciation (full basis); the fixed cost below already "
+               "includes that share, so variable spend leaves it out")
+    return [f"local GPU renders are charged {charged}",
+            "local GPU fixed cost: depreciation per hour x the window's whole days; utilization: GPU-seconds of "
+            "the report's local attempts / seconds in those days"]
 
 
 def tco_report(ledger: LedgerSource, start: date, end: date, tenant: str | None, catalog: Catalog,

@@ -17,12 +17,13 @@ from router.store.alerts import AlertPublisher
 from router.store.artifacts import ArtifactStore
 from router.store.aws import client
 from router.store.budgets import BudgetRepository
-from router.store.calibration import CalibrationRepository
+from router.store.campaigns import CampaignsRepository
 from router.store.circuits import CircuitRepository
 from router.store.events import EventPublisher
 from router.store.exports import LedgerExport
 from router.store.jobs import JobsRepository
 from router.store.keys import KeysRepository
+from router.store.learned import LearnedRepository
 from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue
 from router.store.nonces import NonceStore
@@ -42,10 +43,11 @@ class Deps:
     queue: JobQueue
     catalog: Catalog
     providers: Mapping[ProviderKind, VideoProvider]
-    calibration: CalibrationRepository | None = None
+    learned: LearnedRepository | None = None
     circuits: CircuitRepository | None = None
     keys: KeysRepository | None = None
     budgets: BudgetRepository | None = None
+    campaigns: CampaignsRepository | None = None  # admission checks a request's campaign_id against it
     exports: LedgerExport | None = None
     alerts: AlertPublisher | None = None
     nonces: NonceStore | None = None
@@ -55,6 +57,7 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     time_scale: float = 1.0
     max_attempts: int = 3
+    max_submit_tries: int = 8
 
 
 def build_deps(settings: Settings) -> Deps:
@@ -66,12 +69,13 @@ def build_deps(settings: Settings) -> Deps:
         ledger=LedgerRepository(ddb, settings.ledger_table),
         artifacts=ArtifactStore(client("s3", settings.aws_endpoint_url), settings.bucket),
         queue=JobQueue(client("sqs", settings.aws_endpoint_url), settings.jobs_queue_url),
-        catalog=cached_catalog(settings.catalog_path),
+        catalog=cached_catalog(settings.catalog_path, settings.local_cost_basis),
         providers=build_providers(settings),
-        calibration=CalibrationRepository(ddb, settings.ledger_table),
+        learned=LearnedRepository(ddb, settings.ledger_table),
         circuits=CircuitRepository(ddb, settings.ledger_table),
         keys=KeysRepository(ddb, settings.keys_table) if settings.keys_table else None,
         budgets=BudgetRepository(ddb, settings.budgets_table) if settings.budgets_table else None,
+        campaigns=CampaignsRepository(ddb, settings.ledger_table),
         exports=LedgerExport(client("s3", settings.aws_endpoint_url), settings.bucket),
         alerts=AlertPublisher(client("sns", settings.aws_endpoint_url), settings.alerts_topic_arn)
         if settings.alerts_topic_arn else None,
@@ -81,6 +85,7 @@ def build_deps(settings: Settings) -> Deps:
         settings=settings,
         time_scale=settings.time_scale,
         max_attempts=settings.max_attempts,
+        max_submit_tries=settings.max_submit_tries,
     )
 
 

@@ -79,8 +79,9 @@ def release_stale(deps: Deps, older_than: datetime) -> int:
         except NotFound:
             job = None
         attempt = next((a for a in job.attempts if a.id == reservation.attempt_id), None) if job else None
-        if job is not None and attempt is not None and not attempt.status.ended and not job.status.terminal:
-            continue  # still rendering: its hold is real
+        if job is not None and attempt is not None and not attempt.status.ended and (
+                not job.status.terminal or attempt.settle_as is not None):
+            continue  # still rendering, or still to be billed once its provider answers: its hold is real
         actual = deps.ledger.actual(reservation.tenant, reservation.job_id, reservation.attempt_id)
         if deps.budgets.settle(reservation, actual if actual is not None else Decimal(0)):
             released += 1

@@ -36,11 +36,34 @@ class InvalidInput(ValueError):
         self.errors = errors
 
 
-def submit_checked(request: VideoRequest, tenant: str, deps: Deps) -> Job:
-    """Accept a client's request after checking its uploaded inputs exist, are the tenant's, and fit their caps."""
+def admission_errors(request: VideoRequest, tenant: str, deps: Deps,
+                     own_campaign: str | None = None) -> list[dict[str, str]]:
+    """Why a request may not become a job of `tenant` (field errors; none when it may). Every path that creates a
+    job runs this before the job exists: `POST /v1/jobs` on its request, campaign intake on each line.
+
+    The request is stored with its job and never changes, so what is checked here holds for every later use of
+    it: the budgets a reservation holds (`campaign:<id>`), the presigned inputs, the ledger's campaign column.
+    `own_campaign` is the tenant's campaign doing the intake, already read under the tenant's key."""
     from router.services.uploads import check_input_refs
 
-    errors = check_input_refs(request, tenant, deps)
+    return check_input_refs(request, tenant, deps) + campaign_errors(request, tenant, deps, own_campaign)
+
+
+def campaign_errors(request: VideoRequest, tenant: str, deps: Deps,
+                    own_campaign: str | None = None) -> list[dict[str, str]]:
+    """A `campaign_id` must name a campaign of the caller's own tenant: it selects a budget to spend (or, in a
+    quote, to read). Another tenant's id and an unknown one get the same answer, so ids can't be probed."""
+    cid = request.campaign_id
+    if cid is None or cid == own_campaign:
+        return []
+    if deps.campaigns is not None and deps.campaigns.exists(tenant, cid):
+        return []
+    return [{"field": "campaign_id", "message": "is not a campaign of this tenant"}]
+
+
+def submit_checked(request: VideoRequest, tenant: str, deps: Deps) -> Job:
+    """Accept a client's request once admission finds nothing wrong with it (nothing is written otherwise)."""
+    errors = admission_errors(request, tenant, deps)
     if errors:
         raise InvalidInput(errors)
     return accept(request, tenant, deps)

@@ -2,7 +2,12 @@
 
 It decides nothing itself. A job past its deadline, or stuck in a state longer than that state's timeout, gets a
 `route` or `poll` message and the worker (whose every step is idempotent) does the rest; a terminal job that was
-never announced is announced. Timeouts are in production seconds, divided by the time scale locally.
+never announced is announced, and one that left an attempt to settle (router.services.settle) has it asked about
+again. Timeouts are in production seconds, divided by the time scale locally.
+
+An attempt's chain of delayed messages records when its next one is due (`Attempt.poll_due_at`). While that can't
+have been lost (worker.chain_alive) the sweeper sends nothing, so a dead target's polls back off instead of
+multiplying; past it, the sweeper's poll starts a new chain, which supersedes the old one.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from datetime import datetime, timedelta
 from router.models.job import AttemptStatus, Job, JobStatus
 from router.services import lifecycle, money
 from router.services.deps import Deps
+from router.services.worker import chain_alive
 from router.store.messages import MessageKind, WorkerMessage
 
 ROUTE_TIMEOUT_S = 60.0  # accepted/routed without progress: the route message was lost or is failing
 SUBMIT_TIMEOUT_S = 120.0  # an attempt stuck `submitting`: the worker died mid-call; reconcile
-POLL_TIMEOUT_S = 1800.0  # submitted/running with no write for longer than the poll chain's heartbeat
+POLL_TIMEOUT_S = 1800.0  # submitted/running, no write this long, and no due time recorded (older attempts)
 ANNOUNCE_TIMEOUT_S = 60.0
 
 
@@ -53,22 +59,34 @@ def sweep(deps: Deps) -> SweepReport:
         if action == "announce":
             lifecycle.announce(job, deps)
             continue
-        kind = MessageKind.POLL if action == "poll" else MessageKind.ROUTE
         attempt = job.current_attempt
-        deps.queue.send(WorkerMessage(kind=kind, tenant=job.tenant, job_id=job.id,
-                                      attempt_id=attempt.id if attempt and kind is MessageKind.POLL else None))
+        if action in ("poll", "settle") and attempt is not None:
+            # Outside any chain: the worker starts one only where none is alive (worker._hint_chain).
+            deps.queue.send(WorkerMessage(kind=MessageKind.POLL, tenant=job.tenant, job_id=job.id,
+                                          attempt_id=attempt.id))
+        else:
+            # A submit retry chain's messages carry `submit_tries`; a route below it is dropped as superseded.
+            deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=job.tenant, job_id=job.id,
+                                          poll_n=attempt.submit_tries if attempt else 0))
     return report
 
 
 def _action(job: Job, now: datetime, scale: float) -> str | None:
     quiet_s = (now - job.updated_at).total_seconds() * scale
+    attempt = job.current_attempt
     if job.status.terminal:
-        return "announce" if not job.notified and quiet_s >= ANNOUNCE_TIMEOUT_S else None
+        if not job.notified and quiet_s >= ANNOUNCE_TIMEOUT_S:
+            return "announce"
+        unsettled = attempt is not None and attempt.settle_as is not None and not attempt.status.ended
+        return "settle" if unsettled else None
     if job.deadline is not None and now > job.deadline:
         return "expire"  # any message makes the worker expire it first
-    attempt = job.current_attempt
     if job.status in (JobStatus.ACCEPTED, JobStatus.ROUTED):
         if attempt is not None and attempt.status is AttemptStatus.SUBMITTING:
+            if chain_alive(attempt, now, scale):
+                return None
             return "reconcile" if quiet_s >= SUBMIT_TIMEOUT_S else None
         return "route" if quiet_s >= ROUTE_TIMEOUT_S else None
+    if attempt is not None and attempt.poll_due_at is not None:
+        return None if chain_alive(attempt, now, scale) else "poll"
     return "poll" if quiet_s >= POLL_TIMEOUT_S else None

@@ -23,6 +23,30 @@ UPLOAD_TYPES: dict[str, tuple[str, int]] = {
     "audio/mpeg": (".mp3", 50 * MB),
     "video/mp4": (".mp4", 200 * MB),
 }
+INPUT_FIELDS = ("image", "audio", "mask")
+
+
+def upload_prefix(tenant: str) -> str:
+    """Where a tenant's uploads are written, and the only place its jobs may read `s3://` inputs from."""
+    return f"uploads/{tenant}/"
+
+
+def own_upload_key(ref: str, tenant: str, bucket: str) -> str | None:
+    """The key an `s3://` ref names when it is one of the tenant's uploads in our bucket; None for anything else.
+
+    Uploads are one flat name under the prefix, so a ref with more path (`uploads/t2/../t1/x.png`) is not one."""
+    parts = urlsplit(ref)
+    key = parts.path.lstrip("/")
+    name = key.removeprefix(upload_prefix(tenant))
+    if parts.scheme != "s3" or parts.netloc != bucket or name == key or not name or "/" in name:
+        return None
+    return key
+
+
+def foreign_refs(request: VideoRequest, tenant: str, bucket: str) -> list[str]:
+    """The input fields whose `s3://` ref is not one of the tenant's own uploads (https URLs are the client's)."""
+    return [field for field in INPUT_FIELDS if (ref := getattr(request, field)) and ref.startswith("s3://")
+            and own_upload_key(ref, tenant, bucket) is None]
 
 
 class UploadTicket(BaseModel):
@@ -34,7 +58,7 @@ class UploadTicket(BaseModel):
 
 def presign_upload(tenant: str, content_type: str, deps: Deps, now: datetime) -> UploadTicket:
     extension, cap = UPLOAD_TYPES[content_type]
-    key = f"uploads/{tenant}/{uuid.uuid4().hex}{extension}"
+    key = f"{upload_prefix(tenant)}{uuid.uuid4().hex}{extension}"
     return UploadTicket(
         upload_url=deps.artifacts.presign_put(key, content_type=content_type, expires_s=UPLOAD_TTL_S),
         ref=f"s3://{deps.artifacts.bucket}/{key}",
@@ -49,13 +73,12 @@ def check_input_refs(request: VideoRequest, tenant: str, deps: Deps) -> list[dic
     A presigned PUT can't bound its size, so the cap is enforced here, before any job exists.
     """
     errors = []
-    for field in ("image", "audio", "mask"):
+    for field in INPUT_FIELDS:
         ref = getattr(request, field)
         if not ref or not ref.startswith("s3://"):
             continue
-        parts = urlsplit(ref)
-        key = parts.path.lstrip("/")
-        if parts.netloc != deps.artifacts.bucket or not key.startswith(f"uploads/{tenant}/"):
+        key = own_upload_key(ref, tenant, deps.artifacts.bucket)
+        if key is None:
             errors.append({"field": field, "message": "must be a ref returned by POST /v1/uploads"})
             continue
         size = deps.artifacts.size(key)

@@ -2,7 +2,9 @@
 offer id or None (nothing to send it to: rejected). The simulator handles everything after the decision the same way
 for all of them: queues, renders, failures, fallbacks, deadlines and bills.
 
-- `hvr`: the real engine (`router.policy.engine.route`) with the context the services build.
+- `hvr`: the real engine (`router.policy.engine.route`) with the context the services build, learned offer models
+  included: it starts from the catalog and learns from its own attempts as finalize does (`learns`; the simulator
+  keeps the models and feeds them through `router.policy.learning.observe`).
 - `always_veo`: every request to Veo (`veo/veo-3.1-fast`, the Veo the project's TCO report prices too).
 - `static_rule`: the studio's rule today: AnimateDiff locally for text-to-video of at most 512 px a side, Veo for
   everything else.
@@ -17,6 +19,7 @@ context excludes offers already tried).
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -35,6 +38,7 @@ STATIC_MAX_SIDE = 512
 
 class Policy(Protocol):
     name: str
+    learns: bool  # the simulator keeps learned offer models for it and puts them in its context
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
                deadline: datetime | None) -> str | None: ...
@@ -48,9 +52,13 @@ def _require(offers: Sequence[Offer], offer_id: str) -> str:
 
 class Hvr:
     name = "hvr"
+    learns = True
 
-    def __init__(self, offers: Sequence[Offer]) -> None:
+    def __init__(self, offers: Sequence[Offer], seed: int = 0) -> None:
         self.offers = tuple(offers)
+        # The engine's exploration draws (issue 14, item 2) come from here once `route` takes a generator: seeded
+        # from the run's seed, so a run repeats.
+        self.rng = random.Random(f"explore:{seed}")
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
                deadline: datetime | None) -> str | None:
@@ -60,6 +68,7 @@ class Hvr:
 
 class AlwaysVeo:
     name = "always_veo"
+    learns = False
 
     def __init__(self, offers: Sequence[Offer], veo: str = VEO_BASELINE) -> None:
         self.veo = _require(offers, veo)
@@ -71,6 +80,7 @@ class AlwaysVeo:
 
 class StaticRule:
     name = "static_rule"
+    learns = False
 
     def __init__(self, offers: Sequence[Offer], local: str = STATIC_LOCAL, veo: str = VEO_BASELINE) -> None:
         self.local, self.veo = _require(offers, local), _require(offers, veo)
@@ -83,6 +93,7 @@ class StaticRule:
 
 class LocalOnly:
     name = "local_only"
+    learns = False
 
     def __init__(self, offers: Sequence[Offer]) -> None:
         self.offers = tuple(o for o in offers if o.provider is ProviderKind.LOCAL)
@@ -101,6 +112,7 @@ class LocalOnly:
 
 class CheapestFeasible:
     name = "cheapest_feasible"
+    learns = False
 
     def __init__(self, offers: Sequence[Offer]) -> None:
         self.offers = tuple(offers)
@@ -109,8 +121,9 @@ class CheapestFeasible:
                deadline: datetime | None) -> str | None:
         blind = dataclasses.replace(
             context,
-            targets={kind: dataclasses.replace(t, queue_wait_s=0.0) for kind, t in context.targets.items()},
-            offer_targets={oid: dataclasses.replace(t, queue_wait_s=0.0) for oid, t in context.offer_targets.items()},
+            targets={kind: dataclasses.replace(t, queue_wait_s=0.0, queue=()) for kind, t in context.targets.items()},
+            offer_targets={oid: dataclasses.replace(t, queue_wait_s=0.0, queue=())
+                           for oid, t in context.offer_targets.items()},
         )
         feasible = [c for c in route(request, self.offers, blind, now, deadline).candidates if c.feasible]
         best = min(feasible, key=lambda c: (c.estimated_cost_usd, c.offer), default=None)
@@ -122,7 +135,10 @@ POLICIES: dict[str, Callable[[Sequence[Offer]], Policy]] = {
 }
 
 
-def make(name: str, offers: Sequence[Offer]) -> Policy:
+def make(name: str, offers: Sequence[Offer], seed: int = 0) -> Policy:
+    """The policy `name` over `offers`; `seed` seeds hvr's exploration."""
+    if name == Hvr.name:
+        return Hvr(offers, seed)
     try:
         return POLICIES[name](offers)
     except KeyError:

@@ -2,11 +2,15 @@
 
     hvr simulate [--workload PATH | --videos N] [--seed N] [--policies NAME ...] [--budget USD]
                  [--out DIR] [--json PATH] [--chart [PATH]] [--save-workload PATH]
+    hvr simulate --scenario FILE.yaml [--policies NAME ...] [--matched-bounds]
+                 [--out DIR] [--json PATH] [--chart [PATH]]
 
 Without `--workload` a month of `--videos` requests is generated from `--seed` (1,000 with seed 1 is exactly
-`samples/workloads/month-1000.jsonl`). `--seed` also seeds the truth model (render times, failures). `--out DIR`
-writes `results.json`, `report.md` and, with `--chart`, `chart.png`. Exit codes: 0 done, 1 the workload or an
-output could not be read or written, 2 the command line was wrong.
+`samples/workloads/month-1000.jsonl`). `--seed` also seeds the truth model (render times, failures). A scenario
+file (`router.sim.scenario`, samples in `samples/scenarios/`) sets the workload, seed, truth, budget and local cost
+basis instead, so it excludes those options. `--out DIR` writes `results.json`, `report.md` and, with `--chart`,
+`chart.png`. Exit codes: 0 done, 1 the scenario, the workload or an output could not be read or written (a bad
+scenario as `FILE:LINE: key: problem`), 2 the command line was wrong.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 # Importing this module costs argparse only, so `hvr` can register the command without loading the simulator.
 SAMPLE_WORKLOAD = Path(__file__).resolve().parents[2] / "samples" / "workloads" / "month-1000.jsonl"
 SAMPLE_SEED = 1
+DEFAULT_VIDEOS = 1000
 POLICY_NAMES = ("hvr", "always_veo", "local_only", "static_rule", "cheapest_feasible", "offline_optimum")
 DESCRIPTION = "Compare routing policies on a simulated month: hvr, the baselines and the offline-optimal cost bound."
 
@@ -40,10 +45,12 @@ def _budget(text: str) -> Decimal:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # Defaults are None so that `--scenario` can tell what was given; `run` fills in 1,000 videos and seed 1.
+    p.add_argument("--scenario", type=Path, help="a scenario YAML: workload, seed, truth, budget, cost basis")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--workload", type=Path, help="JSON Lines of {arrival, request} (default: generate one)")
-    source.add_argument("--videos", type=int, default=1000, help="videos in a generated month (default 1000)")
-    p.add_argument("--seed", type=int, default=SAMPLE_SEED, help="seeds the truth model and a generated workload")
+    source.add_argument("--videos", type=int, help=f"videos in a generated month (default {DEFAULT_VIDEOS})")
+    p.add_argument("--seed", type=int, help=f"seeds the truth model and a generated workload (default {SAMPLE_SEED})")
     p.add_argument("--policies", nargs="+", choices=POLICY_NAMES, default=list(POLICY_NAMES), metavar="NAME",
                    help=f"policies to compare (default all: {', '.join(POLICY_NAMES)})")
     p.add_argument("--budget", type=_budget, help="a global monthly budget in USD (default: none)")
@@ -54,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="draw the chart (to PATH, or to --out's chart.png)")
     p.add_argument("--save-workload", type=Path, help="write the workload used as JSON Lines")
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds per MILP solve (default 300)")
+    p.add_argument("--matched-bounds", action="store_true",
+                   help="with --scenario, also solve each policy's matched bound: one more MILP per policy, minutes "
+                        "each when the GPU is fast and cheap (always solved without --scenario)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.chart == "" and args.out is None:
         return _fail("--chart needs a PATH, or --out DIR to write chart.png in", 2)
-    if args.videos < 1:
+    given = [flag for flag, value in (("--workload", args.workload), ("--videos", args.videos),
+                                      ("--seed", args.seed), ("--budget", args.budget)) if value is not None]
+    if args.scenario is not None and given:
+        return _fail(f"--scenario sets the workload, seed and budget itself; drop {', '.join(given)}", 2)
+    if args.videos is not None and args.videos < 1:
         return _fail("--videos must be at least 1", 2)
     try:
         import scipy.optimize  # noqa: F401  (the offline bound's solver; optional: the `sim` extra)
@@ -86,21 +100,32 @@ def run(args: argparse.Namespace) -> int:
     from router.sim import workload
     from router.sim.compare import compare
     from router.sim.report import markdown
+    from router.sim.scenario import load, simulate_scenario
     from router.sim.simulator import SimConfig
 
+    seed = SAMPLE_SEED if args.seed is None else args.seed
+    videos = DEFAULT_VIDEOS if args.videos is None else args.videos
+    scenario = None
     try:
         offers = load_catalog(args.catalog).offers
-        if args.workload is not None:
+        if args.scenario is not None:
+            scenario = load(args.scenario, offers)
+            arrivals, name = scenario.arrivals(), scenario.label()
+        elif args.workload is not None:
             arrivals, name = workload.load(args.workload), str(args.workload)
         else:
-            arrivals = workload.generate(args.videos, seed=args.seed)
-            name = f"generated: {args.videos} videos, seed {args.seed}"
-    except (OSError, ValueError, CatalogError) as exc:
+            arrivals = workload.generate(videos, seed=seed)
+            name = f"generated: {videos} videos, seed {seed}"
+    except (OSError, ValueError, CatalogError) as exc:  # ScenarioError is a ValueError
         return _fail(str(exc), 1)
     if not arrivals:
         return _fail("the workload is empty", 1)
-    result = compare(arrivals, offers, seed=args.seed, policies=args.policies,
-                     config=SimConfig(budget_usd=args.budget), workload=name, time_limit_s=args.time_limit)
+    if scenario is not None:
+        result = simulate_scenario(scenario, offers, arrivals, args.policies, matched_bounds=args.matched_bounds,
+                                   time_limit_s=args.time_limit)
+    else:
+        result = compare(arrivals, offers, seed=seed, policies=args.policies,
+                         config=SimConfig(budget_usd=args.budget), workload=name, time_limit_s=args.time_limit)
     text = markdown(result)
     print(text, end="")
     try:

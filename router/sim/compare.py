@@ -11,11 +11,17 @@ the report prints (issue 9's counting rules).
   serves far less than the optimum and so costs less than it.
 - `cost_ratio_to_static_rule`, three ways: total over total; like for like, the two costs over the requests both
   delivered on time; and per video delivered, which is how the studio prices its months (cost per video).
+- `second_half_cost_ratio_to_optimum`: the policy's cost on the requests arriving at or after the span's midpoint,
+  over what the whole-month optimum paid for those same requests — how well a learning policy does once it has
+  learned.
+- `weekly`: per week from the start (by arrival for costs and deadlines, by clock for the GPU's busy time): cost,
+  the optimum's cost on the same requests, their ratio, GPU utilization and deadline-hit rate.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from router.models.common import money
+from router.models.common import ProviderKind, money
 from router.models.offer import Offer
 from router.sim import baselines, optimal
 from router.sim.simulator import RunResult, SimConfig, infeasible_flags, simulate, window
@@ -32,7 +38,39 @@ from router.sim.workload import Arrival
 
 OPTIMUM = "offline_optimum"
 STATIC = "static_rule"
+CHEAPEST = "cheapest_feasible"
 DEFAULT_POLICIES = (*baselines.POLICIES, OPTIMUM)
+ZERO = Decimal("0.0000")
+WEEK_S = 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What hvr is held to. The defaults are ARCHITECTURE §11's for the sample month; `SCENARIO` adds issue 14's
+    for scenario runs. A target that is None is reported without a verdict."""
+
+    hit_rate: float = 0.99
+    optimum_ratio: float = 1.10
+    static_ratio: float = 0.50
+    second_half_optimum_ratio: float | None = None
+    gpu_share_of_optimum: float | None = None  # hvr's gpu_utilization over the optimum's, at least
+    cheapest_feasible_ratio: float | None = None  # hvr's cost over cheapest_feasible's, at most
+
+
+SCENARIO_TARGETS = Targets(optimum_ratio=1.15, second_half_optimum_ratio=1.08, gpu_share_of_optimum=0.8)
+
+
+@dataclass(frozen=True)
+class Week:
+    week: int
+    cost_usd: Decimal
+    optimum_cost_usd: Decimal
+    gpu_utilization: float
+    deadline_hit_rate: float | None
+
+    @property
+    def cost_ratio_to_optimum(self) -> float | None:
+        return float(self.cost_usd / self.optimum_cost_usd) if self.optimum_cost_usd > 0 else None
 
 
 @dataclass
@@ -55,6 +93,10 @@ class Metrics:
     spend: list[tuple[datetime, Decimal]]  # (when, what it cost), in time order, for the spend chart
     served: set[int] = field(default_factory=set)  # requests delivered on time
     cost_by_request: dict[int, Decimal] = field(default_factory=dict)
+    busy: list[tuple[float, float]] = field(default_factory=list)  # the local GPU's busy spans, run seconds x slot
+    weekly: list[Week] = field(default_factory=list)
+    second_half_cost_usd: Decimal | None = None
+    second_half_optimum_usd: Decimal | None = None
     matched_bound_usd: Decimal | None = None
     cost_ratio_to_optimum: float | None = None
     cost_ratio_to_static_rule: float | None = None
@@ -73,6 +115,12 @@ class Metrics:
     def cost_per_video_usd(self) -> Decimal | None:
         return money(self.total_cost_usd / self.delivered) if self.delivered else None
 
+    @property
+    def second_half_cost_ratio_to_optimum(self) -> float | None:
+        if self.second_half_cost_usd is None or not self.second_half_optimum_usd:
+            return None
+        return float(self.second_half_cost_usd / self.second_half_optimum_usd)
+
 
 @dataclass
 class Comparison:
@@ -86,33 +134,45 @@ class Comparison:
     runs: dict[str, RunResult]
     optimum: optimal.Solution | None
     notes: list[str]
+    targets: Targets = field(default_factory=Targets)
 
 
 def compare(arrivals: Sequence[Arrival], offers: Sequence[Offer], seed: int, policies: Sequence[str] = DEFAULT_POLICIES,
             config: SimConfig | None = None, workload: str = "", truth_config: TruthConfig | None = None,
-            time_limit_s: float = optimal.TIME_LIMIT_S) -> Comparison:
+            time_limit_s: float = optimal.TIME_LIMIT_S, matched_bounds: bool = True,
+            targets: Targets | None = None) -> Comparison:
+    """`matched_bounds`: also solve each policy's matched bound (one more MILP per policy: minutes each when the
+    GPU is fast and cheap enough that the optimum keeps many local candidates)."""
     unknown = [p for p in policies if p != OPTIMUM and p not in baselines.POLICIES]
     if unknown:
         raise ValueError(f"unknown policies {unknown}; known: {', '.join(DEFAULT_POLICIES)}")
     truth = Truth(truth_config or TruthConfig(seed=seed))
-    flags = infeasible_flags(arrivals, offers)
-    runs = {name: simulate(arrivals, offers, baselines.make(name, offers), truth, config, flags)
+    flags = infeasible_flags(arrivals, offers, truth)
+    runs = {name: simulate(arrivals, offers, baselines.make(name, offers, seed), truth, config, flags)
             for name in policies if name != OPTIMUM}
     metrics = {name: _metrics(run) for name, run in runs.items()}
     start, horizon = window(arrivals)
     # The optimum prices every policy (ratios, matched bounds), so it is solved whether or not it is listed.
     problem = optimal.Problem.of(arrivals, offers, truth, flags)
     solution = problem.solve(time_limit_s=time_limit_s)
+    best = _optimum_metrics(solution, problem, flags, start, horizon, truth, offers)
     if OPTIMUM in policies:
-        metrics[OPTIMUM] = _optimum_metrics(solution, problem, flags, start, horizon)
+        metrics[OPTIMUM] = best
     notes = [f"offline optimum: {solution.binaries} binaries, {solution.variables} variables, "
              f"{solution.constraints} constraints; {solution.status}; proven lower bound ${solution.bound}"]
-    for name, run in runs.items():
-        metrics[name].matched_bound_usd = problem.solve(optimal.matched_set(run.jobs, problem),
-                                                        time_limit_s=time_limit_s, allow_fewer=False).bound
+    if matched_bounds:
+        for name, run in runs.items():
+            metrics[name].matched_bound_usd = problem.solve(optimal.matched_set(run.jobs, problem),
+                                                            time_limit_s=time_limit_s, allow_fewer=False).bound
+    else:
+        notes.append("matched bounds not solved (ask for them with --matched-bounds)")
     _ratios(metrics, solution)
+    arrival_t = [(a.at - start).total_seconds() for a in arrivals]
+    for m in metrics.values():
+        _over_time(m, best.cost_by_request, arrival_t, flags, horizon, truth.config.local_slots)
     return Comparison(workload=workload, seed=seed, videos=len(arrivals), infeasible=sum(flags), start=start,
-                      horizon_s=horizon, metrics=metrics, runs=runs, optimum=solution, notes=notes)
+                      horizon_s=horizon, metrics=metrics, runs=runs, optimum=solution, notes=notes,
+                      targets=targets or Targets())
 
 
 def _metrics(run: RunResult) -> Metrics:
@@ -138,15 +198,22 @@ def _metrics(run: RunResult) -> Metrics:
         spend=spend,
         served={job.key for job in jobs if job.on_time and not job.infeasible},
         cost_by_request={job.key: job.cost for job in jobs},
+        busy=[(a.started_at, a.started_at + a.gpu_seconds) for job in jobs for a in job.attempts
+              if a.offer.provider is ProviderKind.LOCAL and a.started_at is not None and a.gpu_seconds > 0],
     )
 
 
 def _optimum_metrics(solution: optimal.Solution, problem: optimal.Problem, flags: Sequence[bool], start: datetime,
-                     horizon: float) -> Metrics:
-    """The optimum as a policy: cloud renders start on arrival; local ones as preemptive EDF runs them."""
+                     horizon: float, truth: Truth | None = None, offers: Sequence[Offer] = ()) -> Metrics:
+    """The optimum as a policy: cloud renders start on arrival (or when their outage ends); local ones as
+    preemptive EDF runs them around the GPU's outages."""
     slots, arrival_t = problem.slots, problem.arrival_t
+    by_id = {o.id: o for o in offers}
+    down = {c.request: (truth.outages(by_id[c.offer]) if truth is not None and c.offer in by_id else ())
+            for c in solution.served.values() if c.local}
+    busy: list[tuple[float, float]] = []
     finish = _edf_finish([(c.request, arrival_t[c.request], c.window[1], c.render_s)
-                          for c in solution.served.values() if c.local], slots)
+                          for c in solution.served.values() if c.local], slots, down, busy)
     done = {i: finish.get(i, arrival_t[i] + c.ready_s) for i, c in solution.served.items()}
     turnarounds = [done[i] - arrival_t[i] for i in solution.served]
     by_request = {i: Decimal("0.0000") for i in range(len(flags))} | {i: c.cost for i, c in solution.served.items()}
@@ -158,12 +225,16 @@ def _optimum_metrics(solution: optimal.Solution, problem: optimal.Problem, flags
         p50_turnaround_s=_percentile(turnarounds, 50), p95_turnaround_s=_percentile(turnarounds, 95),
         offer_mix=dict(Counter(c.offer for c in solution.served.values()).most_common()),
         spend=sorted((start + timedelta(seconds=done[i]), c.cost) for i, c in solution.served.items()),
-        served=set(solution.served), cost_by_request=by_request, matched_bound_usd=solution.bound,
+        served=set(solution.served), cost_by_request=by_request, matched_bound_usd=solution.bound, busy=busy,
     )
 
 
-def _edf_finish(local: list[tuple[int, float, float, float]], slots: int) -> dict[int, float]:
-    """Completion times of (request, release, due, work) under preemptive earliest-deadline-first on `slots`."""
+def _edf_finish(local: list[tuple[int, float, float, float]], slots: int,
+                down: dict[int, tuple[tuple[float, float], ...]] | None = None,
+                busy: list[tuple[float, float]] | None = None) -> dict[int, float]:
+    """Completion times of (request, release, due, work) under preemptive earliest-deadline-first on `slots`, a
+    request's work pausing while its offer is `down`; the spans worked are appended to `busy`."""
+    down = down or {}
     pending = sorted(local, key=lambda job: job[1])
     ready: list[tuple[float, int, float]] = []  # (due, request, work left)
     finish: dict[int, float] = {}
@@ -175,17 +246,57 @@ def _edf_finish(local: list[tuple[int, float, float, float]], slots: int) -> dic
             request, _, due, work = pending[n]
             heapq.heappush(ready, (due, request, work))
             n += 1
-        running = [heapq.heappop(ready) for _ in range(min(slots, len(ready)))]
-        step = min(work for _, _, work in running)
+        held = [heapq.heappop(ready) for _ in range(len(ready))]
+        able = [job for job in held if not _in(down.get(job[1], ()), t)]
+        running = able[:slots]
+        for job in held:
+            if job not in running:
+                heapq.heappush(ready, job)
+        edges = [e - t for job in held for span in down.get(job[1], ()) for e in span if e > t]
         if n < len(pending):
-            step = min(step, pending[n][1] - t)
-        t += step
+            edges.append(pending[n][1] - t)
+        if not running:  # everything ready is down: wait for the next outage to end or the next release
+            t += min(edges)
+            continue
+        step = min([work for _, _, work in running] + edges)
         for due, request, work in running:
+            if busy is not None:
+                busy.append((t, t + step))
             if work - step <= 1e-9:
-                finish[request] = t
+                finish[request] = t + step
             else:
                 heapq.heappush(ready, (due, request, work - step))
+        t += step
     return finish
+
+
+def _in(spans: tuple[tuple[float, float], ...], t: float) -> bool:
+    return any(a <= t < b for a, b in spans)
+
+
+def _over_time(m: Metrics, optimum_cost: dict[int, Decimal], arrival_t: Sequence[float], flags: Sequence[bool],
+               horizon: float, slots: int) -> None:
+    """Fill `weekly` and the second-half figures: costs and deadlines by the week each request arrived in, GPU
+    busy time by the clock."""
+    half = horizon / 2
+    m.second_half_cost_usd = sum((m.cost_by_request.get(i, ZERO) for i, t in enumerate(arrival_t) if t >= half), ZERO)
+    m.second_half_optimum_usd = sum((optimum_cost.get(i, ZERO) for i, t in enumerate(arrival_t) if t >= half), ZERO)
+    weeks = max(1, math.ceil(horizon / WEEK_S))
+    by_week: list[list[int]] = [[] for _ in range(weeks)]
+    for i, t in enumerate(arrival_t):  # the last week is short, and ends at the span's end
+        by_week[min(int(t // WEEK_S), weeks - 1)].append(i)
+    m.weekly = []
+    for w, mine in enumerate(by_week):
+        lo, hi = w * WEEK_S, min((w + 1) * WEEK_S, horizon)
+        feasible = [i for i in mine if not flags[i]]
+        busy = sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in m.busy)
+        m.weekly.append(Week(
+            week=w,
+            cost_usd=sum((m.cost_by_request.get(i, ZERO) for i in mine), ZERO),
+            optimum_cost_usd=sum((optimum_cost.get(i, ZERO) for i in mine), ZERO),
+            gpu_utilization=busy / ((hi - lo) * slots) if hi > lo else 0.0,
+            deadline_hit_rate=sum(i in m.served for i in feasible) / len(feasible) if feasible else None,
+        ))
 
 
 def _ratios(metrics: dict[str, Metrics], solution: optimal.Solution | None) -> None:

@@ -21,6 +21,10 @@ or misses it; these constraints then say exactly that a *preemptive* schedule ex
 request's local work may fall anywhere in the union of its local candidates' windows (they coincide in the default
 catalog, where no local offer has a transfer time).
 
+Outages (`truth.outages`): a local candidate's work may not fall in its offer's down time (the outage edges are cuts
+too), and it exists only if its window's up-time holds its render; a cloud candidate exists only if its render fits,
+clear of its offer's outages, between arrival and deadline (waiting out an outage is allowed, spanning one is not).
+
 Relaxations, each of which can only lower the bound — which is why it is one:
 - renders on the GPU may pause and resume (preemption), and with several slots move between them;
 - cloud offers have unlimited concurrency, no queue and no cold start (cold starts neither delay nor bill);
@@ -69,8 +73,9 @@ class Candidate:
     local: bool
     cost: Decimal
     render_s: float  # realized compute seconds
-    ready_s: float  # realized seconds from start to delivery (render + transfer)
+    ready_s: float  # realized seconds from arrival to delivery (render + transfer, and any wait for an outage)
     window: tuple[float, float]  # when its local render may run: [arrival, deadline - transfer], seconds
+    down: tuple[tuple[float, float], ...] = ()  # a local candidate's outages inside its window: no work there
 
 
 @dataclass(frozen=True)
@@ -188,22 +193,23 @@ class _Model:
     def __init__(self, cands: list[Candidate], chosen: list[int], slots: int) -> None:
         self.cands, self.chosen, self.slots = cands, chosen, slots
         local = [c for c in cands if c.local]
-        cuts = sorted({t for c in local for t in c.window})
+        cuts = sorted({t for c in local for t in (*c.window, *(t for span in c.down for t in span))})
         self.intervals = list(itertools.pairwise(cuts))
         self.work: list[tuple[int, int, float]] = []  # (request, interval, length)
-        requests = sorted({c.request for c in local})
-        windows: dict[int, tuple[float, float]] = {}
-        for c in local:  # a request's local work may run in the union of its local candidates' windows
-            lo, hi = windows.get(c.request, c.window)
-            windows[c.request] = (min(lo, c.window[0]), max(hi, c.window[1]))
-        for i in requests:
-            lo, hi = windows[i]
+        by_request: dict[int, list[Candidate]] = {}
+        for c in local:  # a request's local work may run wherever one of its local candidates is up
+            by_request.setdefault(c.request, []).append(c)
+        for i, mine in sorted(by_request.items()):
+            lo, hi = min(c.window[0] for c in mine), max(c.window[1] for c in mine)
             first = bisect.bisect_left(cuts, lo)
             for k in range(first, len(self.intervals)):
                 a, b = self.intervals[k]
                 if a >= hi:
                     break
-                self.work.append((i, k, b - a))
+                # Every outage edge is a cut, so an interval is wholly inside or outside each outage.
+                if any(c.window[0] <= a and b <= c.window[1] and not any(x <= a and b <= y for x, y in c.down)
+                       for c in mine):
+                    self.work.append((i, k, b - a))
         self.size = len(cands) + len(self.work)
 
     def objective(self) -> list[float]:
@@ -276,10 +282,30 @@ def candidate(i: int, arrival: Arrival, offer: Offer, truth: Truth, start: float
             return None
     transfer = offer.latency.transfer_s
     end = deadline - transfer if deadline is not None else start + 10 * 365 * 86400.0
-    if start + render > end:
+    outages = [(a, b) for a, b in truth.outages(offer) if a < end and b > start]
+    if offer.provider is ProviderKind.LOCAL:
+        # Preemptive, like the rest of the GPU's model: the render fits if the window's up-time holds it.
+        up = (end - start) - sum(min(b, end) - max(a, start) for a, b in outages)
+        if render > up:
+            return None
+        return Candidate(request=i, offer=offer.id, local=True, cost=cost, render_s=render,
+                         ready_s=render + transfer, window=(start, end), down=tuple(outages))
+    begin = _first_gap(start, render, outages)
+    if begin + render > end:
         return None
-    return Candidate(request=i, offer=offer.id, local=offer.provider is ProviderKind.LOCAL, cost=cost,
-                     render_s=render, ready_s=render + transfer, window=(start, end))
+    return Candidate(request=i, offer=offer.id, local=False, cost=cost, render_s=render,
+                     ready_s=begin - start + render + transfer, window=(start, end))
+
+
+def _first_gap(start: float, length: float, outages: list[tuple[float, float]]) -> float:
+    """The earliest start from `start` at which `length` seconds run clear of every outage (a cloud render can
+    wait out an outage, but not span one: a provider going down fails what it runs)."""
+    begin = start
+    for a, b in sorted(outages):
+        if begin + length <= a:
+            break
+        begin = max(begin, b)
+    return begin
 
 
 def _prune(found: list[Candidate]) -> list[Candidate]:
@@ -291,8 +317,9 @@ def _prune(found: list[Candidate]) -> list[Candidate]:
 
 
 def _dominates(o: Candidate, c: Candidate) -> bool:
-    """o does c's job no later, no dearer, in no less time; strictly better somewhere (or first by id on a tie)."""
-    if o is c or o.render_s > c.render_s or o.cost > c.cost:
+    """o does c's job no later, no dearer, in no less time, and is up whenever c is; strictly better somewhere (or
+    first by id on a tie)."""
+    if o is c or o.render_s > c.render_s or o.cost > c.cost or not set(o.down) <= set(c.down):
         return False
     if o.window[0] > c.window[0] or o.window[1] < c.window[1]:
         return False

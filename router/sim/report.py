@@ -9,13 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from router.sim.compare import OPTIMUM, STATIC, Comparison, Metrics
+from router.sim.compare import CHEAPEST, OPTIMUM, STATIC, Comparison, Metrics
 
 HVR = "hvr"
-# ARCHITECTURE §11's cost outcome.
-TARGET_HIT_RATE = 0.99
-TARGET_OPTIMUM_RATIO = 1.10
-TARGET_STATIC_RATIO = 0.50
 
 
 def _usd(value: Decimal | None) -> str:
@@ -81,6 +77,11 @@ def _policy_json(m: Metrics) -> dict[str, Any]:
         "expired": m.expired,
         "failed": m.failed,
         "offer_mix": m.offer_mix,
+        "second_half_cost_ratio_to_optimum": rounded(m.second_half_cost_ratio_to_optimum),
+        "weekly": [{"week": w.week, "cost_usd": money(w.cost_usd), "optimum_cost_usd": money(w.optimum_cost_usd),
+                    "cost_ratio_to_optimum": rounded(w.cost_ratio_to_optimum),
+                    "gpu_utilization": rounded(w.gpu_utilization), "deadline_hit_rate": rounded(w.deadline_hit_rate)}
+                   for w in m.weekly],
     }
 
 
@@ -95,27 +96,53 @@ STATIC_MEASURES = (
 
 
 def targets(comparison: Comparison) -> dict[str, Any]:
-    """ARCHITECTURE §11 for hvr: each figure and whether it holds (None where a policy it needs wasn't run)."""
+    """The comparison's targets for hvr (ARCHITECTURE §11, and issue 14's for scenarios): each figure and whether
+    it holds (None where a policy it needs wasn't run)."""
     hvr = comparison.metrics.get(HVR)
     if hvr is None:
         return {}
+    goal = comparison.targets
     static, best = comparison.metrics.get(STATIC), comparison.metrics.get(OPTIMUM)
     rate = hvr.deadline_hit_rate
     equal_or_better = static is not None and rate is not None and rate >= (static.deadline_hit_rate or 0.0)
     checks: dict[str, Any] = {
-        "deadline_hit_rate": {"value": rate, "target": TARGET_HIT_RATE,
-                              "holds": rate is not None and rate >= TARGET_HIT_RATE},
+        "deadline_hit_rate": {"value": rate, "target": goal.hit_rate, "holds": _at_least(rate, goal.hit_rate)},
         "quality_violations": {"value": hvr.quality_violations, "target": 0, "holds": hvr.quality_violations == 0},
-        "cost_ratio_to_optimum": {"value": hvr.cost_ratio_to_optimum, "target": TARGET_OPTIMUM_RATIO,
-                                  "holds": hvr.cost_ratio_to_optimum is not None
-                                  and hvr.cost_ratio_to_optimum <= TARGET_OPTIMUM_RATIO},
+        "cost_ratio_to_optimum": {"value": hvr.cost_ratio_to_optimum, "target": goal.optimum_ratio,
+                                  "holds": _at_most(hvr.cost_ratio_to_optimum, goal.optimum_ratio)},
     }
+    if goal.second_half_optimum_ratio is not None:
+        value = hvr.second_half_cost_ratio_to_optimum
+        checks["second_half_cost_ratio_to_optimum"] = {"value": value, "target": goal.second_half_optimum_ratio,
+                                                       "holds": _at_most(value, goal.second_half_optimum_ratio)}
+    if goal.gpu_share_of_optimum is not None:
+        share = hvr.gpu_utilization / best.gpu_utilization if best is not None and best.gpu_utilization else None
+        # An optimum that leaves the GPU idle asks nothing of hvr's utilization.
+        idle = best is not None and not best.gpu_utilization
+        checks["gpu_utilization_share_of_optimum"] = {
+            "value": share, "target": goal.gpu_share_of_optimum,
+            "holds": True if idle else _at_least(share, goal.gpu_share_of_optimum),
+            "optimum": best.gpu_utilization if best is not None else None}
+    if goal.cheapest_feasible_ratio is not None:
+        cheapest = comparison.metrics.get(CHEAPEST)
+        value = (float(hvr.total_cost_usd / cheapest.total_cost_usd)
+                 if cheapest is not None and cheapest.total_cost_usd > 0 else None)
+        checks["cost_ratio_to_cheapest_feasible"] = {"value": value, "target": goal.cheapest_feasible_ratio,
+                                                     "holds": _at_most(value, goal.cheapest_feasible_ratio)}
     for key, attr in STATIC_MEASURES:
         value = getattr(hvr, attr)
-        checks[key] = {"value": value, "target": TARGET_STATIC_RATIO,
-                       "holds": None if value is None else value <= TARGET_STATIC_RATIO and equal_or_better,
+        checks[key] = {"value": value, "target": goal.static_ratio,
+                       "holds": None if value is None else value <= goal.static_ratio and equal_or_better,
                        "optimum": getattr(best, attr) if best is not None else None}
     return checks
+
+
+def _at_least(value: float | None, target: float) -> bool | None:
+    return None if value is None else value >= target
+
+
+def _at_most(value: float | None, target: float) -> bool | None:
+    return None if value is None else value <= target
 
 
 def _verdict(check: dict[str, Any]) -> str:
@@ -151,9 +178,17 @@ def markdown(comparison: Comparison) -> str:
     for name, m in comparison.metrics.items():
         mix = ", ".join(f"{offer} {count}" for offer, count in m.offer_mix.items()) or "none"
         lines.append(f"- **{name}**: {mix}; rejected {m.rejected}, expired {m.expired}, failed {m.failed}")
+    hvr = comparison.metrics.get(HVR)
+    if hvr is not None and hvr.weekly:
+        lines += ["", "hvr week by week (costs by arrival, against the whole-run optimum's on the same requests; "
+                  f"second half {_ratio(hvr.second_half_cost_ratio_to_optimum)} the optimum):", "",
+                  "| week | cost | optimum | x optimum | GPU util. | deadline rate |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {w.week} | {_usd(w.cost_usd)} | {_usd(w.optimum_cost_usd)} | {_ratio(w.cost_ratio_to_optimum)} "
+                  f"| {_pct(w.gpu_utilization)} | {_pct(w.deadline_hit_rate)} |" for w in hvr.weekly]
     checks = targets(comparison)
     if checks:
-        lines += ["", "ARCHITECTURE §11 targets for hvr:", ""]
+        lines += ["", "Targets for hvr:", ""]
         for key, check in checks.items():
             value = check["value"]
             shown = value if isinstance(value, int) else (f"{value:.4f}" if value is not None else "-")

@@ -3,26 +3,35 @@
 It stands in for the services and the providers, doing what they do around each decision:
 
 - **Route** (the worker's `_route_next`): the policy decides with the context the services would build — the local
-  target's queue wait is the agent's `eta_s` (the modelled p50 seconds of work queued and left running, over its
-  slots); each RunPod offer sees its own endpoint as the adapter reads /health — queued jobs x 70 s over its
-  workers, and warm only while an idle worker is left (else its cold start counts in time and cost); Replicate
-  and Veo report no queue and are always warm; offers are excluded after failures by the services' own rule
-  (`policy.fallback`: a crashed render may be retried once on the same offer). No decision: the job is rejected
-  (or failed, after an attempt). At most `max_attempts` attempts per job.
+  target carries the agent's jobs, each priced at the policy's learned p50 for its offer and delivery less the
+  share done, with its deadline (`policy.localqueue`); each RunPod offer sees its own endpoint as the adapter reads
+  /health — queued jobs x 70 s over its workers, and warm only while an idle worker is left (else its cold start
+  counts in time and cost); Replicate and Veo report no queue and are always warm; offers are excluded after
+  failures by the services' own rule (`policy.fallback`: a crashed render may be retried once on the same offer).
+  No decision: the job is rejected (or failed, after an attempt). At most `max_attempts` attempts per job.
 - **Money** (`services.money`), when a budget is configured: one global monthly scope; the attempt's p90 estimate
   is reserved before it starts and settled with its actual cost when it ends; thresholds move the spend mode
   (80 % economy, 100 % local only, as the default rules).
-- **Providers**: the local GPU is a FIFO queue over its slots (the agent's scheduler); each cloud offer runs a few
-  jobs at once and queues the rest; serverless offers cold-start when no worker is warm. A failed attempt bills
-  what it ran (GPU-time offers) and falls back through the policy at once.
+- **Providers**: the local GPU takes its queue earliest deadline first over its slots (the agent's scheduler,
+  `agent/store.py`), never interrupting a render; each cloud offer runs a few jobs at once and queues the rest;
+  serverless offers cold-start when no worker is warm. A failed attempt bills what it ran (GPU-time offers) and
+  falls back through the policy at once.
 - **Deadlines** (the worker and sweeper's expiry): when a job's deadline passes without a result it expires; its
   attempt is dequeued or cancelled, billing the GPU time it ran.
+- **Learning** (finalize's `_learn`), for a policy that `learns` (hvr): every attempt that ends, failed or rendered,
+  goes through `router.policy.learning.observe` as finalize would see it — the render seconds the provider reports
+  (the agent's GPU-seconds, RunPod's `executionTime`, Replicate's `predict_time`; Veo reports none) against the
+  catalog's p50 for the same delivery, RunPod's start delay, and every failure for the failure rate — and the next
+  decision's context carries the learned snapshot. The other policies decide from the catalog alone.
+- **Outages** (`truth`): while a provider or offer is down its target is not up in the context (the health probe
+  sees it), a submit there fails at once, and what it was running or queueing fails when it goes down.
 
 Everything a run produces is in `RunResult`: one `JobRecord` per request, each ending exactly once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import deque
 from collections.abc import Sequence
@@ -34,12 +43,14 @@ from enum import IntEnum
 from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
+from router.policy import learning, localqueue
 from router.policy.context import BudgetState, RoutingContext, SpendMode, TargetState
 from router.policy.fallback import excluded_offers
+from router.policy.learning import Learned, Observation, OfferStats
 from router.sim import counting
 from router.sim.baselines import Policy
 from router.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
-from router.sim.truth import Truth
+from router.sim.truth import Outage, Truth
 from router.sim.workload import Arrival
 
 RUNPOD_TYPICAL_JOB_S = 70.0  # the RunPod adapter's figure for its queue-wait estimate (providers/runpod.py)
@@ -47,15 +58,20 @@ DEFAULT_SPEND_RULES: tuple[tuple[Decimal, SpendMode], ...] = (
     (Decimal("0.8"), SpendMode.ECONOMY), (Decimal("1.0"), SpendMode.LOCAL_ONLY),
 )
 ZERO = Decimal("0.0000")
+# Providers whose status reports how long the render ran (the agent's gpu_seconds, RunPod's executionTime,
+# Replicate's predict_time): what finalize learns render time from. Veo reports no time.
+REPORTS_RENDER_S = frozenset({ProviderKind.LOCAL, ProviderKind.RUNPOD, ProviderKind.REPLICATE})
 
 
 class Event(IntEnum):
-    """Same-instant order: a render ending frees its slot before a deadline is judged or a newcomer routed."""
+    """Same-instant order: a render ending frees its slot, then a provider going down fails what it holds, before a
+    deadline is judged or a newcomer routed."""
 
     RENDER_END = 0
-    DELIVER = 1
-    DEADLINE = 2
-    ARRIVAL = 3
+    OUTAGE = 1
+    DELIVER = 2
+    DEADLINE = 3
+    ARRIVAL = 4
 
 
 @dataclass
@@ -136,6 +152,7 @@ class RunResult:
     horizon_s: float
     local_busy_s: float
     local_slots: int
+    learned: dict[str, Learned] = field(default_factory=dict)  # what a learning policy knew at the end
 
     @property
     def total_cost(self) -> Decimal:
@@ -162,8 +179,18 @@ def window(arrivals: Sequence[Arrival]) -> tuple[datetime, float]:
     return start, (max(ends) - start).total_seconds()
 
 
-def infeasible_flags(arrivals: Sequence[Arrival], offers: Sequence[Offer]) -> list[bool]:
-    return [counting.infeasible(a.request, offers, a.at, a.deadline()) for a in arrivals]
+def infeasible_flags(arrivals: Sequence[Arrival], offers: Sequence[Offer], truth: Truth | None = None) -> list[bool]:
+    """Which requests no offer can meet in an idle world, with the offers down at their arrival (`truth`'s
+    outages) taken out."""
+    if truth is None or not truth.config.outages:
+        return [counting.infeasible(a.request, offers, a.at, a.deadline()) for a in arrivals]
+    start, _ = window(arrivals)
+    flags = []
+    for a in arrivals:
+        t = (a.at - start).total_seconds()
+        up = [o for o in offers if not truth.down(o, t)]
+        flags.append(counting.infeasible(a.request, up, a.at, a.deadline()))
+    return flags
 
 
 class Simulation:
@@ -174,7 +201,7 @@ class Simulation:
         self.policy, self.truth = policy, truth
         self.config = config or SimConfig()
         self.start, self.horizon_s = window(arrivals)
-        flags = list(infeasible) if infeasible is not None else infeasible_flags(arrivals, offers)
+        flags = list(infeasible) if infeasible is not None else infeasible_flags(arrivals, offers, truth)
         self.jobs = [
             JobRecord(key=n, arrival=a, arrival_t=self._t(a.at), infeasible=flags[n],
                       deadline_t=self._t(d) if (d := a.deadline()) is not None else None)
@@ -189,6 +216,9 @@ class Simulation:
         self._spent = ZERO
         self._reserved = ZERO
         self._mode = SpendMode.NORMAL
+        # The learning policy's models, as the services' store keeps them, and their snapshot as contexts carry it.
+        self._stats: dict[str, OfferStats] | None = {} if policy.learns else None
+        self._learned: dict[str, Learned] = {}
 
     # --- the clock ---------------------------------------------------------------------------------------------
 
@@ -204,8 +234,14 @@ class Simulation:
             self._push(job.arrival_t, Event.ARRIVAL, job)
             if job.deadline_t is not None:
                 self._push(job.deadline_t, Event.DEADLINE, job)
+        for n, outage in enumerate(self.truth.config.outages):
+            self._seq += 1
+            heapq.heappush(self._events, (outage.start_s, int(Event.OUTAGE), self._seq, n, 0))
         while self._events:
             t, kind, _, key, attempt_n = heapq.heappop(self._events)
+            if kind == Event.OUTAGE:
+                self._outage(self.truth.config.outages[key], t)
+                continue
             job = self.jobs[key]
             if job.terminal:
                 continue
@@ -219,7 +255,8 @@ class Simulation:
             else:
                 self._deliver(job, job.attempts[attempt_n - 1], t)
         return RunResult(policy=self.policy.name, jobs=self.jobs, start=self.start, horizon_s=self.horizon_s,
-                         local_busy_s=self._local_busy_s, local_slots=self.truth.config.local_slots)
+                         local_busy_s=self._local_busy_s, local_slots=self.truth.config.local_slots,
+                         learned=self._learned)
 
     # --- routing -----------------------------------------------------------------------------------------------
 
@@ -242,6 +279,12 @@ class Simulation:
             attempt.status, attempt.ended_at = "refused", t
             self._end(job, t, "failed", f"{offer.id} can't take it (capability miss)")
             return
+        if self.truth.down(offer, t):
+            # Only a policy that ignores health gets here: the submit fails, nothing is billed, and it falls back.
+            attempt.status, attempt.ended_at = "failed", t
+            self._learn(attempt, ok=False)
+            self._route(job, t)
+            return
         if not self._reserve(attempt, placement.delivered):
             attempt.status, attempt.ended_at = "refused", t
             self._end(job, t, "failed" if len(job.attempts) > 1 else "rejected", "budget_exhausted")
@@ -252,7 +295,7 @@ class Simulation:
     def _context(self, job: JobRecord, t: float) -> RoutingContext:
         endpoints = self._runpod_endpoints(t)
         targets = {
-            ProviderKind.LOCAL: TargetState(name="agent-1", queue_wait_s=self._local_eta(t)),
+            ProviderKind.LOCAL: self._local_target(t),
             ProviderKind.RUNPOD: TargetState(name="runpod", queue_wait_s=max(
                 (e.queue_wait_s for e in endpoints.values()), default=0.0)),
             ProviderKind.REPLICATE: TargetState(name="replicate"),
@@ -262,23 +305,47 @@ class Simulation:
         if self.config.budget_usd is not None:
             remaining = self.config.budget_usd - self._spent - self._reserved
             budgets = (BudgetState(scope="global", remaining_usd=remaining, spend_mode=self._mode),)
+        if self.truth.config.outages:
+            self._mark_down(targets, endpoints, t)
         return RoutingContext(targets=targets, offer_targets=endpoints, configured=frozenset(ProviderKind),
-                              budgets=budgets, exclude_offers=self._excluded(job))
+                              budgets=budgets, learned=self._learned, exclude_offers=self._excluded(job))
+
+    def _mark_down(self, targets: dict[ProviderKind, TargetState], offer_targets: dict[str, TargetState],
+                   t: float) -> None:
+        """What the services' health probes see during an outage: the provider's (or the one offer's) target is
+        not up."""
+        for offer in self.offers_list:
+            if not self.truth.down(offer, t):
+                continue
+            kind = offer.provider
+            whole = all(self.truth.down(o, t) for o in self.offers_list if o.provider is kind)
+            if whole:
+                targets[kind] = dataclasses.replace(targets[kind], up=False)
+            current = offer_targets.get(offer.id) or targets[kind]
+            offer_targets[offer.id] = dataclasses.replace(current, up=False)
 
     def _excluded(self, job: JobRecord) -> frozenset[str]:
         # Simulated failures are a crashed render, the kind the services retry on the same offer once.
         failed = ((a.offer.id, a.offer.provider, "failed") for a in job.attempts if a.status == "failed")
         return excluded_offers(failed, self.offers_list)
 
-    def _local_eta(self, t: float) -> float:
-        """The agent's `eta_s`: each active job's modelled GPU-seconds, less the share it has done, over its slots."""
+    def _local_target(self, t: float) -> TargetState:
+        """The GPU as the services see it: the agent's jobs (offer, delivery, progress, deadline), each priced in
+        what the policy has learned about its offer (the catalog's figures for one that doesn't learn)."""
         pool = ProviderKind.LOCAL.value
-        left = 0.0
-        for _, attempt in self._running.get(pool, []):
-            done = (t - (attempt.started_at or t)) / attempt.render_s if attempt.render_s else 0.0
-            left += self._p50(attempt) * (1.0 - min(done, 1.0))
-        left += sum(self._p50(attempt) for _, attempt in self._waiting.get(pool, ()))
-        return left / self.truth.config.local_slots
+        work = []
+        for running, items in ((True, self._running.get(pool, [])), (False, self._waiting.get(pool, ()))):
+            for job, attempt in items:
+                spec = attempt.delivered
+                assert spec is not None
+                done = (t - (attempt.started_at or t)) / attempt.render_s if running and attempt.render_s else 0.0
+                left = localqueue.work_left(attempt.offer, spec.width, spec.height, spec.frames, done,
+                                            self._learned.get(attempt.offer.id))
+                work.append(localqueue.Work(left_s=left, due=job.arrival.deadline(), running=running))
+        slots = self.truth.config.local_slots
+        queue = localqueue.run_order(work)
+        return TargetState(name="agent-1", queue_wait_s=localqueue.wait_s(queue, None, slots), queue=queue,
+                           slots=slots)
 
     @staticmethod
     def _p50(attempt: AttemptRecord) -> float:
@@ -338,7 +405,12 @@ class Simulation:
             job, attempt = queue[0]
             if len(running) >= self.truth.workers(attempt.offer):
                 return
-            queue.popleft()
+            if pool == ProviderKind.LOCAL.value:
+                # The agent's order: earliest deadline first, then first come (agent/store.py `claim_next`).
+                job, attempt = min(queue, key=lambda item: (item[0].deadline_t is None, item[0].deadline_t or 0.0))
+                queue.remove((job, attempt))
+            else:
+                queue.popleft()
             running.append((job, attempt))
             self._start(job, attempt, t)
 
@@ -385,6 +457,7 @@ class Simulation:
         assert attempt.delivered is not None
         attempt.cost = attempt_cost(attempt.offer, attempt.delivered, attempt.gpu_seconds, succeeded=not failed)
         self._settle(attempt)
+        self._learn(attempt, ok=not failed)
         if failed:
             attempt.status, attempt.ended_at = "failed", t
             self._route(job, t)  # the services' fallback hop
@@ -415,6 +488,55 @@ class Simulation:
         elif attempt is not None and attempt.status == "transferring":
             attempt.status, attempt.ended_at = "cancelled", t  # rendered and billed, but too late to deliver
         self._end(job, t, "expired", "deadline passed with no result")
+
+    # --- learning ----------------------------------------------------------------------------------------------
+
+    def _learn(self, attempt: AttemptRecord, ok: bool) -> None:
+        """What finalize feeds the learned models for this attempt, through the same update."""
+        if self._stats is None:
+            return
+        offer = attempt.offer
+        observation = Observation(ok=False)
+        if ok:
+            started = attempt.started_at if attempt.started_at is not None else attempt.routed_at
+            runpod = offer.provider is ProviderKind.RUNPOD
+            # Billed and priced are left out: the simulator bills exactly the catalog's price, so there is no
+            # cost error to learn.
+            observation = Observation(
+                ok=True,
+                render_s=attempt.render_s if offer.provider in REPORTS_RENDER_S else None,
+                catalog_render_s=self._p50(attempt),
+                start_delay_s=started - attempt.routed_at + attempt.cold_s if runpod else None,
+                cold_start_prior_s=offer.latency.cold_start_s,
+            )
+        name = learning.key(offer.id)
+        stats = learning.observe(self._stats.get(name, OfferStats()), observation)
+        self._stats[name] = stats
+        self._learned = {**self._learned, name: learning.read(stats)}  # a context keeps the snapshot it was given
+
+    def _outage(self, outage: Outage, t: float) -> None:
+        """Everything queued or running on what went down fails now (running GPU time is billed) and falls back."""
+        hit: list[tuple[JobRecord, AttemptRecord]] = []
+        for pool, queue in self._waiting.items():
+            lost = [(j, a) for j, a in queue if outage.covers(a.offer)]
+            self._waiting[pool] = deque(item for item in queue if not outage.covers(item[1].offer))
+            for _, attempt in lost:
+                attempt.status, attempt.ended_at = "failed", t
+                self._settle(attempt)
+                self._learn(attempt, ok=False)
+            hit += lost
+        for running in list(self._running.values()):
+            for job, attempt in [(j, a) for j, a in running if outage.covers(a.offer)]:
+                self._release(job, attempt, t)
+                assert attempt.delivered is not None
+                attempt.cost = attempt_cost(attempt.offer, attempt.delivered, attempt.gpu_seconds, succeeded=False)
+                attempt.status, attempt.ended_at = "failed", t
+                self._settle(attempt)
+                self._learn(attempt, ok=False)
+                hit.append((job, attempt))
+        for job, _ in sorted(hit, key=lambda item: item[0].key):
+            if not job.terminal:
+                self._route(job, t)
 
     def _end(self, job: JobRecord, t: float, status: str, reason: str) -> None:
         assert not job.terminal, f"job {job.key} ended twice"

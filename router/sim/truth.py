@@ -1,16 +1,21 @@
 """What really happens when an offer renders a request, as far as the simulator is concerned.
 
 - **Render time**: log-normal with the catalog's p50 as its median and its p90 as its 90th percentile (the latency
-  model's overhead + seconds per frame x pixel scale). It is drawn once per (request, offer): a retry on the same
-  offer takes as long again, which is what lets the offline bound price every offer once (see `optimal`).
-- **Failures**: a per-provider probability per attempt, failing part-way through the render (drawn per attempt).
-- **Cold starts**: offers declaring `cold_start_s` run on serverless workers that stay warm `idle_timeout_s` after
-  a job; a job that finds no warm worker waits the cold start, and a GPU-second offer bills it.
+  model's overhead + seconds per frame x pixel scale), times the offer's `time_bias`. It is drawn once per
+  (request, offer): a retry on the same offer takes as long again, which is what lets the offline bound price every
+  offer once (see `optimal`).
+- **Failures**: a probability per attempt, failing part-way through the render (drawn per attempt).
+- **Cold starts**: cloud offers with a cold start (the catalog's `cold_start_s`, or the truth's own figure where it
+  sets one) run on serverless workers that stay warm `idle_timeout_s` after a job; a job that finds no warm worker
+  waits the cold start, and a GPU-second offer bills it.
 - **Queues**: the local GPU has `local_slots` slots; each cloud offer has a number of concurrent workers per
   provider kind, beyond which its jobs queue in order.
+- **Outages**: a provider kind or one offer down for a while: nothing new starts there, and what is queued or
+  running there when it goes down fails.
 
-Every draw comes from its own `random.Random` keyed by (seed, request, offer[, attempt]), so results don't depend on
-the order in which the simulator asks, and every policy meets the same world.
+Time bias, failure rates and cold starts are keyed by provider kind (`local`) or offer id (`local/wan21-14b`); an
+offer's own id wins over its kind. Every draw comes from its own `random.Random` keyed by (seed, request, offer[,
+attempt]), so results don't depend on the order in which the simulator asks, and every policy meets the same world.
 """
 
 from __future__ import annotations
@@ -20,17 +25,20 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
 from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
 
 Z90 = 1.2815515655446004  # the standard normal's 90th percentile
+DAY_S = 86400.0
 
 # Assumptions, not measurements: no provider publishes failure rates; these are a few percent each, GPU boxes and
 # serverless endpoints a little worse than managed APIs.
-DEFAULT_FAILURE_RATE: Mapping[ProviderKind, float] = MappingProxyType({
-    ProviderKind.LOCAL: 0.02, ProviderKind.RUNPOD: 0.03, ProviderKind.REPLICATE: 0.02, ProviderKind.VEO: 0.02,
+DEFAULT_FAILURE_RATE: Mapping[str, float] = MappingProxyType({
+    ProviderKind.LOCAL.value: 0.02, ProviderKind.RUNPOD.value: 0.03, ProviderKind.REPLICATE.value: 0.02,
+    ProviderKind.VEO.value: 0.02,
 })
 # Concurrent jobs per cloud offer before its jobs queue: RunPod endpoints' default max workers, Replicate's and
 # Veo's request limits, expressed as parallel renders. Assumptions again.
@@ -38,29 +46,64 @@ DEFAULT_CONCURRENCY: Mapping[ProviderKind, int] = MappingProxyType({
     ProviderKind.RUNPOD: 5, ProviderKind.REPLICATE: 20, ProviderKind.VEO: 10,
 })
 
+V = TypeVar("V")
+
+
+def by_offer(table: Mapping[str, V], offer: Offer, default: V) -> V:
+    """The offer's own entry, else its provider kind's, else `default`."""
+    if offer.id in table:
+        return table[offer.id]
+    return table.get(offer.provider.value, default)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """`provider` (a kind or an offer id) is down for `hours` from `from_day` days after the run's start (day 0
+    begins at the first arrival's UTC midnight)."""
+
+    provider: str
+    from_day: float
+    hours: float
+
+    @property
+    def start_s(self) -> float:
+        return self.from_day * DAY_S
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.hours * 3600.0
+
+    def covers(self, offer: Offer) -> bool:
+        return self.provider in (offer.id, offer.provider.value)
+
 
 @dataclass(frozen=True)
 class TruthConfig:
     seed: int = 0
-    failure_rate: Mapping[ProviderKind, float] = field(default_factory=lambda: DEFAULT_FAILURE_RATE)
+    # By kind or offer id: the chance an attempt fails (absent: never).
+    failure_rate: Mapping[str, float] = field(default_factory=lambda: DEFAULT_FAILURE_RATE)
     concurrency: Mapping[ProviderKind, int] = field(default_factory=lambda: DEFAULT_CONCURRENCY)
     local_slots: int = 1  # the studio's one RTX 5090
     idle_timeout_s: float = 300.0  # a serverless worker stays warm this long after its last job
-    # Truth vs catalog: multiplies an offer's p50 and p90 (1.0: the catalog is right on average).
+    # Truth vs catalog, by kind or offer id: multiplies an offer's p50 and p90 (1.0: the catalog is right on average).
     time_bias: Mapping[str, float] = field(default_factory=dict)
+    # By kind or offer id: a cloud offer's real cold start, where it differs from the catalog's.
+    cold_start_s: Mapping[str, float] = field(default_factory=dict)
+    outages: tuple[Outage, ...] = ()
 
 
 class Truth:
     def __init__(self, config: TruthConfig | None = None) -> None:
         self.config = config or TruthConfig()
         self._render: dict[tuple[int, str], float] = {}
+        self._down: dict[str, tuple[tuple[float, float], ...]] = {}
 
     def render_s(self, key: int, offer: Offer, delivered: DeliveredSpec) -> float:
         """Seconds `offer` computes request `key` for (milliseconds, so costs priced from it are exact)."""
         cached = self._render.get((key, offer.id))
         if cached is not None:
             return cached
-        bias = self.config.time_bias.get(offer.id, 1.0)
+        bias = by_offer(self.config.time_bias, offer, 1.0)
         latency = offer.latency
         p50 = latency.compute_seconds(delivered.width, delivered.height, delivered.frames, p90=False) * bias
         p90 = latency.compute_seconds(delivered.width, delivered.height, delivered.frames, p90=True) * bias
@@ -73,14 +116,27 @@ class Truth:
     def failure_at(self, key: int, offer: Offer, attempt: int) -> float | None:
         """The share of the render after which attempt `attempt` fails, or None when it succeeds."""
         rng = random.Random(f"fail:{self.config.seed}:{key}:{offer.id}:{attempt}")
-        if rng.random() >= self.config.failure_rate.get(offer.provider, 0.0):
+        if rng.random() >= by_offer(self.config.failure_rate, offer, 0.0):
             return None
         return rng.uniform(0.05, 0.95)
 
     def cold_start_s(self, offer: Offer) -> float:
-        return offer.latency.cold_start_s if offer.provider is not ProviderKind.LOCAL else 0.0
+        if offer.provider is ProviderKind.LOCAL:
+            return 0.0
+        return by_offer(self.config.cold_start_s, offer, offer.latency.cold_start_s)
 
     def workers(self, offer: Offer) -> int:
         if offer.provider is ProviderKind.LOCAL:
             return self.config.local_slots
         return self.config.concurrency.get(offer.provider, 1)
+
+    def outages(self, offer: Offer) -> tuple[tuple[float, float], ...]:
+        """The offer's down windows, [start, end) in seconds from the run's start, in order."""
+        found = self._down.get(offer.id)
+        if found is None:
+            found = tuple(sorted((o.start_s, o.end_s) for o in self.config.outages if o.covers(offer)))
+            self._down[offer.id] = found
+        return found
+
+    def down(self, offer: Offer, t: float) -> bool:
+        return any(start <= t < end for start, end in self.outages(offer))

@@ -62,6 +62,12 @@ class CampaignsRepository:
             return None
         return StoredCampaign(Campaign.model_validate_json(item["doc"]["S"]), item["next_sent"]["BOOL"])
 
+    def exists(self, tenant: str, campaign_id: str) -> bool:
+        """Whether the tenant has this campaign: the key holds the tenant, so another tenant's id is never found."""
+        item = self._ddb.get_item(TableName=self._table, ConsistentRead=True, ProjectionExpression="pk",
+                                  Key={"pk": _pk(tenant, campaign_id), "sk": {"S": "META"}}).get("Item")
+        return item is not None
+
     def get(self, tenant: str, campaign_id: str) -> Campaign:
         found = self.find(tenant, campaign_id)
         if found is None:

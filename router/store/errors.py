@@ -15,3 +15,7 @@ class StaleWrite(StoreError):
 
 class IllegalTransition(StoreError):
     pass
+
+
+class BadCursor(StoreError):
+    """A listing's cursor that this store never handed out (forged, or from another listing or tenant)."""

@@ -3,8 +3,8 @@
 Key: `pk = T#<tenant>#J#<job id>` (tenant-scoped: a job can't be read without its tenant). The whole job is kept
 as one JSON document next to the few attributes the indexes need; the GSIs list a tenant's jobs newest first,
 overall (`gsi1`), by status (`gsi2`) and by campaign (`gsi3`, sparse). The sparse `open` index holds the jobs
-the sweeper must look at — not yet terminal, or terminal but not yet announced — spread over a few shards so
-one partition doesn't take every write.
+the sweeper must look at — not yet terminal, or terminal but not yet announced or with an attempt still to
+settle — spread over a few shards so one partition doesn't take every write.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from router.models.common import iso, utcnow
 from router.models.job import Job, JobStatus, can_transition
-from router.store.errors import IllegalTransition, NotFound, StaleWrite
+from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite
 
 OPEN_SHARDS = 8
 
@@ -76,6 +76,24 @@ class JobsRepository:
                 continue
         raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
 
+    def amend(self, tenant: str, job_id: str, change: Callable[[Job], bool], tries: int = 5) -> Job:
+        """Rewrite a terminal job, its status unchanged: only to close an attempt it left open to be settled when
+        the provider answers (router.services.settle). `change` returns False to write nothing."""
+        for _ in range(tries):
+            job = self.get(tenant, job_id)
+            if not job.status.terminal:
+                raise IllegalTransition(f"job {job_id} is {job.status.value}: only a terminal job is amended")
+            draft = job.model_copy(deep=True)
+            if not change(draft):
+                return job
+            updated = draft.model_copy(update={"version": job.version + 1, "updated_at": utcnow()})
+            try:
+                self._put(updated, condition="#v = :expected", values={":expected": {"N": str(job.version)}})
+            except StaleWrite:
+                continue
+            return updated
+        raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
+
     def mark_notified(self, job: Job) -> None:
         """Clear the outbox flag of an announced terminal job (same version: nothing about the job changed)."""
         if job.notified:
@@ -128,7 +146,7 @@ class JobsRepository:
             args["ExpressionAttributeNames"] = {"#s": "status"}
             args["ExpressionAttributeValues"][":s"] = {"S": status.value}
         if cursor:
-            args["ExclusiveStartKey"] = cursor
+            args["ExclusiveStartKey"] = _start_key(cursor, index, key, tenant)
         page = self._ddb.query(**args)
         return [_from_item(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
 
@@ -156,6 +174,28 @@ class JobsRepository:
             raise StaleWrite(f"job {job.id}: version {job.version - 1} is no longer current") from exc
 
 
+def _start_key(cursor: dict[str, Any], index: str, key: str, tenant: str) -> dict[str, Any]:
+    """A cursor must be a LastEvaluatedKey of this very listing. Anything else would reach botocore (which raises
+    ParamValidationError on a wrong shape) or DynamoDB (ValidationException), or start inside another tenant's
+    jobs; so it is refused here, as BadCursor."""
+
+    def key_string(name: str) -> str | None:
+        value = cursor.get(name)
+        if not isinstance(value, dict) or set(value) != {"S"} or not isinstance(value["S"], str):
+            return None
+        try:  # DynamoDB's key limits (2048 bytes for a partition key, 1024 for a sort key)
+            fits = 0 < len(value["S"].encode("utf-8")) <= 1024
+        except UnicodeEncodeError:
+            return None
+        return value["S"] if fits else None
+
+    if set(cursor) != {"pk", f"{index}pk", f"{index}sk"} or key_string(f"{index}sk") is None:
+        raise BadCursor("not a cursor of this listing")
+    if key_string(f"{index}pk") != key or not (key_string("pk") or "").startswith(f"T#{tenant}#J#"):
+        raise BadCursor("not a cursor of this listing")
+    return cursor
+
+
 def _to_item(job: Job) -> dict[str, Any]:
     created = iso(job.created_at)
     sort = f"{created}#{job.id}"
@@ -173,7 +213,8 @@ def _to_item(job: Job) -> dict[str, Any]:
         "gsi2pk": {"S": f"T#{job.tenant}#S#{job.status.value}"},
         "gsi2sk": {"S": sort},
     }
-    if not job.status.terminal or not job.notified:
+    unsettled = any(a.settle_as is not None and not a.status.ended for a in job.attempts)
+    if not job.status.terminal or not job.notified or unsettled:
         shard = int(hashlib.sha256(job.id.encode()).hexdigest(), 16) % OPEN_SHARDS
         item["open_pk"] = {"S": f"OPEN#{shard}"}
         item["open_sk"] = {"S": iso(job.updated_at)}

@@ -25,6 +25,7 @@ class WorkerMessage(BaseModel):
     attempt_id: str | None = None
     provider_job_id: str | None = None  # set by a webhook that names the provider's job
     poll_n: int = 0  # how many polls (or callback deliveries) came before this one, for the backoff
+    chain: int | None = None  # the attempt's poll chain this message continues; None: a one-off (a webhook's hint)
 
 
 class JobQueue:

@@ -5,6 +5,7 @@ import os
 import statistics
 import time
 from datetime import UTC, datetime
+from functools import reduce
 
 import pytest
 
@@ -13,6 +14,7 @@ from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
 from router.policy.context import RoutingContext, TargetState
 from router.policy.engine import route
+from router.policy.learning import WINDOW, Observation, OfferStats, observe, snapshot
 from tests.bench.conftest import Record
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -34,8 +36,13 @@ def test_route_decision_latency(bench_record: Record) -> None:
     catalog = load_catalog().offers
     # §11 names a 30-offer catalog: the default one plus copies (as a deployment adding endpoints would).
     offers = list(catalog) + [o.model_copy(update={"id": f"{o.id}-b"}) for o in catalog[: max(0, 30 - len(catalog))]]
+    # Every offer with a learned model (a measured spread and a cost factor), as a deployment that has run a while.
+    runs = [0.05 * 1.2 ** (i % 5) for i in range(WINDOW)]
+    learned = snapshot({o.id: reduce(observe, [Observation(ok=True, render_s=r, catalog_render_s=1.0, billed_usd=1.1,
+                                                           priced_usd=1.0) for r in runs], OfferStats())
+                        for o in offers})
     context = RoutingContext(targets={k: TargetState(name=k.value) for k in ProviderKind},
-                             configured=frozenset(ProviderKind))
+                             configured=frozenset(ProviderKind), learned=learned)
     requests = [VideoRequest.parse_at_edge(body, NOW) for body in BODIES]
     for request in requests * 50:  # warm up
         route(request, offers, context, NOW)

@@ -161,8 +161,12 @@ def test_terminal_callback_is_signed_with_standard_webhooks(stack, acme: httpx.C
 def test_quote_lists_every_offer(acme: httpx.Client) -> None:
     quote = acme.post("/v1/quotes", json=DRAFT).json()
     assert quote["chosen"]["offer"] == "local/animatediff-sd15"
-    assert len(quote["candidates"]) == len(acme.get("/v1/providers").json()["offers"])
-    assert set(quote) == {"chosen", "fallbacks", "candidates", "reasons"}
+    offers = acme.get("/v1/providers").json()["offers"]
+    assert len(quote["candidates"]) == len(offers)
+    assert set(quote) == {"chosen", "fallbacks", "candidates", "reasons", "learned"}
+    # The render time behind each estimate, learned beside catalog, for this request's own delivery.
+    assert quote["learned"]["local/animatediff-sd15"]["reference"] == "512x512, 16 frames"
+    assert all(offer["learned"]["summary"].startswith("p50 ") for offer in offers)
 
 
 def test_cancel_a_running_job(acme: httpx.Client) -> None:

@@ -115,3 +115,22 @@ def test_provider_webhook_forgery_is_refused_and_changes_nothing(stack) -> None:
     first = httpx.post(url, content=payload, headers=signed("m3", now))
     replay = httpx.post(url, content=payload, headers=signed("m3", now))
     assert first.status_code == 202 and replay.status_code == 200 and replay.json() == {"duplicate": True}
+
+
+def test_a_dead_agent_process_is_restarted_by_the_stack(stack, acme) -> None:
+    old = stack.agent.pid
+    stack.agent.kill()  # SIGKILL, as the outside probe did
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (stack.agent.pid not in (None, old) and _answers(stack.agent.url)):
+        time.sleep(0.1)
+    assert stack.agent.running and stack.agent.pid != old, "the supervisor did not restart the agent"
+    job = acme.post("/v1/jobs", json=DRAFT).json()
+    done = wait_for(acme, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -275,6 +275,12 @@ def test_health_is_open_and_shows_the_queue(client: Client, agent: AgentProcess,
     assert health["queue_depth"] >= 1
     assert health["eta_s"] > 0
     assert 0 <= health["vram"]["free_mb"] <= health["vram"]["total_mb"]
+    # The jobs themselves, running ones first, for the router to price in its learned figures (no ids or prompts).
+    listed = health["queue"]
+    assert len(listed) == health["running"] + health["queue_depth"]
+    assert [job["status"] for job in listed] == ["running"] * health["running"] + ["queued"] * health["queue_depth"]
+    assert {job["model"] for job in listed} == {LONG_MODEL} and all(job["left_s"] >= 0 for job in listed)
+    assert set(listed[0]) == {"model", "spec", "status", "progress", "deadline", "left_s"}
     queued = client.get(ids[-1])
     assert queued["status"] == "queued" and queued["queue_position"] >= 0
     # Dequeuing a queued job is immediate; the rest are interrupted.

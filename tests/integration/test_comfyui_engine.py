@@ -115,7 +115,7 @@ def store() -> Iterator[Store]:
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, sandbox: ComfyUISandbox) -> Iterator[AgentProcess]:
-    env = {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": sandbox.url}
+    env = {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": sandbox.url, "HVR_AGENT_ALLOW_LOOPBACK_INPUTS": "1"}
     with AgentProcess(tmp_path_factory.mktemp("comfy-agent") / "agent.db", secrets=[SECRET], env=env) as process:
         yield process
 
@@ -332,12 +332,48 @@ def test_a_graceful_stop_leaves_the_prompt_to_comfyui(agent: AgentProcess, store
     assert sandbox.submitted.count(prompt_id) == 1
 
 
+def test_input_fetch_refuses_loopback_and_redirects_into_the_box(store: Store,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine fetches through the router's checked downloader: ComfyUI listens on this box's loopback with no
+    auth, so an input URL must never reach it, directly, by a name, or by a redirect."""
+    import socket
+
+    from agent.engines.base import EngineError
+    from agent.engines.comfyui import _download
+
+    table = {"inputs.example.com": "34.1.2.3", "sneaky.example.com": "127.0.0.1"}
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (table.get(host, host), port))])
+    seen: list[httpx.Request] = []
+
+    def public_hop(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "34.1.2.3":  # anything else is the store on loopback: let it through
+            return real(self, request)
+        seen.append(request)
+        return httpx.Response(302, headers={"location": f"{store.url}/in/image.png"})
+
+    real = httpx.HTTPTransport.handle_request
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", public_hop)
+
+    assert _download(f"{store.url}/in/image.png", allow_loopback=True) == store.objects["/in/image.png"]
+    with pytest.raises(EngineError, match="input refused: not https"):  # off outside the embedded stack and tests
+        _download(f"{store.url}/in/image.png", allow_loopback=False)
+    with pytest.raises(EngineError, match="IP literal"):
+        _download("https://0x7f000001:8188/view", allow_loopback=False)
+    with pytest.raises(EngineError, match=r"non-public address 127\.0\.0\.1"):
+        _download("https://sneaky.example.com/in.png", allow_loopback=True)
+    with pytest.raises(EngineError, match="input refused: not https"):
+        _download("https://inputs.example.com/in.png", allow_loopback=True)
+    assert [request.url.host for request in seen] == ["34.1.2.3"]  # the redirect target was never asked
+
+
 def test_runpod_worker_runs_a_builder_graph_in_the_sdk_local_test_mode(sandbox: ComfyUISandbox,
                                                                        store: Store) -> None:
     body = job_body(store, "att_runpod", "wan21-1.3b", Mode.I2V)
     job = {"id": "rp-job-1", "input": {"workflow": body["workflow"], "inputs": body["inputs"],
                                         "output_put_url": f"{store.url}/out/rp-job-1.mp4"}}
-    env = {**os.environ, "HVR_COMFYUI_URL": sandbox.url, "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {**os.environ, "HVR_COMFYUI_URL": sandbox.url, "PYTHONPATH": str(PROJECT_ROOT),
+           "HVR_AGENT_ALLOW_LOOPBACK_INPUTS": "1"}
     env.pop("RUNPOD_WEBHOOK_GET_JOB", None)  # unset: the SDK runs the one --test_input job and exits
 
     done = subprocess.run([sys.executable, "-m", "agent.runpod_worker", "--test_input", json.dumps(job)],

@@ -118,3 +118,67 @@ def test_an_output_url_outside_the_rules_fails_the_attempt(stack, deps, url: str
     job = run(stack, deps, {**REPLICATE_480, "max_cost_usd": "0.20"})
     assert all((a.reason or "").startswith("output_rejected") for a in job.attempts)
     assert job.status is JobStatus.FAILED and job.output is None
+
+
+class _ClientInputHost:
+    """The client's input host, seen from the worker: `inputs.example.com` resolves to a public address whose
+    connections are refused, `sneaky.example.com` to loopback. Everything else (moto, the sandboxes) is untouched."""
+
+    TABLE = {"inputs.example.com": "34.1.2.3", "sneaky.example.com": "127.0.0.1"}
+
+    def __init__(self, monkeypatch) -> None:
+        import socket
+
+        import httpx
+
+        self.connects: list[str] = []
+        real_resolve, real_send = socket.getaddrinfo, httpx.HTTPTransport.handle_request
+
+        def resolve(host, port, *args, **kwargs):
+            if host in self.TABLE:
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (self.TABLE[host], port))]
+            return real_resolve(host, port, *args, **kwargs)
+
+        def send(transport, request):
+            if request.url.host in self.TABLE.values() and request.url.port in (None, 443):
+                self.connects.append(request.headers["host"])
+                raise httpx.ConnectError("connection refused", request=request)
+            return real_send(transport, request)
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolve)
+        monkeypatch.setattr(httpx.HTTPTransport, "handle_request", send)
+
+
+def comfy_i2v(image: str) -> dict:
+    return {"mode": "i2v", "prompt": "a fox turns its head", "image": image, "model": "runpod/wan21-14b-comfy",
+            "resolution": "832x480", "duration_s": 2, "deadline_s": 3600}
+
+
+def test_an_input_that_keeps_failing_ends_after_bounded_tries_and_leaves_the_circuit_closed(
+        stack, deps, monkeypatch) -> None:
+    from router.policy.context import Circuit
+    from router.services import circuits
+
+    host = _ClientInputHost(monkeypatch)
+    target = deps.providers[ProviderKind.RUNPOD].target_name
+    circuits.succeeded(deps, target)  # start from no failures: six would open it (threshold 5)
+    monkeypatch.setattr(deps, "max_submit_tries", 6)
+    runpod = sandbox(stack, "runpod")
+    before = runpod.created
+
+    job = run(stack, deps, comfy_i2v("https://inputs.example.com/in.png"))
+
+    assert job.status is JobStatus.FAILED and job.error is not None and job.error.code == "input_unavailable"
+    [attempt] = job.attempts  # the pinned offer's route to the input failed: no second try of it
+    assert (attempt.reason or "").startswith("input_unavailable: gave up after 6 submit tries: input image")
+    assert host.connects == ["inputs.example.com"] * 6 and runpod.created == before
+    assert deps.circuits.states(deps.clock()).get(target, Circuit.CLOSED) is Circuit.CLOSED
+
+
+def test_an_input_resolving_to_loopback_ends_the_attempt_at_once(stack, deps, monkeypatch) -> None:
+    host = _ClientInputHost(monkeypatch)
+    job = run(stack, deps, comfy_i2v("https://sneaky.example.com/in.png"))
+    assert job.status is JobStatus.FAILED and job.error is not None and job.error.code == "input_rejected"
+    [attempt] = job.attempts
+    assert "non-public address 127.0.0.1" in (attempt.reason or "") and attempt.submit_tries == 0
+    assert host.connects == []

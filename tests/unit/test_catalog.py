@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from router.models.common import Mode, ProviderKind
-from router.models.offer import unit_price
+from router.models.offer import LocalCostBasis, LocalEnergyPricing, unit_price, with_local_cost_basis
 from router.policy.catalog import DEFAULT_CATALOG, CatalogError, load_catalog, parse_catalog
 
 # Every system the studio's comparison and issue 4 name: one offer each.
@@ -87,13 +87,27 @@ def test_default_catalog_keeps_the_studios_local_offers_with_their_modes() -> No
 def test_local_pricing_reproduces_the_studios_per_video_figures() -> None:
     animatediff = OFFERS["local/animatediff-sd15"]
     wan14 = OFFERS["local/wan21-14b"]
-    # 16 frames at the studio's 2-3 and 8-12 min/frame; their own totals are $0.26-0.30 and $0.99-1.16.
-    per_s = unit_price(animatediff.pricing, 512, 2.0)
+    # 16 frames at the studio's 2-3 and 8-12 min/frame; their own totals are $0.26-0.30 and $0.99-1.16, energy
+    # and depreciation together (the full basis).
+    per_s = unit_price(animatediff.pricing, 512, 2.0, basis=LocalCostBasis.FULL)
     assert per_s is not None and per_s[0] == "gpu_second"
     assert Decimal("0.26") <= per_s[1] * 16 * Decimal(str(animatediff.latency.seconds_per_frame_p50)) <= Decimal("0.30")
-    wan_s = unit_price(wan14.pricing, 720, 1.0)
+    wan_s = unit_price(wan14.pricing, 720, 1.0, basis=LocalCostBasis.FULL)
     assert wan_s is not None
     assert Decimal("0.99") <= wan_s[1] * 16 * Decimal(str(wan14.latency.seconds_per_frame_p50)) <= Decimal("1.16")
+
+
+def test_local_gpu_seconds_cost_energy_by_default_and_full_cost_on_request() -> None:
+    # 0.9 kW x $0.12/kWh = $0.108/h of energy; + $0.30/h depreciation = $0.408/h on the full basis.
+    local = OFFERS["local/wan21-1.3b"]
+    assert isinstance(local.pricing, LocalEnergyPricing) and local.pricing.cost_basis is LocalCostBasis.MARGINAL
+    assert local.price_for(832, 480, 5.0) == ("gpu_second", Decimal("0.108") / 3600)
+    assert unit_price(local.pricing, 480, 5.0, basis=LocalCostBasis.FULL) == ("gpu_second", Decimal("0.408") / 3600)
+    full = {o.id: o for o in with_local_cost_basis(CATALOG.offers, "full")}
+    assert full["local/wan21-1.3b"].price_for(832, 480, 5.0) == ("gpu_second", Decimal("0.408") / 3600)
+    # Cloud offers are the very same objects: the basis is about the owned GPU only.
+    assert all(full[o.id] is o for o in CATALOG.offers if o.provider is not ProviderKind.LOCAL)
+    assert with_local_cost_basis(CATALOG.offers, LocalCostBasis.MARGINAL) == CATALOG.offers
 
 
 def test_the_5b_estimate_is_flagged_and_sits_between_the_studios_small_and_large_wan() -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from router.cli import main
+from router.cli import format_quote, main
 from router.local.gateway import LocalHttpApi, Route
+from router.services.learned import describe
 
 KEY = "hvr_test_key"
 VIDEO = b"\x00\x00\x00\x18ftypmp42 not really a video"
@@ -216,3 +217,70 @@ def test_dev_calls_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [{"port": 9999, "time_scale": 50.0, "api_keys": "acme:k1:admin", **sim},
                      {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin", **sim,
                       "agent_engine": "comfyui"}]
+
+
+class CalibrationApi:
+    """Pinned local jobs that finish on their second GET, each having taken a tenth of the catalog's p50."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.gets: dict[str, int] = {}
+
+    def routes(self) -> list[Route]:
+        return [Route("POST", "/v1/jobs", self.submit, auth=True), Route("GET", "/v1/jobs/{id}", self.get, auth=True)]
+
+    def submit(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.bodies.append(json.loads(event["body"]))
+        return {"statusCode": 202, "body": json.dumps(self.job(len(self.bodies) - 1, done=False))}
+
+    def get(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        job_id = event["pathParameters"]["id"]
+        self.gets[job_id] = self.gets.get(job_id, 0) + 1
+        return {"statusCode": 200, "body": json.dumps(self.job(int(job_id.removeprefix("job_")),
+                                                               done=self.gets[job_id] >= 2))}
+
+    def job(self, n: int, done: bool) -> dict[str, Any]:
+        body = self.bodies[n]
+        fails = body["model"] == "local/wan21-14b"  # e.g. the box lacks its weights
+        status = ("failed" if fails else "succeeded") if done else "running"
+        attempt = {"offer": body["model"], "delivered": {"width": 832, "height": 480, "frames": 17, "fps": 16.0},
+                   "estimated_render_s": 4110.0, "billed": {"gpu_seconds": 411.0} if done and not fails else {}}
+        return {"id": f"job_{n}", "status": status, "request": body, "attempts": [attempt],
+                "cost": {"estimated_usd": "0.1233", "actual_usd": "0.0123" if done and not fails else "0.0000"},
+                "error": {"code": "provider_failed", "message": "no weights"} if done and fails else None}
+
+
+def test_calibrate_submits_the_standard_set_pinned_to_local_offers_and_prints_each_against_the_catalog(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = CalibrationApi()
+    with LocalHttpApi(fake.routes(), FakeApi.authorizer) as api:
+        monkeypatch.setenv("HVR_API_URL", api.url)
+        monkeypatch.setenv("HVR_API_KEY", KEY)
+        rc = main(["calibrate", "--poll-interval", "0.01"])
+    out = capsys.readouterr().out
+    assert rc == 1, "one job failed: the run did not calibrate everything"
+    pinned = [body["model"] for body in fake.bodies]
+    assert pinned == ["local/animatediff-sd15", "local/wan21-1.3b", "local/wan21-1.3b", "local/wan21-14b"]
+    assert all(body["mode"] == "t2v" and body["quality"] == "draft" and "deadline_s" not in body
+               for body in fake.bodies), "any local offer qualifies, and no deadline refuses a slow catalog figure"
+    assert len({(b["model"], b["duration_s"]) for b in fake.bodies}) == 4
+    lines = out.splitlines()
+    assert lines[0].split() == ["offer", "size", "frames", "took", "GPU-s", "catalog", "p50", "s", "took/catalog",
+                                "cost", "estimated", "status"]
+    assert lines[1].split() == ["local/animatediff-sd15", "832x480", "17", "411", "4110", "0.10x", "$0.0123",
+                                "$0.1233", "succeeded"]
+    assert lines[4].split()[-2:] == ["failed", "(provider_failed)"] and lines[4].split()[3] == "-"
+
+
+def test_quote_shows_learned_render_time_beside_the_catalog() -> None:
+    summary = describe(38.0, 27, 2420.0)
+    assert summary == "p50 38 s, learned from 27 runs; catalog 40 min"
+    assert describe(2420.0, 0, 2420.0) == "p50 40 min, catalog (no runs yet)"
+    quote = {"candidates": [{"offer": "local/animatediff-sd15", "feasible": True, "score": 0.9},
+                            {"offer": "veo/veo-3.1", "feasible": False, "reasons": ["resolution: no"]}],
+             "learned": {"local/animatediff-sd15": {"summary": summary, "reference": "512x512, 16 frames", "runs": 27},
+                         "veo/veo-3.1": {"summary": "p50 1 min, catalog (no runs yet)", "reference": "-", "runs": 0}},
+             "chosen": None, "reasons": []}
+    lines = format_quote(quote).splitlines()
+    assert "  local/animatediff-sd15  p50 38 s, learned from 27 runs; catalog 40 min (512x512, 16 frames)" in lines
+    assert not any("veo/veo-3.1  p50" in line for line in lines)  # infeasible and never run: only the catalog

@@ -9,21 +9,25 @@ from decimal import Decimal
 
 import pytest
 
-from router.cli import format_costs
+from router.cli import format_costs, format_tco
 from router.models.common import Mode, ProviderKind, iso
 from router.models.ledger import LedgerEntry
-from router.policy.catalog import load_catalog
+from router.models.offer import LocalCostBasis, LocalEnergyPricing, with_local_cost_basis
+from router.policy.catalog import Catalog, load_catalog
 from router.services.costs import (
     GroupBy,
     WindowError,
     cost_report,
+    local_gpu_costs,
     periods,
     report_window,
     rows_between,
     tco_from_rows,
 )
 
-CATALOG = load_catalog()
+MARGINAL = load_catalog()
+# The hand-worked TCO figures below are the studio's own method: energy plus depreciation per GPU-second.
+CATALOG = Catalog(version=MARGINAL.version, offers=with_local_cost_basis(MARGINAL.offers, LocalCostBasis.FULL))
 _ids = iter(range(1_000_000))
 
 
@@ -282,3 +286,56 @@ def test_tco_with_no_videos_has_no_per_video_figures() -> None:
     routed = report.options[0]
     assert report.videos == 0 and routed.total_usd == Decimal("0.0580") and routed.per_video_usd is None
     assert all(o.per_video_usd is None and o.total_usd == 0 for o in report.options[1:])
+
+
+# --- the owned GPU: marginal basis, fixed cost, utilization ----------------------------------------------------------
+# AnimateDiff 16 frames, 2,420 GPU-s: energy 2420 x 0.9 kW x $0.12/kWh / 3600 = $0.0726; its depreciation share
+# 2420 x $0.30/h / 3600 = $0.2017; charged $0.0726 on the marginal basis, $0.2743 on the full one.
+
+
+def local_row(basis: LocalCostBasis | None, actual: str) -> LedgerEntry:
+    kept = {"cost_basis": basis, "energy_usd": Decimal("0.0726"), "amortized_usd": Decimal("0.2017")} if basis else {}
+    return row("2026-11-02T10:00:00Z", actual=actual).model_copy(update={
+        "billed_units": {"gpu_seconds": Decimal(2420), "output_seconds": Decimal("2.0"), "frames": Decimal(16)},
+        **kept})
+
+
+def wan_row() -> LedgerEntry:
+    return row("2026-11-03T10:00:00Z", offer="replicate/wan-2.2-t2v-fast", actual="0.0506", resolution="832x480",
+               frames=81, seconds="5.0625")
+
+
+def test_on_the_marginal_basis_local_renders_cost_energy_and_the_gpu_is_a_fixed_cost_beside_them() -> None:
+    report = tco_from_rows([local_row(LocalCostBasis.MARGINAL, "0.0726"), wan_row()], MARGINAL, *NOV, None)
+    gpu = report.local_gpu
+    assert gpu is not None and gpu.cost_basis is LocalCostBasis.MARGINAL
+    # $0.30/h: 730 h in an average month, 720 h in November's 30 days.
+    assert (gpu.fixed_monthly_usd, gpu.fixed_usd) == (Decimal("219.0000"), Decimal("216.0000"))
+    assert (gpu.variable_usd, gpu.local_energy_usd, gpu.charged_to_renders_usd, gpu.total_usd) == (
+        Decimal("0.1232"), Decimal("0.0726"), Decimal("0.0000"), Decimal("216.1232"))
+    assert gpu.busy_gpu_seconds == 2420 and gpu.period_seconds == 30 * 86400
+    assert gpu.utilization == pytest.approx(2420 / (30 * 86400), abs=1e-6)
+    # The counterfactual "all local" is priced on the same basis: energy only (19,470 GPU-s for the WAN clip).
+    assert report.options[2].total_usd == Decimal("0.0726") + Decimal("0.5841")
+    text = format_tco(report.model_dump(mode="json"))
+    assert "local GPU (marginal basis): fixed $219.0000/month ($0.30/h depreciation), $216.0000 over this window" \
+        in text
+    assert "variable spend $0.1232 (local energy $0.0726) + fixed $216.0000 = $216.1232" in text
+    assert "utilization 0.1 % (0.7 GPU-busy hours of 720)" in text
+
+
+@pytest.mark.parametrize("basis, actual", [(LocalCostBasis.FULL, "0.2743"), (None, "0.2743")])
+def test_depreciation_charged_to_renders_is_counted_once(basis: LocalCostBasis | None, actual: str) -> None:
+    # Full basis, or a row from before the ledger kept the shares apart (charged the full cost then): the variable
+    # spend and the total are those of the marginal basis; only who carried the depreciation differs.
+    offer = CATALOG.get("local/animatediff-sd15")
+    assert offer is not None and isinstance(offer.pricing, LocalEnergyPricing)
+    gpu = local_gpu_costs([local_row(basis, actual), wan_row()], offer.pricing, *NOV)
+    assert gpu.charged_to_renders_usd == Decimal("0.2017")
+    assert (gpu.variable_usd, gpu.total_usd) == (Decimal("0.1232"), Decimal("216.1232"))
+
+
+def test_a_catalog_without_a_local_gpu_reports_none() -> None:
+    cloud = tuple(o for o in MARGINAL.offers if o.provider is not ProviderKind.LOCAL)
+    cloud_only = Catalog(version="cloud", offers=cloud)
+    assert tco_from_rows([wan_row()], cloud_only, *NOV, None).local_gpu is None

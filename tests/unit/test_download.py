@@ -4,9 +4,10 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
-from router.providers.download import UnsafeDownload, check_url, fetch_to_s3, store_bytes
+from router.providers.download import UnsafeDownload, check_url, fetch_bytes, fetch_to_s3, store_bytes
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
 
@@ -122,3 +123,106 @@ def test_inline_bytes_get_the_same_checks() -> None:
     assert store_bytes(MP4_HEAD, artifacts, "v").bytes == len(MP4_HEAD)
     with pytest.raises(UnsafeDownload, match="magic"):
         store_bytes(b"PK\x03\x04zipfile" * 8, artifacts, "z")
+
+
+# --- client inputs: the same checked core, any public host -------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+@pytest.fixture
+def no_connections(monkeypatch) -> list:
+    """Fails any attempt to open a socket, recording where it would have gone."""
+    attempts: list = []
+
+    def refuse(address, *args, **kwargs):
+        attempts.append(address)
+        raise AssertionError(f"a connection to {address} was attempted")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize("url", [
+    "https://127.0.0.1:46015/in.png",  # the probe's URL
+    "http://127.0.0.1:46015/in.png",
+    "https://2130706433/in.png",
+    "https://0x7f000001/in.png",
+    "https://[::1]/in.png",
+    "https://evil@127.0.0.1/in.png",
+    "https://localhost/in.png",
+    "https://loopback.example.com/in.png",  # a name resolving to loopback
+    "https://metadata.example.com/in.png",  # ... or to the metadata service
+    "https://six.example.com/in.png",  # ... or to loopback in an IPv6 wrapping
+])
+def test_an_input_aimed_at_internal_addresses_is_refused_without_a_connection(url: str, resolve,
+                                                                              no_connections) -> None:
+    from router.providers.errors import InputRejected
+    from router.providers.inputs import fetch_input
+
+    resolve.update({"loopback.example.com": "127.0.0.1", "metadata.example.com": "169.254.169.254",
+                    "six.example.com": "::ffff:127.0.0.1"})
+    with pytest.raises(InputRejected):
+        fetch_input(url, "image", 1000)
+    assert no_connections == []
+
+
+def _mock(routes: dict[str, httpx.Response]) -> tuple[httpx.Client, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return routes[request.headers["host"] + request.url.path]
+
+    return httpx.Client(transport=httpx.MockTransport(handler)), seen
+
+
+def test_an_input_is_fetched_from_the_checked_address_with_its_name_for_host_and_sni(resolve) -> None:
+    resolve["inputs.example.com"] = "34.1.2.3"
+    client, seen = _mock({"inputs.example.com:8443/in.png": httpx.Response(200, content=PNG)})
+    assert fetch_bytes("https://inputs.example.com:8443/in.png", 1000, client=client) == PNG
+    [request] = seen
+    assert (request.url.host, request.url.port) == ("34.1.2.3", 8443)
+    assert request.extensions["sni_hostname"] == "inputs.example.com"
+
+
+@pytest.mark.parametrize("location", [
+    "http://127.0.0.1:8188/prompt",  # ComfyUI on the GPU box, over plain http
+    "https://127.0.0.1/in.png",
+    "https://internal.example.com/in.png",  # a name resolving to a private address
+    "https://localhost/in.png",
+])
+def test_a_redirect_into_the_network_is_refused_even_with_the_loopback_exemption(location: str, resolve) -> None:
+    resolve.update({"inputs.example.com": "34.1.2.3", "internal.example.com": "10.0.0.5"})
+    client, seen = _mock({"inputs.example.com/in.png": httpx.Response(302, headers={"location": location})})
+    for allow_loopback in (False, True):  # a public URL can't redirect its way into the embedded stack's exemption
+        with pytest.raises(UnsafeDownload):
+            fetch_bytes("https://inputs.example.com/in.png", 1000, allow_loopback=allow_loopback, client=client)
+    assert len(seen) == 2  # one request per try, none to the redirect target
+
+
+def test_input_failures_say_whose_they_are() -> None:
+    from router.providers.errors import InputRejected, InputUnavailable, TransientError
+    from router.providers.inputs import fetch_input
+
+    server = _Server({"/in.png": (200, {}, PNG), "/gone.png": (404, {}, b""), "/busy.png": (503, {}, b""),
+                      "/big.png": (200, {}, PNG * 100)})
+    assert fetch_input(f"{server.url}/in.png", "image", 1000, allow_loopback=True) == PNG
+    with pytest.raises(InputRejected, match="404"):
+        fetch_input(f"{server.url}/gone.png", "image", 1000, allow_loopback=True)
+    with pytest.raises(InputRejected, match="over the cap"):
+        fetch_input(f"{server.url}/big.png", "image", 1000, allow_loopback=True)
+    with pytest.raises(InputUnavailable, match="503"):
+        fetch_input(f"{server.url}/busy.png", "image", 1000, allow_loopback=True)
+    server.server.shutdown()
+    server.server.server_close()
+    with pytest.raises(InputUnavailable) as refused:
+        fetch_input(f"{server.url}/in.png", "image", 1000, allow_loopback=True)
+    assert isinstance(refused.value, TransientError)  # retried later, but (circuits.watch) not the provider's fault
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a00:5", "2002:7f00:1::1", "::127.0.0.1", "224.0.0.1"])
+def test_ipv6_wrappings_of_private_addresses_and_multicast_are_not_public(address: str, resolve) -> None:
+    resolve["pbxt.replicate.delivery"] = address
+    with pytest.raises(UnsafeDownload, match="non-public"):
+        check_url("https://pbxt.replicate.delivery/x.mp4", ["replicate.delivery"])

@@ -1,5 +1,6 @@
 """The studio's decision matrix and the engine's invariants, over the full default catalog."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,8 +11,9 @@ from hypothesis import strategies as st
 from router.models.common import ProviderKind
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
-from router.policy.context import BudgetState, Calibration, Circuit, RoutingContext, SpendMode, TargetState
+from router.policy.context import BudgetState, Circuit, Exploration, RoutingContext, SpendMode, TargetState
 from router.policy.engine import route
+from router.policy.learning import Learned
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CATALOG = load_catalog()
@@ -139,14 +141,14 @@ def test_spend_modes_and_budgets_constrain_the_choice() -> None:
     assert decision.chosen is None and any("budget: " in r and "campaign:bf" in r for r in decision.reasons)
 
 
-def test_calibration_scales_the_estimates() -> None:
+def test_learned_models_scale_the_estimates() -> None:
     body = request(resolution="512x512", aspect_ratio="1:1", duration_s=2, quality="draft", deadline_s=86400)
     plain = route(body, OFFERS, RoutingContext(), NOW).chosen
-    slow = RoutingContext(calibration={"local/animatediff-sd15": Calibration(time_factor=2.0, cost_factor=2.0)})
-    calibrated = route(body, OFFERS, slow, NOW).chosen
-    assert plain is not None and calibrated is not None
-    assert calibrated.estimated_cost_usd > plain.estimated_cost_usd
-    assert calibrated.estimated_ready_at > plain.estimated_ready_at
+    slow = RoutingContext(learned={"local/animatediff-sd15": Learned(time_p50=2.0, runs=5)})
+    learned = route(body, OFFERS, slow, NOW).chosen
+    assert plain is not None and learned is not None
+    assert learned.estimated_cost_usd > plain.estimated_cost_usd
+    assert learned.estimated_ready_at > plain.estimated_ready_at
 
 
 # --- properties ---------------------------------------------------------------------------------------------
@@ -207,3 +209,60 @@ def test_more_budget_or_more_time_never_makes_a_feasible_request_infeasible(body
     later = {**richer, "deadline_s": body["deadline_s"] * 2} if "deadline_s" in body else richer
     assert route(request(**richer), OFFERS, context, NOW).chosen is not None
     assert route(request(**later), OFFERS, context, NOW).chosen is not None
+
+
+# --- exploration never breaks a hard constraint --------------------------------------------------------------
+
+LOCAL_IDS = [o.id for o in OFFERS if o.provider is ProviderKind.LOCAL]
+explorations = st.builds(
+    lambda margin, z, usd, runs, factor, floor, budget: (
+        Exploration(draw=0.0, jobs_left=3, usd_left=Decimal(usd), share=1.0, margin_s=margin, z=z, min_runs=3),
+        {offer_id: Learned(runs=runs, time_p50=factor, time_floor=floor) for offer_id in LOCAL_IDS},
+        () if budget is None else (BudgetState(scope="tenant:t", remaining_usd=Decimal(budget)),)),
+    st.sampled_from([0.0, 600.0, 3600.0]), st.sampled_from([1.28, 3.0, 5.0]), st.sampled_from(["100", "1", "0.05"]),
+    st.sampled_from([0, 1, 2, 3]), st.sampled_from([1.0, 0.2, 5.0, 0.01]), st.sampled_from([None, None, 0.05, 2.0]),
+    st.sampled_from([None, None, "0.10", "0.80", "5.00"]),
+)
+# Mostly an idle GPU, where exploring can happen at all (`contexts` above is idle one time in eighteen), and always
+# a deadline, which the abandon point is measured back from.
+idle_contexts = st.builds(lambda wait: everywhere(queue_wait_s=wait), st.sampled_from([0.0, 0.0, 60.0]))
+with_deadlines = st.tuples(requests, st.sampled_from([1800, 3 * 3600, 12 * 3600, 86400, 7 * 86400])).map(
+    lambda pair: {**pair[0], "deadline_s": pair[1]})
+
+
+@settings(max_examples=600, deadline=None)
+@given(body=with_deadlines, context=idle_contexts, exploring=explorations)
+def test_exploration_never_breaks_a_hard_constraint(body: dict, context: RoutingContext, exploring: tuple) -> None:
+    allowed, learned, budgets = exploring
+    req = request(**body)
+    plain_context = replace(context, learned=learned, budgets=budgets)
+    plain = route(req, OFFERS, plain_context, NOW)
+    decision = route(req, OFFERS, replace(plain_context, exploration=allowed), NOW)
+    chosen = decision.chosen
+    if chosen is None or chosen.explored is None:
+        assert decision == plain  # not exploring: the engine's usual decision, to the letter
+        return
+    assert chosen.explore_until is not None and req.deadline_s is not None
+    deadline = NOW + timedelta(seconds=req.deadline_s)
+    explored = offer(chosen.offer)
+    assert explored.provider is ProviderKind.LOCAL and context.targets[ProviderKind.LOCAL].queue_wait_s == 0
+    assert learned[chosen.offer].runs < allowed.min_runs
+    assert req.mode in explored.modes and explored.quality >= req.quality.min_score
+    # A fallback the engine found feasible without exploring, with its p90 time kept after the abandon point.
+    assert plain.chosen is not None and decision.fallbacks[0] == plain.chosen.offer
+    fallback = plain.chosen
+    assert chosen.explore_until + (fallback.estimated_ready_at - NOW) + timedelta(seconds=allowed.margin_s) <= deadline
+    assert chosen.estimated_ready_at <= deadline
+    # Money, pessimistically: the higher of the catalog's and the learned p90, with the fallback's counted.
+    catalog_row = next(c for c in route(req, OFFERS, replace(plain_context, learned={}), NOW).candidates
+                       if c.offer == chosen.offer)
+    learned_row = next(c for c in plain.candidates if c.offer == chosen.offer)
+    assert catalog_row.estimated_cost_p90_usd is not None and learned_row.estimated_cost_p90_usd is not None
+    assert chosen.estimated_cost_p90_usd >= max(catalog_row.estimated_cost_p90_usd, learned_row.estimated_cost_p90_usd)
+    total = chosen.estimated_cost_p90_usd + fallback.estimated_cost_p90_usd
+    if req.max_cost_usd is not None:
+        assert total <= req.max_cost_usd
+    assert all(total <= b.remaining_usd for b in budgets)
+    assert chosen.estimated_cost_p90_usd <= allowed.usd_left
+    # Only a candidate the deadline alone ruled out (or a feasible one) is ever tried.
+    assert all(r.startswith("deadline:") for r in learned_row.reasons)

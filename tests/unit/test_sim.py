@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.models.common import ProviderKind, money
+from router.models.offer import with_local_cost_basis
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
 from router.sim import baselines, optimal, workload
@@ -20,8 +21,10 @@ from router.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
 from router.sim.cli import main as simulate_cli
 from router.sim.compare import DEFAULT_POLICIES, OPTIMUM, compare
 from router.sim.counting import Fit, idle_context, place
+from router.sim.scenario import REPO_ROOT, ScenarioError, parse
+from router.sim.scenario import load as load_scenario
 from router.sim.simulator import SimConfig, infeasible_flags, simulate
-from router.sim.truth import Truth, TruthConfig
+from router.sim.truth import Outage, Truth, TruthConfig
 from router.sim.workload import Arrival
 
 OFFERS = load_catalog().offers
@@ -430,3 +433,198 @@ def test_hvr_registers_simulate_without_loading_the_simulator() -> None:
     code = ("import sys, router.sim.cli; "
             "sys.exit(any(m in sys.modules for m in ('scipy', 'router.sim.compare', 'router.policy.engine')))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --- scenarios ---------------------------------------------------------------------------------------------------
+
+SCENARIOS = sorted((REPO_ROOT / "samples" / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("seed: 7\ncolour: blue\n", ":2: colour: unknown key"),
+    ("seed: yes\n", ":1: seed: expected a whole number"),
+    ("seed: 7\nseed: 8\n", ":2: seed: given twice"),
+    ("truth:\n  speed: {local: 2}\n", ":2: truth.speed: unknown key"),
+    ("truth:\n  time_bias: {local: -1}\n", ":2: truth.time_bias.local: must be over 0"),
+    ("truth:\n  failure_rate:\n    veo: 0.1\n    nvidia: 0.1\n", ":4: truth.failure_rate.nvidia: 'nvidia' is neither"),
+    ("truth:\n  failure_rate: {veo: 1.5}\n", ":2: truth.failure_rate.veo: must be at most 1"),
+    ("truth:\n  cold_start_s:\n    local: 30\n", ":3: truth.cold_start_s.local: the local GPU has no cold start"),
+    ("truth:\n  outages:\n    - {provider: veo, from_day: 2}\n", ":3: truth.outages[0].hours: missing"),
+    ("truth:\n  outages:\n    - provider: veo\n      from_day: two\n      hours: 3\n",
+     ":4: truth.outages[0].from_day: expected a number"),
+    ("truth:\n  outages: {provider: veo}\n", ":2: truth.outages: expected a list"),
+    ("truth:\n  local_slots: 0\n", ":2: truth.local_slots: must be at least 1"),
+    ("workload: {videos: 10, file: samples/workloads/month-1000.jsonl}\n", ":1: workload.videos: a workload is"),
+    ("\nworkload:\n  file: nowhere.jsonl\n", ":3: workload.file: no such file"),
+    ("budget_usd: -4\n", ":1: budget_usd: expected an amount in USD over 0"),
+    ("local_cost_basis: cheap\n", ":1: local_cost_basis: expected one of marginal, full"),
+    ("targets: {cost_ratio_to_static: 2}\n", ":1: targets.cost_ratio_to_static: unknown key"),
+    ("seed: [1, 2\n", ":2: yaml:"),
+    ("- seed\n", ":1: scenario: expected a mapping"),
+    ("", ":1: scenario: the file is empty"),
+])
+def test_a_bad_scenario_is_refused_naming_key_and_line(text: str, where: str) -> None:
+    with pytest.raises(ScenarioError) as exc:
+        parse(text, Path("s.yaml"), OFFERS)
+    assert str(exc.value).startswith(f"s.yaml{where}"), str(exc.value)
+
+
+def test_a_scenario_sets_the_world_and_an_offer_id_wins_over_its_kind() -> None:
+    scenario = parse("seed: 4\ntruth:\n  time_bias: {local: 0.5, local/animatediff-sd15: 2}\n"
+                     "  failure_rate: {veo: 0.1}\n  cold_start_s: {runpod: 240}\n"
+                     "  outages: [{provider: replicate/wan-2.2-t2v-fast, from_day: 1.5, hours: 6}]\n"
+                     "workload: {videos: 50}\nbudget_usd: 40.5\nlocal_cost_basis: full\n", Path("s.yaml"), OFFERS)
+    assert (scenario.seed, scenario.truth.seed, scenario.videos, scenario.budget_usd) == (4, 4, 50, Decimal("40.5"))
+    assert len(scenario.arrivals()) == 50 and scenario.workload_label() == "generated: 50 videos, seed 4"
+    truth, catalog = Truth(scenario.truth), Truth(TruthConfig(seed=4))
+    by_id = {o.id: o for o in OFFERS}
+    spec = place(by_id["local/animatediff-sd15"], arrival(0, resolution="512x512", aspect_ratio="1:1",
+                                                          quality="draft").request).delivered
+    assert spec is not None
+    for offer_id, bias in (("local/animatediff-sd15", 2.0), ("local/wan21-1.3b", 0.5)):
+        offer = by_id[offer_id]
+        assert truth.render_s(1, offer, spec) == pytest.approx(bias * catalog.render_s(1, offer, spec), rel=1e-3)
+    assert scenario.truth.failure_rate["veo"] == 0.1 and scenario.truth.failure_rate["runpod"] == 0.03  # merged
+    assert truth.cold_start_s(by_id["runpod/wan-2-5"]) == 240 and truth.cold_start_s(by_id["veo/veo-3.0"]) == 0
+    fast = by_id["replicate/wan-2.2-t2v-fast"]
+    assert truth.outages(fast) == ((1.5 * 86400, 1.5 * 86400 + 6 * 3600),) and not truth.outages(by_id["veo/veo-3.0"])
+    # Every policy and the optimum get the catalog priced on the scenario's basis.
+    full = {o.id: o for o in scenario.offers(OFFERS)}["local/wan21-14b"].price_for(832, 480, 5)
+    marginal = {o.id: o for o in with_local_cost_basis(OFFERS, "marginal")}["local/wan21-14b"].price_for(832, 480, 5)
+    assert full is not None and marginal is not None and full[1] > marginal[1] > 0
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_every_shipped_scenario_parses(path: Path) -> None:
+    scenario = load_scenario(path, OFFERS)
+    assert scenario.description and scenario.arrivals()
+
+
+def test_hvr_simulate_runs_a_scenario_and_refuses_a_bad_one(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "w.jsonl"
+    workload.save(workload.generate(40, seed=9, start=MONDAY.replace(hour=0), days=10), work)
+    good = tmp_path / "good.yaml"
+    good.write_text(f"seed: 9\nworkload: {{file: {work}}}\ntruth:\n  time_bias: {{local: 0.05}}\n"
+                    "  outages: [{provider: veo, from_day: 2, hours: 24}]\nlocal_cost_basis: marginal\n")
+    out = tmp_path / "r.json"
+    assert simulate_cli(["--scenario", str(good), "--json", str(out), "--policies", "hvr", "cheapest_feasible",
+                         "offline_optimum"]) == 0
+    document = json.loads(out.read_text())
+    assert document["seed"] == 9 and "scenario good.yaml" in document["workload"]
+    for figures in document["policies"].values():
+        assert "gpu_utilization" in figures and "second_half_cost_ratio_to_optimum" in figures
+        assert [w["week"] for w in figures["weekly"]] == [0, 1]
+    assert {"second_half_cost_ratio_to_optimum", "gpu_utilization_share_of_optimum"} <= set(document["targets"])
+    assert document["targets"]["cost_ratio_to_optimum"]["target"] == 1.15
+    capsys.readouterr()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: 9\ntruth:\n  time_bias: {locl: 0.05}\n")
+    assert simulate_cli(["--scenario", str(bad)]) == 1
+    assert capsys.readouterr().err.startswith(f"hvr simulate: {bad}:3: truth.time_bias.locl: ")
+    assert simulate_cli(["--scenario", str(good), "--seed", "3", "--budget", "5"]) == 2
+    assert "drop --seed, --budget" in capsys.readouterr().err
+
+
+# --- outages -----------------------------------------------------------------------------------------------------
+
+
+def _overlaps(start: float, end: float, outages: tuple[tuple[float, float], ...]) -> bool:
+    return any(start < b - 1e-6 and end > a + 1e-6 for a, b in outages)
+
+
+@pytest.mark.parametrize("policy", list(baselines.POLICIES))
+def test_nothing_runs_where_a_provider_is_down(policy: str) -> None:
+    down = (Outage("veo", 0.5, 10), Outage("local", 1.0, 6), Outage("replicate/wan-2.2-t2v-fast", 0.3, 12))
+    truth = Truth(TruthConfig(seed=3, outages=down))
+    run = simulate(busy_days(3), OFFERS, baselines.make(policy, OFFERS), truth)
+    hit = 0
+    for job in run.jobs:
+        assert job.terminal
+        for a in job.attempts:
+            if a.started_at is not None:
+                assert not _overlaps(a.started_at, a.started_at + a.gpu_seconds, truth.outages(a.offer)), a
+            if a.started_at is None and a.status == "failed":  # refused at submit, or dequeued as it went down
+                assert a.cost == 0 and a.ended_at is not None
+                assert truth.down(a.offer, a.routed_at) or any(start == a.ended_at for start, _ in
+                                                                truth.outages(a.offer))
+                hit += truth.down(a.offer, a.routed_at)
+            if policy in ("hvr", "cheapest_feasible", "local_only"):
+                assert not truth.down(a.offer, a.routed_at), a  # the health probe steers the engine away
+    if policy in ("always_veo", "static_rule"):
+        assert hit > 0  # the static rules don't look at health: they meet the outage head on
+
+
+def test_outages_bind_the_optimum() -> None:
+    """Outages only take away: the optimum costs at least as much and serves no more, no cloud render of it spans
+    its offer's outage, and its local work (EDF around the outage) never falls in the GPU's."""
+    arrivals = contended()
+    flags = infeasible_flags(arrivals, OFFERS)
+    free = optimal.Problem.of(arrivals, OFFERS, Truth(TruthConfig(seed=1)), flags).solve(gap=0.0)
+    local_down = (9 * 3600 + 30 * 60, 11 * 3600)  # the GPU down 9:30-11:00 on the day the drafts arrive
+    down = (Outage("local", local_down[0] / 86400, 1.5), Outage("replicate", 0.0, 9.75), Outage("runpod", 0.0, 11))
+    truth = Truth(TruthConfig(seed=1, outages=down))
+    problem = optimal.Problem.of(arrivals, OFFERS, truth, infeasible_flags(arrivals, OFFERS, truth))
+    bound = problem.solve(gap=0.0)
+    assert len(bound.served) < len(free.served) or bound.cost > free.cost
+    by_id = {o.id: o for o in OFFERS}
+    for c in bound.served.values():
+        if not c.local:
+            begin = problem.arrival_t[c.request] + c.ready_s - c.render_s - by_id[c.offer].latency.transfer_s
+            assert not _overlaps(begin, begin + c.render_s, truth.outages(by_id[c.offer]))
+    comparison = compare(arrivals, OFFERS, seed=1, truth_config=truth.config)
+    best = comparison.metrics[OPTIMUM]
+    assert best.busy and not any(_overlaps(a, b, (local_down,)) for a, b in best.busy)
+    for name, m in comparison.metrics.items():  # the bound still bounds every policy living through them
+        if name != OPTIMUM:
+            assert m.matched_bound_usd is not None and m.matched_bound_usd <= m.total_cost_usd, name
+
+
+# --- week by week, and the second half ---------------------------------------------------------------------------
+
+
+def test_weekly_and_second_half_figures_add_up() -> None:
+    arrivals = workload.generate(70, seed=12, start=MONDAY.replace(hour=0), days=17)
+    truth = TruthConfig(seed=12, time_bias={"local": 0.05})
+    comparison = compare(arrivals, OFFERS, seed=12, policies=["hvr", "cheapest_feasible", OPTIMUM],
+                         truth_config=truth, matched_bounds=False)
+    start, horizon = comparison.start, comparison.horizon_s
+    arrival_t = [(a.at - start).total_seconds() for a in arrivals]
+    best = comparison.metrics[OPTIMUM]
+    late = [i for i, t in enumerate(arrival_t) if t >= horizon / 2]
+    for name, m in comparison.metrics.items():
+        assert len(m.weekly) == -(-horizon // (7 * 86400)) == 3, name
+        assert sum((w.cost_usd for w in m.weekly), Decimal(0)) == m.total_cost_usd
+        assert sum((w.optimum_cost_usd for w in m.weekly), Decimal(0)) == best.total_cost_usd
+        lengths = [min(7 * 86400.0, horizon - w.week * 7 * 86400) for w in m.weekly]
+        assert sum(w.gpu_utilization * n for w, n in zip(m.weekly, lengths, strict=True)) == pytest.approx(
+            m.gpu_utilization * horizon, rel=1e-6, abs=1e-6)
+        feasible = [[i for i, t in enumerate(arrival_t) if min(int(t // (7 * 86400)), 2) == w.week
+                     and not comparison.runs[name].jobs[i].infeasible] for w in m.weekly] \
+            if name != OPTIMUM else None
+        if feasible is not None:
+            on_time = sum((w.deadline_hit_rate or 0) * len(f) for w, f in zip(m.weekly, feasible, strict=True))
+            assert on_time == pytest.approx(m.on_time)
+        mine = sum((m.cost_by_request[i] for i in late), Decimal(0))
+        theirs = sum((best.cost_by_request[i] for i in late), Decimal(0))
+        assert m.second_half_cost_usd == mine and m.second_half_optimum_usd == theirs
+        assert m.second_half_cost_ratio_to_optimum == pytest.approx(float(mine / theirs))
+    assert all(w.cost_ratio_to_optimum in (None, 1.0) for w in best.weekly)
+    assert best.second_half_cost_ratio_to_optimum == 1.0
+
+
+# --- learning in the loop ----------------------------------------------------------------------------------------
+
+
+def test_hvr_learns_in_the_loop_and_the_baselines_do_not() -> None:
+    truth = Truth(TruthConfig(seed=2, time_bias={"local": 0.05}))
+    run = simulate(busy_days(2, 80), OFFERS, baselines.make("hvr", OFFERS, seed=2), truth)
+    rendered = [a for j in run.jobs for a in j.attempts if a.offer.id == "local/animatediff-sd15" and a.render_s]
+    learned = run.learned["local/animatediff-sd15"]
+    assert 5 <= learned.runs <= len(rendered)
+    assert 0.05 / 2 < learned.time_p50 < 0.05 * 2  # most of the way from the catalog's 1.0 to the truth's 0.05
+    assert all(name in {o.id for o in OFFERS} for name in run.learned)
+    blind = simulate(busy_days(2, 80), OFFERS, baselines.make("cheapest_feasible", OFFERS), truth)
+    assert blind.learned == {}
+    again = simulate(busy_days(2, 80), OFFERS, baselines.make("hvr", OFFERS, seed=2), truth)
+    assert [(j.status, j.cost) for j in again.jobs] == [(j.status, j.cost) for j in run.jobs]
