@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from router.models.common import ProviderKind, money
+from router.models.common import MONEY_PLACES, ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
 from router.models.request import VideoRequest
@@ -118,18 +118,10 @@ def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None,
         cost_p50 = cost_p90 = price
     if model.cost != 1.0:
         cost_p50, cost_p90 = cost_p50 * model.cost_decimal, cost_p90 * model.cost_decimal
-    return Estimate(
-        delivered=delivered,
-        compute_p50_s=p50,
-        compute_p90_s=p90,
-        queue_wait_s=wait,
-        unit=unit,
-        unit_price=price,
-        cost_p50=money(cost_p50),
-        cost_p90=money(cost_p90),
-        ready_p90=now + timedelta(seconds=wait + cold + p90 + latency.transfer_s),
-        cold_s=cold,
-    )
+    # By position, and quantized in place (each is a Decimal already): one of these per offer per decision.
+    return Estimate(delivered, p50, p90, wait, unit, price, cost_p50.quantize(MONEY_PLACES, ROUND_HALF_UP),
+                    cost_p90.quantize(MONEY_PLACES, ROUND_HALF_UP),
+                    now + timedelta(seconds=wait + cold + p90 + latency.transfer_s), cold)
 
 
 def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: SpendMode,

@@ -477,7 +477,9 @@ def _poll_on(job: Job, attempt: Attempt, deps: Deps, status: ProviderStatus | No
     now = deps.clock()
     poll_n = 0 if chain is _Chain.START or message is None else message.poll_n + 1
     delay = max(MIN_POLL_DELAY_S, backoff(poll_n, POLL_BASE_S) / deps.time_scale)
-    if attempt.explore_until is not None:  # an exploring attempt's abandon point gets a poll of its own
+    if attempt.explore_until is not None and attempt.explore_until > now:
+        # An exploring attempt's abandon point gets a poll of its own; past it (the target not answering), the
+        # backoff stands.
         delay = min(delay, max(MIN_POLL_DELAY_S, (attempt.explore_until - now).total_seconds()))
     due = now + timedelta(seconds=delay)
     running = status is not None and status.state is ProviderState.RUNNING

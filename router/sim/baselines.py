@@ -4,7 +4,9 @@ for all of them: queues, renders, failures, fallbacks, deadlines and bills.
 
 - `hvr`: the real engine (`router.policy.engine.route`) with the context the services build, learned offer models
   included: it starts from the catalog and learns from its own attempts as finalize does (`learns`; the simulator
-  keeps the models and feeds them through `router.policy.learning.observe`).
+  keeps the models and feeds them through `router.policy.learning.observe`), and explores as production does
+  (`allowance`: the deployment's default limits, a draw seeded by the run's seed and the request); its decision is
+  the engine's whole `Chosen`, so the simulator can stop an exploring attempt at its abandon point.
 - `always_veo`: every request to Veo (`veo/veo-3.1-fast`, the Veo the project's TCO report prices too).
 - `static_rule`: the studio's rule today: AnimateDiff locally for text-to-video of at most 512 px a side, Veo for
   everything else.
@@ -13,7 +15,7 @@ for all of them: queues, renders, failures, fallbacks, deadlines and bills.
 - `cheapest_feasible`: the cheapest offer the engine finds feasible when every queue is taken to be empty.
 
 The static rules retry a failed attempt on the same offer; the engine-based ones get the services' fallback (the
-context excludes offers already tried).
+context excludes offers already tried). Only hvr explores.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from router.models.common import Mode, ProviderKind
+from router.models.decision import Chosen
 from router.models.offer import Offer
 from router.models.request import VideoRequest
-from router.policy.context import RoutingContext
+from router.policy.context import Exploration, RoutingContext
 from router.policy.engine import route
+from router.policy.exploration import Limits, allowance
+from router.settings import Settings
 from router.sim.counting import Fit, place
 
 VEO_BASELINE = "veo/veo-3.1-fast"
@@ -40,8 +46,34 @@ class Policy(Protocol):
     name: str
     learns: bool  # the simulator keeps learned offer models for it and puts them in its context
 
+    def exploration(self, key: int, jobs_today: int, usd_today: Decimal) -> Exploration | None:
+        """What the decision for request `key` may spend on exploring, given today's exploring attempts and their
+        p90 cost; None: it doesn't explore."""
+        ...
+
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> str | None: ...
+               deadline: datetime | None) -> Chosen | str | None:
+        """The engine's choice (hvr's carries an exploring attempt's abandon point) or an offer id; None: nothing
+        to send it to."""
+        ...
+
+
+def production_limits() -> Limits:
+    """The exploration limits a deployment runs with when nothing is set: router/settings.py's defaults, as
+    `router.services.context.exploration_limits` builds them (z and min_runs are the Limits' own)."""
+    fields = Settings.model_fields
+    return Limits(share=fields["exploration_share"].default, jobs_per_day=fields["exploration_jobs_per_day"].default,
+                  usd_per_day=fields["exploration_usd_per_day"].default,
+                  margin_s=fields["exploration_margin_s"].default)
+
+
+class _Blind:
+    """A baseline: decides from the catalog alone and never explores."""
+
+    learns = False
+
+    def exploration(self, key: int, jobs_today: int, usd_today: Decimal) -> Exploration | None:
+        return None
 
 
 def _require(offers: Sequence[Offer], offer_id: str) -> str:
@@ -54,21 +86,26 @@ class Hvr:
     name = "hvr"
     learns = True
 
-    def __init__(self, offers: Sequence[Offer], seed: int = 0) -> None:
+    def __init__(self, offers: Sequence[Offer], seed: int = 0, limits: Limits | None = None) -> None:
         self.offers = tuple(offers)
-        # The engine's exploration draws (issue 14, item 2) come from here once `route` takes a generator: seeded
-        # from the run's seed, so a run repeats.
-        self.rng = random.Random(f"explore:{seed}")
+        self.seed = seed
+        self.limits = production_limits() if limits is None else limits
+
+    def exploration(self, key: int, jobs_today: int, usd_today: Decimal) -> Exploration | None:
+        # As `router.services.context.exploration`: one draw per request (a retried decision draws the same), from
+        # the run's seed so a run repeats; a decision not drawn reads no counts.
+        draw = random.Random(f"explore:{self.seed}:{key}").random()
+        if draw >= self.limits.share:
+            return None
+        return allowance(self.limits, draw, jobs_today, usd_today)
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> str | None:
-        chosen = route(request, self.offers, context, now, deadline).chosen
-        return chosen.offer if chosen else None
+               deadline: datetime | None) -> Chosen | None:
+        return route(request, self.offers, context, now, deadline).chosen
 
 
-class AlwaysVeo:
+class AlwaysVeo(_Blind):
     name = "always_veo"
-    learns = False
 
     def __init__(self, offers: Sequence[Offer], veo: str = VEO_BASELINE) -> None:
         self.veo = _require(offers, veo)
@@ -78,9 +115,8 @@ class AlwaysVeo:
         return self.veo
 
 
-class StaticRule:
+class StaticRule(_Blind):
     name = "static_rule"
-    learns = False
 
     def __init__(self, offers: Sequence[Offer], local: str = STATIC_LOCAL, veo: str = VEO_BASELINE) -> None:
         self.local, self.veo = _require(offers, local), _require(offers, veo)
@@ -91,9 +127,8 @@ class StaticRule:
         return self.local if request.mode is Mode.T2V and small else self.veo
 
 
-class LocalOnly:
+class LocalOnly(_Blind):
     name = "local_only"
-    learns = False
 
     def __init__(self, offers: Sequence[Offer]) -> None:
         self.offers = tuple(o for o in offers if o.provider is ProviderKind.LOCAL)
@@ -110,9 +145,8 @@ class LocalOnly:
         return chosen.offer if chosen else None
 
 
-class CheapestFeasible:
+class CheapestFeasible(_Blind):
     name = "cheapest_feasible"
-    learns = False
 
     def __init__(self, offers: Sequence[Offer]) -> None:
         self.offers = tuple(offers)

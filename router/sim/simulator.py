@@ -23,6 +23,11 @@ It stands in for the services and the providers, doing what they do around each 
   (the agent's GPU-seconds, RunPod's `executionTime`, Replicate's `predict_time`; Veo reports none) against the
   catalog's p50 for the same delivery, RunPod's start delay, and every failure for the failure rate — and the next
   decision's context carries the learned snapshot. The other policies decide from the catalog alone.
+- **Exploration** (the worker's), for a policy that explores (hvr): a request not yet explored gets the allowance
+  production would give it (its own seeded draw, today's exploring attempts and their p90 cost, counted when an
+  exploring attempt is placed). An exploring attempt still unfinished at its abandon point (`Chosen.explore_until`)
+  is stopped: its slot is freed, the GPU time it ran billed, a lower bound on its render learned (`censored`), and
+  it fails with `exploration_abandoned: …`, which rules the offer out for the job, before the job routes again.
 - **Outages** (`truth`): while a provider or offer is down its target is not up in the context (the health probe
   sees it), a submit there fails at once, and what it was running or queueing fails when it goes down.
 
@@ -36,15 +41,15 @@ import heapq
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
 
 from router.models.common import ProviderKind
-from router.models.decision import DeliveredSpec
+from router.models.decision import Chosen, DeliveredSpec
 from router.models.offer import Offer
 from router.policy import learning, localqueue
-from router.policy.context import BudgetState, RoutingContext, SpendMode, TargetState
+from router.policy.context import BudgetState, Exploration, RoutingContext, SpendMode, TargetState
 from router.policy.fallback import excluded_offers
 from router.policy.learning import Learned, Observation, OfferStats
 from router.sim import counting
@@ -64,14 +69,15 @@ REPORTS_RENDER_S = frozenset({ProviderKind.LOCAL, ProviderKind.RUNPOD, ProviderK
 
 
 class Event(IntEnum):
-    """Same-instant order: a render ending frees its slot, then a provider going down fails what it holds, before a
-    deadline is judged or a newcomer routed."""
+    """Same-instant order: a render ending frees its slot, then a provider going down fails what it holds, then an
+    exploring attempt is abandoned, before a deadline is judged or a newcomer routed."""
 
     RENDER_END = 0
     OUTAGE = 1
-    DELIVER = 2
-    DEADLINE = 3
-    ARRIVAL = 4
+    ABANDON = 2  # after RENDER_END: a render done at the abandon point is kept, as the worker's poll sees it done
+    DELIVER = 3
+    DEADLINE = 4
+    ARRIVAL = 5
 
 
 @dataclass
@@ -92,6 +98,8 @@ class AttemptRecord:
     gpu_seconds: float = 0.0
     cost: Decimal = ZERO
     reserved: Decimal = ZERO
+    explore_until: float | None = None  # an exploring attempt's abandon point
+    reason: str = ""  # why it failed, as the services record it (`code: detail`), for the fallback rule
 
 
 @dataclass
@@ -219,6 +227,8 @@ class Simulation:
         # The learning policy's models, as the services' store keeps them, and their snapshot as contexts carry it.
         self._stats: dict[str, OfferStats] | None = {} if policy.learns else None
         self._learned: dict[str, Learned] = {}
+        # Exploring attempts placed per UTC day and their p90 cost: the services' `learned.explored` counts.
+        self._explored: dict[date, tuple[int, Decimal]] = {}
 
     # --- the clock ---------------------------------------------------------------------------------------------
 
@@ -252,6 +262,8 @@ class Simulation:
                 self._expire(job, t)
             elif kind == Event.RENDER_END:
                 self._render_end(job, job.attempts[attempt_n - 1], t)
+            elif kind == Event.ABANDON:
+                self._abandon(job, job.attempts[attempt_n - 1], t)
             else:
                 self._deliver(job, job.attempts[attempt_n - 1], t)
         return RunResult(policy=self.policy.name, jobs=self.jobs, start=self.start, horizon_s=self.horizon_s,
@@ -266,14 +278,21 @@ class Simulation:
             return
         now = self.start + timedelta(seconds=t)
         deadline = job.arrival.deadline()
-        choice = self.policy.decide(job.arrival.request, self._context(job, t), now, deadline)
+        # A job explores at most once (the worker's rule): its fallback's time was kept for the hop after that one.
+        scout = None
+        if not any(a.explore_until is not None for a in job.attempts):
+            scout = self.policy.exploration(job.key, *self._explored.get(now.date(), (0, ZERO)))
+        choice = self.policy.decide(job.arrival.request, self._context(job, t, scout), now, deadline)
         if choice is None:
             self._end(job, t, "failed" if job.attempts else "rejected", "no feasible offer")
             return
-        offer = self.offers[choice]
+        chosen = choice if isinstance(choice, Chosen) else None
+        offer = self.offers[choice.offer if isinstance(choice, Chosen) else choice]
         placement = place(offer, job.arrival.request)
         attempt = AttemptRecord(n=len(job.attempts) + 1, offer=offer, fit=placement.fit,
                                 delivered=placement.delivered, routed_at=t)
+        if chosen is not None and chosen.explore_until is not None:
+            attempt.explore_until = self._t(chosen.explore_until)
         job.attempts.append(attempt)
         if placement.delivered is None:
             attempt.status, attempt.ended_at = "refused", t
@@ -289,10 +308,13 @@ class Simulation:
             attempt.status, attempt.ended_at = "refused", t
             self._end(job, t, "failed" if len(job.attempts) > 1 else "rejected", "budget_exhausted")
             return
+        if chosen is not None and chosen.explore_until is not None:
+            jobs, usd = self._explored.get(now.date(), (0, ZERO))
+            self._explored[now.date()] = (jobs + 1, usd + chosen.estimated_cost_p90_usd)
         self._waiting.setdefault(self._pool(offer), deque()).append((job, attempt))
         self._pump(self._pool(offer), t)
 
-    def _context(self, job: JobRecord, t: float) -> RoutingContext:
+    def _context(self, job: JobRecord, t: float, scout: Exploration | None = None) -> RoutingContext:
         endpoints = self._runpod_endpoints(t)
         targets = {
             ProviderKind.LOCAL: self._local_target(t),
@@ -308,7 +330,8 @@ class Simulation:
         if self.truth.config.outages:
             self._mark_down(targets, endpoints, t)
         return RoutingContext(targets=targets, offer_targets=endpoints, configured=frozenset(ProviderKind),
-                              budgets=budgets, learned=self._learned, exclude_offers=self._excluded(job))
+                              budgets=budgets, learned=self._learned, exclude_offers=self._excluded(job),
+                              exploration=scout)
 
     def _mark_down(self, targets: dict[ProviderKind, TargetState], offer_targets: dict[str, TargetState],
                    t: float) -> None:
@@ -325,8 +348,9 @@ class Simulation:
             offer_targets[offer.id] = dataclasses.replace(current, up=False)
 
     def _excluded(self, job: JobRecord) -> frozenset[str]:
-        # Simulated failures are a crashed render, the kind the services retry on the same offer once.
-        failed = ((a.offer.id, a.offer.provider, "failed") for a in job.attempts if a.status == "failed")
+        # Simulated failures are a crashed render, the kind the services retry on the same offer once, unless the
+        # attempt says otherwise (an abandoned exploration rules its offer out).
+        failed = ((a.offer.id, a.offer.provider, a.reason or "failed") for a in job.attempts if a.status == "failed")
         return excluded_offers(failed, self.offers_list)
 
     def _local_target(self, t: float) -> TargetState:
@@ -423,6 +447,8 @@ class Simulation:
         attempt.fails_at = self.truth.failure_at(job.key, offer, attempt.n)
         share = attempt.fails_at if attempt.fails_at is not None else 1.0
         self._push(t + attempt.cold_s + share * attempt.render_s, Event.RENDER_END, job, attempt.n)
+        if attempt.explore_until is not None:
+            self._push(max(t, attempt.explore_until), Event.ABANDON, job, attempt.n)
 
     def _cold_start(self, offer: Offer, t: float) -> float:
         cold = self.truth.cold_start_s(offer)
@@ -469,6 +495,31 @@ class Simulation:
         else:
             self._deliver(job, attempt, t)
 
+    def _abandon(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
+        """The worker's `_abandon`: an exploring attempt unfinished at its abandon point is stopped, billed for the
+        GPU time it ran, learned from as a lower bound, and the job falls back with the offer ruled out."""
+        if attempt.status == "queued":  # not the engine's doing (it explores only an idle GPU), but stop it alike
+            pool = self._waiting[self._pool(attempt.offer)]
+            pool.remove(next(item for item in pool if item[1] is attempt))
+        elif attempt.status == "running":
+            self._release(job, attempt, t)
+            assert attempt.delivered is not None
+            attempt.cost = attempt_cost(attempt.offer, attempt.delivered, attempt.gpu_seconds, succeeded=False)
+        else:
+            return  # it ended first (rendered, failed or cancelled)
+        self._settle(attempt)
+        # Only a measured GPU time bounds the render (the worker's rule); a queued attempt taught nothing.
+        ran_s = attempt.gpu_seconds if attempt.offer.provider in REPORTS_RENDER_S and attempt.gpu_seconds else None
+        self._observe(attempt, Observation(ok=True, render_s=ran_s, catalog_render_s=self._p50(attempt),
+                                           censored=True))
+        assert attempt.explore_until is not None
+        ran = f"after {ran_s:.0f} GPU-seconds" if ran_s else "(no GPU time reported)"
+        attempt.status, attempt.ended_at = "failed", t
+        until = self.start + timedelta(seconds=attempt.explore_until)
+        attempt.reason = (f"exploration_abandoned: not done by its abandon point {until:%Y-%m-%dT%H:%M:%SZ} {ran}; "
+                          "stopped at the provider")
+        self._route(job, t)
+
     def _deliver(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
         attempt.status, attempt.ended_at = "succeeded", t
         self._end(job, t, "succeeded", "")
@@ -509,7 +560,12 @@ class Simulation:
                 start_delay_s=started - attempt.routed_at + attempt.cold_s if runpod else None,
                 cold_start_prior_s=offer.latency.cold_start_s,
             )
-        name = learning.key(offer.id)
+        self._observe(attempt, observation)
+
+    def _observe(self, attempt: AttemptRecord, observation: Observation) -> None:
+        if self._stats is None:
+            return
+        name = learning.key(attempt.offer.id)
         stats = learning.observe(self._stats.get(name, OfferStats()), observation)
         self._stats[name] = stats
         self._learned = {**self._learned, name: learning.read(stats)}  # a context keeps the snapshot it was given

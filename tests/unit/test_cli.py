@@ -7,6 +7,7 @@ import json
 import sys
 import types
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,16 @@ def test_quote_shows_learned_render_time_beside_the_catalog() -> None:
     lines = format_quote(quote).splitlines()
     assert "  local/animatediff-sd15  p50 38 s, learned from 27 runs; catalog 40 min (512x512, 16 frames)" in lines
     assert not any("veo/veo-3.1  p50" in line for line in lines)  # infeasible and never run: only the catalog
+
+
+def test_quote_says_when_it_explores_and_when_it_gives_up() -> None:
+    now = datetime(2026, 12, 4, 9, tzinfo=UTC)
+    chosen = {"offer": "local/wan21-14b", "target": "agent-1", "estimated_cost_usd": "0.6336",
+              "estimated_ready_at": "2026-12-04T11:50:00Z", "score": 0.98, "reason": "exploring local/wan21-14b",
+              "explored": "local/wan21-14b has 0 measured runs (fewer than 3) and agent-1 is idle; ...",
+              "explore_until": "2026-12-04T11:48:47Z"}
+    lines = format_quote({"candidates": [], "chosen": chosen, "fallbacks": ["replicate/wan-2.2-t2v-fast"]}, now)
+    assert "  exploring, abandoned at 11:48:47Z (+2h48m) if not done: local/wan21-14b has 0 measured runs" \
+           " (fewer than 3) and agent-1 is idle; ..." in lines
+    plain = format_quote({"candidates": [], "chosen": {**chosen, "explored": None, "explore_until": None}}, now)
+    assert "abandoned at" not in plain
