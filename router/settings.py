@@ -31,7 +31,8 @@ class Settings(BaseModel):
     local_cost_basis: LocalCostBasis = Field(default=LocalCostBasis.MARGINAL, alias="HVR_LOCAL_COST_BASIS")
     # Bounded exploration (router.policy.exploration, docs/decisions.md 2026-12-04): the share of jobs drawn to try an
     # offer with little evidence (0 turns it off), and what exploring attempts may take per UTC day.
-    exploration_share: float = Field(default=0.10, ge=0, le=1, alias="HVR_EXPLORATION_SHARE")
+    # Every eligible decision by default: the eligibility rules and the daily caps are what bound it (2026-12-04).
+    exploration_share: float = Field(default=1.0, ge=0, le=1, alias="HVR_EXPLORATION_SHARE")
     exploration_jobs_per_day: int = Field(default=20, ge=0, alias="HVR_EXPLORATION_JOBS_PER_DAY")
     exploration_usd_per_day: Decimal = Field(default=Decimal("5.00"), ge=0, alias="HVR_EXPLORATION_USD_PER_DAY")
     # Kept between a fallback's p90 ready time and the deadline: the abandon poll, the cancel and the resubmit.

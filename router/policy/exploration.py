@@ -40,11 +40,13 @@ __all__ = ["Exploration", "Explored", "Limits", "allowance", "best", "worth_a_lo
 class Limits:
     """A deployment's (or a simulation's) exploration settings."""
 
-    share: float = 0.10  # of decisions drawn to explore
+    share: float = 1.0  # of decisions drawn to explore (router/settings.py's default)
     jobs_per_day: int = 20  # exploring attempts per UTC day
     usd_per_day: Decimal = Decimal("5.00")  # their p90 cost per UTC day
     margin_s: float = 600.0
-    z: float = 3.0
+    # 4 sd of the catalog's prior spread is ~100x faster: the studio's own GPU figures are 10-100x slow, and at 3 sd
+    # (~30x) a GPU 50x faster than its catalog was never tried (docs/decisions.md, 2026-12-04).
+    z: float = 4.0
     min_runs: int = 3
 
 

@@ -14,6 +14,10 @@ units (the time error is the time factor's, never counted twice). Failures are a
 updated per attempt with counts that decay so the rate follows change. Start delays (RunPod's `delayTime`) are
 medians of recent cold starts and of recent warm starts.
 
+The uncertainty (`log_sd`, for exploration) narrows with each run, but never below the gap between the estimate
+and the runs' own median: one run 20 times faster than the catalog leaves the estimate halfway, and as unsure as
+that, so the offer is still worth a second look.
+
 A render stopped unfinished (an exploring attempt abandoned at its abandon point) is censored: it took at least the
 seconds it ran. It is kept apart, as a lower bound, not as a run: the estimate never sits below the highest recent
 bound, so it only ever moves up, and only when the bound is above the median; and `optimistic` never goes below it,
@@ -148,6 +152,11 @@ def read(stats: OfferStats) -> Learned:
         time_p90 = math.exp(center + max(Z90 * noise, math.log(MIN_P90_RATIO)))
         noise = max(noise, 0.1)  # identical runs don't make the next one certain
     log_sd = 1 / math.sqrt(1 / PRIOR_LOG_SD**2 + len(stats.times) / noise**2)
+    if stats.times:
+        # While the catalog's vote holds the estimate away from the runs (one run: halfway), it is no surer than
+        # that gap, up to the prior's own sd: else a GPU 20x faster than its catalog, explored once, sits 4.5x slow
+        # with a narrow sd, its optimism can't win, and it is never tried again (docs/decisions.md, 2026-12-04).
+        log_sd = max(log_sd, min(PRIOR_LOG_SD, abs(center - _median(stats.times))))
     cost = round(math.exp(_median((0.0, *stats.costs))), 4)
     alpha, beta = FAILURE_PRIOR
     return Learned(

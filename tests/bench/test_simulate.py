@@ -2,6 +2,12 @@
 two generated months (seeds 2 and 3). `make bench` prints the figures, keeps them in `bench/results.json` (section
 `simulate`, issue 9's JSON per month) and draws the sample month's chart to `bench/simulate-month-1000.png`.
 
+The §11 targets are the no-regression row of issue 14's table, so they are checked where that row was measured: the
+GPU charged energy plus depreciation (`full`, as `samples/scenarios/table-1-catalog-full.yaml`). The deployed default
+(`marginal`, energy only) is run beside it and recorded (`marginal_basis`), not asserted: there the GPU is cheap
+enough that GPU-only 512x512 drafts of 40 min-3 h each compete for it, and even the offline optimum misses deadlines
+(docs/decisions.md); its deadline rate is printed beside hvr's.
+
 Then every scenario in `samples/scenarios/`, with its own seed and with seeds 2 and 3 (section `scenarios`, the
 JSON of `hvr simulate --scenario` plus `verdicts`: holds or MISSED per target of issue 14). Those targets are
 recorded, not asserted: they measure the learning and exploration work in progress, and a miss is a finding for
@@ -15,9 +21,11 @@ static-rule ratios on the same videos and in total are printed, with the optimum
 
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from router.models.offer import LocalCostBasis, with_local_cost_basis
 from router.policy.catalog import load_catalog
 from router.sim import optimal, workload
 from router.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
@@ -38,11 +46,13 @@ EXTRA_SEEDS = (2, 3)
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "seed"), MONTHS)
 def test_cost_outcome_on_a_month(name: str, seed: int, bench_record: Record) -> None:
-    offers = load_catalog().offers
+    offers = with_local_cost_basis(load_catalog().offers, LocalCostBasis.FULL)
     arrivals = workload.load(SAMPLE_WORKLOAD) if name == "month-1000" else workload.generate(1000, seed=seed)
     started = time.perf_counter()
-    result = compare(arrivals, offers, seed=seed, workload=name)
+    result = compare(arrivals, offers, seed=seed, workload=f"{name}, full local cost basis")
     elapsed = time.perf_counter() - started
+    marginal = compare(arrivals, with_local_cost_basis(offers, LocalCostBasis.MARGINAL), seed=seed,
+                       workload=f"{name}, marginal local cost basis", matched_bounds=False)
     problem_started = time.perf_counter()
     solution = optimal.Problem.of(arrivals, offers, Truth(TruthConfig(seed=seed)),
                                   infeasible_flags(arrivals, offers)).solve()
@@ -61,7 +71,14 @@ def test_cost_outcome_on_a_month(name: str, seed: int, bench_record: Record) -> 
           f"{best.like_for_like_vs_static_rule:.3f}), total {hvr.cost_ratio_to_static_rule:.3f} (optimum "
           f"{best.cost_ratio_to_static_rule:.3f}); MILP {solution.binaries} binaries / {solution.variables} "
           f"variables / {solution.constraints} constraints solved in {solve_s:.1f} s; whole run {elapsed:.1f} s")
+    on_margin, margin_best = marginal.metrics["hvr"], marginal.metrics[OPTIMUM]
+    print(f"§11 {name} seed {seed}, marginal basis (recorded, not asserted): hvr deadline rate "
+          f"{on_margin.deadline_hit_rate:.4f} (optimum {margin_best.deadline_hit_rate:.4f}), cost/optimum "
+          f"{on_margin.cost_ratio_to_optimum:.3f}, ${on_margin.total_cost_usd} / ${margin_best.total_cost_usd}, "
+          f"quality violations {on_margin.quality_violations}")
     figures = to_json(result)
+    figures["local_cost_basis"] = "full"
+    figures["marginal_basis"] = to_json(marginal)
     figures["timing"] = {"run_s": round(elapsed, 2), "optimum_solve_s": round(solve_s, 2)}
     bench_record("simulate", f"{name} (seed {seed})", figures)
     if name == "month-1000":
@@ -79,6 +96,14 @@ def test_cost_outcome_on_a_month(name: str, seed: int, bench_record: Record) -> 
     for policy in result.metrics.values():
         if policy.name != OPTIMUM:
             assert policy.matched_bound_usd is not None and policy.matched_bound_usd <= policy.total_cost_usd
+
+
+def _verdict(key: str, check: dict[str, Any]) -> str:
+    verdict = {True: "holds", False: "MISSED", None: "not measured"}[check["holds"]]
+    reach = check.get("optimum")
+    if key == "deadline_hit_rate" and check["holds"] is False and reach is not None and reach < check["target"]:
+        verdict += f" (the optimum reaches {reach:.4f})"
+    return verdict
 
 
 def _scenario_runs() -> list[tuple[str, int | None]]:
@@ -103,8 +128,8 @@ def test_scenario(name: str, seed: int | None, bench_record: Record) -> None:
     print(markdown(result))
     figures = to_json(result)
     figures["timing"] = {"run_s": round(elapsed, 2)}
-    figures["verdicts"] = {key: {True: "holds", False: "MISSED", None: "not measured"}[check["holds"]]
-                           for key, check in figures["targets"].items() if not key.startswith("cost_ratio_to_static")}
+    figures["verdicts"] = {key: _verdict(key, check) for key, check in figures["targets"].items()
+                           if not key.startswith("cost_ratio_to_static")}
     bench_record("scenarios", f"{scenario.name} (seed {scenario.seed})", figures)
     hvr, cheapest, best = (figures["policies"][p] for p in ("hvr", "cheapest_feasible", OPTIMUM))
     print(f"issue 14 {scenario.name} seed {scenario.seed}: hvr ${hvr['total_cost_usd']}, cheapest_feasible "

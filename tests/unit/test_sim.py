@@ -299,12 +299,13 @@ def test_the_bound_is_below_every_policys_cost(seed: int, days: int) -> None:
 
 def test_the_optimum_is_below_hvr_when_both_serve_everything() -> None:
     arrivals = [
+        # The GPU-only draft first: an exploring try would otherwise hold the idle GPU when it comes (hvr explores).
+        arrival(0, resolution="512x512", aspect_ratio="1:1", quality="draft", duration_s=2, deadline_s=4 * 3600),
         arrival(0, resolution="480p", aspect_ratio="9:16", duration_s=5, deadline_s=3600, max_cost_usd="0.50"),
         arrival(3, resolution="720p", duration_s=5, deadline_s=86400, quality="standard", priority="batch"),
         arrival(7, mode="i2v", resolution="720p", duration_s=5, deadline_s=86400, priority="batch"),
         arrival(9, resolution="1080p", duration_s=6, quality="premium", deadline_s=172800, max_cost_usd="4.00"),
         arrival(12, mode="s2v", resolution="480p", duration_s=10, deadline_s=43200),
-        arrival(20, resolution="512x512", aspect_ratio="1:1", quality="draft", duration_s=2, deadline_s=4 * 3600),
     ]
     calm = TruthConfig(seed=1, failure_rate={})
     comparison = compare(arrivals, OFFERS, seed=1, policies=["hvr", OPTIMUM], truth_config=calm)
@@ -629,3 +630,69 @@ def test_hvr_learns_in_the_loop_and_the_baselines_do_not() -> None:
     assert blind.learned == {}
     again = simulate(busy_days(2, 80), OFFERS, baselines.make("hvr", OFFERS, seed=2), truth)
     assert [(j.status, j.cost) for j in again.jobs] == [(j.status, j.cost) for j in run.jobs]
+
+
+# --- exploration in the loop -------------------------------------------------------------------------------------
+
+
+def test_hvr_explores_in_the_sim_and_repeats_from_its_seed() -> None:
+    truth = Truth(TruthConfig(seed=2, time_bias={"local": 0.05}))
+    run = simulate(busy_days(2, 80), OFFERS, baselines.make("hvr", OFFERS, seed=2), truth)
+    explored = [(j.key, a.n, a.offer.id, a.explore_until) for j in run.jobs for a in j.attempts
+                if a.explore_until is not None]
+    assert explored and all(offer.startswith("local/") for _, _, offer, _ in explored)
+    assert all(sum(a.explore_until is not None for a in j.attempts) <= 1 for j in run.jobs)  # a job explores once
+    again = simulate(busy_days(2, 80), OFFERS, baselines.make("hvr", OFFERS, seed=2), truth)
+    assert [(j.key, a.n, a.offer.id, a.explore_until) for j in again.jobs for a in j.attempts
+            if a.explore_until is not None] == explored
+    assert [(j.status, j.cost) for j in again.jobs] == [(j.status, j.cost) for j in run.jobs]
+    # The draw is the run's seed and the request's: as production's per job, it doesn't depend on what came before.
+    hvr = baselines.make("hvr", OFFERS, seed=2)
+    assert hvr.exploration(5, 0, Decimal(0)) == baselines.make("hvr", OFFERS, seed=2).exploration(5, 0, Decimal(0))
+    spent = hvr.exploration(5, baselines.production_limits().jobs_per_day, Decimal(0))
+    assert spent is None or not spent.open  # today's cap spent: no more tries
+
+
+def test_an_abandoned_exploration_frees_the_gpu_at_its_abandon_point_and_the_job_keeps_its_deadline() -> None:
+    # The GPU is 3x slower than its catalog: the optimistic try can't finish before its abandon point.
+    truth = Truth(TruthConfig(seed=1, time_bias={"local": 3.0}))
+    first = arrival(0, resolution="480p", duration_s=5, deadline_s=6 * 3600, quality="draft")
+    queued = arrival(60, resolution="512x512", aspect_ratio="1:1", duration_s=3.5, deadline_s=24 * 3600,
+                     quality="draft")
+    run = simulate([first, queued], OFFERS, baselines.make("hvr", OFFERS, seed=1), truth)
+    job, other = run.jobs
+    tried, fallback = job.attempts
+    assert tried.offer.provider is ProviderKind.LOCAL and tried.explore_until is not None
+    assert tried.status == "failed" and tried.reason.startswith("exploration_abandoned: ")
+    assert tried.ended_at == tried.explore_until and tried.started_at is not None
+    assert tried.gpu_seconds == pytest.approx(tried.explore_until - tried.started_at)  # billed what it ran
+    assert tried.cost > 0
+    assert fallback.offer.id != tried.offer.id and fallback.routed_at == tried.explore_until
+    assert job.on_time
+    # The slot is free at the abandon point: the job queued behind the try starts there.
+    assert other.attempts[0].offer.provider is ProviderKind.LOCAL
+    assert other.attempts[0].started_at == tried.explore_until and other.on_time
+    assert run.local_busy_s == pytest.approx(tried.gpu_seconds + other.attempts[0].gpu_seconds)
+    learned = run.learned[tried.offer.id]
+    assert learned.runs == 0 and learned.time_floor is not None and learned.time_floor > 0.9  # a lower bound, no run
+
+
+@pytest.mark.parametrize("policy", [p for p in baselines.POLICIES if p != "hvr"])
+def test_baselines_never_explore(policy: str) -> None:
+    truth = Truth(TruthConfig(seed=2, time_bias={"local": 0.05}))
+    chosen = baselines.make(policy, OFFERS, seed=2)
+    assert all(chosen.exploration(key, 0, Decimal(0)) is None for key in range(50))
+    run = simulate(busy_days(2, 80), OFFERS, chosen, truth)
+    assert not any(a.explore_until is not None for j in run.jobs for a in j.attempts)
+
+
+def test_the_sim_explores_with_the_deployments_defaults() -> None:
+    from router.policy.exploration import Limits
+    from router.settings import Settings
+
+    limits = baselines.production_limits()
+    fields = Settings.model_fields
+    assert (limits.share, limits.jobs_per_day, limits.usd_per_day, limits.margin_s) == (
+        fields["exploration_share"].default, fields["exploration_jobs_per_day"].default,
+        fields["exploration_usd_per_day"].default, fields["exploration_margin_s"].default)
+    assert (limits.z, limits.min_runs) == (Limits().z, Limits().min_runs)
