@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -205,6 +206,8 @@ class SandboxServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        # What it rendered was only ever served from here: a stopped sandbox leaves nothing in the temp folder.
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> SandboxServer:
         return self.start()
