@@ -4,12 +4,15 @@ kept in reserve (docs/decisions.md, 2026-12-04). Pure: the caller passes the dra
 A catalog time that is too slow is never corrected unless the offer is tried, and an offer that looks slow is never
 chosen. So, for a decision the caller drew to explore (`draw < share`, today's caps not spent), the engine also
 considers each offer of an explorable kind (the studio's own GPU by default) with fewer than `min_runs` measured
-renders, on a target with nothing queued, that nothing but its deadline rules out. It may take the request when:
+renders, on a target that is idle or reports the jobs it holds, that nothing but its time (its deadline, or pushing
+a queued job past that job's) rules out. It may take the request when:
 
 - optimism: `z` sd below its learned p50 (never below what a render stopped unfinished proved;
-  `learning.optimistic`), it renders before the abandon point `explore_until = deadline - (the fallback's p90 ready
-  time, its cold start always counted, + margin_s)`. The fallback is the offer the engine chooses without exploring,
-  so an abandoned try still leaves it time to make the deadline;
+  `learning.optimistic`), it renders before the abandon point: the earliest of `deadline - (the fallback's p90 ready
+  time, its cold start always counted, + margin_s)`, so an abandoned try still leaves the fallback (the offer the
+  engine chooses without exploring) time to make the deadline; its pessimistic p90 ready time; and the point where it
+  has billed `SPEND` times the fallback's p50 cost, past which it has as good as lost;
+- held on the GPU from now to that point, it pushes no queued job past its deadline (`localqueue.displaces`);
 - money is judged pessimistically: the higher of the catalog's and the learned p90 cost, plus the fallback's p90,
   within `max_cost_usd` and every budget, and the p90 within today's exploration spend left;
 - scored on the optimistic estimate (cost and time, against one common cheapest), it beats the fallback: a try is
@@ -28,7 +31,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from router.models.offer import Offer
-from router.policy import constraints
+from router.policy import constraints, localqueue
 from router.policy.context import Exploration, RoutingContext, TargetState
 from router.policy.learning import CATALOG, Learned, optimistic
 from router.policy.scoring import Profile, score
@@ -77,11 +80,19 @@ class Explored:
 
 def worth_a_look(scout: Exploration, offer: Offer, target: TargetState | None, learned: Learned | None,
                  reasons: Sequence[str]) -> bool:
-    """Whether an offer the engine just estimated is a candidate for exploring (`best` decides): the target must be
-    idle, nothing running or queued, so a try delays no one."""
-    return (offer.provider in scout.kinds and target is not None and target.queue_wait_s <= 0 and not target.queue
+    """Whether an offer the engine just estimated is a candidate for exploring (`best` decides): only its time rules
+    it out, and the target is idle or reports its jobs, so `best` can tell whether a try would delay one of them past
+    its deadline (a wait with no jobs behind it can't be judged)."""
+    return (offer.provider in scout.kinds and target is not None and (bool(target.queue) or target.queue_wait_s <= 0)
             and (learned.runs if learned is not None else 0) < scout.min_runs
-            and all(reason.startswith("deadline:") for reason in reasons))
+            and all(reason.startswith(_TIME_ONLY) for reason in reasons))
+
+
+# What a catalog-slow offer fails on that a try may still meet: `displaces` is judged again for the try (`_consider`),
+# on the GPU time it can hold at most.
+_TIME_ONLY = ("deadline:", "displaces:")
+# A try is stopped once it has billed this many times its fallback's p50 cost (docs/decisions.md, 2026-12-04).
+SPEND = 2
 
 
 def best(scout: Exploration, candidates: Sequence[tuple[constraints.Estimate, Offer]],
@@ -124,6 +135,8 @@ def _consider(scout: Exploration, est: constraints.Estimate, offer: Offer, learn
               deadline: datetime) -> Explored | None:
     # Whether it would win comes first: most candidates don't, and the money checks cost another estimate.
     target = context.target(offer.id, offer.provider)
+    if target is not None and target.queue:  # it waits only for what runs and what is due first, as `est` did
+        target = replace(target, queue_wait_s=est.queue_wait_s)
     hopes = Learned(time_p50=factor, cost=learned.cost, cost_decimal=learned.cost_decimal,
                     cold_start_s=learned.cold_start_s, queue_wait_s=learned.queue_wait_s)
     hopeful = constraints.estimate(offer, est.delivered, target, hopes, now)
@@ -146,14 +159,28 @@ def _consider(scout: Exploration, est: constraints.Estimate, offer: Offer, learn
     if any(with_fallback > budget.remaining_usd for budget in context.budgets):
         return None
     # Never past the pessimistic p90 either: a render slower than that can't be billed more than the money
-    # checks above assumed.
+    # checks above assumed. Nor past the point where it has billed `SPEND` times the fallback's p50: cost weighs most
+    # in every profile, so a try that slow has as good as lost, and the lower bound it leaves there rules out the
+    # next try that could only win slower still.
     explore_until = min(latest, max(est.ready_p90, catalog.ready_p90))
+    rate = est.unit_price * learned.cost_decimal  # per billed second
+    if est.unit == "gpu_second" and rate > 0:
+        spend_s = float(SPEND * fb_est.cost_p50 / rate)
+        explore_until = min(explore_until, now + timedelta(seconds=est.queue_wait_s + spend_s))
     if hopeful.ready_p50 > explore_until:
+        return None
+    # Held to its abandon point, would it push a job queued behind it past that job's deadline? From now, not from
+    # its estimated start: if what runs ahead ends early, the try starts early and may hold the GPU that much longer.
+    held_s = (explore_until - now).total_seconds()
+    if target is not None and target.queue and localqueue.displaces(target.queue, deadline, held_s, target.slots, now):
         return None
     ready_at = est.ready_p90 if est.ready_p90 <= explore_until else explore_until + timedelta(seconds=fallback_s)
     runs = learned.runs
+    name, queued = (target.name, len(target.queue)) if target is not None else (offer.provider.value, 0)
+    state = (f"{name} is idle" if not queued else f"{name} holds {queued} job{'' if queued == 1 else 's'}, none "
+             "pushed past its deadline by the try held to its abandon point")
     why = (f"{offer.id} has {runs} measured run{'' if runs == 1 else 's'} (fewer than {scout.min_runs}) and "
-           f"{target.name if target else offer.provider.value} is idle; {scout.z:g} sd below its learned p50 it "
+           f"{state}; {scout.z:g} sd below its learned p50 it "
            f"renders in {hopeful.compute_p50_s:.0f} s (estimate {est.compute_p50_s:.0f} s), before the abandon point "
            f"{explore_until:%Y-%m-%dT%H:%M:%SZ}. Not done by then, it is stopped and {fallback.id} (p90 "
            f"{fallback_s:.0f} s with its cold start, + {scout.margin_s:.0f} s margin) still makes the deadline; "

@@ -5,7 +5,10 @@ the report prints (issue 9's counting rules).
   over the requests that are not `infeasible`.
 - `cost_per_video_usd`: total cost over the videos delivered (failed and expired attempts are in the total).
 - `gpu_utilization`: seconds the local GPU rendered (failed and cancelled renders too) over the run's span x slots.
-- `cost_ratio_to_optimum`: total cost over the offline optimum's, which serves every request it can.
+- `cost_ratio_to_optimum`: cost over the offline optimum's, which serves every request it can, on the same
+  requests: those not `infeasible`. The optimum may not serve an infeasible one, so what a policy spends on those
+  (`infeasible_cost_usd`: a learning policy can serve some on time, within their cap, where the catalog said no
+  offer could) is counted on its own, as they are left out of every deadline rate (docs/decisions.md, 2026-12-04).
 - `matched_bound_usd`: the cheapest cost, with hindsight, of delivering on time exactly what this policy delivered
   on time; it is a lower bound on this policy's cost by construction (see `optimal`), even for a policy that
   serves far less than the optimum and so costs less than it.
@@ -13,9 +16,10 @@ the report prints (issue 9's counting rules).
   delivered on time; and per video delivered, which is how the studio prices its months (cost per video).
 - `second_half_cost_ratio_to_optimum`: the policy's cost on the requests arriving at or after the span's midpoint,
   over what the whole-month optimum paid for those same requests — how well a learning policy does once it has
-  learned.
-- `weekly`: per week from the start (by arrival for costs and deadlines, by clock for the GPU's busy time): cost,
-  the optimum's cost on the same requests, their ratio, GPU utilization and deadline-hit rate.
+  learned. Infeasible requests are left out here too.
+- `weekly`: per week from the start (by arrival for costs and deadlines, by clock for the GPU's busy time): cost
+  (infeasible requests left out), the optimum's cost on the same requests, their ratio, GPU utilization and
+  deadline-hit rate.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class Metrics:
     failed: int
     total_cost_usd: Decimal
     quality_violations: int
+    infeasible_cost_usd: Decimal  # spent on requests infeasible in an idle world: in the total, not in the ratios
     capability_misses: int
     gpu_utilization: float
     p50_turnaround_s: float | None
@@ -190,6 +195,7 @@ def _metrics(run: RunResult) -> Metrics:
         failed=sum(job.status == "failed" for job in jobs),
         total_cost_usd=run.total_cost,
         quality_violations=sum(job.quality_violation for job in jobs),
+        infeasible_cost_usd=sum((job.cost for job in jobs if job.infeasible), ZERO),
         capability_misses=sum(job.capability_miss for job in jobs),
         gpu_utilization=run.local_busy_s / (run.horizon_s * run.local_slots) if run.horizon_s > 0 else 0.0,
         p50_turnaround_s=_percentile(turnarounds, 50),
@@ -220,7 +226,8 @@ def _optimum_metrics(solution: optimal.Solution, problem: optimal.Problem, flags
     return Metrics(
         name=OPTIMUM, videos=len(flags), infeasible=sum(flags),
         delivered=len(solution.served), on_time=len(solution.served), rejected=len(flags) - len(solution.served),
-        expired=0, failed=0, total_cost_usd=solution.cost, quality_violations=0, capability_misses=0,
+        expired=0, failed=0, total_cost_usd=solution.cost, quality_violations=0, infeasible_cost_usd=ZERO,
+        capability_misses=0,
         gpu_utilization=solution.local_busy_s / (horizon * slots) if horizon > 0 else 0.0,
         p50_turnaround_s=_percentile(turnarounds, 50), p95_turnaround_s=_percentile(turnarounds, 95),
         offer_mix=dict(Counter(c.offer for c in solution.served.values()).most_common()),
@@ -279,7 +286,8 @@ def _over_time(m: Metrics, optimum_cost: dict[int, Decimal], arrival_t: Sequence
     """Fill `weekly` and the second-half figures: costs and deadlines by the week each request arrived in, GPU
     busy time by the clock."""
     half = horizon / 2
-    m.second_half_cost_usd = sum((m.cost_by_request.get(i, ZERO) for i, t in enumerate(arrival_t) if t >= half), ZERO)
+    m.second_half_cost_usd = sum((m.cost_by_request.get(i, ZERO) for i, t in enumerate(arrival_t)
+                                  if t >= half and not flags[i]), ZERO)
     m.second_half_optimum_usd = sum((optimum_cost.get(i, ZERO) for i, t in enumerate(arrival_t) if t >= half), ZERO)
     weeks = max(1, math.ceil(horizon / WEEK_S))
     by_week: list[list[int]] = [[] for _ in range(weeks)]
@@ -292,7 +300,7 @@ def _over_time(m: Metrics, optimum_cost: dict[int, Decimal], arrival_t: Sequence
         busy = sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in m.busy)
         m.weekly.append(Week(
             week=w,
-            cost_usd=sum((m.cost_by_request.get(i, ZERO) for i in mine), ZERO),
+            cost_usd=sum((m.cost_by_request.get(i, ZERO) for i in mine if not flags[i]), ZERO),
             optimum_cost_usd=sum((optimum_cost.get(i, ZERO) for i in mine), ZERO),
             gpu_utilization=busy / ((hi - lo) * slots) if hi > lo else 0.0,
             deadline_hit_rate=sum(i in m.served for i in feasible) / len(feasible) if feasible else None,
@@ -303,7 +311,7 @@ def _ratios(metrics: dict[str, Metrics], solution: optimal.Solution | None) -> N
     static = metrics.get(STATIC)
     for m in metrics.values():
         if solution is not None and solution.cost > 0:
-            m.cost_ratio_to_optimum = float(m.total_cost_usd / solution.cost)
+            m.cost_ratio_to_optimum = float((m.total_cost_usd - m.infeasible_cost_usd) / solution.cost)
         if static is not None and static.total_cost_usd > 0:
             m.cost_ratio_to_static_rule = float(m.total_cost_usd / static.total_cost_usd)
             common = m.served & static.served

@@ -63,6 +63,7 @@ def _policy_json(m: Metrics) -> dict[str, Any]:
         "p50_turnaround_s": rounded(m.p50_turnaround_s, 1),
         "p95_turnaround_s": rounded(m.p95_turnaround_s, 1),
         "cost_ratio_to_optimum": rounded(m.cost_ratio_to_optimum),
+        "infeasible_cost_usd": money(m.infeasible_cost_usd),
         "matched_bound_usd": money(m.matched_bound_usd),
         "cost_ratio_to_matched_bound": rounded(
             float(m.total_cost_usd / m.matched_bound_usd) if m.matched_bound_usd else None),
@@ -176,6 +177,10 @@ def markdown(comparison: Comparison) -> str:
             f"{_ratio(m.like_for_like_vs_static_rule)} / {_ratio(m.per_video_vs_static_rule)} | "
             f"{m.quality_violations} | {m.capability_misses} | "
             f"{_pct(m.gpu_utilization)} | {_hours(m.p50_turnaround_s)} / {_hours(m.p95_turnaround_s)} |")
+    spent = [f"{name} {_usd(m.infeasible_cost_usd)}" for name, m in comparison.metrics.items() if m.infeasible_cost_usd]
+    if spent:
+        lines += ["", "Spent on infeasible requests (in the cost, not in x optimum: the optimum may not serve them): "
+                  + ", ".join(spent) + "."]
     lines += ["", "Offer mix (videos delivered):", ""]
     for name, m in comparison.metrics.items():
         mix = ", ".join(f"{offer} {count}" for offer, count in m.offer_mix.items()) or "none"

@@ -16,12 +16,14 @@ import pytest
 from router.models.common import ProviderKind
 from router.models.decision import Chosen, Decision
 from router.models.request import VideoRequest
+from router.policy import localqueue
 from router.policy.catalog import load_catalog
 from router.policy.context import BudgetState, Exploration, RoutingContext, TargetState
 from router.policy.engine import route
-from router.policy.exploration import Limits, allowance
+from router.policy.exploration import SPEND, Limits, allowance
 from router.policy.fallback import excluded_offers
 from router.policy.learning import Learned
+from router.policy.localqueue import Work
 
 NOW = datetime(2026, 12, 4, 9, tzinfo=UTC)
 OFFERS = load_catalog().offers
@@ -66,9 +68,36 @@ def test_an_idle_gpu_with_no_runs_gets_the_request_with_the_cloud_kept_as_its_fa
     assert row.feasible and not row.reasons
 
 
-def test_explores_only_while_the_gpu_is_idle() -> None:
+def test_never_on_a_busy_gpu_that_does_not_say_what_it_holds() -> None:
     busy = decide(context(local_wait_s=60.0))
     assert chosen(busy).explored is None and chosen(busy).provider is not ProviderKind.LOCAL
+
+
+def with_queue(*queue: Work) -> RoutingContext:
+    ctx = context()
+    local = TargetState(name="agent-1", queue=queue, queue_wait_s=localqueue.wait_s(queue, None, 1))
+    return replace(ctx, targets={**ctx.targets, ProviderKind.LOCAL: local})
+
+
+def test_a_busy_gpu_is_explored_when_the_try_pushes_no_queued_job_past_its_deadline() -> None:
+    # A render due sooner runs for 10 minutes; one due in a day waits. Held to its abandon point after the first, the
+    # try leaves the second hours to spare.
+    running = Work(left_s=600, due=NOW + timedelta(hours=1), running=True)
+    later = Work(left_s=3600, due=NOW + timedelta(hours=24))
+    picked = chosen(decide(with_queue(running, later)))
+    assert picked.provider is ProviderKind.LOCAL and picked.explored and picked.explore_until is not None
+    assert "agent-1 holds 2 jobs" in picked.explored
+
+
+def test_never_when_the_try_could_push_a_queued_job_past_its_deadline() -> None:
+    # The job due just after the request has 4 minutes to spare: a try ahead of it, held to its abandon point,
+    # would make it late. Given a day more, the same job leaves room for the try.
+    running = Work(left_s=600, due=NOW + timedelta(hours=1), running=True)
+    due = NOW + timedelta(seconds=DEADLINE_S + 60)
+    tight = Work(left_s=DEADLINE_S + 60 - 600 - 240, due=due)
+    assert chosen(decide(with_queue(running, tight))).explored is None
+    roomy = replace(tight, due=due + timedelta(days=1))
+    assert chosen(decide(with_queue(running, roomy))).explored is not None
 
 
 @pytest.mark.parametrize("allowed", [
@@ -115,15 +144,33 @@ def test_never_when_the_fallback_could_not_make_the_deadline_after_the_abandon_p
 
 
 def test_the_abandon_point_leaves_exactly_the_fallbacks_time_and_the_margin() -> None:
-    plain = decide(context(exploration=None))
+    # Half an hour: the fallback's time and the margin leave less than the try could win in, so they decide it.
+    plain = decide(context(exploration=None), deadline_s=1800)
     fallback_s = (chosen(plain).estimated_ready_at - NOW).total_seconds()
-    decision = decide(context())
-    deadline = NOW + timedelta(seconds=DEADLINE_S)
+    decision = decide(context(), deadline_s=1800)
+    deadline = NOW + timedelta(seconds=1800)
     assert chosen(decision).explore_until == deadline - timedelta(seconds=fallback_s + 600)
     # Without a margin the window only grows.
-    tight = decide(context(exploration=replace(OPEN, margin_s=0.0)))
+    tight = decide(context(exploration=replace(OPEN, margin_s=0.0)), deadline_s=1800)
     wider, narrower = chosen(tight).explore_until, chosen(decision).explore_until
     assert wider is not None and narrower is not None and wider > narrower
+
+
+def test_a_try_is_stopped_once_it_has_cost_twice_its_fallback() -> None:
+    # Three hours: the deadline would leave the try hours, but a render still running once it has billed twice what
+    # the cloud charges has as good as lost; stopped there, it costs about the fallback's price, not the 5-7
+    # GPU-hours it may really take (docs/decisions.md, 2026-12-04).
+    plain = chosen(decide(context(exploration=None)))
+    picked = chosen(decide(context()))
+    offer = next(o for o in OFFERS if o.id == picked.offer)
+    assert picked.explore_until is not None and picked.delivered is not None
+    spec = picked.delivered
+    priced = offer.price_for(spec.width, spec.height, spec.duration_s)
+    assert priced is not None and priced[0] == "gpu_second"
+    spend_s = float(SPEND * plain.estimated_cost_usd / priced[1])
+    assert (picked.explore_until - NOW).total_seconds() == pytest.approx(spend_s)
+    fallback_s = (plain.estimated_ready_at - NOW).total_seconds()
+    assert spend_s < DEADLINE_S - fallback_s - 600
 
 
 def test_never_without_a_deadline() -> None:

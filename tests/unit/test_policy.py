@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from router.models.common import ProviderKind
 from router.models.request import VideoRequest
+from router.policy import localqueue
 from router.policy.catalog import load_catalog
 from router.policy.context import BudgetState, Circuit, Exploration, RoutingContext, SpendMode, TargetState
 from router.policy.engine import route
 from router.policy.learning import Learned
+from router.policy.localqueue import Work
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CATALOG = load_catalog()
@@ -223,9 +225,20 @@ explorations = st.builds(
     st.sampled_from([0, 1, 2, 3]), st.sampled_from([1.0, 0.2, 5.0, 0.01]), st.sampled_from([None, None, 0.05, 2.0]),
     st.sampled_from([None, None, "0.10", "0.80", "5.00"]),
 )
-# Mostly an idle GPU, where exploring can happen at all (`contexts` above is idle one time in eighteen), and always
-# a deadline, which the abandon point is measured back from.
-idle_contexts = st.builds(lambda wait: everywhere(queue_wait_s=wait), st.sampled_from([0.0, 0.0, 60.0]))
+# Mostly an idle GPU or one reporting its jobs, where exploring can happen at all (`contexts` above is idle one time
+# in eighteen), and always a deadline, which the abandon point is measured back from.
+H = 3600.0
+QUEUES: list[tuple[Work, ...]] = [
+    (Work(left_s=1800, due=NOW + timedelta(hours=2), running=True),),
+    (Work(left_s=1800, due=NOW + timedelta(hours=3), running=True), Work(left_s=2 * H, due=NOW + timedelta(hours=12)),
+     Work(left_s=H, due=NOW + timedelta(hours=26))),
+    (Work(left_s=600, running=True), Work(left_s=H, due=NOW + timedelta(hours=5))),
+    (Work(left_s=300, due=NOW + timedelta(hours=30), running=True), Work(left_s=20 * H, due=NOW + timedelta(hours=22))),
+]
+idle_contexts = st.one_of(
+    st.builds(lambda wait: everywhere(queue_wait_s=wait), st.sampled_from([0.0, 0.0, 60.0])),
+    st.builds(lambda queue: everywhere(queue=queue, queue_wait_s=localqueue.wait_s(queue, None, 1)),
+              st.sampled_from(QUEUES)))
 with_deadlines = st.tuples(requests, st.sampled_from([1800, 3 * 3600, 12 * 3600, 86400, 7 * 86400])).map(
     lambda pair: {**pair[0], "deadline_s": pair[1]})
 
@@ -245,7 +258,12 @@ def test_exploration_never_breaks_a_hard_constraint(body: dict, context: Routing
     assert chosen.explore_until is not None and req.deadline_s is not None
     deadline = NOW + timedelta(seconds=req.deadline_s)
     explored = offer(chosen.offer)
-    assert explored.provider is ProviderKind.LOCAL and context.targets[ProviderKind.LOCAL].queue_wait_s == 0
+    local = context.targets[ProviderKind.LOCAL]
+    assert explored.provider is ProviderKind.LOCAL and (local.queue or local.queue_wait_s == 0)
+    # Held on the GPU from now until its abandon point, the try pushes no queued job that was on time past its
+    # deadline.
+    held_s = (chosen.explore_until - NOW).total_seconds()
+    assert not localqueue.displaces(local.queue, deadline, held_s, local.slots, NOW)
     assert learned[chosen.offer].runs < allowed.min_runs
     assert req.mode in explored.modes and explored.quality >= req.quality.min_score
     # A fallback the engine found feasible without exploring, with its p90 time kept after the abandon point.
@@ -264,5 +282,5 @@ def test_exploration_never_breaks_a_hard_constraint(body: dict, context: Routing
         assert total <= req.max_cost_usd
     assert all(total <= b.remaining_usd for b in budgets)
     assert chosen.estimated_cost_p90_usd <= allowed.usd_left
-    # Only a candidate the deadline alone ruled out (or a feasible one) is ever tried.
-    assert all(r.startswith("deadline:") for r in learned_row.reasons)
+    # Only a candidate its time alone ruled out (or a feasible one) is ever tried.
+    assert all(r.startswith(("deadline:", "displaces:")) for r in learned_row.reasons)
