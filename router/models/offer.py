@@ -269,11 +269,24 @@ class Offer(BaseModel):
     def mode_set(self) -> frozenset[Mode]:
         return frozenset(self.modes)
 
+    @cached_property
+    def price_cache(self) -> tuple[Offer, dict[tuple[int, int, float], tuple[str, Decimal] | None]]:
+        """`price_for`'s answers, with the offer they belong to: an offer is frozen, and the engine prices the same
+        few deliveries per offer in every decision (a tenth of a decision's time went on pricing them again). A
+        `model_copy` (another cost basis, another id) copies this too; the owner tells the copy to start afresh."""
+        return self, {}
+
     def price_for(self, width: int, height: int, duration_s: float) -> tuple[str, Decimal] | None:
         """(unit, unit price) for a delivery; offers with set lengths are priced by the length they bill
         (WAN's 81 frames at 16 fps is its "5 s" video)."""
-        billed = self.frames.snap_duration(duration_s) or duration_s
-        return unit_price(self.pricing, tier_of(min(width, height)), billed)
+        owner, cache = self.price_cache
+        if owner is not self:
+            owner, cache = self.__dict__["price_cache"] = (self, {})
+        key = (width, height, duration_s)
+        if key not in cache:
+            billed = self.frames.snap_duration(duration_s) or duration_s
+            cache[key] = unit_price(self.pricing, tier_of(min(width, height)), billed)
+        return cache[key]
 
     def size_for_tier(self, short_side: int, aspect: AspectRatio) -> tuple[int, int] | None:
         """This offer's own size for a named tier: same short side, aspect within 5 %, orientation kept."""

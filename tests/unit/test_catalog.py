@@ -265,3 +265,13 @@ def test_load_errors_name_the_file(tmp_path) -> None:
     path.write_text("version: x\noffers: {not: a list}\n")
     with pytest.raises(CatalogError, match=r"broken\.yaml"):
         load_catalog(path)
+
+
+def test_a_copy_of_an_offer_prices_on_its_own_terms_after_the_original_was_priced() -> None:
+    # price_for remembers its answers per offer; a model_copy (another cost basis) must not inherit them.
+    local = next(o for o in load_catalog().offers if o.provider is ProviderKind.LOCAL)
+    marginal = local.price_for(512, 512, 2.0)
+    full = with_local_cost_basis([local], "full")[0]
+    assert full.price_for(512, 512, 2.0) != marginal
+    assert full.price_for(512, 512, 2.0) == full.model_copy().price_for(512, 512, 2.0)
+    assert local.price_for(512, 512, 2.0) == marginal
