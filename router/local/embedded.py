@@ -136,6 +136,8 @@ class EmbeddedStack:
         return self
 
     def _agent_env(self) -> dict[str, str]:
+        from agent.config import LOOPBACK_INPUTS_ENV
+
         if self.agent_engine != "comfyui":
             return {}
         if self.comfyui_url is None:
@@ -146,7 +148,7 @@ class EmbeddedStack:
             self.comfyui = ComfyUISandbox(step_s=None, pace=paced("local", self.time_scale)).start()
         # Inputs come presigned from the loopback moto server: the same explicit exemption the router's downloads get.
         return {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": self.comfyui_url or self.comfyui.url,
-                "HVR_AGENT_ALLOW_LOOPBACK_INPUTS": "1"}
+                LOOPBACK_INPUTS_ENV: "1"}
 
     def stop(self) -> None:
         """Stop what was started, each part whatever became of the others (also after a start that failed)."""

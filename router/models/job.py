@@ -94,6 +94,11 @@ class Attempt(BaseModel):
     # An exploring attempt (router.policy.exploration): not done by then, it is stopped and the job falls back.
     explore_until: datetime | None = None
 
+    @property
+    def awaits_settling(self) -> bool:
+        """Left open by a cancel or expiry until the provider says what it ran (`settle_as`)."""
+        return self.settle_as is not None and not self.status.ended
+
 
 class JobCost(BaseModel):
     model_config = ConfigDict(extra="forbid")

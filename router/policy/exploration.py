@@ -25,6 +25,7 @@ usual one.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -51,6 +52,13 @@ class Limits:
     # (~30x) a GPU 50x faster than its catalog was never tried (docs/decisions.md, 2026-12-04).
     z: float = 4.0
     min_runs: int = 3
+
+
+def drawn(limits: Limits, seed: str) -> float | None:
+    """The decision's draw from a generator seeded by `seed` (a job's id; the run's seed and the request in the
+    simulator), so a repeated decision draws the same; None when it isn't drawn to explore."""
+    draw = random.Random(f"explore:{seed}").random()
+    return draw if draw < limits.share else None
 
 
 def allowance(limits: Limits, draw: float, jobs_today: int, usd_today: Decimal) -> Exploration | None:

@@ -77,7 +77,7 @@ def check_url(url: str, allowed_hosts: Sequence[str] | None, allow_loopback: boo
     """(host, address to connect to) for a URL that passes the rules, else UnsafeDownload. `allowed_hosts=None`
     admits any public host; `any_port` any port (a client's own URLs), else only 443 (provider outputs)."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
+    host = _host_of(url)
     if allow_loopback and _is_loopback_host(host) and parts.scheme in ("http", "https"):
         return host, "127.0.0.1" if host == "localhost" else host
     if parts.scheme != "https":

@@ -106,10 +106,10 @@ def catalog_render_model(provider: str, catalog: Catalog | None = None) -> Rende
 
     The sandboxes model the providers as the router's own catalog describes them, as the agent's sim engine models
     the studio's GPU by the studio's figures: truth = catalog, unless a test says otherwise."""
-    from router.policy.catalog import load_catalog
+    from router.policy.catalog import cached_catalog
 
     latencies: dict[str, Latency] = {}
-    for offer in (catalog or load_catalog()).offers:
+    for offer in (catalog or cached_catalog()).offers:
         if offer.provider.value == provider:
             latencies.setdefault(offer.model, offer.latency)
 

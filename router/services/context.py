@@ -6,7 +6,6 @@ Scopes without a budget are unlimited; a quote or job without a tenant sees no b
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -15,7 +14,7 @@ from router.models.common import ProviderKind
 from router.models.offer import Offer
 from router.policy import learning, localqueue
 from router.policy.context import Circuit, Exploration, RoutingContext, TargetState
-from router.policy.exploration import Limits, allowance
+from router.policy.exploration import Limits, allowance, drawn
 from router.providers.base import TargetHealth, offer_health
 from router.services import money
 from router.services.deps import Deps
@@ -93,8 +92,8 @@ def exploration(deps: Deps, seed: str, now: datetime) -> Exploration | None:
     limits = exploration_limits(deps)
     if limits is None:
         return None
-    draw = random.Random(f"explore:{seed}").random()
-    if draw >= limits.share:
+    draw = drawn(limits, seed)
+    if draw is None:
         return None
     assert deps.learned is not None
     jobs, usd = deps.learned.explored(now.date())

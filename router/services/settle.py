@@ -19,7 +19,7 @@ from router.providers.base import ProviderState, ProviderStatus
 from router.providers.errors import ProviderError, Rejected
 from router.services import circuits
 from router.services.deps import Deps
-from router.services.worker import UNREACHABLE_FLOOR_S, close_attempt, record_ledger, total_actual
+from router.services.worker import UNREACHABLE_FLOOR_S, _attempt, close_attempt, record_ledger, total_actual
 from router.store.messages import WorkerMessage
 
 # RunPod keeps a finished job's result 30 minutes, so a webhook later than that can't be confirmed anyway.
@@ -74,7 +74,7 @@ def close_or_hold(attempt: Attempt, stopped: Stopped | None, now: datetime, outc
 def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
     """A terminal job's open attempt (`settle_as`), on a webhook's hint or the sweeper's nudge: stop it and bill it,
     or, past LATE_SETTLE_S since the job ended, close it with nothing billed."""
-    attempt = next((a for a in job.attempts if a.id == message.attempt_id), None)
+    attempt = _attempt(job, message.attempt_id or "")
     if attempt is None or attempt.status.ended or attempt.settle_as is None:
         return
     outcome = attempt.settle_as
@@ -90,7 +90,7 @@ def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
                  "nothing billed"
 
     def close(draft: Job) -> bool:
-        current = next((a for a in draft.attempts if a.id == attempt.id), None)
+        current = _attempt(draft, attempt.id)
         if current is None or current.status.ended:
             return False
         close_or_hold(current, stopped, deps.clock(), outcome, reason)

@@ -77,7 +77,7 @@ def _action(job: Job, now: datetime, scale: float) -> str | None:
     if job.status.terminal:
         if not job.notified and quiet_s >= ANNOUNCE_TIMEOUT_S:
             return "announce"
-        unsettled = attempt is not None and attempt.settle_as is not None and not attempt.status.ended
+        unsettled = attempt is not None and attempt.awaits_settling
         return "settle" if unsettled else None
     if job.deadline is not None and now > job.deadline:
         return "expire"  # any message makes the worker expire it first

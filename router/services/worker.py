@@ -849,7 +849,7 @@ def _attempt(job: Job, attempt_id: str) -> Attempt | None:
 
 def _awaits_settling(job: Job, attempt_id: str | None) -> bool:
     attempt = _attempt(job, attempt_id) if attempt_id else None
-    return attempt is not None and attempt.settle_as is not None and not attempt.status.ended
+    return attempt is not None and attempt.awaits_settling
 
 
 def _failure_code(job: Job) -> str:

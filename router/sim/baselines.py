@@ -21,7 +21,6 @@ context excludes offers already tried). Only hvr explores.
 from __future__ import annotations
 
 import dataclasses
-import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +32,7 @@ from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy.context import Exploration, RoutingContext
 from router.policy.engine import route
-from router.policy.exploration import Limits, allowance
+from router.policy.exploration import Limits, allowance, drawn
 from router.settings import Settings
 from router.sim.counting import Fit, place
 
@@ -94,10 +93,8 @@ class Hvr:
     def exploration(self, key: int, jobs_today: int, usd_today: Decimal) -> Exploration | None:
         # As `router.services.context.exploration`: one draw per request (a retried decision draws the same), from
         # the run's seed so a run repeats; a decision not drawn reads no counts.
-        draw = random.Random(f"explore:{self.seed}:{key}").random()
-        if draw >= self.limits.share:
-            return None
-        return allowance(self.limits, draw, jobs_today, usd_today)
+        draw = drawn(self.limits, f"{self.seed}:{key}")
+        return None if draw is None else allowance(self.limits, draw, jobs_today, usd_today)
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
                deadline: datetime | None) -> Chosen | None:

@@ -213,7 +213,7 @@ def _to_item(job: Job) -> dict[str, Any]:
         "gsi2pk": {"S": f"T#{job.tenant}#S#{job.status.value}"},
         "gsi2sk": {"S": sort},
     }
-    unsettled = any(a.settle_as is not None and not a.status.ended for a in job.attempts)
+    unsettled = any(a.awaits_settling for a in job.attempts)
     if not job.status.terminal or not job.notified or unsettled:
         shard = int(hashlib.sha256(job.id.encode()).hexdigest(), 16) % OPEN_SHARDS
         item["open_pk"] = {"S": f"OPEN#{shard}"}
