@@ -58,7 +58,8 @@ def list_offers() -> Response[OfferList]:
     health = {kind: provider.health() for kind, provider in deps.providers.items()}
     # The same circuit states the policy routes by (services.context), so what this says is what routing does.
     circuits = deps.circuits.states(deps.clock()) if deps.circuits is not None else {}
-    learned = learning.snapshot(deps.learned.all()) if deps.learned is not None else {}
+    learned = (learning.snapshot(deps.learned.all(), (o.id for o in deps.catalog.offers))
+               if deps.learned is not None else {})
     offers = []
     for offer in deps.catalog.offers:
         target = health.get(offer.provider)

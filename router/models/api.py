@@ -72,6 +72,7 @@ class OfferLearned(BaseModel):
 
     summary: str  # "p50 38 s, learned from 27 runs; catalog 40 min"
     runs: int  # renders the time model learned from
+    group_runs: int = 0  # runs of the other offers on its hardware (or provider) its prior started from
     attempts: int  # attempts behind the failure rate
     reference: str  # the render the seconds are for: "832x480, 81 frames"
     p50_s: float

@@ -18,6 +18,13 @@ The uncertainty (`log_sd`, for exploration) narrows with each run, but never bel
 and the runs' own median: one run 20 times faster than the catalog leaves the estimate halfway, and as unsure as
 that, so the offer is still worth a second look.
 
+Offers that share hardware share its error: the studio's GPU is as much faster than the catalog for one model as
+for the next. So the catalog's pseudo-observation for an offer is not 1.0 but its group's prior (`snapshot`): the
+median, in log space, of the catalog (one vote again) and the run medians of the group's other offers — the local
+GPU's offers (or an `offer@target` key's target), or one cloud provider's. Two siblings measured 50 times faster
+than the catalog move an untried offer there at once; one moves it halfway; its own runs outvote the group as they
+outvote the catalog.
+
 A render stopped unfinished (an exploring attempt abandoned at its abandon point) is censored: it took at least the
 seconds it ran. It is kept apart, as a lower bound, not as a run: the estimate never sits below the highest recent
 bound, so it only ever moves up, and only when the bound is above the median; and `optimistic` never goes below it,
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -100,6 +107,8 @@ class Learned:
     cold_start_s: float | None = None  # None: the catalog's cold start
     queue_wait_s: float | None = None  # a warm start's typical delay; None: not measured
     time_floor: float | None = None  # a render stopped unfinished ran this long / the catalog's p50: a lower bound
+    group_runs: int = 0  # runs of the offer's group (its other offers) behind the prior it starts from; 0: the catalog
+    group_time: float = 1.0  # that prior, as a time factor
 
 
 CATALOG = Learned()  # no evidence: every figure is the catalog's
@@ -108,6 +117,13 @@ CATALOG = Learned()  # no evidence: every figure is the catalog's
 def key(offer_id: str, target: str | None = None) -> str:
     """The key of a model: the offer, or the offer on one of several targets it runs on."""
     return f"{offer_id}@{target}" if target else offer_id
+
+
+def group(name: str) -> str:
+    """The hardware a key's offer shares with others: its target (`offer@target`), else its provider (the `local/`,
+    `replicate/`... of the offer id)."""
+    offer_id, _, target = name.partition("@")
+    return f"@{target}" if target else offer_id.partition("/")[0]
 
 
 def observe(stats: OfferStats, obs: Observation) -> OfferStats:
@@ -138,9 +154,10 @@ def observe(stats: OfferStats, obs: Observation) -> OfferStats:
     return stats
 
 
-def read(stats: OfferStats) -> Learned:
-    """The estimate the engine uses: the catalog, replaced by evidence as it accumulates."""
-    center = _median((0.0, *stats.times))
+def read(stats: OfferStats, prior: float = 0.0, group_runs: int = 0) -> Learned:
+    """The estimate the engine uses: the catalog (moved to `prior`, the log time factor of the offer's group, from
+    `group_runs` runs of its other offers), replaced by evidence as it accumulates."""
+    center = _median((prior, *stats.times))
     floor = max(stats.floors, default=None)
     if floor is not None:
         center = max(center, floor)
@@ -171,12 +188,28 @@ def read(stats: OfferStats) -> Learned:
         cold_start_s=_median(stats.colds) if len(stats.colds) >= MIN_DELAY_RUNS else None,
         queue_wait_s=_median(stats.warms) if len(stats.warms) >= MIN_DELAY_RUNS else None,
         time_floor=None if floor is None else math.exp(floor),
+        group_runs=group_runs,
+        group_time=math.exp(prior),
     )
 
 
-def snapshot(stats: Mapping[str, OfferStats]) -> dict[str, Learned]:
-    """Every key's estimate, read once per routing context (the engine then only looks them up)."""
-    return {name: read(value) for name, value in stats.items()}
+def snapshot(stats: Mapping[str, OfferStats], offers: Iterable[str] = ()) -> dict[str, Learned]:
+    """Every key's estimate, read once per routing context (the engine then only looks them up); and one for each
+    of `offers` (ids) with no model of its own whose group has runs: the group's prior."""
+    measured: dict[str, list[tuple[str, float, int]]] = {}
+    for name, value in stats.items():
+        if value.times:
+            measured.setdefault(group(name), []).append((name, _median(value.times), value.runs))
+
+    def prior(name: str) -> tuple[float, int]:
+        siblings = [(center, runs) for other, center, runs in measured.get(group(name), ()) if other != name]
+        return _median((0.0, *(center for center, _ in siblings))), sum(runs for _, runs in siblings)
+
+    found = {name: read(value, *prior(name)) for name, value in stats.items()}
+    for name in offers:
+        if name not in found and (start := prior(name))[1] > 0:
+            found[name] = read(OfferStats(), *start)
+    return found
 
 
 def optimistic(learned: Learned, z: float = Z90) -> float:

@@ -104,7 +104,8 @@ def learned_snapshot(deps: Deps, targets: dict[ProviderKind, TargetState],
                      offer_targets: dict[str, TargetState]) -> dict[str, learning.Learned]:
     """The learned models by offer id; where an offer has a model of its own per target (`offer@target`), the one
     for the target it would run on now."""
-    learned = learning.snapshot(deps.learned.all()) if deps.learned is not None else {}
+    learned = (learning.snapshot(deps.learned.all(), (offer.id for offer in deps.catalog.offers))
+               if deps.learned is not None else {})
     if any("@" in name for name in learned):
         for offer in deps.catalog.offers:
             target = offer_targets.get(offer.id) or targets.get(offer.provider)

@@ -8,7 +8,7 @@ from router.models.api import OfferLearned
 from router.models.decision import Candidate
 from router.models.offer import Offer
 from router.policy.constraints import render_seconds
-from router.policy.learning import CATALOG, Learned
+from router.policy.learning import CATALOG, Learned, group
 
 REFERENCE_S = 5.0  # the offer view's render: a 5 s video at the offer's reference size and default fps
 
@@ -24,7 +24,8 @@ def offer_learned(offer: Offer, learned: Learned | None, width: int, height: int
     p50, p90 = render_seconds(offer, width, height, frames, model)
     catalog_p50, catalog_p90 = render_seconds(offer, width, height, frames, CATALOG)
     return OfferLearned(
-        summary=describe(p50, model.runs, catalog_p50),
+        summary=describe(p50, model.runs, catalog_p50, model.group_runs, group(offer.id)),
+        group_runs=model.group_runs,
         runs=model.runs,
         attempts=model.attempts,
         reference=f"{width}x{height}, {frames} frames",
@@ -52,11 +53,19 @@ def candidates_learned(candidates: Iterable[Candidate], offers: Iterable[Offer],
     return found
 
 
-def describe(p50_s: float, runs: int, catalog_p50_s: float) -> str:
-    """"p50 38 s, learned from 27 runs; catalog 40 min", or "p50 40 min, catalog (no runs yet)"."""
-    if runs == 0:
+def describe(p50_s: float, runs: int, catalog_p50_s: float, group_runs: int = 0, group_name: str = "") -> str:
+    """"p50 38 s, learned from 27 runs; catalog 40 min", "p50 41 s, from 12 runs of other local offers (none of its
+    own); catalog 40 min", or "p50 40 min, catalog (no runs yet)"."""
+    if runs == 0 and group_runs == 0:
         return f"p50 {span(p50_s)}, catalog (no runs yet)"
-    return f"p50 {span(p50_s)}, learned from {runs} run{'s' if runs != 1 else ''}; catalog {span(catalog_p50_s)}"
+    if runs == 0:
+        return (f"p50 {span(p50_s)}, from {_runs(group_runs)} of other {group_name or 'sibling'} offers (none of its "
+                f"own); catalog {span(catalog_p50_s)}")
+    return f"p50 {span(p50_s)}, learned from {_runs(runs)}; catalog {span(catalog_p50_s)}"
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' if n != 1 else ''}"
 
 
 def span(seconds: float) -> str:

@@ -568,7 +568,9 @@ class Simulation:
         name = learning.key(attempt.offer.id)
         stats = learning.observe(self._stats.get(name, OfferStats()), observation)
         self._stats[name] = stats
-        self._learned = {**self._learned, name: learning.read(stats)}  # a context keeps the snapshot it was given
+        # A new snapshot, not an update in place: a context keeps the one it was given. Every key is read again, as
+        # one offer's runs move its group's prior.
+        self._learned = learning.snapshot(self._stats, self.offers)
 
     def _outage(self, outage: Outage, t: float) -> None:
         """Everything queued or running on what went down fails now (running GPU time is billed) and falls back."""

@@ -97,6 +97,11 @@ def test_a_gpu_20x_faster_than_the_catalog_wins_the_quote_after_a_handful_of_job
                      headers={"Authorization": f"Bearer {fast_stack.admin_key}"}).json()
     offer = next(o for o in view["offers"] if o["id"] == LOCAL)
     assert offer["learned"]["runs"] == 5 and "learned from 5 runs" in offer["learned"]["summary"]
+    # The same GPU's other offers, never run, start from what this one measured (halfway, one sibling).
+    sibling = next(o for o in view["offers"] if o["id"].startswith("local/") and o["id"] != LOCAL)["learned"]
+    assert sibling["runs"] == 0 and sibling["group_runs"] == 5
+    assert "from 5 runs of other local offers (none of its own)" in sibling["summary"]
+    assert sibling["p50_s"] < sibling["catalog_p50_s"] / 3
 
     # The old calibration, told the same, could only have halved the catalog's time: still the cloud.
     context = routing_context(deps)

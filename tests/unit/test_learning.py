@@ -25,6 +25,7 @@ from router.policy.learning import (
     WINDOW,
     Observation,
     OfferStats,
+    group,
     key,
     observe,
     optimistic,
@@ -293,3 +294,45 @@ def test_bounds_are_few() -> None:
     for factor in (0.1, 0.2, 0.3, 0.4, 0.5):
         stats = observe(stats, censored(factor))
     assert len(stats.floors) == 3 and math.isclose(read(stats).time_floor or 0.0, 0.5, rel_tol=1e-3)
+
+
+# --- offers that share hardware share a prior -----------------------------------------------------------------
+
+
+def test_an_untried_offer_starts_from_its_groups_runs() -> None:
+    fast = feed(OfferStats(), [0.02] * 3)
+    one = snapshot({"local/wan21-14b": fast}, ["local/wan22-5b-ti2v", "replicate/wan-2.2-t2v-fast"])
+    # One sibling measured: the catalog's vote and its meet halfway, in log space, as one run of its own would.
+    assert math.isclose(one["local/wan22-5b-ti2v"].time_p50, math.sqrt(0.02), rel_tol=1e-3)
+    assert one["local/wan22-5b-ti2v"].runs == 0 and one["local/wan22-5b-ti2v"].group_runs == 3
+    # Another provider's offers are other hardware: untouched, so no entry (the engine reads the catalog).
+    assert "replicate/wan-2.2-t2v-fast" not in one
+    two = snapshot({"local/wan21-14b": fast, "local/animatediff-sd15": feed(OfferStats(), [0.03] * 2)},
+                   ["local/wan22-5b-ti2v"])
+    untried = two["local/wan22-5b-ti2v"]
+    assert 0.02 <= untried.time_p50 <= 0.03 and untried.group_runs == 5 and untried.runs == 0
+    assert untried.log_sd == CATALOG.log_sd  # siblings may still differ: exploration stays as open as before
+    # The siblings are not their own group's evidence twice: each one's prior is the other's.
+    assert 0.02 <= two["local/wan21-14b"].time_p50 < 0.03
+
+
+def test_own_runs_outvote_the_group_as_they_outvote_the_catalog() -> None:
+    stats = {"local/wan21-14b": feed(OfferStats(), [0.02] * 5),
+             "local/animatediff-sd15": feed(OfferStats(), [1.0] * 2)}
+    assert math.isclose(snapshot(stats)["local/animatediff-sd15"].time_p50, 1.0, rel_tol=1e-6)
+    alone = snapshot({"local/animatediff-sd15": stats["local/animatediff-sd15"]})
+    assert alone["local/animatediff-sd15"].group_runs == 0 and alone["local/animatediff-sd15"].group_time == 1.0
+
+
+def test_groups_are_targets_for_per_target_keys_and_providers_otherwise() -> None:
+    assert group(key("local/wan21-14b", "box-2")) == "@box-2"
+    assert group("local/wan21-14b") == "local" and group("replicate/wan-2.2-t2v-fast") == "replicate"
+    stats = {key("local/wan21-14b", "box-2"): feed(OfferStats(), [0.02] * 3)}
+    pooled = snapshot(stats, [key("local/wan22-5b-ti2v", "box-2"), "local/wan22-5b-ti2v"])
+    assert key("local/wan22-5b-ti2v", "box-2") in pooled and "local/wan22-5b-ti2v" not in pooled
+
+
+def test_a_failed_or_stopped_sibling_moves_no_prior() -> None:
+    stopped = observe(observe(OfferStats(), Observation(ok=False)),
+                      Observation(ok=True, render_s=100.0, catalog_render_s=CATALOG_S, censored=True))
+    assert snapshot({"local/wan21-14b": stopped}, ["local/wan22-5b-ti2v"]).get("local/wan22-5b-ti2v") is None
