@@ -69,7 +69,7 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
             vram=engine.vram(),
             models=engine.runnable_models(),
             queue=[QueuedJob(model=r.request.model, spec=r.request.spec, status=r.job.status, progress=r.job.progress,
-                             deadline=r.request.deadline, left_s=round(seconds, 1))
+                             deadline=r.request.deadline, left_s=round(seconds, 1), stop_at=r.request.stop_at)
                    for r, seconds in zip(active, left, strict=True)],
         )
 

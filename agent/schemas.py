@@ -47,6 +47,9 @@ class CreateJobRequest(BaseModel):
     callback_url: str | None = None
     # The job's deadline: the queue runs earliest deadline first (agent/store.py), jobs without one last.
     deadline: AwareDatetime | None = None
+    # An exploring try: the router stops it here if it is unfinished, so it holds the GPU until then at most. Reported
+    # back in the health check's queue for the router to price the try by.
+    stop_at: AwareDatetime | None = None
 
     @field_validator("attempt_id", "job_id")
     @classmethod
@@ -95,6 +98,7 @@ class QueuedJob(BaseModel):
     progress: float
     deadline: AwareDatetime | None
     left_s: float  # this agent's own estimate of the GPU-seconds left (its models.yaml figures), as in eta_s
+    stop_at: AwareDatetime | None = None  # an exploring try's stop: it holds the GPU until then at most
 
 
 class Health(BaseModel):

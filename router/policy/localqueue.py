@@ -35,6 +35,11 @@ def work_left(offer: Offer, width: int, height: int, frames: int, progress: floa
     return p50 * (1.0 - min(max(progress, 0.0), 1.0))
 
 
+def held_until(left_s: float, stop_in_s: float) -> float:
+    """An exploring try's work left: stopped in `stop_in_s` if unfinished, it holds the GPU no longer than that."""
+    return min(left_s, max(0.0, stop_in_s))
+
+
 def run_order(work: Sequence[Work]) -> tuple[Work, ...]:
     """The order the agent takes them in: running first, then by deadline, jobs without one last (stable)."""
     return tuple(sorted(work, key=lambda w: (not w.running, w.due is None, w.due or datetime.min)))

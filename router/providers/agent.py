@@ -72,6 +72,8 @@ class AgentProvider(VideoProvider):
             "callback_url": submission.callback_url,
             # The agent runs its queue by deadline (agent/store.py); the router's estimate assumes it does.
             "deadline": submission.deadline.isoformat() if submission.deadline is not None else None,
+            # An exploring try holds the GPU until then at most: the health check says so to whoever prices the queue.
+            "stop_at": submission.stop_at.isoformat() if submission.stop_at is not None else None,
         }
         response = self._client.post("/v1/jobs", content=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -123,11 +125,12 @@ class AgentProvider(VideoProvider):
 
 def _queued(item: dict[str, Any]) -> QueuedRender:
     spec = item["spec"]
-    deadline = item.get("deadline")
+    deadline, stop_at = item.get("deadline"), item.get("stop_at")
     return QueuedRender(
         model=item["model"], width=int(spec["width"]), height=int(spec["height"]), frames=int(spec["frames"]),
         running=item.get("status") == "running", progress=float(item.get("progress") or 0.0),
         deadline=_instant(deadline) if deadline else None, left_s=float(item.get("left_s") or 0.0),
+        stop_at=_instant(stop_at) if stop_at else None,
     )
 
 

@@ -54,6 +54,7 @@ class Submission:
     callback_url: str | None = None  # where the provider reports back (token or signature authenticated)
     inputs: dict[str, str] = field(default_factory=dict)  # image/audio/mask → a URL the provider can GET
     deadline: datetime | None = None  # for provider-side timeouts/TTLs (RunPod `policy`)
+    stop_at: datetime | None = None  # an exploring try: stopped here if unfinished (`Attempt.explore_until`)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class QueuedRender:
     progress: float  # 0-1
     deadline: datetime | None
     left_s: float  # the agent's own estimate of the GPU-seconds left, in its catalog's figures
+    stop_at: datetime | None = None  # an exploring try, which the router stops here if unfinished
 
 
 @dataclass(frozen=True)

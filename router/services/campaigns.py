@@ -426,7 +426,7 @@ def _gpu(deps: Deps, now: datetime) -> tuple[bool, float]:
     target = TargetState(name=health.name, queue_wait_s=health.queue_wait_s)
     if health.queue:  # priced in learned figures, as routing prices it (the agent's own are its catalog's)
         target = priced_queue(target, health, deps.catalog.offers,
-                              learned_snapshot(deps, {ProviderKind.LOCAL: target}, {}))
+                              learned_snapshot(deps, {ProviderKind.LOCAL: target}, {}), now)
     return health.up and circuits.get(health.name) is not Circuit.OPEN, target.queue_wait_s
 
 

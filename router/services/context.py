@@ -50,7 +50,7 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
                                                       circuit=circuit, warm=own.warm)
     learned = learned_snapshot(deps, targets, offer_targets)
     for kind, health in reported.items():
-        targets[kind] = priced_queue(targets[kind], health, deps.catalog.offers, learned)
+        targets[kind] = priced_queue(targets[kind], health, deps.catalog.offers, learned, deps.clock())
     budgets = money.budget_states(deps, tenant, campaign_id, deps.clock()) if tenant else ()
     unsupported = frozenset(o.id for o in deps.catalog.offers
                             if o.provider in deps.providers and not deps.providers[o.provider].supports(o))
@@ -61,7 +61,7 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
 
 
 def priced_queue(target: TargetState, health: TargetHealth, offers: Sequence[Offer],
-                 learned: Mapping[str, learning.Learned]) -> TargetState:
+                 learned: Mapping[str, learning.Learned], now: datetime) -> TargetState:
     """`target` with the jobs its agent reports, each priced at what the router has learned about its offer: the
     agent's own `eta_s` is in its catalog's minutes per frame, tens of times too long for a GPU faster than those.
     A job whose model no offer here runs keeps the agent's estimate."""
@@ -71,6 +71,8 @@ def priced_queue(target: TargetState, health: TargetHealth, offers: Sequence[Off
         offer = by_model.get(item.model)
         left = item.left_s if offer is None else localqueue.work_left(
             offer, item.width, item.height, item.frames, item.progress, learned.get(offer.id))
+        if item.stop_at is not None:  # an exploring try holds the GPU until its abandon point at most
+            left = localqueue.held_until(left, (item.stop_at - now).total_seconds())
         work.append(localqueue.Work(left_s=left, due=item.deadline, running=item.running))
     queue = localqueue.run_order(work)
     return replace(target, queue=queue, slots=health.slots,

@@ -235,6 +235,7 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
         callback_url=callbacks.provider_callback_url(deps, offer.provider, job),
         inputs=inputs,
         deadline=job.deadline,
+        stop_at=attempt.explore_until,
     )
     try:
         status = circuits.watch(deps, attempt.target, lambda: provider.submit(submission))

@@ -365,6 +365,8 @@ class Simulation:
                 done = (t - (attempt.started_at or t)) / attempt.render_s if running and attempt.render_s else 0.0
                 left = localqueue.work_left(attempt.offer, spec.width, spec.height, spec.frames, done,
                                             self._learned.get(attempt.offer.id))
+                if attempt.explore_until is not None:  # a try holds the GPU until its abandon point at most
+                    left = localqueue.held_until(left, attempt.explore_until - t)
                 work.append(localqueue.Work(left_s=left, due=job.arrival.deadline(), running=running))
         slots = self.truth.config.local_slots
         queue = localqueue.run_order(work)

@@ -263,8 +263,10 @@ def test_cancel_interrupts_a_running_job(client: Client, sink: Sink) -> None:
 
 def test_health_is_open_and_shows_the_queue(client: Client, agent: AgentProcess, sink: Sink) -> None:
     ids = [f"att_busy_{i}" for i in range(3)]  # one more than the agent's two slots
-    for attempt_id in ids:
+    for n, attempt_id in enumerate(ids):
         body = job_body(sink, attempt_id, model=LONG_MODEL, frames=64)  # minutes modelled, seconds of wall time
+        if n == 0:  # an exploring try: the router stops it then if unfinished
+            body["stop_at"] = "2030-01-01T00:10:00Z"
         assert client.create(body).status_code == 201
 
     health = httpx.get(f"{agent.url}/v1/health", timeout=5).json()
@@ -280,7 +282,8 @@ def test_health_is_open_and_shows_the_queue(client: Client, agent: AgentProcess,
     assert len(listed) == health["running"] + health["queue_depth"]
     assert [job["status"] for job in listed] == ["running"] * health["running"] + ["queued"] * health["queue_depth"]
     assert {job["model"] for job in listed} == {LONG_MODEL} and all(job["left_s"] >= 0 for job in listed)
-    assert set(listed[0]) == {"model", "spec", "status", "progress", "deadline", "left_s"}
+    assert set(listed[0]) == {"model", "spec", "status", "progress", "deadline", "left_s", "stop_at"}
+    assert sorted(str(job["stop_at"]) for job in listed) == ["2030-01-01T00:10:00Z", "None", "None"]
     queued = client.get(ids[-1])
     assert queued["status"] == "queued" and queued["queue_position"] >= 0
     # Dequeuing a queued job is immediate; the rest are interrupted.

@@ -121,6 +121,13 @@ def test_an_exploring_attempt_still_running_at_its_abandon_point_is_stopped_and_
     attempt = running.attempts[0]
     assert attempt.offer == SLOW and attempt.explore_until is not None and running.deadline is not None
     explore_until, deadline = attempt.explore_until, running.deadline
+    # The agent reports the try with its stop, and the router prices it no longer than that: hours at the catalog's
+    # figures, but a GPU-only draft arriving now waits for the abandon point at most.
+    [queued] = deps.providers[ProviderKind.LOCAL].health().queue
+    assert queued.stop_at == explore_until
+    before = deps.clock()
+    gpu = routing_context(deps).targets[ProviderKind.LOCAL]
+    assert 0 < gpu.queue_wait_s <= (explore_until - before).total_seconds() < queued.left_s
 
     # Hours pass (the render, at half the catalog's speed, is still far from done): the abandon point is reached.
     ahead = explore_until - utcnow() + timedelta(seconds=1)

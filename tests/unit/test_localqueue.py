@@ -119,11 +119,28 @@ def test_the_agents_queue_is_priced_in_learned_figures() -> None:
     ))
 
     target = priced_queue(TargetState(name="agent-1", queue_wait_s=health.queue_wait_s), health, OFFERS,
-                          {"local/wan21-14b": FAST})
+                          {"local/wan21-14b": FAST}, NOW)
 
     assert target.queue == (Work(catalog_left * 0.05, None, running=True), Work(50.0, later(600)))
     assert target.queue_wait_s == catalog_left * 0.05 + 50.0  # a model it doesn't know keeps the agent's figure
-    assert priced_queue(TargetState(name="agent-1"), health, OFFERS, {}).queue_wait_s == catalog_left + 50
+    assert priced_queue(TargetState(name="agent-1"), health, OFFERS, {}, NOW).queue_wait_s == catalog_left + 50
+
+
+def test_an_exploring_try_holds_the_gpu_until_its_stop_at_most() -> None:
+    # A try of WAN 14B, untried, is priced at the catalog's hours; the router stops it in 30 min if unfinished, so
+    # a newcomer due after it waits 30 min for it, not hours (a GPU-only draft is not refused for a try's sake).
+    catalog_left = WAN.latency.compute_seconds(832, 480, 81, p90=False)
+    try_ = QueuedRender(model="wan21-14b", width=832, height=480, frames=81, running=True, progress=0.0,
+                        deadline=later(7200), left_s=catalog_left, stop_at=later(1800))
+    health = TargetHealth(name="agent-1", up=True, queue_wait_s=catalog_left, slots=1, queue=(try_,))
+
+    assert priced_queue(TargetState(name="agent-1"), health, OFFERS, {}, NOW).queue_wait_s == 1800.0
+    assert priced_queue(TargetState(name="agent-1"), health, OFFERS, {}, later(2000)).queue_wait_s == 0.0
+    fast = priced_queue(TargetState(name="agent-1"), health, OFFERS, {"local/wan21-14b": FAST}, NOW)
+    assert fast.queue_wait_s == catalog_left * 0.05  # done before its stop: its own time
+    decision = route(draft(deadline_s=3 * 3600), OFFERS, RoutingContext(
+        targets={ProviderKind.LOCAL: priced_queue(TargetState(name="agent-1"), health, OFFERS, {}, NOW)}), NOW)
+    assert decision.chosen is not None and decision.chosen.offer == "local/animatediff-sd15"
 
 
 def test_the_agent_adapter_sends_the_deadline_and_reads_the_queue() -> None:
@@ -132,7 +149,8 @@ def test_the_agent_adapter_sends_the_deadline_and_reads_the_queue() -> None:
         {"model": "wan21-14b", "spec": {"width": 832, "height": 480, "frames": 81, "fps": 16}, "status": "running",
          "progress": 0.25, "deadline": None, "left_s": 5400.0},
         {"model": "animatediff-sd15", "spec": {"width": 512, "height": 512, "frames": 16, "fps": 8},
-         "status": "queued", "progress": 0.0, "deadline": "2026-11-25T13:30:00Z", "left_s": 2420.0}]}
+         "status": "queued", "progress": 0.0, "deadline": "2026-11-25T13:30:00Z", "left_s": 2420.0,
+         "stop_at": "2026-11-25T12:30:00Z"}]}
 
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/health":
@@ -145,14 +163,14 @@ def test_the_agent_adapter_sends_the_deadline_and_reads_the_queue() -> None:
     offer = next(o for o in OFFERS if o.id == "local/animatediff-sd15")
     agent.submit(Submission(attempt_id="att_1", job_id="job_1", tenant="t", offer=offer, request=draft(),
                             delivered=DeliveredSpec(512, 512, 16, 8), output_put_url="https://s3/put",
-                            deadline=later(5400)))
+                            deadline=later(5400), stop_at=later(1800)))
     seen = agent.health()
 
-    assert sent[0]["deadline"] == "2026-11-25T13:30:00+00:00"
+    assert sent[0]["deadline"] == "2026-11-25T13:30:00+00:00" and sent[0]["stop_at"] == "2026-11-25T12:30:00+00:00"
     assert seen.slots == 2 and seen.queue == (
         QueuedRender("wan21-14b", 832, 480, 81, running=True, progress=0.25, deadline=None, left_s=5400.0),
         QueuedRender("animatediff-sd15", 512, 512, 16, running=False, progress=0.0, deadline=later(5400),
-                     left_s=2420.0))
+                     left_s=2420.0, stop_at=later(1800)))
 
 
 class _AllLocal:
