@@ -17,6 +17,10 @@ the report prints (issue 9's counting rules).
 - `second_half_cost_ratio_to_optimum`: the policy's cost on the requests arriving at or after the span's midpoint,
   over what the whole-month optimum paid for those same requests — how well a learning policy does once it has
   learned. Infeasible requests are left out here too.
+- `bound_omits_usd`: what the policy paid, on the requests the ratios count, that the optimum omits by construction
+  (`optimal`'s relaxations): cold starts billed on delivering attempts, and attempts that delivered nothing (failed,
+  abandoned, cancelled). Reported beside the ratios, never taken out of them: it says how much of a gap to the bound
+  no decision could have closed the way the bound assumes (`second_half_bound_omits_usd` likewise).
 - `weekly`: per week from the start (by arrival for costs and deadlines, by clock for the GPU's busy time): cost
   (infeasible requests left out), the optimum's cost on the same requests, their ratio, GPU utilization and
   deadline-hit rate.
@@ -36,7 +40,8 @@ from decimal import Decimal
 from router.models.common import ProviderKind, money
 from router.models.offer import Offer
 from router.sim import baselines, optimal
-from router.sim.simulator import RunResult, SimConfig, infeasible_flags, simulate, window
+from router.sim.counting import cold_start_cost
+from router.sim.simulator import JobRecord, RunResult, SimConfig, infeasible_flags, simulate, window
 from router.sim.truth import Truth, TruthConfig
 from router.sim.workload import Arrival
 
@@ -98,10 +103,13 @@ class Metrics:
     spend: list[tuple[datetime, Decimal]]  # (when, what it cost), in time order, for the spend chart
     served: set[int] = field(default_factory=set)  # requests delivered on time
     cost_by_request: dict[int, Decimal] = field(default_factory=dict)
+    omitted_by_request: dict[int, Decimal] = field(default_factory=dict)  # the part of each the bound omits
     busy: list[tuple[float, float]] = field(default_factory=list)  # the local GPU's busy spans, run seconds x slot
     weekly: list[Week] = field(default_factory=list)
     second_half_cost_usd: Decimal | None = None
     second_half_optimum_usd: Decimal | None = None
+    bound_omits_usd: Decimal = ZERO
+    second_half_bound_omits_usd: Decimal = ZERO
     matched_bound_usd: Decimal | None = None
     cost_ratio_to_optimum: float | None = None
     cost_ratio_to_static_rule: float | None = None
@@ -204,9 +212,17 @@ def _metrics(run: RunResult) -> Metrics:
         spend=spend,
         served={job.key for job in jobs if job.on_time and not job.infeasible},
         cost_by_request={job.key: job.cost for job in jobs},
+        omitted_by_request={job.key: omitted for job in jobs if not job.infeasible and (omitted := _omitted(job))},
         busy=[(a.started_at, a.started_at + a.gpu_seconds) for job in jobs for a in job.attempts
               if a.offer.provider is ProviderKind.LOCAL and a.started_at is not None and a.gpu_seconds > 0],
     )
+
+
+def _omitted(job: JobRecord) -> Decimal:
+    """What `job`'s attempts cost that the optimum leaves out: attempts that delivered nothing, and the cold start a
+    delivering one was billed."""
+    return sum((a.cost if a.status != "succeeded" else cold_start_cost(a.offer, a.delivered, a.cold_s)
+                for a in job.attempts), ZERO)
 
 
 def _optimum_metrics(solution: optimal.Solution, problem: optimal.Problem, flags: Sequence[bool], start: datetime,
@@ -289,6 +305,8 @@ def _over_time(m: Metrics, optimum_cost: dict[int, Decimal], arrival_t: Sequence
     m.second_half_cost_usd = sum((m.cost_by_request.get(i, ZERO) for i, t in enumerate(arrival_t)
                                   if t >= half and not flags[i]), ZERO)
     m.second_half_optimum_usd = sum((optimum_cost.get(i, ZERO) for i, t in enumerate(arrival_t) if t >= half), ZERO)
+    m.bound_omits_usd = sum(m.omitted_by_request.values(), ZERO)
+    m.second_half_bound_omits_usd = sum((v for i, v in m.omitted_by_request.items() if arrival_t[i] >= half), ZERO)
     weeks = max(1, math.ceil(horizon / WEEK_S))
     by_week: list[list[int]] = [[] for _ in range(weeks)]
     for i, t in enumerate(arrival_t):  # the last week is short, and ends at the span's end

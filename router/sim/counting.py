@@ -92,6 +92,16 @@ def attempt_cost(offer: Offer, delivered: DeliveredSpec, gpu_seconds: float, suc
     return money(price * quantity)
 
 
+def cold_start_cost(offer: Offer, delivered: DeliveredSpec | None, cold_s: float) -> Decimal:
+    """The part of an attempt's bill that paid for its cold start: a GPU-time offer bills it, others don't."""
+    if cold_s <= 0 or delivered is None:
+        return money(0)
+    priced = offer.price_for(delivered.width, delivered.height, delivered.duration_s)
+    if priced is None or priced[0] != "gpu_second":
+        return money(0)
+    return money(priced[1].quantize(_PRICE_PLACES) * Decimal(f"{cold_s:.3f}"))
+
+
 def estimated_p90_cost(offer: Offer, delivered: DeliveredSpec) -> Decimal | None:
     """The engine's p90 cost for a delivery on a warm target (what caps and budget reservations are checked on)."""
     est = constraints.estimate(offer, delivered, None, None, datetime(2000, 1, 1, tzinfo=UTC))

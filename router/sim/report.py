@@ -64,6 +64,8 @@ def _policy_json(m: Metrics) -> dict[str, Any]:
         "p95_turnaround_s": rounded(m.p95_turnaround_s, 1),
         "cost_ratio_to_optimum": rounded(m.cost_ratio_to_optimum),
         "infeasible_cost_usd": money(m.infeasible_cost_usd),
+        "bound_omits_usd": money(m.bound_omits_usd),
+        "second_half_bound_omits_usd": money(m.second_half_bound_omits_usd),
         "matched_bound_usd": money(m.matched_bound_usd),
         "cost_ratio_to_matched_bound": rounded(
             float(m.total_cost_usd / m.matched_bound_usd) if m.matched_bound_usd else None),
@@ -181,6 +183,10 @@ def markdown(comparison: Comparison) -> str:
     if spent:
         lines += ["", "Spent on infeasible requests (in the cost, not in x optimum: the optimum may not serve them): "
                   + ", ".join(spent) + "."]
+    omits = [f"{name} {_usd(m.bound_omits_usd)}" for name, m in comparison.metrics.items() if m.bound_omits_usd]
+    if omits:
+        lines += ["", "Paid where the optimum assumes nothing is (cold starts, attempts that delivered nothing; in the "
+                  "cost and in x optimum): " + ", ".join(omits) + "."]
     lines += ["", "Offer mix (videos delivered):", ""]
     for name, m in comparison.metrics.items():
         mix = ", ".join(f"{offer} {count}" for offer, count in m.offer_mix.items()) or "none"

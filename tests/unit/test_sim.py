@@ -297,6 +297,34 @@ def test_the_bound_is_below_every_policys_cost(seed: int, days: int) -> None:
             assert solution.bound <= m.total_cost_usd, name
 
 
+def test_what_the_bound_omits_is_each_policys_cold_starts_and_undelivering_attempts() -> None:
+    """Reported beside the ratios: failed, abandoned and cancelled attempts in full, and the cold start a delivering
+    attempt was billed (a GPU-second price times its seconds), on the requests the ratios count, and no more."""
+    arrivals = busy_days(5)
+    truth = TruthConfig(seed=5, failure_rate={"replicate": 0.3}, cold_start_s={"runpod": 240})
+    comparison = compare(arrivals, OFFERS, seed=5, truth_config=truth, matched_bounds=False)
+    seen = 0
+    for name, m in comparison.metrics.items():
+        if name == OPTIMUM:
+            assert m.bound_omits_usd == 0
+            continue
+        expected = Decimal(0)
+        for job in comparison.runs[name].jobs:
+            if job.infeasible:
+                continue
+            for a in job.attempts:
+                if a.status != "succeeded":
+                    expected += a.cost
+                elif a.cold_s and a.delivered is not None:
+                    unit, price = a.offer.price_for(a.delivered.width, a.delivered.height, a.delivered.duration_s)
+                    if unit == "gpu_second":  # a per-video or per-second price doesn't bill the wait
+                        seen += 1
+                        expected += money(price.quantize(Decimal("1e-10")) * Decimal(f"{a.cold_s:.3f}"))
+        assert m.bound_omits_usd == expected, name
+        assert 0 <= m.second_half_bound_omits_usd <= m.bound_omits_usd <= m.total_cost_usd - m.infeasible_cost_usd
+    assert seen and comparison.metrics["hvr"].bound_omits_usd > 0
+
+
 def test_the_optimum_is_below_hvr_when_both_serve_everything() -> None:
     arrivals = [
         # The GPU-only draft first: an exploring try would otherwise hold the idle GPU when it comes (hvr explores).
