@@ -49,7 +49,10 @@ from router.models.campaign import (
 from router.models.common import Priority, ProviderKind, money
 from router.models.decision import Chosen, Decision
 from router.models.job import Job
-from router.policy.context import RoutingContext
+from router.models.offer import Offer
+from router.models.request import VideoRequest
+from router.policy.context import Circuit, RoutingContext
+from router.policy.engine import route
 
 PLAN_REASON = "campaign plan"
 _SOFT = ("deadline:", "budget:")  # judged for the campaign as a whole, not item by item
@@ -76,6 +79,25 @@ class Plan:
 
 
 # --- options from the engine ---------------------------------------------------------------------------------
+
+
+def idle_local(context: RoutingContext) -> RoutingContext:
+    """The context an item's options are estimated in: the local GPU taken as idle and up, since the plan itself
+    decides when local items run and whether the GPU is there for them."""
+    local = context.targets.get(ProviderKind.LOCAL)
+    if local is None:
+        return context
+    idle = replace(local, queue_wait_s=0.0, queue=(), up=True, circuit=Circuit.CLOSED)
+    return replace(context, targets={**context.targets, ProviderKind.LOCAL: idle})
+
+
+def item_input(request: VideoRequest, offers: Sequence[Offer], context: RoutingContext, now: datetime,
+               deadline: datetime | None, item_id: str, line: int, job_id: str) -> PlanInput:
+    """One item as the planner sees it: the engine's cheapest local and cloud options for it in `context` (made
+    with `idle_local`)."""
+    local, cloud = options(route(request, offers, context, now, deadline), context)
+    return PlanInput(item_id=item_id, line=line, job_id=job_id, deadline=deadline, priority=request.priority,
+                     local=local, cloud=cloud)
 
 
 def options(decision: Decision, context: RoutingContext) -> tuple[ItemOption | None, ItemOption | None]:

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -63,8 +63,7 @@ from router.models.decision import Chosen, Decision
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest
 from router.policy.context import Circuit, RoutingContext, TargetState
-from router.policy.engine import route
-from router.policy.plan import PLAN_REASON, PlanParams, options, plan
+from router.policy.plan import PLAN_REASON, PlanParams, idle_local, item_input, plan
 from router.services.context import learned_snapshot, priced_queue, routing_context
 from router.services.deps import Deps, default_deps
 from router.services.submit import InvalidInput, admission_errors
@@ -376,24 +375,15 @@ def _admitted(parsed: ParsedLine, campaign: Campaign, deps: Deps) -> ParsedLine:
 
 
 def _options_context(deps: Deps, campaign: Campaign) -> RoutingContext:
-    """The routing context an item's options are estimated in: the local GPU taken as idle and up, since the plan
-    itself decides when local items run and whether the GPU is there for them."""
-    context = routing_context(deps, tenant=campaign.tenant, campaign_id=campaign.id)
-    local = context.targets.get(ProviderKind.LOCAL)
-    if local is None:
-        return context
-    idle = replace(local, queue_wait_s=0.0, queue=(), up=True, circuit=Circuit.CLOSED)
-    return replace(context, targets={**context.targets, ProviderKind.LOCAL: idle})
+    return idle_local(routing_context(deps, tenant=campaign.tenant, campaign_id=campaign.id))
 
 
 def _plan_input(parsed: ParsedLine, campaign: Campaign, context: RoutingContext, deps: Deps,
                 now: datetime) -> PlanInput:
     request = parsed.request
     assert request is not None
-    decision = route(request, deps.catalog.offers, context, now, request.deadline)
-    local, cloud = options(decision, context)
-    return PlanInput(item_id=parsed.item_id, line=parsed.line, job_id=item_job_id(campaign.id, parsed.item_id),
-                     deadline=request.deadline, priority=request.priority, local=local, cloud=cloud)
+    return item_input(request, deps.catalog.offers, context, now, request.deadline, parsed.item_id, parsed.line,
+                      item_job_id(campaign.id, parsed.item_id))
 
 
 # --- plan: the campaign as a whole --------------------------------------------------------------------------------

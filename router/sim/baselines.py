@@ -6,7 +6,9 @@ for all of them: queues, renders, failures, fallbacks, deadlines and bills.
   included: it starts from the catalog and learns from its own attempts as finalize does (`learns`; the simulator
   keeps the models and feeds them through `router.policy.learning.observe`), and explores as production does
   (`allowance`: the deployment's default limits, a draw seeded by the run's seed and the request); its decision is
-  the engine's whole `Chosen`, so the simulator can stop an exploring attempt at its abandon point.
+  the engine's whole `Chosen`, so the simulator can stop an exploring attempt at its abandon point. A campaign is
+  planned as the campaign service plans it (`campaign_plan`: `router.policy.plan`, the knapsack by savings per GPU
+  second, when its manifest arrives) and each item follows its planned offer while the engine finds it feasible.
 - `always_veo`: every request to Veo (`veo/veo-3.1-fast`, the Veo the project's TCO report prices too).
 - `static_rule`: the studio's rule today: AnimateDiff locally for text-to-video of at most 512 px a side, Veo for
   everything else.
@@ -26,6 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from router.models.campaign import DEFAULT_INTERACTIVE_SHARE
 from router.models.common import Mode, ProviderKind
 from router.models.decision import Chosen
 from router.models.offer import Offer
@@ -33,6 +36,7 @@ from router.models.request import VideoRequest
 from router.policy.context import Exploration, RoutingContext
 from router.policy.engine import route
 from router.policy.exploration import Limits, allowance, drawn
+from router.policy.plan import PlanParams, follow_plan, idle_local, item_input, plan
 from router.settings import Settings
 from router.sim.counting import Fit, place
 
@@ -50,10 +54,16 @@ class Policy(Protocol):
         p90 cost; None: it doesn't explore."""
         ...
 
+    def campaign_plan(self, items: Sequence[tuple[int, VideoRequest, datetime | None]], context: RoutingContext,
+                      now: datetime, local_start: datetime, local_up: bool) -> dict[int, str]:
+        """The offer for each item (by key) of a campaign whose manifest arrives now, planned as a whole; empty for
+        a policy that routes campaign items one by one."""
+        ...
+
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> Chosen | str | None:
+               deadline: datetime | None, planned: str | None = None) -> Chosen | str | None:
         """The engine's choice (hvr's carries an exploring attempt's abandon point) or an offer id; None: nothing
-        to send it to."""
+        to send it to. `planned`: the offer its campaign's plan gave the request, if any."""
         ...
 
 
@@ -67,12 +77,16 @@ def production_limits() -> Limits:
 
 
 class _Blind:
-    """A baseline: decides from the catalog alone and never explores."""
+    """A baseline: decides from the catalog alone, item by item, and never explores."""
 
     learns = False
 
     def exploration(self, key: int, jobs_today: int, usd_today: Decimal) -> Exploration | None:
         return None
+
+    def campaign_plan(self, items: Sequence[tuple[int, VideoRequest, datetime | None]], context: RoutingContext,
+                      now: datetime, local_start: datetime, local_up: bool) -> dict[int, str]:
+        return {}
 
 
 def _require(offers: Sequence[Offer], offer_id: str) -> str:
@@ -96,9 +110,21 @@ class Hvr:
         draw = drawn(self.limits, f"{self.seed}:{key}")
         return None if draw is None else allowance(self.limits, draw, jobs_today, usd_today)
 
+    def campaign_plan(self, items: Sequence[tuple[int, VideoRequest, datetime | None]], context: RoutingContext,
+                      now: datetime, local_start: datetime, local_up: bool) -> dict[int, str]:
+        # As the campaign service's intake and plan steps: each item's options with the GPU taken as idle, then the
+        # knapsack by savings per GPU-second from when the GPU's queue drains (no exploring, no campaign budget).
+        context = idle_local(context)
+        inputs = [item_input(request, self.offers, context, now, deadline, str(key), line, str(key))
+                  for line, (key, request, deadline) in enumerate(items, start=1)]
+        params = PlanParams(now=now, local_start=local_start, interactive_share=DEFAULT_INTERACTIVE_SHARE,
+                            local_available=local_up)
+        return {int(entry.item_id): entry.offer for entry in plan(inputs, params).entries if entry.offer is not None}
+
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> Chosen | None:
-        return route(request, self.offers, context, now, deadline).chosen
+               deadline: datetime | None, planned: str | None = None) -> Chosen | None:
+        # As the worker: a campaign item keeps its planned offer while the engine still finds it feasible.
+        return follow_plan(route(request, self.offers, context, now, deadline), planned, context).chosen
 
 
 class AlwaysVeo(_Blind):
@@ -108,7 +134,7 @@ class AlwaysVeo(_Blind):
         self.veo = _require(offers, veo)
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> str | None:
+               deadline: datetime | None, planned: str | None = None) -> str | None:
         return self.veo
 
 
@@ -119,7 +145,7 @@ class StaticRule(_Blind):
         self.local, self.veo = _require(offers, local), _require(offers, veo)
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> str | None:
+               deadline: datetime | None, planned: str | None = None) -> str | None:
         small = max(request.size()) <= STATIC_MAX_SIDE
         return self.local if request.mode is Mode.T2V and small else self.veo
 
@@ -133,7 +159,7 @@ class LocalOnly(_Blind):
             raise ValueError("the catalog has no local offer")
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> str | None:
+               deadline: datetime | None, planned: str | None = None) -> str | None:
         if not any(place(o, request).fit is Fit.OK for o in self.offers):
             # Nothing local can render it; the studio's GPU is all there is, so it goes there and misses.
             by_mode = [o for o in self.offers if request.mode in o.mode_set]
@@ -149,7 +175,7 @@ class CheapestFeasible(_Blind):
         self.offers = tuple(offers)
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> str | None:
+               deadline: datetime | None, planned: str | None = None) -> str | None:
         blind = dataclasses.replace(
             context,
             targets={kind: dataclasses.replace(t, queue_wait_s=0.0, queue=()) for kind, t in context.targets.items()},

@@ -9,6 +9,10 @@ It stands in for the services and the providers, doing what they do around each 
   counts in time and cost); Replicate and Veo report no queue and are always warm; offers are excluded after
   failures by the services' own rule (`policy.fallback`: a crashed render may be retried once on the same offer).
   No decision: the job is rejected (or failed, after an attempt). At most `max_attempts` attempts per job.
+- **Campaigns** (the campaign service's plan step): when a campaign's first item arrives, the policy plans the whole
+  manifest (`Policy.campaign_plan`; hvr's is `router.policy.plan` from when the GPU's queue drains) and each item's
+  first decision is given its planned offer. Not modelled: the release step holding local items beyond the GPU's
+  horizon (the items reach the router seconds apart, as the manifest's fan-out does).
 - **Money** (`services.money`), when a budget is configured: one global monthly scope; the attempt's p90 estimate
   is reserved before it starts and settled with its actual cost when it ends; thresholds move the spend mode
   (80 % economy, 100 % local only, as the default rules).
@@ -229,6 +233,12 @@ class Simulation:
         self._learned: dict[str, Learned] = {}
         # Exploring attempts placed per UTC day and their p90 cost: the services' `learned.explored` counts.
         self._explored: dict[date, tuple[int, Decimal]] = {}
+        # A campaign's items, planned together when its manifest arrives (with its first item), as the services do.
+        self._campaigns: dict[str, list[JobRecord]] = {}
+        for job in self.jobs:
+            if (campaign := job.arrival.request.campaign_id) is not None:
+                self._campaigns.setdefault(campaign, []).append(job)
+        self._planned: dict[int, str] = {}
 
     # --- the clock ---------------------------------------------------------------------------------------------
 
@@ -282,7 +292,12 @@ class Simulation:
         scout = None
         if not any(a.explore_until is not None for a in job.attempts):
             scout = self.policy.exploration(job.key, *self._explored.get(now.date(), (0, ZERO)))
-        choice = self.policy.decide(job.arrival.request, self._context(job, t, scout), now, deadline)
+        planned = None
+        if not job.attempts and (campaign := job.arrival.request.campaign_id) is not None:
+            if campaign in self._campaigns:
+                self._plan(self._campaigns.pop(campaign), t)
+            planned = self._planned.get(job.key)  # followed while the engine finds it feasible, first attempt only
+        choice = self.policy.decide(job.arrival.request, self._context(job, t, scout), now, deadline, planned)
         if choice is None:
             self._end(job, t, "failed" if job.attempts else "rejected", "no feasible offer")
             return
@@ -313,6 +328,15 @@ class Simulation:
             self._explored[now.date()] = (jobs + 1, usd + chosen.estimated_cost_p90_usd)
         self._waiting.setdefault(self._pool(offer), deque()).append((job, attempt))
         self._pump(self._pool(offer), t)
+
+    def _plan(self, jobs: list[JobRecord], t: float) -> None:
+        """A campaign's plan, made when its manifest arrives: from when the GPU's queue drains, if it is up."""
+        now = self.start + timedelta(seconds=t)
+        gpu = self._local_target(t)
+        up = not any(self.truth.down(o, t) for o in self.offers_list if o.provider is ProviderKind.LOCAL)
+        items = [(job.key, job.arrival.request, job.arrival.deadline()) for job in jobs]
+        self._planned.update(self.policy.campaign_plan(items, self._context(jobs[0], t), now,
+                                                       now + timedelta(seconds=gpu.queue_wait_s), up))
 
     def _context(self, job: JobRecord, t: float, scout: Exploration | None = None) -> RoutingContext:
         endpoints = self._runpod_endpoints(t)

@@ -16,6 +16,8 @@ from router.models.common import ProviderKind, money
 from router.models.offer import with_local_cost_basis
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
+from router.policy.engine import route
+from router.policy.exploration import Limits
 from router.sim import baselines, optimal, workload
 from router.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
 from router.sim.cli import main as simulate_cli
@@ -176,6 +178,45 @@ def expected_bill(attempt: object) -> Decimal:
     if attempt.status != "succeeded":
         return Decimal("0.0000")
     return money(price * Decimal(f"{spec.duration_s:.3f}")) if unit == "output_second" else money(price)
+
+
+def test_hvr_plans_a_campaign_when_its_manifest_arrives_and_follows_the_plan() -> None:
+    """As the services: the whole manifest is planned at its first item (the knapsack of `policy.plan`, from when
+    the GPU's queue drains), and each item's first decision is given its planned offer (`follow_plan` keeps it
+    while the engine finds it feasible); a retry routes afresh. Baselines route item by item."""
+    deadline = (MONDAY + timedelta(days=2)).isoformat()
+    shapes = [{"resolution": "720p", "aspect_ratio": "9:16", "quality": "standard", "duration_s": 5.0},
+              {"resolution": "512x512", "aspect_ratio": "1:1", "quality": "draft", "duration_s": 2.0}]  # GPU-only
+    items = [arrival(n * 2 / 60, **shapes[n % 2], deadline=deadline, priority="batch", campaign_id="campaign-1")
+             for n in range(12)]
+    singles = [arrival(30 + n, resolution="480p", aspect_ratio="16:9", duration_s=4.0) for n in range(3)]
+    plans: list[list[int]] = []
+    given_plans: dict[int, list[str | None]] = {}
+
+    class Spy(baselines.Hvr):
+        def campaign_plan(self, items, context, now, local_start, local_up):  # type: ignore[no-untyped-def]
+            plans.append([key for key, _, _ in items])
+            planned = super().campaign_plan(items, context, now, local_start, local_up)
+            assert set(planned) <= {key for key, _, _ in items}
+            return planned
+
+        def decide(self, request, context, now, deadline, planned=None):  # type: ignore[no-untyped-def]
+            chosen = super().decide(request, context, now, deadline, planned)
+            key = next(n for n, a in enumerate(items + singles) if a.request is request)
+            given_plans.setdefault(key, []).append(planned)
+            if planned is not None and chosen is not None and chosen.offer == planned and \
+                    route(request, OFFERS, context, now, deadline).chosen.offer != planned:  # type: ignore[union-attr]
+                assert chosen.reason.startswith("campaign plan")
+            return chosen
+
+    truth = Truth(TruthConfig(seed=3, time_bias={"local": 0.02}, failure_rate={"replicate": 0.3}))
+    run = simulate(items + singles, OFFERS, Spy(OFFERS, 3, Limits(share=0)), truth)
+    assert plans == [list(range(12))]  # once, at the first item, with the whole manifest
+    assert all(given_plans[key][0] is not None for key in range(12))
+    assert all(planned is None for key in range(12) for planned in given_plans[key][1:])  # retries: afresh
+    assert all(given_plans[key] == [None] for key in range(12, 15))  # not campaign items
+    locals_ = [job for job in run.jobs[:12] if job.attempts[0].offer.provider is ProviderKind.LOCAL]
+    assert 0 < len(locals_) < 12 and all(given_plans[job.key][0] == job.attempts[0].offer.id for job in locals_)
 
 
 def test_a_run_is_reproducible_from_its_seed() -> None:
