@@ -229,6 +229,9 @@ class ItemOption(BaseModel):
     cost_usd: Money  # p50
     cost_p90_usd: Money  # what a reservation holds, so what the plan counts against the budget
     seconds: float  # p90 from submission to ready, with nothing queued ahead
+    # p50 of the same, where the planner was told (a local option): a run of local items finishes at the sum of their
+    # p50s plus the spread of that sum, far sooner than the sum of their p90s. None: taken as `seconds`.
+    seconds_p50: float | None = None
     score: float = 0.0
     delivered: DeliveredSpec
 

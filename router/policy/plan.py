@@ -51,12 +51,14 @@ from router.models.decision import Chosen, Decision
 from router.models.job import Job
 from router.models.offer import Offer
 from router.models.request import VideoRequest
+from router.policy.constraints import estimate
 from router.policy.context import Circuit, RoutingContext
 from router.policy.engine import route
 
 PLAN_REASON = "campaign plan"
 _SOFT = ("deadline:", "budget:")  # judged for the campaign as a whole, not item by item
 INF = math.inf
+Z90 = 1.2816  # standard normal quantile of 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,19 @@ def item_input(request: VideoRequest, offers: Sequence[Offer], context: RoutingC
     """One item as the planner sees it: the engine's cheapest local and cloud options for it in `context` (made
     with `idle_local`)."""
     local, cloud = options(route(request, offers, context, now, deadline), context)
+    if local is not None:
+        local = local.model_copy(update={"seconds_p50": _p50_seconds(local, offers, context, now)})
     return PlanInput(item_id=item_id, line=line, job_id=job_id, deadline=deadline, priority=request.priority,
                      local=local, cloud=cloud)
+
+
+def _p50_seconds(option: ItemOption, offers: Sequence[Offer], context: RoutingContext, now: datetime) -> float | None:
+    offer = next((o for o in offers if o.id == option.offer), None)
+    if offer is None:
+        return None
+    est = estimate(offer, option.delivered, context.target(offer.id, offer.provider), context.learned.get(offer.id),
+                   now)
+    return None if est is None else round((est.ready_p50 - now).total_seconds(), 3)
 
 
 def options(decision: Decision, context: RoutingContext) -> tuple[ItemOption | None, ItemOption | None]:
@@ -178,29 +191,49 @@ def _cheapest(item: PlanInput) -> ItemOption | None:
 
 
 class _LocalSchedule:
-    """Local items in EDF order; times are seconds from `now`. `fits` is O(log n): a new item fits if it finishes
-    by its own deadline and every later item has at least its duration of slack."""
+    """Local items in EDF order; times are seconds from `now`. Each item runs its p50 (`seconds_p50`, else its p90);
+    the schedule's p90 finishes are those sums plus `margin`: 1.28 sd of the sum of every item's time, each item's
+    sd read from its p50 to p90 gap. Renders vary independently, so n items in a row are late by about √n times one
+    item's spread, not n times (as a sum of p90s would have them): the GPU is planned that much fuller. One margin
+    for the whole schedule over-covers its early items, and keeps `fits` O(log n): a new item fits if it finishes by
+    its own deadline, every later item has its duration of slack and every earlier one the margin's growth."""
 
     def __init__(self, start_s: float, rate: float) -> None:
         self.start_s = start_s
         self.rate = rate
         self.keys: list[tuple[float, str]] = []
         self.items: list[PlanInput] = []
-        self.ends: list[float] = []  # cumulative finish of each item
-        self.slack: list[float] = []  # suffix minimum of (deadline - finish)
+        self.ends: list[float] = []  # cumulative p50 finish of each item
+        self.slack: list[float] = []  # suffix minimum of (deadline - p50 finish)
+        self.head: list[float] = []  # prefix minimum of the same
+        self.variance = 0.0  # of the sum of the scheduled items' wall times
 
     def wall(self, item: PlanInput) -> float:
+        """Its p90 wall time: what it occupies of the GPU's share, run alone."""
         assert item.local is not None
         return item.local.seconds / self.rate
+
+    def _p50_and_variance(self, item: PlanInput) -> tuple[float, float]:
+        assert item.local is not None
+        p90 = item.local.seconds
+        p50 = min(p90, item.local.seconds_p50 if item.local.seconds_p50 is not None else p90)
+        return p50 / self.rate, ((p90 - p50) / Z90 / self.rate) ** 2
+
+    @property
+    def margin(self) -> float:
+        return Z90 * math.sqrt(self.variance)
 
     def fits(self, item: PlanInput, deadline_s: float) -> bool:
         key = (deadline_s, item.item_id)
         position = bisect.bisect_left(self.keys, key)
         before = self.ends[position - 1] if position else self.start_s
-        duration = self.wall(item)
-        if before + duration > deadline_s:
+        duration, variance = self._p50_and_variance(item)
+        margin = Z90 * math.sqrt(self.variance + variance)
+        if before + duration + margin > deadline_s:
             return False
-        return position == len(self.keys) or self.slack[position] >= duration
+        if position and self.head[position - 1] < margin:
+            return False
+        return position == len(self.keys) or self.slack[position] >= duration + margin
 
     def add(self, item: PlanInput, deadline_s: float) -> None:
         key = (deadline_s, item.item_id)
@@ -209,14 +242,20 @@ class _LocalSchedule:
         self.items.insert(position, item)
         self.ends.insert(position, 0.0)
         self.slack.insert(position, 0.0)
+        self.head.insert(position, 0.0)
+        self.variance += self._p50_and_variance(item)[1]
         running = self.ends[position - 1] if position else self.start_s
         for i in range(position, len(self.items)):
-            running += self.wall(self.items[i])
+            running += self._p50_and_variance(self.items[i])[0]
             self.ends[i] = running
         tail = INF
         for i in range(len(self.items) - 1, -1, -1):
             tail = min(tail, self.keys[i][0] - self.ends[i])
             self.slack[i] = tail
+        lead = INF
+        for i in range(len(self.items)):
+            lead = min(lead, self.keys[i][0] - self.ends[i])
+            self.head[i] = lead
 
 
 def _schedule(items: list[PlanInput], params: PlanParams) -> list[PlanEntry]:
@@ -251,9 +290,11 @@ def _schedule(items: list[PlanInput], params: PlanParams) -> list[PlanEntry]:
     entries: list[PlanEntry] = []
     on_local = {i.item_id for i in schedule.items} | {i.item_id for i in late}
     previous = schedule.start_s
+    margin = schedule.margin
     for item, end in zip(schedule.items, schedule.ends, strict=True):
-        entries.append(_entry(item, local_of[item.item_id], now, previous, end))
+        entries.append(_entry(item, local_of[item.item_id], now, previous, end + margin))  # its p90 finish
         previous = end
+    previous += margin
     for item in late:  # after everything that can still make it, so they delay nothing
         end = previous + schedule.wall(item)
         entries.append(_entry(item, local_of[item.item_id], now, previous, end,

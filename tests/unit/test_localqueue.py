@@ -180,8 +180,11 @@ class _AllLocal:
     learns = False
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None) -> str | None:
+               deadline: datetime | None, planned: str | None = None) -> str | None:
         return "local/animatediff-sd15"
+
+    def campaign_plan(self, *args: object) -> dict[int, str]:
+        return {}  # no campaigns here
 
     def exploration(self, key: int, jobs_today: int, usd_today: object) -> None:
         return None  # it never explores: only the order on the GPU is under test

@@ -7,6 +7,7 @@ A: no cloud item that the local GPU renders more cheaply could join the local sc
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -206,6 +207,40 @@ def test_a_deadline_the_gpu_alone_cannot_meet_spills_exactly_enough_to_the_cloud
     # One more item's worth of time and one more goes local.
     later = [i.model_copy(update={"deadline": deadline + timedelta(seconds=2500)}) for i in items]
     assert plan(later, PlanParams(now=NOW, local_start=NOW, interactive_share=0.2)).summary.local_items == 7
+
+
+def test_a_run_of_local_items_is_planned_at_the_sum_of_its_p50s_plus_the_spread_of_that_sum() -> None:
+    # p50 1,000 s, p90 1,500 s each, the whole GPU (no interactive share), 12,000 s to the deadline. As a sum of p90s
+    # 8 fit; renders vary independently, so the p90 of ten in a row is 10 x 1,000 + 1.28 sd x sqrt(10) = 11,581 s:
+    # 10 fit, and the eleventh (12,658 s) doesn't.
+    deadline = NOW + timedelta(seconds=12_000)
+    p50 = {"seconds_p50": 1000.0}
+    items = [item(n, option(True, "0.10", 1500).model_copy(update=p50), option(False, "0.50", 60), deadline)
+             for n in range(14)]
+    params = PlanParams(now=NOW, local_start=NOW, interactive_share=0.0)
+    result = plan(items, params)
+    local = local_entries(result.entries)
+    assert len(local) == 10
+    margin = 500 * math.sqrt(10)  # 1.2816 sd, each item's sd being its p50-p90 gap over 1.2816
+    assert all(abs((e.finish - NOW).total_seconds() - (1000 * (n + 1) + margin)) < 1e-3 for n, e in enumerate(local))
+    assert all(e.finish is not None and e.finish <= deadline for e in local)
+    # Without a p50 (a plan input stored before the planner was told it) every item counts its p90: 8 fit.
+    assert len(local_entries(plan([i.model_copy(update={"local": option(True, "0.10", 1500)}) for i in items],
+                                  params).entries)) == 8
+
+
+def test_the_growing_margin_never_makes_an_earlier_item_late() -> None:
+    # A, due at 1,600 s, fits alone (1,000 + 500); B, due much later, would widen the margin to 707 s and push A's p90
+    # finish past its deadline, so B goes to the cloud.
+    p50 = {"seconds_p50": 1000.0}
+    first = item(0, option(True, "0.10", 1500).model_copy(update=p50), None, NOW + timedelta(seconds=1600))
+    second = item(1, option(True, "0.10", 1500).model_copy(update=p50), option(False, "0.50", 60),
+                  NOW + timedelta(seconds=10_000))
+    entries = {e.item_id: e for e in plan([first, second], PlanParams(now=NOW, local_start=NOW,
+                                                                     interactive_share=0.0)).entries}
+    assert entries["i000"].local and entries["i000"].risk is None
+    assert entries["i000"].finish == NOW + timedelta(seconds=1500)
+    assert not entries["i001"].local
 
 
 def test_the_gpu_takes_the_largest_savings_per_second_first() -> None:
