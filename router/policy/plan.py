@@ -2,9 +2,10 @@
 
 A campaign is routed as a whole. Each item comes with at most two options, both estimated by the routing engine:
 its cheapest local offer and its cheapest cloud offer. The local GPU is one machine shared with interactive work,
-so the campaign gets a share `1 - interactive_share` of it: a local item of `d` p90 seconds occupies
-`d / (1 - share)` seconds of wall time, and local items run back to back in earliest-deadline-first order from
-`local_start` (the moment the GPU's current queue drains).
+so the campaign gets a share `1 - interactive_share` of it: a local item of `d` seconds occupies `d / (1 - share)`
+seconds of wall time, and local items run in earliest-deadline-first order among the jobs the GPU already holds
+(`PlanParams.queue`; without it, back to back from `local_start`, the moment the GPU's current queue drains). A run of
+items finishes at the sum of their p50s plus the spread of that sum (`_LocalSchedule`).
 
 Algorithm (greedy by savings density, the classic knapsack rule):
 1. Items only the local GPU can render go first, in deadline order; one whose p90 finish would pass its deadline
@@ -19,14 +20,14 @@ Algorithm (greedy by savings density, the classic knapsack rule):
 
 What holds afterwards (the issue's testable form, checked by tests/unit/test_plan.py):
 - A: no cloud item that the local GPU would render more cheaply could be added to the local schedule without some
-  local item's p90 finish passing its deadline. The local set only grows during the scan and adding work never
-  makes a schedule feasible again, so an item refused once stays refused.
+  local item's p90 finish (or a held job's p50 finish) passing its deadline. The local set only grows during the
+  scan and adding work never makes a schedule feasible again, so an item refused once stays refused.
 - B: every local item is cheaper locally than on its cloud offer, or has no cloud offer that meets its deadline.
 - With one common deadline the local choice is a 0/1 knapsack over GPU seconds; greedy by density is optimal for
   its LP relaxation, so the plan's cost is within the savings of a single item of the optimum.
 
-Re-planning is the same function over the items not yet submitted, with `local_start` and availability taken
-from the GPU's queue as it is now, and the budget that is left.
+Re-planning is the same function over the items not yet submitted, with the GPU's queue and availability as they
+are now, and the budget that is left.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from router.models.request import VideoRequest
 from router.policy.constraints import estimate
 from router.policy.context import Circuit, RoutingContext
 from router.policy.engine import route
+from router.policy.localqueue import Work
 
 PLAN_REASON = "campaign plan"
 _SOFT = ("deadline:", "budget:")  # judged for the campaign as a whole, not item by item
@@ -68,6 +70,11 @@ class PlanParams:
     interactive_share: float = 0.2
     budget_usd: Decimal | None = None  # what the plan may hold in p90 reservations; None: no campaign budget
     local_available: bool = True  # False: the agent is down, nothing is planned on it
+    # The GPU's jobs now (`localqueue.Work`, in run order, priced in learned p50s), with `slots`. Given, the plan
+    # starts now and places the campaign's items among them as the agent will run them, by deadline, keeping every
+    # one of them on time; not given, it starts at `local_start`, after all of them.
+    queue: tuple[Work, ...] = ()
+    slots: int = 1
 
     @property
     def rate(self) -> float:
@@ -202,7 +209,9 @@ class _LocalSchedule:
         self.start_s = start_s
         self.rate = rate
         self.keys: list[tuple[float, str]] = []
-        self.items: list[PlanInput] = []
+        self.items: list[PlanInput | None] = []  # None: a job the GPU already holds
+        self.durations: list[float] = []  # p50 wall seconds of each
+        self.due: list[float] = []  # the deadline each is held to (a held job already late: none)
         self.ends: list[float] = []  # cumulative p50 finish of each item
         self.slack: list[float] = []  # suffix minimum of (deadline - p50 finish)
         self.head: list[float] = []  # prefix minimum of the same
@@ -228,7 +237,9 @@ class _LocalSchedule:
         position = bisect.bisect_left(self.keys, key)
         before = self.ends[position - 1] if position else self.start_s
         duration, variance = self._p50_and_variance(item)
-        margin = Z90 * math.sqrt(self.variance + variance)
+        return self._fits(position, before, duration, Z90 * math.sqrt(self.variance + variance), deadline_s)
+
+    def _fits(self, position: int, before: float, duration: float, margin: float, deadline_s: float) -> bool:
         if before + duration + margin > deadline_s:
             return False
         if position and self.head[position - 1] < margin:
@@ -236,32 +247,56 @@ class _LocalSchedule:
         return position == len(self.keys) or self.slack[position] >= duration + margin
 
     def add(self, item: PlanInput, deadline_s: float) -> None:
-        key = (deadline_s, item.item_id)
+        self._insert((deadline_s, item.item_id), item, deadline_s, *self._p50_and_variance(item))
+
+    def hold(self, queue: Sequence[Work], now: datetime, slots: int) -> None:
+        """The jobs the GPU already holds: running ones stay first (the agent never interrupts a render), queued ones
+        take their deadlines' places; each its p50 over the GPU's slots, as the GPU's own queue wait counts it. One
+        already late by then is held to no deadline: the campaign doesn't change that (as `localqueue.displaces`)."""
+        for n, work in enumerate(queue):
+            due = _offset(work.due, now)
+            key = (-INF, f"!{n:06d}") if work.running else (due, f"~{n:06d}")
+            self._insert(key, None, due, work.left_s / max(slots, 1), 0.0)
+        self.due = [INF if item is None and end > due else due
+                    for item, end, due in zip(self.items, self.ends, self.due, strict=True)]
+        self._minima()
+
+    def _insert(self, key: tuple[float, str], item: PlanInput | None, due: float, duration: float,
+                variance: float) -> None:
         position = bisect.bisect_left(self.keys, key)
         self.keys.insert(position, key)
         self.items.insert(position, item)
+        self.due.insert(position, due)
+        self.durations.insert(position, duration)
         self.ends.insert(position, 0.0)
         self.slack.insert(position, 0.0)
         self.head.insert(position, 0.0)
-        self.variance += self._p50_and_variance(item)[1]
+        self.variance += variance
         running = self.ends[position - 1] if position else self.start_s
         for i in range(position, len(self.items)):
-            running += self._p50_and_variance(self.items[i])[0]
+            running += self.durations[i]
             self.ends[i] = running
+        self._minima()
+
+    def _minima(self) -> None:
         tail = INF
         for i in range(len(self.items) - 1, -1, -1):
-            tail = min(tail, self.keys[i][0] - self.ends[i])
+            tail = min(tail, self.due[i] - self.ends[i])
             self.slack[i] = tail
         lead = INF
         for i in range(len(self.items)):
-            lead = min(lead, self.keys[i][0] - self.ends[i])
+            lead = min(lead, self.due[i] - self.ends[i])
             self.head[i] = lead
 
 
 def _schedule(items: list[PlanInput], params: PlanParams) -> list[PlanEntry]:
     now = params.now
     deadline_s = {i.item_id: _offset(i.deadline, now) for i in items}
-    schedule = _LocalSchedule(max(0.0, (params.local_start - now).total_seconds()), params.rate)
+    if params.queue:
+        schedule = _LocalSchedule(0.0, params.rate)
+        schedule.hold(params.queue, now, params.slots)
+    else:
+        schedule = _LocalSchedule(max(0.0, (params.local_start - now).total_seconds()), params.rate)
     local_of = {i.item_id: i.local if params.local_available else None for i in items}
     cloud_of = {i.item_id: i.cloud if i.cloud and i.cloud.seconds <= deadline_s[i.item_id] else None for i in items}
 
@@ -288,11 +323,12 @@ def _schedule(items: list[PlanInput], params: PlanParams) -> list[PlanEntry]:
             schedule.add(item, deadline_s[item.item_id])
 
     entries: list[PlanEntry] = []
-    on_local = {i.item_id for i in schedule.items} | {i.item_id for i in late}
+    on_local = {i.item_id for i in schedule.items if i is not None} | {i.item_id for i in late}
     previous = schedule.start_s
     margin = schedule.margin
-    for item, end in zip(schedule.items, schedule.ends, strict=True):
-        entries.append(_entry(item, local_of[item.item_id], now, previous, end + margin))  # its p90 finish
+    for held, end in zip(schedule.items, schedule.ends, strict=True):
+        if held is not None:
+            entries.append(_entry(held, local_of[held.item_id], now, previous, end + margin))  # its p90 finish
         previous = end
     previous += margin
     for item in late:  # after everything that can still make it, so they delay nothing

@@ -400,24 +400,24 @@ def _plan(campaign: Campaign, cd: CampaignDeps, should_stop: StopCheck) -> Campa
 
 def _params(campaign: Campaign, deps: Deps) -> PlanParams:
     now = deps.clock()
-    up, queued_s = _gpu(deps, now)
-    return PlanParams(now=now, local_start=now + timedelta(seconds=queued_s),
+    up, gpu = _gpu(deps, now)
+    return PlanParams(now=now, local_start=now + timedelta(seconds=gpu.queue_wait_s),
                       interactive_share=campaign.spec.interactive_share, budget_usd=_budget_left(campaign, deps),
-                      local_available=up)
+                      local_available=up, queue=gpu.queue, slots=gpu.slots)
 
 
-def _gpu(deps: Deps, now: datetime) -> tuple[bool, float]:
-    """Whether the local GPU can take work, and the modelled seconds already queued on it."""
+def _gpu(deps: Deps, now: datetime) -> tuple[bool, TargetState]:
+    """Whether the local GPU can take work, and what it holds: the modelled seconds queued and the jobs."""
     provider = deps.providers.get(ProviderKind.LOCAL)
     if provider is None:
-        return False, 0.0
+        return False, TargetState(name="local")
     health = provider.health()
     circuits = deps.circuits.states(now) if deps.circuits is not None else {}
     target = TargetState(name=health.name, queue_wait_s=health.queue_wait_s)
     if health.queue:  # priced in learned figures, as routing prices it (the agent's own are its catalog's)
         target = priced_queue(target, health, deps.catalog.offers,
                               learned_snapshot(deps, {ProviderKind.LOCAL: target}, {}), now)
-    return health.up and circuits.get(health.name) is not Circuit.OPEN, target.queue_wait_s
+    return health.up and circuits.get(health.name) is not Circuit.OPEN, target
 
 
 def _budget_left(campaign: Campaign, deps: Deps) -> Decimal | None:
@@ -439,7 +439,8 @@ def _release(campaign: Campaign, cd: CampaignDeps, should_stop: StopCheck) -> Ca
     stored = cd.manifests.get_plan(key)
     start = campaign.release_index
     end = min(len(stored.entries), start + cd.settings.chunk_lines)
-    up, queued_s = _gpu(deps, deps.clock())
+    up, gpu = _gpu(deps, deps.clock())
+    queued_s = gpu.queue_wait_s
     room = cd.settings.local_horizon_s - queued_s - campaign.released_local_s
     released_local, held, chosen = 0.0, False, []
     for entry in stored.entries[start:end]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -33,7 +33,7 @@ from router.models.common import Mode, ProviderKind
 from router.models.decision import Chosen
 from router.models.offer import Offer
 from router.models.request import VideoRequest
-from router.policy.context import Exploration, RoutingContext
+from router.policy.context import Exploration, RoutingContext, TargetState
 from router.policy.engine import route
 from router.policy.exploration import Limits, allowance, drawn
 from router.policy.plan import PlanParams, follow_plan, idle_local, item_input, plan
@@ -55,7 +55,7 @@ class Policy(Protocol):
         ...
 
     def campaign_plan(self, items: Sequence[tuple[int, VideoRequest, datetime | None]], context: RoutingContext,
-                      now: datetime, local_start: datetime, local_up: bool) -> dict[int, str]:
+                      now: datetime, gpu: TargetState, local_up: bool) -> dict[int, str]:
         """The offer for each item (by key) of a campaign whose manifest arrives now, planned as a whole; empty for
         a policy that routes campaign items one by one."""
         ...
@@ -85,7 +85,7 @@ class _Blind:
         return None
 
     def campaign_plan(self, items: Sequence[tuple[int, VideoRequest, datetime | None]], context: RoutingContext,
-                      now: datetime, local_start: datetime, local_up: bool) -> dict[int, str]:
+                      now: datetime, gpu: TargetState, local_up: bool) -> dict[int, str]:
         return {}
 
 
@@ -111,14 +111,15 @@ class Hvr:
         return None if draw is None else allowance(self.limits, draw, jobs_today, usd_today)
 
     def campaign_plan(self, items: Sequence[tuple[int, VideoRequest, datetime | None]], context: RoutingContext,
-                      now: datetime, local_start: datetime, local_up: bool) -> dict[int, str]:
+                      now: datetime, gpu: TargetState, local_up: bool) -> dict[int, str]:
         # As the campaign service's intake and plan steps: each item's options with the GPU taken as idle, then the
         # knapsack by savings per GPU-second from when the GPU's queue drains (no exploring, no campaign budget).
         context = idle_local(context)
         inputs = [item_input(request, self.offers, context, now, deadline, str(key), line, str(key))
                   for line, (key, request, deadline) in enumerate(items, start=1)]
-        params = PlanParams(now=now, local_start=local_start, interactive_share=DEFAULT_INTERACTIVE_SHARE,
-                            local_available=local_up)
+        params = PlanParams(now=now, local_start=now + timedelta(seconds=gpu.queue_wait_s),
+                            interactive_share=DEFAULT_INTERACTIVE_SHARE, local_available=local_up, queue=gpu.queue,
+                            slots=gpu.slots)
         return {int(entry.item_id): entry.offer for entry in plan(inputs, params).entries if entry.offer is not None}
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,

@@ -330,13 +330,12 @@ class Simulation:
         self._pump(self._pool(offer), t)
 
     def _plan(self, jobs: list[JobRecord], t: float) -> None:
-        """A campaign's plan, made when its manifest arrives: from when the GPU's queue drains, if it is up."""
+        """A campaign's plan, made when its manifest arrives, among the jobs the GPU holds (if it is up)."""
         now = self.start + timedelta(seconds=t)
         gpu = self._local_target(t)
         up = not any(self.truth.down(o, t) for o in self.offers_list if o.provider is ProviderKind.LOCAL)
         items = [(job.key, job.arrival.request, job.arrival.deadline()) for job in jobs]
-        self._planned.update(self.policy.campaign_plan(items, self._context(jobs[0], t), now,
-                                                       now + timedelta(seconds=gpu.queue_wait_s), up))
+        self._planned.update(self.policy.campaign_plan(items, self._context(jobs[0], t), now, gpu, up))
 
     def _context(self, job: JobRecord, t: float, scout: Exploration | None = None) -> RoutingContext:
         endpoints = self._runpod_endpoints(t)

@@ -25,6 +25,7 @@ from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
 from router.policy.context import RoutingContext, TargetState
 from router.policy.engine import route
+from router.policy.localqueue import Work
 from router.policy.plan import PLAN_REASON, PlanParams, follow_plan, options, plan, planned_offer
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -241,6 +242,30 @@ def test_the_growing_margin_never_makes_an_earlier_item_late() -> None:
     assert entries["i000"].local and entries["i000"].risk is None
     assert entries["i000"].finish == NOW + timedelta(seconds=1500)
     assert not entries["i001"].local
+
+
+def test_items_go_among_the_gpus_jobs_by_deadline_and_make_none_of_them_late() -> None:
+    # The GPU renders one job (3,000 s left) and holds others; the campaign's items (1,000 s each, no spread) are due
+    # at 8,000 s. Planned after the whole queue, none would fit; the agent runs by deadline, so they go before
+    # anything due later, as long as that still finishes in time, and a job already late is no reason to refuse.
+    due = NOW + timedelta(seconds=8000)
+    items = [item(n, option(True, "0.10", 1000), option(False, "0.50", 60), due) for n in range(8)]
+
+    def local_count(*queue: Work) -> int:
+        params = PlanParams(now=NOW, local_start=NOW + timedelta(seconds=sum(w.left_s for w in queue)),
+                            interactive_share=0.0, queue=queue)
+        return len(local_entries(plan(items, params).entries))
+
+    running = Work(3000.0, NOW + timedelta(seconds=50_000), running=True)
+    later = Work(5000.0, NOW + timedelta(seconds=20_000))
+    assert local_count(running, later, Work(10_000.0, None)) == 5  # 3,000 + 5 x 1,000 <= 8,000; later done by 13,000
+    assert local_count(running, Work(5000.0, NOW + timedelta(seconds=9000))) == 1  # that one must still finish by 9,000
+    assert local_count(running, Work(7000.0, NOW + timedelta(seconds=9000))) == 5  # late anyway (10,000): no bar
+    assert len(local_entries(plan(items, PlanParams(now=NOW, local_start=NOW + timedelta(seconds=18_000),
+                                                   interactive_share=0.0)).entries)) == 0  # the queue drained first
+    entries = plan(items, PlanParams(now=NOW, local_start=NOW, interactive_share=0.0, queue=(running, later))).entries
+    assert [e.start for e in local_entries(entries)][:2] == [NOW + timedelta(seconds=3000),
+                                                             NOW + timedelta(seconds=4000)]
 
 
 def test_the_gpu_takes_the_largest_savings_per_second_first() -> None:
