@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     time_scale = args.time_scale or default_time_scale(args.samples)
     print(f"hvr demo: {len(samples)} samples over HTTP, time scale {time_scale:.0f}x "
           "(modelled GPU seconds per wall second)")
+    # The samples show the routing rules, so their outcomes are fixed: a fresh deployment would also try its untried
+    # GPU on some of them (exploration, on by default), and which ones depends on whether the GPU is idle just then.
+    if os.environ.setdefault("HVR_EXPLORATION_SHARE", "0") == "0":
+        print("exploration off for the samples (HVR_EXPLORATION_SHARE=1 make demo: watch the untried GPU tried)")
 
     from router.local.embedded import EmbeddedStack
 
