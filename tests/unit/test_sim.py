@@ -181,8 +181,8 @@ def expected_bill(attempt: object) -> Decimal:
 
 
 def test_hvr_plans_a_campaign_when_its_manifest_arrives_and_follows_the_plan() -> None:
-    """As the services: the whole manifest is planned at its first item (the knapsack of `policy.plan`, from when
-    the GPU's queue drains), and each item's first decision is given its planned offer (`follow_plan` keeps it
+    """As the services: the whole manifest is planned at its first item (the knapsack of `policy.plan`, among the
+    jobs the GPU holds), and each item's first decision is given its planned offer (`follow_plan` keeps it
     while the engine finds it feasible); a retry routes afresh. Baselines route item by item."""
     deadline = (MONDAY + timedelta(days=2)).isoformat()
     shapes = [{"resolution": "720p", "aspect_ratio": "9:16", "quality": "standard", "duration_s": 5.0},
@@ -194,9 +194,9 @@ def test_hvr_plans_a_campaign_when_its_manifest_arrives_and_follows_the_plan() -
     given_plans: dict[int, list[str | None]] = {}
 
     class Spy(baselines.Hvr):
-        def campaign_plan(self, items, context, now, local_start, local_up):  # type: ignore[no-untyped-def]
+        def campaign_plan(self, items, context, now, gpu, local_up):  # type: ignore[no-untyped-def]
             plans.append([key for key, _, _ in items])
-            planned = super().campaign_plan(items, context, now, local_start, local_up)
+            planned = super().campaign_plan(items, context, now, gpu, local_up)
             assert set(planned) <= {key for key, _, _ in items}
             return planned
 
