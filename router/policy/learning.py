@@ -21,9 +21,9 @@ that, so the offer is still worth a second look.
 Offers that share hardware share its error: the studio's GPU is as much faster than the catalog for one model as
 for the next. So the catalog's pseudo-observation for an offer is not 1.0 but its group's prior (`snapshot`): the
 median, in log space, of the catalog (one vote again) and the run medians of the group's other offers — the local
-GPU's offers (or an `offer@target` key's target), or one cloud provider's. Two siblings measured 50 times faster
-than the catalog move an untried offer there at once; one moves it halfway; its own runs outvote the group as they
-outvote the catalog.
+GPU's offers, or an `offer@target` key's target's (`group`; cloud offers are not pooled). Two siblings measured 50
+times faster than the catalog move an untried offer there at once; one moves it halfway; its own runs outvote the
+group as they outvote the catalog.
 
 A render stopped unfinished (an exploring attempt abandoned at its abandon point) is censored: it took at least the
 seconds it ran. It is kept apart, as a lower bound, not as a run: the estimate never sits below the highest recent
@@ -57,6 +57,7 @@ NOISE_LOG_SD = 0.25  # run-to-run spread assumed until MIN_SPREAD_RUNS runs meas
 # 33 attempts speak and the prior never outweighs them more than one to six.
 FAILURE_PRIOR = (0.15, 4.85)
 FAILURE_DECAY = 0.97
+LOCAL_GROUP = "local"  # the studio's GPU: every `local/` offer runs on it (one target today)
 ABSURD_LOG_RATIO = math.log(1e6)  # a ratio further off either way is skipped as a unit or clock bug
 MAX_DELAY_S = 86400.0  # a longer "start delay" is a stuck job or a clock bug
 QUEUE_PRIOR_S = 2.0  # a warm worker's pickup, for telling warm starts from cold ones when the caller can't say
@@ -119,11 +120,14 @@ def key(offer_id: str, target: str | None = None) -> str:
     return f"{offer_id}@{target}" if target else offer_id
 
 
-def group(name: str) -> str:
-    """The hardware a key's offer shares with others: its target (`offer@target`), else its provider (the `local/`,
-    `replicate/`... of the offer id)."""
+def group(name: str) -> str | None:
+    """The hardware a key's offer shares with others: its target (`offer@target`), or the studio's GPU for a local
+    offer; None for a cloud offer. A cloud provider's models run on hardware of their own, and a cloud offer is
+    never explored, so a prior dragged down by a slow sibling would never be corrected."""
     offer_id, _, target = name.partition("@")
-    return f"@{target}" if target else offer_id.partition("/")[0]
+    if target:
+        return f"@{target}"
+    return LOCAL_GROUP if offer_id.startswith(f"{LOCAL_GROUP}/") else None
 
 
 def observe(stats: OfferStats, obs: Observation) -> OfferStats:
@@ -198,11 +202,13 @@ def snapshot(stats: Mapping[str, OfferStats], offers: Iterable[str] = ()) -> dic
     of `offers` (ids) with no model of its own whose group has runs: the group's prior."""
     measured: dict[str, list[tuple[str, float, int]]] = {}
     for name, value in stats.items():
-        if value.times:
-            measured.setdefault(group(name), []).append((name, _median(value.times), value.runs))
+        if value.times and (shared := group(name)) is not None:
+            measured.setdefault(shared, []).append((name, _median(value.times), value.runs))
 
     def prior(name: str) -> tuple[float, int]:
-        siblings = [(center, runs) for other, center, runs in measured.get(group(name), ()) if other != name]
+        shared = group(name)
+        siblings = [(center, runs) for other, center, runs in measured.get(shared, ()) if other != name] \
+            if shared is not None else []
         return _median((0.0, *(center for center, _ in siblings))), sum(runs for _, runs in siblings)
 
     found = {name: read(value, *prior(name)) for name, value in stats.items()}

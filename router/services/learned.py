@@ -24,7 +24,7 @@ def offer_learned(offer: Offer, learned: Learned | None, width: int, height: int
     p50, p90 = render_seconds(offer, width, height, frames, model)
     catalog_p50, catalog_p90 = render_seconds(offer, width, height, frames, CATALOG)
     return OfferLearned(
-        summary=describe(p50, model.runs, catalog_p50, model.group_runs, group(offer.id)),
+        summary=describe(p50, model.runs, catalog_p50, model.group_runs, group(offer.id) or ""),
         group_runs=model.group_runs,
         runs=model.runs,
         attempts=model.attempts,

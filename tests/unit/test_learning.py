@@ -326,7 +326,9 @@ def test_own_runs_outvote_the_group_as_they_outvote_the_catalog() -> None:
 
 def test_groups_are_targets_for_per_target_keys_and_providers_otherwise() -> None:
     assert group(key("local/wan21-14b", "box-2")) == "@box-2"
-    assert group("local/wan21-14b") == "local" and group("replicate/wan-2.2-t2v-fast") == "replicate"
+    assert group("local/wan21-14b") == "local" and group("replicate/wan-2.2-t2v-fast") is None
+    cloud = snapshot({"replicate/wan-2.2-s2v": feed(OfferStats(), [3.0] * 3)}, ["replicate/wan-2.2-t2v-fast"])
+    assert "replicate/wan-2.2-t2v-fast" not in cloud  # a slow cloud model says nothing of its provider's others
     stats = {key("local/wan21-14b", "box-2"): feed(OfferStats(), [0.02] * 3)}
     pooled = snapshot(stats, [key("local/wan22-5b-ti2v", "box-2"), "local/wan22-5b-ti2v"])
     assert key("local/wan22-5b-ti2v", "box-2") in pooled and "local/wan22-5b-ti2v" not in pooled
