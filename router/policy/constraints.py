@@ -6,6 +6,7 @@ Reasons are `code: detail` strings; the code before the colon is stable for clie
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -47,6 +48,8 @@ class Ask:
                    mode_reason=f"mode: {request.mode.value} not offered",
                    size_reason=f"resolution: {request.resolution} at {request.aspect_ratio.value} not offered")
 
+Z90 = 1.2816  # standard normal quantile of 0.9
+
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
@@ -60,6 +63,18 @@ class Estimate:
     cost_p90: Decimal
     ready_p90: datetime
     cold_s: float = 0.0  # the cold start counted in `ready_p90` (0 on a warm target)
+
+    @property
+    def expected_cost(self) -> float:
+        """The mean cost, what a month of such renders averages: for a time-billed offer its p50 cost with the render
+        part scaled by the log-normal mean over median, exp(sd^2 / 2), the sd read from the p50-p90 gap (1.21 where the
+        p90 is 2.2 times the p50); a fixed price is its own mean. Ranking on p50 costs favoured wide-spread time-billed
+        offers over fixed prices they cost more than on average."""
+        p50, p90 = self.compute_p50_s, self.compute_p90_s
+        if self.unit != "gpu_second" or p90 <= p50 or p50 <= 0:
+            return float(self.cost_p50)
+        sigma = math.log(p90 / p50) / Z90
+        return float(self.cost_p50) * (p50 * math.exp(sigma * sigma / 2) + self.cold_s) / (p50 + self.cold_s)
 
     @property
     def ready_p50(self) -> datetime:

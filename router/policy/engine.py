@@ -75,7 +75,7 @@ def route(
             feasible.append((est, offer))
 
     profile = profile_for(request.priority, spend_mode)
-    cheapest = min((est.cost_p50 for est, _ in feasible), default=None)
+    cheapest = min((est.expected_cost for est, _ in feasible), default=None)
     ranked = sorted(
         ((score(offer, est, ask.floor, cheapest, profile, now, deadline), est, offer)
          for est, offer in feasible if cheapest is not None),

@@ -105,7 +105,7 @@ SPEND = 2
 
 def best(scout: Exploration, candidates: Sequence[tuple[constraints.Estimate, Offer]],
          ranked: Sequence[tuple[float, constraints.Estimate, Offer]], ask: constraints.Ask,
-         context: RoutingContext, profile: Profile, cheapest: Decimal, now: datetime,
+         context: RoutingContext, profile: Profile, cheapest: float, now: datetime,
          deadline: datetime) -> Explored | None:
     """The candidate to explore, or None. `ranked`: the engine's feasible offers, best first; the first is the
     fallback (a candidate that is itself first wins without optimism, and needs no exploring)."""
@@ -139,7 +139,7 @@ def best(scout: Exploration, candidates: Sequence[tuple[constraints.Estimate, Of
 
 def _consider(scout: Exploration, est: constraints.Estimate, offer: Offer, learned: Learned, factor: float,
               fb_score: float, fb_est: constraints.Estimate, fallback: Offer, fallback_s: float, latest: datetime,
-              ask: constraints.Ask, context: RoutingContext, profile: Profile, cheapest: Decimal, now: datetime,
+              ask: constraints.Ask, context: RoutingContext, profile: Profile, cheapest: float, now: datetime,
               deadline: datetime) -> Explored | None:
     # Whether it would win comes first: most candidates don't, and the money checks cost another estimate.
     target = context.target(offer.id, offer.provider)
@@ -150,7 +150,7 @@ def _consider(scout: Exploration, est: constraints.Estimate, offer: Offer, learn
     hopeful = constraints.estimate(offer, est.delivered, target, hopes, now)
     if hopeful is None:
         return None
-    common = min(cheapest, hopeful.cost_p50)
+    common = min(cheapest, hopeful.expected_cost)
     value = score(offer, hopeful, ask.floor, common, profile, now, deadline)
     if common < cheapest:  # scores are against the cheapest: the fallback's moves with it
         fb_score = score(fallback, fb_est, ask.floor, common, profile, now, deadline)

@@ -1,6 +1,6 @@
 """Ranking the feasible offers: four scores in [0, 1], weighted by a profile the priority and spend mode pick.
 
-- cost: the cheapest feasible p50 cost over this offer's (1.0 for the cheapest);
+- cost: the cheapest feasible expected cost over this offer's (1.0 for the cheapest; `Estimate.expected_cost`);
 - quality: surplus over the request's floor, as a share of the room above it;
 - slack: the share of the time to the deadline left after the p90 ready time (1.0 without a deadline);
 - load: how little of the wait is queue rather than the render itself.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from router.models.common import Priority
 from router.models.offer import Offer
@@ -38,9 +37,10 @@ def profile_for(priority: Priority, spend_mode: SpendMode) -> Profile:
     return BATCH if priority is Priority.BATCH else INTERACTIVE
 
 
-def score(offer: Offer, est: Estimate, floor: int, cheapest: Decimal, profile: Profile,
+def score(offer: Offer, est: Estimate, floor: int, cheapest: float, profile: Profile,
           now: datetime, deadline: datetime | None) -> float:
-    cost = 1.0 if est.cost_p50 <= 0 else float(cheapest / est.cost_p50)
+    expected = est.expected_cost
+    cost = 1.0 if expected <= 0 else cheapest / expected
     quality = (offer.quality - floor) / max(1, 5 - floor)
     if deadline is None:
         slack = 1.0

@@ -1,15 +1,22 @@
+import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from router.models.common import ProviderKind
+from router.models.decision import DeliveredSpec
 from router.models.offer import FrameRule, Frames
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
+from router.policy.constraints import Estimate
 from router.policy.context import RoutingContext, TargetState
 from router.policy.engine import route
+from router.policy.learning import Learned
+from router.sim.counting import idle_context
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OFFERS = load_catalog().offers
@@ -88,3 +95,31 @@ def test_wan_frame_rule_is_4n_plus_1_within_limits(wanted: int) -> None:
     assert (count - 1) % 4 == 0 and 5 <= count <= 81
     if 5 <= wanted <= 81:
         assert abs(count - wanted) <= 2
+
+
+
+def test_time_billed_offers_are_ranked_on_their_mean_cost_not_their_median() -> None:
+    # WAN 2.1 480p on Replicate bills GPU-seconds with a p90 2.2 times its p50: its mean cost is ~1.21 x its p50. At a
+    # learned cost factor of 0.75 its p50 ($0.0474) undercuts WAN 2.2 fast's fixed $0.0506, its mean ($0.057) doesn't.
+    pair = [o for o in load_catalog().offers if o.id in ("replicate/wan-2.1-t2v-480p", "replicate/wan-2.2-t2v-fast")]
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    request = VideoRequest.parse_at_edge({"mode": "t2v", "prompt": "x", "resolution": "480p", "duration_s": 5,
+                                          "quality": "standard", "priority": "batch", "deadline_s": 7200}, now)
+    cheaper = Learned(cost=0.75, cost_decimal=Decimal("0.75"))
+    decision = route(request, pair, replace(idle_context(), learned={"replicate/wan-2.1-t2v-480p": cheaper}), now)
+    rows = {c.offer: c for c in decision.candidates}
+    p50 = {offer: row.estimated_cost_usd for offer, row in rows.items()}
+    assert p50["replicate/wan-2.1-t2v-480p"] < p50["replicate/wan-2.2-t2v-fast"]  # type: ignore[operator]
+    assert decision.chosen is not None and decision.chosen.offer == "replicate/wan-2.2-t2v-fast"
+
+
+def test_expected_cost_is_the_lognormal_mean_for_time_billed_and_the_price_otherwise() -> None:
+    spec, at, price = DeliveredSpec(832, 480, 81, 16), datetime(2026, 12, 4, tzinfo=UTC), Decimal("0.001")
+    sigma = math.log(2.2) / 1.2816
+    timed = Estimate(spec, 100.0, 220.0, 0.0, "gpu_second", price, Decimal("0.1000"), Decimal("0.2200"), at)
+    assert math.isclose(timed.expected_cost, 0.1 * math.exp(sigma**2 / 2), rel_tol=1e-9)
+    # A cold start is billed but doesn't vary: only the render part is scaled.
+    cold = Estimate(spec, 100.0, 220.0, 0.0, "gpu_second", price, Decimal("0.1600"), Decimal("0.2800"), at, cold_s=60.0)
+    assert math.isclose(cold.expected_cost, 0.16 * (100 * math.exp(sigma**2 / 2) + 60) / 160, rel_tol=1e-9)
+    fixed = Estimate(spec, 100.0, 220.0, 0.0, "video", Decimal("0.5"), Decimal("0.5000"), Decimal("0.5000"), at)
+    assert fixed.expected_cost == 0.5
