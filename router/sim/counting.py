@@ -99,7 +99,7 @@ def cold_start_cost(offer: Offer, delivered: DeliveredSpec | None, cold_s: float
     priced = offer.price_for(delivered.width, delivered.height, delivered.duration_s)
     if priced is None or priced[0] != "gpu_second":
         return money(0)
-    return money(priced[1].quantize(_PRICE_PLACES) * Decimal(f"{cold_s:.3f}"))
+    return attempt_cost(offer, delivered, cold_s, succeeded=True)  # its seconds, priced as the whole bill is
 
 
 def estimated_p90_cost(offer: Offer, delivered: DeliveredSpec) -> Decimal | None:

@@ -332,10 +332,10 @@ class Simulation:
     def _plan(self, jobs: list[JobRecord], t: float) -> None:
         """A campaign's plan, made when its manifest arrives, among the jobs the GPU holds (if it is up)."""
         now = self.start + timedelta(seconds=t)
-        gpu = self._local_target(t)
-        up = not any(self.truth.down(o, t) for o in self.offers_list if o.provider is ProviderKind.LOCAL)
+        context = self._context(jobs[0], t)
+        gpu = context.targets[ProviderKind.LOCAL]  # its queue, and down during an outage as the health probe sees it
         items = [(job.key, job.arrival.request, job.arrival.deadline()) for job in jobs]
-        self._planned.update(self.policy.campaign_plan(items, self._context(jobs[0], t), now, gpu, up))
+        self._planned.update(self.policy.campaign_plan(items, context, now, gpu, gpu.up))
 
     def _context(self, job: JobRecord, t: float, scout: Exploration | None = None) -> RoutingContext:
         endpoints = self._runpod_endpoints(t)
