@@ -14,7 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(PY) -m router.demo
+	$(PY) -m hvr.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -13,8 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from router.workflows.models import DEFAULT_MODELS_FILE
+
 SECRETS_ENV = "HVR_AGENT_SECRETS"
-DEFAULT_MODELS_FILE = Path(__file__).with_name("models.yaml")
 # Printed once the socket listens; the launcher reads the bound address from it.
 READY_PREFIX = "hvr agent ready: "
 # Set by agent.launcher to its own pid: the agent stops when that process is gone, however it died.

@@ -1,7 +1,7 @@
 """The sim engine: a real H.264 MP4 of the requested size, frames and fps, visibly labelled as a simulation.
 
 It never pretends to be a model: every frame says SIM, the frame counter and the prompt over a moving
-gradient. What it imitates is the GPU's time: it reports the *modelled* GPU-seconds from `agent/models.yaml`
+gradient. What it imitates is the GPU's time: it reports the *modelled* GPU-seconds from `router/workflows/models.yaml`
 (the studio's figures) and spreads `gpu_seconds / time_scale` of wall time over the render, so queues, ETAs,
 progress and costs behave as they would on the real card, only faster.
 

@@ -19,9 +19,8 @@ from router.models.api import (
     UploadRequest,
 )
 from router.models.budget import SCOPE_PATTERN, Budget, BudgetUpdate, period_of
-from router.models.common import iso
+from router.models.common import Circuit, iso
 from router.policy import learning
-from router.policy.context import Circuit
 from router.providers.base import offer_health
 from router.services.deps import default_deps
 from router.services.learned import offer_learned, reference_render

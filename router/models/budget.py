@@ -5,15 +5,28 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from router.models.common import Money
-from router.policy.context import SpendMode
 
 SCOPE_PATTERN = re.compile(r"^(global|tenant:[a-z0-9][a-z0-9_\-]{0,63}|campaign:[A-Za-z0-9_\-]{1,128})$")
 DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
+
+
+class SpendMode(StrEnum):
+    """How a budget scope lets money be spent, from free to stopped (ARCHITECTURE §7)."""
+
+    NORMAL = "normal"
+    ECONOMY = "economy"  # cost outweighs everything else in the score
+    LOCAL_ONLY = "local_only"  # only the studio's own GPU
+    PAUSED = "paused"  # nothing new starts
+
+    @property
+    def rank(self) -> int:
+        return list(SpendMode).index(self)
 
 
 def period_of(moment: datetime) -> str:

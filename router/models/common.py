@@ -73,6 +73,14 @@ class ProviderKind(StrEnum):
     VEO = "veo"
 
 
+class Circuit(StrEnum):
+    """A target's circuit breaker, as the routing context sees it."""
+
+    CLOSED = "closed"
+    HALF_OPEN = "half_open"
+    OPEN = "open"
+
+
 class AspectRatio(StrEnum):
     WIDE = "16:9"
     TALL = "9:16"

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from router.models.common import MONEY_PLACES, ProviderKind
+from router.models.budget import SpendMode
+from router.models.common import MONEY_PLACES, Circuit, ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
 from router.models.request import VideoRequest
-from router.policy.context import Circuit, RoutingContext, SpendMode, TargetState
+from router.policy.context import RoutingContext, TargetState
 from router.policy.learning import CATALOG, Learned
 
 FPS_TOLERANCE = 0.20

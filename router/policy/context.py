@@ -9,30 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 
-from router.models.common import ProviderKind
+from router.models.budget import SpendMode
+from router.models.common import Circuit, ProviderKind
 from router.policy.learning import Learned
 from router.policy.localqueue import Work
-
-
-class Circuit(StrEnum):
-    CLOSED = "closed"
-    HALF_OPEN = "half_open"
-    OPEN = "open"
-
-
-class SpendMode(StrEnum):
-    """How a budget scope lets money be spent, from free to stopped (ARCHITECTURE §7)."""
-
-    NORMAL = "normal"
-    ECONOMY = "economy"  # cost outweighs everything else in the score
-    LOCAL_ONLY = "local_only"  # only the studio's own GPU
-    PAUSED = "paused"  # nothing new starts
-
-    @property
-    def rank(self) -> int:
-        return list(SpendMode).index(self)
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,13 @@ from router.models.campaign import (
     PlanInput,
     PlanSummary,
 )
-from router.models.common import Priority, ProviderKind, money
+from router.models.common import Circuit, Priority, ProviderKind, money
 from router.models.decision import Chosen, Decision
 from router.models.job import Job
 from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy.constraints import estimate
-from router.policy.context import Circuit, RoutingContext
+from router.policy.context import RoutingContext
 from router.policy.engine import route
 from router.policy.localqueue import Work
 

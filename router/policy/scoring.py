@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from router.models.budget import SpendMode
 from router.models.common import Priority
 from router.models.offer import Offer
 from router.policy.constraints import Estimate
-from router.policy.context import SpendMode
 
 
 @dataclass(frozen=True)

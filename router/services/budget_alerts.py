@@ -10,8 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from router.models.budget import SCOPE_PATTERN, period_of
-from router.policy.context import SpendMode
+from router.models.budget import SCOPE_PATTERN, SpendMode, period_of
 from router.services.deps import Deps
 from router.services.money import spend_rules
 

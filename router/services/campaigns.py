@@ -58,11 +58,11 @@ from router.models.campaign import (
     parse_header,
     parse_line,
 )
-from router.models.common import ProviderKind, iso, money
+from router.models.common import Circuit, ProviderKind, iso, money
 from router.models.decision import Chosen, Decision
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest
-from router.policy.context import Circuit, RoutingContext, TargetState
+from router.policy.context import RoutingContext, TargetState
 from router.policy.plan import PLAN_REASON, PlanParams, idle_local, item_input, plan
 from router.services.context import learned_snapshot, priced_queue, routing_context
 from router.services.deps import Deps, default_deps

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from router.policy.context import Circuit
+from router.models.common import Circuit
 from router.providers.errors import InputUnavailable, TransientError, Unavailable
 from router.services.deps import Deps
 

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from router.models.common import ProviderKind
+from router.models.common import Circuit, ProviderKind
 from router.models.offer import Offer
 from router.policy import learning, localqueue
-from router.policy.context import Circuit, Exploration, RoutingContext, TargetState
+from router.policy.context import Exploration, RoutingContext, TargetState
 from router.policy.exploration import Limits, allowance, drawn
 from router.providers.base import TargetHealth, offer_health
 from router.services import money

@@ -12,10 +12,10 @@ import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from router.models.budget import BudgetUpdate, period_of, scopes_for
+from router.models.budget import BudgetUpdate, SpendMode, period_of, scopes_for
 from router.models.common import iso
 from router.models.ledger import LedgerEntry
-from router.policy.context import BudgetState, SpendMode
+from router.policy.context import BudgetState
 from router.services.deps import Deps
 from router.store.budgets import BudgetRefused, Reservation
 

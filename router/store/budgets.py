@@ -16,9 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from router.models.budget import Budget, BudgetUpdate
+from router.models.budget import Budget, BudgetUpdate, SpendMode
 from router.models.common import iso, money
-from router.policy.context import SpendMode
 
 
 class BudgetRefused(Exception):

@@ -14,7 +14,7 @@ written there, dropped or posted manifests copied there), `campaign-work/<tenant
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,11 +122,7 @@ class CampaignsRepository:
 
         Read-then-batch-write is safe here because a campaign's steps run one after the other: only copies of the
         same step can overlap, and those write the same rows."""
-        first: dict[str, tuple[VideoRequest, PlanInput]] = {}
-        for request, inputs in rows:
-            first.setdefault(inputs.item_id, (request, inputs))
-        held = self._lines(tenant, campaign_id, list(first))
-        mine = {item_id: row for item_id, row in first.items() if held.get(item_id, row[1].line) == row[1].line}
+        mine = own_rows(rows, lambda item_ids: self._lines(tenant, campaign_id, item_ids))
         writes = [{"PutRequest": {"Item": {
             "pk": _pk(tenant, campaign_id), "sk": {"S": f"ITEM#{item_id}"}, "line": {"N": str(inputs.line)},
             "request": {"S": request.model_dump_json()}, "inputs": {"S": inputs.model_dump_json()}}}}
@@ -189,15 +185,9 @@ class CampaignsRepository:
 
     def put_invalid(self, tenant: str, campaign_id: str, invalid: Sequence[InvalidItem]) -> None:
         """Keyed by line and position: writing a re-run chunk's errors again changes nothing."""
-        numbered: dict[str, InvalidItem] = {}
-        per_line: dict[int, int] = {}
-        for entry in invalid:
-            n = per_line.get(entry.line, 0)
-            per_line[entry.line] = n + 1
-            numbered[f"INV#{entry.line:09d}#{n:03d}"] = entry
         self._batch_write([{"PutRequest": {"Item": {"pk": _pk(tenant, campaign_id), "sk": {"S": sk},
                                                     "doc": {"S": entry.model_dump_json()}}}}
-                           for sk, entry in numbered.items()])
+                           for sk, entry in invalid_keys(invalid).items()])
 
     def invalid(self, tenant: str, campaign_id: str, limit: int = 1000) -> list[InvalidItem]:
         page = self._ddb.query(
@@ -205,6 +195,28 @@ class CampaignsRepository:
             KeyConditionExpression="pk = :pk AND begins_with(sk, :inv)",
             ExpressionAttributeValues={":pk": _pk(tenant, campaign_id), ":inv": {"S": "INV#"}})
         return [InvalidItem.model_validate_json(item["doc"]["S"]) for item in page.get("Items", [])]
+
+
+def own_rows(rows: Sequence[tuple[VideoRequest, PlanInput]],
+             lines_held: Callable[[list[str]], dict[str, int]]) -> dict[str, tuple[VideoRequest, PlanInput]]:
+    """The rows of a chunk that are their item id's: the first line with each id, unless `lines_held` (the line
+    already holding each id, where one does) says an earlier line has it."""
+    first: dict[str, tuple[VideoRequest, PlanInput]] = {}
+    for request, inputs in rows:
+        first.setdefault(inputs.item_id, (request, inputs))
+    held = lines_held(list(first))
+    return {item_id: row for item_id, row in first.items() if held.get(item_id, row[1].line) == row[1].line}
+
+
+def invalid_keys(invalid: Sequence[InvalidItem]) -> dict[str, InvalidItem]:
+    """Each field error under its sort key: its line, then its position among that line's errors."""
+    numbered: dict[str, InvalidItem] = {}
+    per_line: dict[int, int] = {}
+    for entry in invalid:
+        n = per_line.get(entry.line, 0)
+        per_line[entry.line] = n + 1
+        numbered[f"INV#{entry.line:09d}#{n:03d}"] = entry
+    return numbered
 
 
 class ManifestStore:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from router.models.common import iso
-from router.policy.context import Circuit
+from router.models.common import Circuit, iso
 
 
 class CircuitRepository:
@@ -29,10 +28,9 @@ class CircuitRepository:
                                      ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW")
         failures = int(item["Attributes"]["failures"]["N"])
         if failures >= self.threshold:
-            until = datetime.fromtimestamp(now.timestamp() + cooldown_s, tz=now.tzinfo)
             self._ddb.update_item(TableName=self._table, Key=self._key(target),
                                   UpdateExpression="SET opened_until = :u",
-                                  ExpressionAttributeValues={":u": {"S": iso(until)}})
+                                  ExpressionAttributeValues={":u": {"S": open_until(now, cooldown_s)}})
         return failures
 
     def success(self, target: str) -> None:
@@ -47,11 +45,17 @@ class CircuitRepository:
         for item in page.get("Items", []):
             target = item["sk"]["S"].removeprefix("T#")
             failures = int(item.get("failures", {}).get("N", "0"))
-            until = item.get("opened_until", {}).get("S")
-            if until and until > iso(now):
-                states[target] = Circuit.OPEN
-            elif failures >= self.threshold:
-                states[target] = Circuit.HALF_OPEN
-            else:
-                states[target] = Circuit.CLOSED
+            states[target] = circuit_state(failures, item.get("opened_until", {}).get("S"), now, self.threshold)
         return states
+
+
+def open_until(now: datetime, cooldown_s: float) -> str:
+    """When a circuit that opens at `now` lets its half-open probe through (stored as an ISO string)."""
+    return iso(datetime.fromtimestamp(now.timestamp() + cooldown_s, tz=now.tzinfo))
+
+
+def circuit_state(failures: int, opened_until: str | None, now: datetime, threshold: int) -> Circuit:
+    """Past its cooldown a circuit still over the threshold is half-open: the next call probes it."""
+    if opened_until and opened_until > iso(now):
+        return Circuit.OPEN
+    return Circuit.HALF_OPEN if failures >= threshold else Circuit.CLOSED

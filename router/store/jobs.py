@@ -49,13 +49,7 @@ class JobsRepository:
         The write succeeds only if the stored version is still the one we read and the status change is legal,
         so duplicate deliveries and late callbacks can't move a job backwards or finish it twice.
         """
-        target = new_status or job.status
-        stored_status = job.status
-        if target != stored_status and not can_transition(stored_status, target):
-            raise IllegalTransition(f"job {job.id}: {stored_status.value} -> {target.value} is not allowed")
-        if stored_status.terminal:
-            raise IllegalTransition(f"job {job.id} is {stored_status.value}; terminal jobs do not change")
-        updated = job.model_copy(update={"status": target, "version": job.version + 1, "updated_at": utcnow()})
+        updated = next_version(job, new_status)
         self._put(updated, condition="#v = :expected", values={":expected": {"N": str(job.version)}})
         return updated
 
@@ -127,12 +121,7 @@ class JobsRepository:
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
     ) -> tuple[list[Job], dict[str, Any] | None]:
-        if campaign_id:
-            index, key = "gsi3", f"T#{tenant}#C#{campaign_id}"
-        elif status:
-            index, key = "gsi2", f"T#{tenant}#S#{status.value}"
-        else:
-            index, key = "gsi1", f"T#{tenant}"
+        index, key = listing_index(tenant, status, campaign_id)
         args: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": index,
@@ -146,7 +135,7 @@ class JobsRepository:
             args["ExpressionAttributeNames"] = {"#s": "status"}
             args["ExpressionAttributeValues"][":s"] = {"S": status.value}
         if cursor:
-            args["ExclusiveStartKey"] = _start_key(cursor, index, key, tenant)
+            args["ExclusiveStartKey"] = checked_cursor(cursor, index, key, tenant)
         page = self._ddb.query(**args)
         return [_from_item(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
 
@@ -174,7 +163,52 @@ class JobsRepository:
             raise StaleWrite(f"job {job.id}: version {job.version - 1} is no longer current") from exc
 
 
-def _start_key(cursor: dict[str, Any], index: str, key: str, tenant: str) -> dict[str, Any]:
+def next_version(job: Job, new_status: JobStatus | None) -> Job:
+    """`job` as the version after the one it was read at, moved to `new_status` (or kept at its own status), or
+    IllegalTransition when the lifecycle forbids that move or the job is terminal already."""
+    target = new_status or job.status
+    stored_status = job.status
+    if target != stored_status and not can_transition(stored_status, target):
+        raise IllegalTransition(f"job {job.id}: {stored_status.value} -> {target.value} is not allowed")
+    if stored_status.terminal:
+        raise IllegalTransition(f"job {job.id} is {stored_status.value}; terminal jobs do not change")
+    return job.model_copy(update={"status": target, "version": job.version + 1, "updated_at": utcnow()})
+
+
+def listing_index(tenant: str, status: JobStatus | None, campaign_id: str | None) -> tuple[str, str]:
+    """The index a listing reads and its partition: a campaign's jobs (filtered by status after the read, when both
+    are given), a status's, or all of the tenant's."""
+    if campaign_id:
+        return "gsi3", f"T#{tenant}#C#{campaign_id}"
+    if status:
+        return "gsi2", f"T#{tenant}#S#{status.value}"
+    return "gsi1", f"T#{tenant}"
+
+
+INDEX_ATTRIBUTES = {"gsi1": ("gsi1pk", "gsi1sk"), "gsi2": ("gsi2pk", "gsi2sk"), "gsi3": ("gsi3pk", "gsi3sk"),
+                    "open": ("open_pk", "open_sk")}
+
+
+def index_keys(job: Job) -> dict[str, tuple[str, str]]:
+    """The (partition, sort) key of the job in each index that holds it: listings sort newest first on creation
+    time and id; the sparse `open` index holds the job while the sweeper still has something to do with it."""
+    sort = f"{iso(job.created_at)}#{job.id}"
+    keys = {"gsi1": (f"T#{job.tenant}", sort), "gsi2": (f"T#{job.tenant}#S#{job.status.value}", sort)}
+    unsettled = any(a.awaits_settling for a in job.attempts)
+    if not job.status.terminal or not job.notified or unsettled:
+        shard = int(hashlib.sha256(job.id.encode()).hexdigest(), 16) % OPEN_SHARDS
+        keys["open"] = (f"OPEN#{shard}", iso(job.updated_at))
+    if job.request.campaign_id:
+        keys["gsi3"] = (f"T#{job.tenant}#C#{job.request.campaign_id}", sort)
+    return keys
+
+
+def job_document(job: Job) -> str:
+    """The whole job as stored: canonical JSON, so two writes of the same job compare equal."""
+    return json.dumps(job.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+
+
+def checked_cursor(cursor: dict[str, Any], index: str, key: str, tenant: str) -> dict[str, Any]:
     """A cursor must be a LastEvaluatedKey of this very listing. Anything else would reach botocore (which raises
     ParamValidationError on a wrong shape) or DynamoDB (ValidationException), or start inside another tenant's
     jobs; so it is refused here, as BadCursor."""
@@ -197,30 +231,19 @@ def _start_key(cursor: dict[str, Any], index: str, key: str, tenant: str) -> dic
 
 
 def _to_item(job: Job) -> dict[str, Any]:
-    created = iso(job.created_at)
-    sort = f"{created}#{job.id}"
     item: dict[str, Any] = {
         **job_key(job.tenant, job.id),
         "id": {"S": job.id},
         "tenant": {"S": job.tenant},
         "status": {"S": job.status.value},
         "version": {"N": str(job.version)},
-        "created_at": {"S": created},
+        "created_at": {"S": iso(job.created_at)},
         "updated_at": {"S": iso(job.updated_at)},
-        "doc": {"S": json.dumps(job.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)},
-        "gsi1pk": {"S": f"T#{job.tenant}"},
-        "gsi1sk": {"S": sort},
-        "gsi2pk": {"S": f"T#{job.tenant}#S#{job.status.value}"},
-        "gsi2sk": {"S": sort},
+        "doc": {"S": job_document(job)},
     }
-    unsettled = any(a.awaits_settling for a in job.attempts)
-    if not job.status.terminal or not job.notified or unsettled:
-        shard = int(hashlib.sha256(job.id.encode()).hexdigest(), 16) % OPEN_SHARDS
-        item["open_pk"] = {"S": f"OPEN#{shard}"}
-        item["open_sk"] = {"S": iso(job.updated_at)}
-    if job.request.campaign_id:
-        item["gsi3pk"] = {"S": f"T#{job.tenant}#C#{job.request.campaign_id}"}
-        item["gsi3sk"] = {"S": sort}
+    for index, (partition, sort) in index_keys(job).items():
+        partition_name, sort_name = INDEX_ATTRIBUTES[index]
+        item[partition_name], item[sort_name] = {"S": partition}, {"S": sort}
     return item
 
 

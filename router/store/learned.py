@@ -51,15 +51,16 @@ class LearnedRepository:
         for _ in range(tries):
             item = self._ddb.get_item(TableName=self._table, Key=item_key, ConsistentRead=True).get("Item")
             seen = [v["S"] for v in item.get("seen", {}).get("L", [])] if item else []
-            if attempt_id in seen:
+            learned = learn(_stats(item) if item else OfferStats(), seen, observation, attempt_id)
+            if learned is None:
                 return None
+            updated, now_seen = learned
             version = int(item["version"]["N"]) if item else 0
-            updated = observe(_stats(item) if item else OfferStats(), observation)
             try:
                 self._ddb.put_item(
                     TableName=self._table,
                     Item={**item_key, "stats": {"S": _dump(updated)}, "version": {"N": str(version + 1)},
-                          "seen": {"L": [{"S": v} for v in [*seen, attempt_id][-SEEN:]]}},
+                          "seen": {"L": [{"S": v} for v in now_seen]}},
                     ConditionExpression="attribute_not_exists(pk) OR version = :seen",
                     ExpressionAttributeValues={":seen": {"N": str(version)}},
                 )
@@ -80,6 +81,15 @@ class LearnedRepository:
     def count_exploration(self, day: date, cost_p90_usd: Decimal) -> None:
         self._ddb.update_item(TableName=self._table, Key=_day_key(day), UpdateExpression="ADD jobs :one, usd :usd",
                               ExpressionAttributeValues={":one": {"N": "1"}, ":usd": {"N": str(cost_p90_usd)}})
+
+
+def learn(stats: OfferStats, seen: list[str], observation: Observation,
+          attempt_id: str) -> tuple[OfferStats, list[str]] | None:
+    """The stats after the attempt's observation and the attempt ids then remembered; None when the attempt is
+    among those already learned (a redelivered finalize)."""
+    if attempt_id in seen:
+        return None
+    return observe(stats, observation), [*seen, attempt_id][-SEEN:]
 
 
 def _day_key(day: date) -> dict[str, Any]:

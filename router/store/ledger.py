@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -71,12 +72,17 @@ class LedgerRepository:
 
     def top_offers(self, scope: str, period: str, limit: int = 3) -> list[dict[str, str]]:
         """The offers that spent most in a budget scope and period, for alert messages."""
-        totals: dict[str, Decimal] = {}
-        for row in self.for_period(period):
-            if in_scope(row, scope):
-                totals[row.offer] = totals.get(row.offer, Decimal(0)) + row.actual_usd
-        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [{"offer": offer, "actual_usd": f"{usd:.4f}"} for offer, usd in ranked]
+        return rank_offers(self.for_period(period), scope, limit)
+
+
+def rank_offers(rows: Iterable[LedgerEntry], scope: str, limit: int) -> list[dict[str, str]]:
+    """The `limit` offers with the most spend among the rows in `scope`, most first (ties by offer id)."""
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        if in_scope(row, scope):
+            totals[row.offer] = totals.get(row.offer, Decimal(0)) + row.actual_usd
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [{"offer": offer, "actual_usd": f"{usd:.4f}"} for offer, usd in ranked]
 
 
 def in_scope(row: LedgerEntry, scope: str) -> bool:

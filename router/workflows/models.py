@@ -1,7 +1,8 @@
-"""Which model files each offer's workflows load, from the `comfyui:` section of the agent's `models.yaml`.
+"""Which model files each offer's workflows load, from the `comfyui:` section of `models.yaml` (beside this module).
 
 The router builds the graphs and the agent's ComfyUI loads them, so both read one file: what the operator put in
-ComfyUI's model folders is written down once, never in code.
+ComfyUI's model folders is written down once, never in code. It lives with the runtime (which ships to Lambda);
+the agent imports the runtime anyway, and reads it from here unless told otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import yaml
 
 MODELS_FILE_ENV = "HVR_MODELS_FILE"
-DEFAULT_MODELS_FILE = Path(__file__).resolve().parents[2] / "agent" / "models.yaml"
+DEFAULT_MODELS_FILE = Path(__file__).with_name("models.yaml")
 
 # The ComfyUI model folder each role's file lives in (folder_paths names, providers.md §4 rule 4).
 ROLE_FOLDERS: Mapping[str, str] = {
@@ -50,7 +51,7 @@ class ModelFiles:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> ModelFiles:
-        """From `path`, else $HVR_MODELS_FILE, else the repository's agent/models.yaml."""
+        """From `path`, else $HVR_MODELS_FILE, else router/workflows/models.yaml."""
         chosen = Path(path or os.environ.get(MODELS_FILE_ENV) or DEFAULT_MODELS_FILE)
         try:
             data = yaml.safe_load(chosen.read_text()) or {}

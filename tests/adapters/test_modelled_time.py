@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
+from hvr.sandbox.all import START_S, paced
+from hvr.sandbox.base import Pace, catalog_render_model
+from hvr.sandbox.comfyui import ComfyUISandbox
+from hvr.sandbox.replicate import ReplicateSandbox, Timing
+from hvr.sandbox.runpod import RunPodSandbox
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
 from router.policy.constraints import deliver
 from router.providers.base import Submission
 from router.providers.runpod_comfy import RunPodComfyProvider
-from router.sandbox.all import START_S, paced
-from router.sandbox.base import Pace, catalog_render_model
-from router.sandbox.comfyui import ComfyUISandbox
-from router.sandbox.replicate import ReplicateSandbox, Timing
-from router.sandbox.runpod import RunPodSandbox
 from router.workflows import ModelFiles, build_workflow
 
 CATALOG = load_catalog()

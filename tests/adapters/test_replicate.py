@@ -20,6 +20,8 @@ import replicate
 from replicate.exceptions import ReplicateError
 from standardwebhooks.webhooks import Webhook
 
+from hvr.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer
+from hvr.sandbox.replicate import SCHEMAS, ReplicateSandbox, Timing, validate_input, version_id
 from router.media.probe import probe
 from router.models.common import Mode, new_id
 from router.models.decision import DeliveredSpec
@@ -39,8 +41,6 @@ from router.providers.replicate import (
     verify_webhook,
     webhook_id,
 )
-from router.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer
-from router.sandbox.replicate import SCHEMAS, ReplicateSandbox, Timing, validate_input, version_id
 
 TOKEN = "r8_test_token"
 RETRY_AFTER = 7

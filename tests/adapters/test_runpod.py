@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hvr.sandbox.base import Fault, FaultPlan
+from hvr.sandbox.runpod import RunPodSandbox
 from router.media.probe import probe
 from router.models.common import utcnow
 from router.models.request import VideoRequest
@@ -30,8 +32,6 @@ from router.providers.runpod import (
     verify_webhook,
     webhook_token,
 )
-from router.sandbox.base import Fault, FaultPlan
-from router.sandbox.runpod import RunPodSandbox
 
 CATALOG = load_catalog()
 SECRET = "webhook-token-secret"

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from hvr.sandbox.base import Fault, FaultPlan
+from hvr.sandbox.runpod import RunPodSandbox
 from router.media.probe import probe
 from router.models.common import ProviderKind
 from router.models.request import VideoRequest
@@ -26,8 +28,6 @@ from router.providers.errors import Rejected
 from router.providers.registry import build_providers
 from router.providers.runpod import RunPodProvider, job_ref
 from router.providers.runpod_comfy import RunPodComfyProvider
-from router.sandbox.base import Fault, FaultPlan
-from router.sandbox.runpod import RunPodSandbox
 from router.settings import Settings
 from router.workflows import INPUT_FILES, ModelFiles, build_workflow
 

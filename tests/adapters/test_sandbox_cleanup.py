@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from router.sandbox.all import Sandboxes
+from hvr.sandbox.all import Sandboxes
 
 
 def test_stopped_sandboxes_leave_nothing_in_the_temp_folder() -> None:

@@ -23,6 +23,8 @@ from google.genai import types
 from google.oauth2.credentials import Credentials
 from PIL import Image
 
+from hvr.sandbox.base import Fault, FaultPlan, Response, SandboxServer
+from hvr.sandbox.veo import RAI_REASON, VeoSandbox
 from router.media.probe import probe
 from router.models.common import Mode
 from router.models.decision import DeliveredSpec
@@ -32,8 +34,6 @@ from router.policy.catalog import load_catalog
 from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected
 from router.providers.veo import VeoProvider, parse_job_id
-from router.sandbox.base import Fault, FaultPlan, Response, SandboxServer
-from router.sandbox.veo import RAI_REASON, VeoSandbox
 
 PROJECT, LOCATION = "hvr-test", "us-central1"
 TOKEN, KEY = "sandbox-veo-token", "sandbox-veo-key"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from router.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack
 from router.models.campaign import Phase, campaign_id, item_job_id
 from router.services.campaigns import campaign_deps
 from router.store.aws import client

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from router.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack
 from router.models.request import VideoRequest
 from router.services.submit import accept
 from tests.bench.conftest import Record

@@ -25,16 +25,16 @@ from typing import Any
 
 import pytest
 
+from hvr.sim import optimal, workload
+from hvr.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
+from hvr.sim.compare import OPTIMUM, STATIC, compare
+from hvr.sim.report import chart, markdown, to_json
+from hvr.sim.scenario import REPO_ROOT, simulate_scenario
+from hvr.sim.scenario import load as load_scenario
+from hvr.sim.simulator import infeasible_flags
+from hvr.sim.truth import Truth, TruthConfig
 from router.models.offer import LocalCostBasis, with_local_cost_basis
 from router.policy.catalog import load_catalog
-from router.sim import optimal, workload
-from router.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
-from router.sim.compare import OPTIMUM, STATIC, compare
-from router.sim.report import chart, markdown, to_json
-from router.sim.scenario import REPO_ROOT, simulate_scenario
-from router.sim.scenario import load as load_scenario
-from router.sim.simulator import infeasible_flags
-from router.sim.truth import Truth, TruthConfig
 from tests.bench.conftest import RESULTS, Record
 
 CHART = RESULTS.parent / "simulate-month-1000.png"

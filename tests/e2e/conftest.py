@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from router.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack
 
 TIME_SCALE = 5000.0
 KEYS = "acme:acme-key:admin,beta:beta-key,acme-member:member-key"

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from router.cli import ApiClient, budget_limit, daily_spend, main
-from router.local.embedded import EmbeddedStack
+from hvr.cli import budget_limit, daily_spend, main
+from hvr.client import ApiClient
+from hvr.local.embedded import EmbeddedStack
 from router.models.ledger import LedgerEntry
 from router.services.costs import day_of, periods
 from tests.e2e.conftest import client

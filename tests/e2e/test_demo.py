@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from router import demo
+from hvr import demo
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -88,9 +88,9 @@ def test_provider_webhook_forgery_is_refused_and_changes_nothing(stack) -> None:
 
     from standardwebhooks.webhooks import Webhook
 
+    from hvr.sandbox.all import REPLICATE_TOKEN
     from router.providers.replicate import fetch_webhook_secret, make_client
     from router.providers.runpod import webhook_token
-    from router.sandbox.all import REPLICATE_TOKEN
 
     body = b'{"id": "rp-1", "status": "COMPLETED"}'
     base = f"{stack.url}/v1/webhooks/runpod?tenant=acme&job=job_x&attempt=att_x_1"

@@ -16,8 +16,8 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 
-from router.local.moto_server import REGION, LockedMotoServer
-from router.local.provision import (
+from hvr.local.moto_server import REGION, LockedMotoServer
+from hvr.local.provision import (
     TEMPLATE,
     NotKnownLocally,
     Route,
@@ -243,6 +243,37 @@ def test_the_api_package_is_only_its_own_function_package(tmp_path: Path) -> Non
                     f"ARTIFACTS_DIR={artifacts}"], cwd=scratch, check=True, capture_output=True)
     files = {p.relative_to(artifacts).parts[:2] for p in artifacts.rglob("*") if p.is_file()}
     assert files and all(parts[0] == "functions" and parts[1] in ("__init__.py", "api") for parts in files)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_core_layer_is_the_runtime_alone_and_imports_without_the_dev_tools(tmp_path: Path) -> None:
+    scratch = tmp_path / "src"
+    shutil.copytree(ROOT / "router", scratch, ignore=shutil.ignore_patterns("__pycache__"))  # CoreLayer's ContentUri
+    artifacts = tmp_path / "out"
+    # The pinned dependencies are the other test's business (and a download): `true` stands in for pip here.
+    subprocess.run(["make", "--silent", "-f", str(LAMBDA_DIR / "Makefile"), "build-CoreLayer", "REQUIREMENTS=true",
+                    "PIP_INSTALL=true", f"ARTIFACTS_DIR={artifacts}"], cwd=scratch, check=True, capture_output=True)
+    layer = artifacts / "python"
+    assert sorted(p.name for p in layer.iterdir()) == ["router"]
+    modules = sorted(".".join(p.relative_to(layer).with_suffix("").parts) for p in layer.rglob("*.py"))
+    dev = [m for m in modules if {"sandbox", "local", "sim", "cli", "demo"} & set(m.split("."))]
+    assert modules and dev == []
+    assert (layer / "router" / "workflows" / "models.yaml").is_file()  # the graphs' model files travel with it
+    # Every module imports from the layer with the repository's other packages made unimportable.
+    probe = (
+        "import importlib, importlib.abc, sys\n"
+        "class Blocked(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('hvr', 'agent', 'functions', 'tests'):\n"
+        "            raise ImportError(f'the runtime imported {name}')\n"
+        "sys.meta_path.insert(0, Blocked())\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name.removesuffix('.__init__'))\n"
+        f"assert sys.modules['router'].__file__.startswith({str(layer)!r})\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(layer)})
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 # --- alarms ---------------------------------------------------------------------------------------------------

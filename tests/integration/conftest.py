@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from router.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack
 from router.models.common import ProviderKind
 
 # Fast enough that AnimateDiff's 16 frames (~2,400 modelled GPU-seconds) render in about half a second,

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from router.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack
 from router.models.campaign import EntryState, Phase, PlanInput, campaign_id, item_job_id
 from router.models.common import ProviderKind
 from router.models.job import Job

@@ -4,9 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from router.models.common import ProviderKind
+from router.models.common import Circuit, ProviderKind
 from router.models.request import VideoRequest
-from router.policy.context import Circuit
 from router.services import circuits
 from router.services.context import routing_context
 from router.services.quote import quote

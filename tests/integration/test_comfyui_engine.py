@@ -29,12 +29,12 @@ from PIL import Image
 
 from agent.engines.comfyui import prompt_id_for
 from agent.launcher import AgentProcess
+from hvr.sandbox.comfyui import ComfyUISandbox
 from router.media.probe import check_against_spec, probe
 from router.models.common import Mode, ProviderKind, Quality
 from router.models.decision import DeliveredSpec
 from router.models.request import Camera, CameraMotion, VideoRequest
 from router.policy.catalog import load_catalog
-from router.sandbox.comfyui import ComfyUISandbox
 from router.signing import sign
 from router.workflows import ModelFiles, build_workflow, supported_pairs
 

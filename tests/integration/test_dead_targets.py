@@ -14,11 +14,11 @@ from decimal import Decimal
 
 import pytest
 
+from hvr.sandbox.base import Fault
 from router.models.common import ProviderKind
 from router.models.job import AttemptStatus, JobStatus
 from router.models.request import VideoRequest
 from router.providers.errors import Unavailable
-from router.sandbox.base import Fault
 from router.services import sweeper, worker
 from router.services.cancel import cancel
 from router.services.submit import accept
@@ -281,7 +281,7 @@ def test_a_failed_embedded_start_leaves_no_agent_process(tmp_path) -> None:
     out = _run(f"""
         import socket
         from pathlib import Path
-        from router.local.embedded import EmbeddedStack
+        from hvr.local.embedded import EmbeddedStack
         taken = socket.socket(); taken.bind(("127.0.0.1", 0)); taken.listen()
         stack = EmbeddedStack(Path({str(tmp_path)!r}), time_scale=5000.0, port=taken.getsockname()[1],
                               with_sandboxes=False)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from agent.config import DEFAULT_MODELS_FILE
-from router.local.embedded import DEV_TENANT, EmbeddedStack
+from hvr.local.embedded import DEV_TENANT, EmbeddedStack
 from router.models.common import ProviderKind, utcnow
 from router.models.job import AttemptStatus, Job, JobStatus
 from router.models.request import VideoRequest

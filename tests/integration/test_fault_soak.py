@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from hvr.sandbox.base import Fault
 from router.models.request import VideoRequest
-from router.sandbox.base import Fault
 from router.services.submit import accept
 
 BODIES = [

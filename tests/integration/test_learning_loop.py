@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from agent.config import DEFAULT_MODELS_FILE
-from router.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack
 from router.models.common import ProviderKind
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from functions.budget_alerts.handler import lambda_handler as budget_alerts
-from router.local.esm import LambdaContextStub
-from router.models.budget import BudgetUpdate, period_of
+from hvr.local.esm import LambdaContextStub
+from router.models.budget import BudgetUpdate, SpendMode, period_of
 from router.models.common import money as to_money
 from router.models.job import JobStatus
 from router.models.request import VideoRequest
-from router.policy.context import SpendMode
 from router.services import money
 from router.services.quote import quote
 from router.services.submit import accept

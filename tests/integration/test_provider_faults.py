@@ -5,11 +5,11 @@ from decimal import Decimal
 
 import pytest
 
+from hvr.sandbox.base import Fault
 from router.models.common import ProviderKind
 from router.models.job import AttemptStatus, JobStatus
 from router.models.request import VideoRequest
 from router.providers.base import ProviderState, ProviderStatus
-from router.sandbox.base import Fault
 from router.services.submit import accept
 
 RUNPOD_720 = {"mode": "t2v", "prompt": "waves on black sand", "resolution": "720p", "duration_s": 5,
@@ -156,7 +156,7 @@ def comfy_i2v(image: str) -> dict:
 
 def test_an_input_that_keeps_failing_ends_after_bounded_tries_and_leaves_the_circuit_closed(
         stack, deps, monkeypatch) -> None:
-    from router.policy.context import Circuit
+    from router.models.common import Circuit
     from router.services import circuits
 
     host = _ClientInputHost(monkeypatch)

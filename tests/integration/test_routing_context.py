@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
+from hvr.sandbox.all import RUNPOD_COMFY_ENDPOINT
 from router.models.common import ProviderKind
 from router.models.request import VideoRequest
-from router.sandbox.all import RUNPOD_COMFY_ENDPOINT
 from router.services.context import routing_context
 from router.services.quote import quote
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from router.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack
 from router.models.budget import period_of
 from router.models.campaign import item_job_id
 from router.models.job import Job, JobStatus

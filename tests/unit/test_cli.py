@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from router.cli import format_quote, main
-from router.local.gateway import LocalHttpApi, Route
+from hvr.cli import format_quote, main
+from hvr.local.gateway import LocalHttpApi, Route
 from router.services.learned import describe
 
 KEY = "hvr_test_key"
@@ -208,9 +208,9 @@ def test_dev_calls_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(kwargs)
         return 0
 
-    embedded = types.ModuleType("router.local.embedded")
+    embedded = types.ModuleType("hvr.local.embedded")
     embedded.run_dev = run_dev  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "router.local.embedded", embedded)
+    monkeypatch.setitem(sys.modules, "hvr.local.embedded", embedded)
     monkeypatch.setenv("HVR_DEV_API_KEYS", "acme:k1:admin")
     assert main(["dev", "--port", "9999", "--time-scale", "50"]) == 0
     assert main(["dev", "--agent-engine", "comfyui"]) == 0

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from router.cli import campaign_bar, campaign_body, format_campaign, main
-from router.local.gateway import LocalHttpApi, Route
+from hvr.campaign_text import campaign_bar, campaign_body, format_campaign
+from hvr.cli import main
+from hvr.local.gateway import LocalHttpApi, Route
 
 KEY = "hvr_test_key"
 MANIFEST = "\n".join([

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from router.cli import format_costs, format_tco
+from hvr.cli import format_costs, format_tco
 from router.models.common import Mode, ProviderKind, iso
 from router.models.ledger import LedgerEntry
 from router.models.offer import LocalCostBasis, LocalEnergyPricing, with_local_cost_basis

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hvr.sim.counting import idle_context
 from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import FrameRule, Frames
@@ -16,7 +17,6 @@ from router.policy.constraints import Estimate
 from router.policy.context import RoutingContext, TargetState
 from router.policy.engine import route
 from router.policy.learning import Learned
-from router.sim.counting import idle_context
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OFFERS = load_catalog().offers

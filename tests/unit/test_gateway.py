@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerResponseV2,
 )
 
-from router.local.gateway import MAX_BODY_BYTES, HttpRequest, LocalHttpApi, Route, RouteTable
+from hvr.local.gateway import MAX_BODY_BYTES, HttpRequest, LocalHttpApi, Route, RouteTable
 
 # --- toy functions -----------------------------------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 
+from hvr.sim.simulator import simulate
+from hvr.sim.truth import Truth, TruthConfig
+from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.request import VideoRequest
@@ -20,9 +23,6 @@ from router.policy.localqueue import Work
 from router.providers.agent import AgentProvider
 from router.providers.base import QueuedRender, Submission, TargetHealth
 from router.services.context import priced_queue
-from router.sim.simulator import simulate
-from router.sim.truth import Truth, TruthConfig
-from router.sim.workload import Arrival
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CATALOG = load_catalog()

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.models.common import ProviderKind
+from router.models.budget import SpendMode
+from router.models.common import Circuit, ProviderKind
 from router.models.request import VideoRequest
 from router.policy import localqueue
 from router.policy.catalog import load_catalog
-from router.policy.context import BudgetState, Circuit, Exploration, RoutingContext, SpendMode, TargetState
+from router.policy.context import BudgetState, Exploration, RoutingContext, TargetState
 from router.policy.engine import route
 from router.policy.learning import Learned
 from router.policy.localqueue import Work

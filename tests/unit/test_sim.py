@@ -1,4 +1,4 @@
-"""The routing benchmark (router/sim): the generator's mix and determinism, the simulator's invariants, the counting
+"""The routing benchmark (hvr/sim): the generator's mix and determinism, the simulator's invariants, the counting
 rules, the offline bound against the policies and against brute force, and `hvr simulate`."""
 
 import itertools
@@ -12,22 +12,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hvr.sim import baselines, optimal, workload
+from hvr.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
+from hvr.sim.cli import main as simulate_cli
+from hvr.sim.compare import DEFAULT_POLICIES, OPTIMUM, compare
+from hvr.sim.counting import Fit, idle_context, place
+from hvr.sim.scenario import REPO_ROOT, ScenarioError, parse
+from hvr.sim.scenario import load as load_scenario
+from hvr.sim.simulator import SimConfig, infeasible_flags, simulate
+from hvr.sim.truth import Outage, Truth, TruthConfig
+from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind, money
 from router.models.offer import with_local_cost_basis
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
 from router.policy.engine import route
 from router.policy.exploration import Limits
-from router.sim import baselines, optimal, workload
-from router.sim.cli import SAMPLE_SEED, SAMPLE_WORKLOAD
-from router.sim.cli import main as simulate_cli
-from router.sim.compare import DEFAULT_POLICIES, OPTIMUM, compare
-from router.sim.counting import Fit, idle_context, place
-from router.sim.scenario import REPO_ROOT, ScenarioError, parse
-from router.sim.scenario import load as load_scenario
-from router.sim.simulator import SimConfig, infeasible_flags, simulate
-from router.sim.truth import Outage, Truth, TruthConfig
-from router.sim.workload import Arrival
 
 OFFERS = load_catalog().offers
 MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -163,7 +163,7 @@ def test_every_request_ends_once_and_its_bills_add_up(seed: int, policy: str) ->
 def expected_bill(attempt: object) -> Decimal:
     """The provider's bill, worked out independently: GPU-seconds run for time-billed offers, whatever the outcome;
     per-second and per-video prices only for a delivered video; nothing for a refusal or a never-started job."""
-    from router.sim.simulator import AttemptRecord
+    from hvr.sim.simulator import AttemptRecord
 
     assert isinstance(attempt, AttemptRecord)
     spec, offer = attempt.delivered, attempt.offer
@@ -307,7 +307,7 @@ def test_a_budget_holds_spend_to_the_limit_plus_recorded_excess() -> None:
     limit = Decimal("3.00")
     run = simulate(busy_days(7), OFFERS, baselines.make("hvr", OFFERS), Truth(TruthConfig(seed=7)),
                    SimConfig(budget_usd=limit))
-    from router.sim.counting import estimated_p90_cost
+    from hvr.sim.counting import estimated_p90_cost
 
     excess = sum((max(Decimal(0), a.cost - (estimated_p90_cost(a.offer, a.delivered) or Decimal(0)))
                   for j in run.jobs for a in j.attempts if a.delivered is not None), Decimal(0))
@@ -494,15 +494,15 @@ def test_hvr_registers_simulate_without_loading_the_simulator() -> None:
     import subprocess
     import sys
 
-    from router.sim.cli import POLICY_NAMES, register, run
+    from hvr.sim.cli import POLICY_NAMES, register, run
 
     assert POLICY_NAMES == DEFAULT_POLICIES
     hvr = argparse.ArgumentParser(prog="hvr")
     register(hvr.add_subparsers(dest="command"))
     args = hvr.parse_args(["simulate", "--videos", "5", "--policies", "hvr", "static_rule"])
     assert (args.run, args.client, args.videos, args.policies) == (run, False, 5, ["hvr", "static_rule"])
-    code = ("import sys, router.sim.cli; "
-            "sys.exit(any(m in sys.modules for m in ('scipy', 'router.sim.compare', 'router.policy.engine')))")
+    code = ("import sys, hvr.sim.cli; "
+            "sys.exit(any(m in sys.modules for m in ('scipy', 'hvr.sim.compare', 'router.policy.engine')))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

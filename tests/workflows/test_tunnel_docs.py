@@ -13,7 +13,7 @@ from router.workflows import ModelFiles
 TUNNEL = Path(__file__).resolve().parents[2] / "infra" / "tunnel"
 
 
-def test_the_models_example_names_the_same_files_as_agent_models_yaml() -> None:
+def test_the_models_example_names_the_same_files_as_the_routers_models_yaml() -> None:
     assert ModelFiles.load(TUNNEL / "models.example.yaml") == ModelFiles.load()
 
 

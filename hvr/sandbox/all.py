@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.sandbox.base import Pace, catalog_render_model
+from hvr.sandbox.base import Pace, catalog_render_model
 
 RUNPOD_KEY = "sandbox-runpod-key"
 REPLICATE_TOKEN = "r8_sandbox"
@@ -30,9 +30,9 @@ class Sandboxes:
     time_scale: float = 1.0
 
     def start(self) -> Sandboxes:
-        from router.sandbox.replicate import ReplicateSandbox, Timing
-        from router.sandbox.runpod import RunPodSandbox
-        from router.sandbox.veo import VeoSandbox
+        from hvr.sandbox.replicate import ReplicateSandbox, Timing
+        from hvr.sandbox.runpod import RunPodSandbox
+        from hvr.sandbox.veo import VeoSandbox
 
         runpod, replicate = paced("runpod", self.time_scale), paced("replicate", self.time_scale)
         self.servers = {
@@ -67,7 +67,7 @@ def serve(time_scale: float | None = None) -> int:
     modelled time unless told another scale."""
     import threading
 
-    from router.demo import default_time_scale
+    from hvr.timescale import default_time_scale
 
     scale = time_scale or default_time_scale()
     sandboxes = Sandboxes(time_scale=scale).start()

@@ -49,18 +49,19 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
 
+from hvr.sim import counting
+from hvr.sim.baselines import Policy
+from hvr.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
+from hvr.sim.truth import Outage, Truth
+from hvr.sim.workload import Arrival
+from router.models.budget import SpendMode
 from router.models.common import ProviderKind
 from router.models.decision import Chosen, DeliveredSpec
 from router.models.offer import Offer
 from router.policy import learning, localqueue
-from router.policy.context import BudgetState, Exploration, RoutingContext, SpendMode, TargetState
+from router.policy.context import BudgetState, Exploration, RoutingContext, TargetState
 from router.policy.fallback import excluded_offers
 from router.policy.learning import Learned, Observation, OfferStats
-from router.sim import counting
-from router.sim.baselines import Policy
-from router.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
-from router.sim.truth import Outage, Truth
-from router.sim.workload import Arrival
 
 RUNPOD_TYPICAL_JOB_S = 70.0  # the RunPod adapter's figure for its queue-wait estimate (providers/runpod.py)
 DEFAULT_SPEND_RULES: tuple[tuple[Decimal, SpendMode], ...] = (

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from router.local.esm import EventSourceMapping, LambdaContextStub
-from router.local.moto_server import LOCAL_ENV, LockedMotoServer
-from router.local.provision import Stack, load_template, provision
+from hvr.local.esm import EventSourceMapping, LambdaContextStub
+from hvr.local.moto_server import LOCAL_ENV, LockedMotoServer
+from hvr.local.provision import Stack, load_template, provision
 
 DEV_TENANT = "dev"
 AGENT_CHECK_S = 0.5  # how often the supervisor looks for a dead agent process (wall seconds)
@@ -92,7 +92,7 @@ class EmbeddedStack:
             raise
 
     def _start(self) -> EmbeddedStack:
-        from router.local.gateway import LocalHttpApi, Route
+        from hvr.local.gateway import LocalHttpApi, Route
         from router.store.aws import client
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ class EmbeddedStack:
             self.agent = AgentProcess(self.workdir / "agent.sqlite", secrets=[self.agent_secret],
                                       time_scale=self.time_scale, agent_id="agent-1", env=self._agent_env()).start()
         if self.with_sandboxes:
-            from router.sandbox.all import Sandboxes
+            from hvr.sandbox.all import Sandboxes
 
             self.sandboxes = Sandboxes(time_scale=self.time_scale).start()
         template = load_template()
@@ -141,8 +141,8 @@ class EmbeddedStack:
         if self.agent_engine != "comfyui":
             return {}
         if self.comfyui_url is None:
-            from router.sandbox.all import paced
-            from router.sandbox.comfyui import ComfyUISandbox
+            from hvr.sandbox.all import paced
+            from hvr.sandbox.comfyui import ComfyUISandbox
 
             # In modelled time, like the sim engine: the agent's GPU-seconds come from ComfyUI's timestamps.
             self.comfyui = ComfyUISandbox(step_s=None, pace=paced("local", self.time_scale)).start()
@@ -305,7 +305,7 @@ def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_eng
     """`hvr dev`: keep the stack up until interrupted."""
     import tempfile
 
-    from router.demo import default_time_scale
+    from hvr.timescale import default_time_scale
 
     scale = time_scale or default_time_scale()
     with tempfile.TemporaryDirectory(prefix="hvr-dev-") as tmp, EmbeddedStack(

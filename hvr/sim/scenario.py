@@ -33,11 +33,11 @@ from typing import Any, NoReturn
 import yaml
 from yaml.constructor import SafeConstructor
 
+from hvr.sim.compare import SCENARIO_TARGETS, Comparison, Targets
+from hvr.sim.truth import DEFAULT_FAILURE_RATE, Outage, TruthConfig
+from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind
 from router.models.offer import LocalCostBasis, Offer, with_local_cost_basis
-from router.sim.compare import SCENARIO_TARGETS, Comparison, Targets
-from router.sim.truth import DEFAULT_FAILURE_RATE, Outage, TruthConfig
-from router.sim.workload import Arrival
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SEED = 1
@@ -86,7 +86,7 @@ class Scenario:
 
     def arrivals(self) -> list[Arrival]:
         """The scenario's requests: its file (OSError or ValueError when it can't be read), or a generated month."""
-        from router.sim import workload
+        from hvr.sim import workload
 
         if self.workload_file is not None:
             return workload.load(self.workload_file)
@@ -322,9 +322,9 @@ def simulate_scenario(scenario: Scenario, catalog: Sequence[Offer], arrivals: Se
                       policies: Sequence[str] | None = None, matched_bounds: bool = False,
                       time_limit_s: float | None = None) -> Comparison:
     """Run a scenario (on `arrivals`, default its own workload): its truth and basis, every policy, the optimum."""
-    from router.sim import optimal
-    from router.sim.compare import DEFAULT_POLICIES, compare
-    from router.sim.simulator import SimConfig
+    from hvr.sim import optimal
+    from hvr.sim.compare import DEFAULT_POLICIES, compare
+    from hvr.sim.simulator import SimConfig
 
     return compare(arrivals if arrivals is not None else scenario.arrivals(), scenario.offers(catalog),
                    seed=scenario.seed, policies=policies or DEFAULT_POLICIES,

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import httpx
 from PIL import Image
 
-from router.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, graph_model, render_mp4
+from hvr.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, graph_model, render_mp4
 from router.workflows.schema import INPUT_FOLDER, Validation, default_schema
 from router.workflows.shapes import GraphShapes
 

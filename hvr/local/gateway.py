@@ -29,8 +29,8 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
-from router.local.esm import LambdaContextStub
-from router.local.moto_server import REGION
+from hvr.local.esm import LambdaContextStub
+from hvr.local.moto_server import REGION
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -56,12 +56,12 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from hvr.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
+from hvr.sim.simulator import JobRecord, window
+from hvr.sim.truth import Truth
+from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind
 from router.models.offer import Offer
-from router.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
-from router.sim.simulator import JobRecord, window
-from router.sim.truth import Truth
-from router.sim.workload import Arrival
 
 TIME_LIMIT_S = 300.0
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from router.sandbox.base import Fault, FaultPlan, Handler, Request, Response, SandboxServer, render_mp4
+from hvr.sandbox.base import Fault, FaultPlan, Handler, Request, Response, SandboxServer, render_mp4
 
 FPS = 24  # every Veo model renders 24 fps (providers.md §3.5)
 _RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"

@@ -48,7 +48,7 @@ from websockets.http11 import Request as WsRequest
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from router.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, graph_model, render_mp4
+from hvr.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, graph_model, render_mp4
 from router.workflows.models import ModelFiles
 from router.workflows.schema import INPUT_FOLDER, NodeSchema, default_schema
 from router.workflows.shapes import GraphShapes

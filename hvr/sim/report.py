@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from router.sim.compare import CHEAPEST, OPTIMUM, STATIC, Comparison, Metrics
+from hvr.sim.compare import CHEAPEST, OPTIMUM, STATIC, Comparison, Metrics
 
 HVR = "hvr"
 

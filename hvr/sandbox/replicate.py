@@ -43,7 +43,7 @@ from urllib.parse import unquote_to_bytes, urlencode
 
 import httpx
 
-from router.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, render_mp4
+from hvr.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, render_mp4
 
 PROBLEM = "application/problem+json"
 HTTP_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TIMEOUT)

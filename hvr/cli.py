@@ -17,87 +17,21 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import httpx
+from hvr.campaign_text import (
+    CAMPAIGN_DONE,
+    campaign_bar,
+    campaign_body,
+    dollars,
+    format_campaign,
+    when,
+)
+from hvr.client import DEFAULT_API_URL, ApiClient, ApiError
+from router.models.job import TERMINAL as JOB_TERMINAL
 
-DEFAULT_API_URL = "http://127.0.0.1:8787"
-TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired", "rejected"})
+TERMINAL = frozenset(status.value for status in JOB_TERMINAL)
 GROUP_BY = ("provider", "offer", "tenant", "campaign", "day")
-
-
-class ApiError(Exception):
-    def __init__(self, lines: list[str], status: int | None = None) -> None:
-        super().__init__("\n".join(lines))
-        self.lines, self.status = lines, status
-
-    @property
-    def exit_code(self) -> int:
-        return 2 if self.status is not None and 400 <= self.status < 500 else 1
-
-
-def _problem_lines(response: httpx.Response) -> list[str]:
-    """problem+json as a person reads it: title and detail, then each field and each routing reason."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return [f"error {response.status_code}: {response.text[:500] or response.reason_phrase}"]
-    if "title" not in body and "message" in body:  # API Gateway's own refusals (401, 403, 404, 413)
-        return [f"error {response.status_code}: {body['message']}"]
-    head = f"error {response.status_code}: {body.get('title') or response.reason_phrase}"
-    lines = [f"{head}: {body['detail']}" if body.get("detail") else head]
-    lines += [f"  {e.get('field') or '(request)'}: {e.get('message', '')}" for e in body.get("errors") or []]
-    lines += [f"  - {reason}" for reason in body.get("reasons") or []]
-    return lines
-
-
-class ApiClient:
-    def __init__(self, url: str, key: str | None, timeout_s: float = 30.0) -> None:
-        self.url, self.has_key = url, bool(key)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
-
-    def call(self, method: str, path: str, *, body: bytes | None = None, json_body: Any = None,
-             headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
-        if params:
-            path = f"{path}?{urlencode(params)}"
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-        sent = {"Content-Type": "application/json", **(headers or {})} if body is not None else headers
-        try:
-            response = self._http.request(method, path, content=body, headers=sent)
-        except httpx.HTTPError as exc:
-            raise ApiError([f"cannot reach {self.url}: {exc}"]) from exc
-        if response.status_code >= 400:
-            lines = _problem_lines(response)
-            if response.status_code == 401 and not self.has_key:
-                lines.append("  (no API key: pass --api-key or set HVR_API_KEY)")
-            raise ApiError(lines, response.status_code)
-        return response.json() if response.content else None
-
-    def download(self, url: str, path: Path) -> int:
-        # A presigned URL carries its own signature; our Authorization header would make S3 refuse it.
-        try:
-            with httpx.stream("GET", url, timeout=120.0) as response:
-                if response.status_code >= 400:
-                    raise ApiError([f"download failed: HTTP {response.status_code}"], None)
-                with path.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-        except httpx.HTTPError as exc:
-            raise ApiError([f"download failed: {exc}"]) from exc
-        return path.stat().st_size
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> ApiClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Progress:
@@ -142,32 +76,12 @@ def _read_request(path: str) -> bytes:
         raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
 
 
-def _money(value: Any) -> str:
-    return "-" if value is None else f"${value}"
-
-
-def _when(value: Any, now: datetime) -> str:
-    if not value:
-        return "-"
-    try:
-        at = datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    seconds = max(0, round((at - now).total_seconds()))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    rel = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-    return f"{at.astimezone(UTC):%H:%M:%S}Z (+{rel})"
-
-
 def format_quote(quote: dict[str, Any], now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     header = ("offer", "feasible", "score", "est. cost", "ready at", "reasons")
     rows = [(str(c.get("offer")), "yes" if c.get("feasible") else "no",
              f"{c['score']:.3f}" if isinstance(c.get("score"), int | float) else "-",
-             _money(c.get("estimated_cost_usd")), _when(c.get("estimated_ready_at"), now),
+             dollars(c.get("estimated_cost_usd")), when(c.get("estimated_ready_at"), now),
              "; ".join(c.get("reasons") or []))
             for c in quote.get("candidates") or []]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
@@ -186,12 +100,12 @@ def format_quote(quote: dict[str, Any], now: datetime | None = None) -> str:
     lines.append("")
     if chosen:
         lines.append(f"chosen: {chosen.get('offer')} on {chosen.get('target')}, "
-                     f"{_money(chosen.get('estimated_cost_usd'))}, ready {_when(chosen.get('estimated_ready_at'), now)}"
+                     f"{dollars(chosen.get('estimated_cost_usd'))}, ready {when(chosen.get('estimated_ready_at'), now)}"
                      + (f", score {chosen['score']:.3f}" if isinstance(chosen.get("score"), int | float) else ""))
         if chosen.get("reason"):
             lines.append(f"  why: {chosen['reason']}")
         if chosen.get("explored"):
-            lines.append(f"  exploring, abandoned at {_when(chosen.get('explore_until'), now)} if not done: "
+            lines.append(f"  exploring, abandoned at {when(chosen.get('explore_until'), now)} if not done: "
                          f"{chosen['explored']}")
         if quote.get("fallbacks"):
             lines.append(f"  fallbacks: {', '.join(quote['fallbacks'])}")
@@ -211,11 +125,11 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], numeric_fro
 
 def format_costs(report: dict[str, Any]) -> str:
     scope = f"tenant {report['tenant']}" if report.get("tenant") else "all tenants"
-    rows = [(str(g["key"]), str(g["videos"]), _money(g["actual_usd"]), _money(g["estimated_usd"]))
+    rows = [(str(g["key"]), str(g["videos"]), dollars(g["actual_usd"]), dollars(g["estimated_usd"]))
             for g in report.get("groups") or []]
     lines = [f"costs {report['from']} to {report['to']}, {scope}, by {report['group_by']}", ""]
     lines += _table((str(report["group_by"]), "videos", "actual", "estimated"), rows)
-    lines += ["", f"total: {_money(report['total_usd'])}"]
+    lines += ["", f"total: {dollars(report['total_usd'])}"]
     return "\n".join(lines)
 
 
@@ -224,29 +138,29 @@ def format_tco(report: dict[str, Any]) -> str:
     scope = f"tenant {report['tenant']}" if report.get("tenant") else "all tenants"
     lines = [f"TCO {report['from']} to {report['to']}, {scope}: {report['videos']} videos delivered", ""]
     lines += _table(("offer", "videos", "paid for videos", "per video", "failed attempts"),
-                    [(o["offer"], str(o["videos"]), _money(o["actual_usd"]), _money(o["per_video_usd"]),
-                      _money(o["other_attempts_usd"])) for o in report.get("offers") or []])
+                    [(o["offer"], str(o["videos"]), dollars(o["actual_usd"]), dollars(o["per_video_usd"]),
+                      dollars(o["other_attempts_usd"])) for o in report.get("offers") or []])
     lines.append("")
     lines += _table(("month", "videos", "as routed", "all veo", "all local", "not local", "static rule"),
-                    [(m["period"], str(m["videos"]), _money(m["as_routed_usd"]), _money(m["all_veo_usd"]),
-                      _money(m["all_local_usd"]), str(m["not_possible_locally"]), _money(m["static_rule_usd"]))
+                    [(m["period"], str(m["videos"]), dollars(m["as_routed_usd"]), dollars(m["all_veo_usd"]),
+                      dollars(m["all_local_usd"]), str(m["not_possible_locally"]), dollars(m["static_rule_usd"]))
                      for m in report.get("months") or []])
     lines.append("")
     lines += _table(("option", "videos", "not possible", "total", "per video", "monthly at 1,000", "yearly at 1,000"),
-                    [(o["option"], str(o["videos"]), str(o["not_possible"]), _money(o["total_usd"]),
-                      _money(o["per_video_usd"]), _money(o["monthly_usd_at_1000"]), _money(o["yearly_usd_at_1000"]))
+                    [(o["option"], str(o["videos"]), str(o["not_possible"]), dollars(o["total_usd"]),
+                      dollars(o["per_video_usd"]), dollars(o["monthly_usd_at_1000"]), dollars(o["yearly_usd_at_1000"]))
                      for o in report.get("options") or []])
     if report.get("mode_unknown"):
         lines.append(f"{report['mode_unknown']} videos of unknown mode (job gone) are priced on Veo only")
     gpu = report.get("local_gpu")
     if gpu:
         busy_h, period_h = float(gpu["busy_gpu_seconds"]) / 3600, gpu["period_seconds"] / 3600
-        lines += ["", f"local GPU ({gpu['cost_basis']} basis): fixed {_money(gpu['fixed_monthly_usd'])}/month "
-                      f"(${gpu['depreciation_usd_per_hour']}/h depreciation), {_money(gpu['fixed_usd'])} over "
+        lines += ["", f"local GPU ({gpu['cost_basis']} basis): fixed {dollars(gpu['fixed_monthly_usd'])}/month "
+                      f"(${gpu['depreciation_usd_per_hour']}/h depreciation), {dollars(gpu['fixed_usd'])} over "
                       f"this window",
-                  f"  variable spend {_money(gpu['variable_usd'])} (local energy {_money(gpu['local_energy_usd'])})"
-                  f" + fixed {_money(gpu['fixed_usd'])} = {_money(gpu['total_usd'])}"
-                  + (f"; renders were charged {_money(gpu['charged_to_renders_usd'])} of the fixed cost"
+                  f"  variable spend {dollars(gpu['variable_usd'])} (local energy {dollars(gpu['local_energy_usd'])})"
+                  f" + fixed {dollars(gpu['fixed_usd'])} = {dollars(gpu['total_usd'])}"
+                  + (f"; renders were charged {dollars(gpu['charged_to_renders_usd'])} of the fixed cost"
                      if Decimal(gpu["charged_to_renders_usd"]) else ""),
                   f"  utilization {100 * gpu['utilization']:.1f} % ({busy_h:.1f} GPU-busy hours of "
                   f"{period_h:.0f})"]
@@ -257,8 +171,8 @@ def format_tco(report: dict[str, Any]) -> str:
 def format_budgets(budgets: list[dict[str, Any]]) -> str:
     if not budgets:
         return "no budgets this period"
-    rows = [(str(b["scope"]), str(b["period"]), _money(b["limit_usd"]), _money(b["spent_usd"]),
-             _money(b["reserved_usd"]), _money(b["remaining_usd"]), str(b["spend_mode"]),
+    rows = [(str(b["scope"]), str(b["period"]), dollars(b["limit_usd"]), dollars(b["spent_usd"]),
+             dollars(b["reserved_usd"]), dollars(b["remaining_usd"]), str(b["spend_mode"]),
              ",".join(f"{t:g}" for t in b.get("thresholds") or []))
             for b in budgets]
     return "\n".join(_table(("scope", "period", "limit", "spent", "reserved", "remaining", "mode", "thresholds"),
@@ -409,19 +323,19 @@ def cmd_budgets_set(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from router.demo import main as demo_main
+    from hvr.demo import main as demo_main
 
     return demo_main([])
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from router.sandbox.all import serve
+    from hvr.sandbox.all import serve
 
     return serve(args.time_scale)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from router.local.embedded import run_dev  # the whole embedded stack: imported only when asked for
+    from hvr.local.embedded import run_dev  # the whole embedded stack: imported only when asked for
 
     return int(run_dev(port=args.port, time_scale=args.time_scale, api_keys=os.environ.get("HVR_DEV_API_KEYS"),
                        agent_engine=args.agent_engine, comfyui_url=args.comfyui_url))
@@ -459,8 +373,8 @@ def format_calibration(jobs: list[dict[str, Any]]) -> str:
         status = str(job.get("status")) + (f" ({job['error'].get('code')})" if job.get("error") else "")
         rows.append((str(attempt.get("offer") or (job.get("request") or {}).get("model") or "-"), size,
                      str(delivered.get("frames", "-")), f"{took:.0f}" if took else "-",
-                     f"{catalog:.0f}" if catalog else "-", ratio, _money((job.get("cost") or {}).get("actual_usd")),
-                     _money((job.get("cost") or {}).get("estimated_usd")), status))
+                     f"{catalog:.0f}" if catalog else "-", ratio, dollars((job.get("cost") or {}).get("actual_usd")),
+                     dollars((job.get("cost") or {}).get("estimated_usd")), status))
     header = ("offer", "size", "frames", "took GPU-s", "catalog p50 s", "took/catalog", "cost", "estimated",
               "status")
     return "\n".join(_table(header, rows, numeric_from=2))
@@ -488,91 +402,6 @@ def cmd_calibrate(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------- campaigns
-
-CAMPAIGN_DONE = frozenset({"completed", "failed"})
-FINISHED_COUNTS = ("succeeded", "failed", "rejected", "expired", "cancelled")
-MAX_INLINE_ITEMS = 1000
-
-
-def campaign_body(path: Path, name: str | None) -> tuple[dict[str, Any], list[str]]:
-    """A JSON Lines manifest as a `POST /v1/campaigns` body: the header's fields, then its items inline.
-
-    Items without an `item_id` get their line number, as in a manifest dropped in S3, so both ways name the same
-    items. Lines that aren't JSON objects can't be sent inline: they come back as warnings."""
-    body: dict[str, Any] = {}
-    items: list[dict[str, Any]] = []
-    warnings: list[str] = []
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            warnings.append(f"line {number}: not a JSON object, not sent")
-            continue
-        if number == 1 and set(data) == {"campaign"} and isinstance(data["campaign"], dict):
-            body.update(data["campaign"])
-            continue
-        items.append(data if "item_id" in data else {"item_id": str(number), **data})
-    if len(items) > MAX_INLINE_ITEMS:
-        raise ApiError([f"{path}: {len(items)} items; at most {MAX_INLINE_ITEMS} go inline. Drop the manifest at "
-                        "s3://<bucket>/campaigns/<tenant>/<name>.jsonl instead"], 400)
-    body["name"] = name or body.get("name") or path.stem
-    body["items"] = items
-    return body, warnings
-
-
-def campaign_bar(campaign: dict[str, Any], width: int = 30) -> str:
-    counts = campaign.get("counts") or {}
-    total = int(counts.get("total") or 0)
-    finished = sum(int(counts.get(key) or 0) for key in FINISHED_COUNTS)
-    running = int(counts.get("running") or 0)
-    if total == 0:
-        return f"[{'.' * width}]   0% {campaign.get('status')}"
-    done_cells = round(width * finished / total)
-    run_cells = min(width - done_cells, round(width * running / total))
-    return (f"[{'#' * done_cells}{'>' * run_cells}{'.' * (width - done_cells - run_cells)}] "
-            f"{100 * finished // total:3d}% {finished}/{total} {campaign.get('status')}")
-
-
-def format_campaign(campaign: dict[str, Any], now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    counts = campaign.get("counts") or {}
-    lines = [f"{campaign.get('id')} {campaign.get('name')}  {campaign_bar(campaign)}",
-             "  " + "  ".join(f"{key} {counts.get(key, 0)}" for key in
-                              ("accepted", "running", "succeeded", "failed", "rejected", "expired", "cancelled")),
-             f"  spent {_money(campaign.get('spent_usd'))} of budget {_money(campaign.get('budget_usd'))}, "
-             f"projected {_money(campaign.get('projected_total_usd'))}, finish "
-             f"{_when(campaign.get('projected_finish_at'), now)}, deadline {_when(campaign.get('deadline'), now)}"]
-    plan = campaign.get("plan")
-    if plan:
-        lines.append(f"  plan: {plan['local_items']} on the local GPU, {plan['cloud_items']} in the cloud, "
-                     f"{_money(plan['planned_cost_usd'])} (all cloud {_money(plan['all_cloud']['cost_usd'])}, "
-                     f"all local {_money(plan['all_local']['cost_usd'])} with {plan['all_local']['items_late']} late)")
-    mix = campaign.get("offer_mix") or {}
-    if mix:
-        lines.append("  offers: " + ", ".join(f"{offer} {n}" for offer, n in sorted(mix.items(), key=lambda i: -i[1])))
-    invalid = campaign.get("invalid_items") or []
-    if invalid:
-        lines.append(f"  invalid lines ({campaign.get('invalid_items_total', len(invalid))}):")
-        lines += [f"    line {i['line']} ({i['item_id']}) {i['field'] or '(line)'}: {i['message']}"
-                  for i in invalid[:20]]
-    risks = campaign.get("items_at_risk") or []
-    if risks:
-        lines.append(f"  at risk of missing the deadline ({campaign.get('items_at_risk_total', len(risks))}):")
-        lines += [f"    {r['item_id']} {r.get('offer') or '-'}: {r['reason']}" for r in risks[:20]]
-    if campaign.get("error"):
-        lines.append(f"  error: {campaign['error']}")
-    if campaign.get("progress_as_of"):
-        lines.append(f"  as of {campaign['progress_as_of']}")
-    return "\n".join(lines)
-
 
 def _watch_campaign(client: ApiClient, campaign: dict[str, Any], interval_s: float) -> dict[str, Any]:
     stream = sys.stderr
@@ -647,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="modelled seconds per wall second, as for dev (reported render times are modelled)")
     sandbox.set_defaults(run=cmd_sandbox, client=False)
 
-    from router.sim.cli import register as register_simulate  # argparse only; the simulator loads when it runs
+    from hvr.sim.cli import register as register_simulate  # argparse only; the simulator loads when it runs
     register_simulate(commands)
 
     api = argparse.ArgumentParser(add_help=False)

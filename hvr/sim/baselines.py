@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from hvr.sim.counting import Fit, place
 from router.models.campaign import DEFAULT_INTERACTIVE_SHARE
 from router.models.common import Mode, ProviderKind
 from router.models.decision import Chosen
@@ -38,7 +39,6 @@ from router.policy.engine import route
 from router.policy.exploration import Limits, allowance, drawn
 from router.policy.plan import PlanParams, follow_plan, idle_local, item_input, plan
 from router.settings import Settings
-from router.sim.counting import Fit, place
 
 VEO_BASELINE = "veo/veo-3.1-fast"
 STATIC_LOCAL = "local/animatediff-sd15"

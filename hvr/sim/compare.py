@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from hvr.sim import baselines, optimal
+from hvr.sim.counting import cold_start_cost
+from hvr.sim.simulator import JobRecord, RunResult, SimConfig, infeasible_flags, simulate, window
+from hvr.sim.truth import Truth, TruthConfig
+from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind, money
 from router.models.offer import Offer
-from router.sim import baselines, optimal
-from router.sim.counting import cold_start_cost
-from router.sim.simulator import JobRecord, RunResult, SimConfig, infeasible_flags, simulate, window
-from router.sim.truth import Truth, TruthConfig
-from router.sim.workload import Arrival
 
 OPTIMUM = "offline_optimum"
 STATIC = "static_rule"

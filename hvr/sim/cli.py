@@ -7,7 +7,7 @@
 
 Without `--workload` a month of `--videos` requests is generated from `--seed` (1,000 with seed 1 is exactly
 `samples/workloads/month-1000.jsonl`). `--seed` also seeds the truth model (render times, failures). A scenario
-file (`router.sim.scenario`, samples in `samples/scenarios/`) sets the workload, seed, truth, budget and local cost
+file (`hvr.sim.scenario`, samples in `samples/scenarios/`) sets the workload, seed, truth, budget and local cost
 basis instead, so it excludes those options. `--out DIR` writes `results.json`, `report.md` and, with `--chart`,
 `chart.png`. Exit codes: 0 done, 1 the scenario, the workload or an output could not be read or written (a bad
 scenario as `FILE:LINE: key: problem`), 2 the command line was wrong.
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from router.sim.compare import Comparison
-    from router.sim.workload import Arrival
+    from hvr.sim.compare import Comparison
+    from hvr.sim.workload import Arrival
 
 # Importing this module costs argparse only, so `hvr` can register the command without loading the simulator.
 SAMPLE_WORKLOAD = Path(__file__).resolve().parents[2] / "samples" / "workloads" / "month-1000.jsonl"
@@ -96,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
         import scipy.optimize  # noqa: F401  (the offline bound's solver; optional: the `sim` extra)
     except ImportError:
         return _fail("needs scipy for the offline bound: install hvr with the `sim` extra", 1)
+    from hvr.sim import workload
+    from hvr.sim.compare import compare
+    from hvr.sim.report import markdown
+    from hvr.sim.scenario import load, simulate_scenario
+    from hvr.sim.simulator import SimConfig
     from router.policy.catalog import CatalogError, load_catalog  # the simulator loads only when it runs
-    from router.sim import workload
-    from router.sim.compare import compare
-    from router.sim.report import markdown
-    from router.sim.scenario import load, simulate_scenario
-    from router.sim.simulator import SimConfig
 
     seed = SAMPLE_SEED if args.seed is None else args.seed
     videos = DEFAULT_VIDEOS if args.videos is None else args.videos
@@ -141,8 +141,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def _write(args: argparse.Namespace, arrivals: list[Arrival], result: Comparison, text: str) -> None:
-    from router.sim import workload
-    from router.sim.report import chart, to_json
+    from hvr.sim import workload
+    from hvr.sim.report import chart, to_json
 
     document = json.dumps(to_json(result), indent=2) + "\n"
     if args.save_workload is not None:

@@ -9,7 +9,6 @@ it, output file. MP4s land under ./demo-out/. Exits 1 if any outcome differs fro
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -21,31 +20,12 @@ from typing import Any
 import httpx
 import yaml
 
-from router.models.common import utcnow
+from hvr.campaign_text import campaign_body, format_campaign
+from hvr.timescale import default_time_scale
 from router.models.job import JobView
-from router.models.request import VideoRequest
-from router.policy.catalog import load_catalog
-from router.policy.context import RoutingContext
-from router.policy.engine import route
 
 SAMPLES = Path("samples/requests")
 CAMPAIGN = Path("samples/campaigns/black-friday.jsonl")
-LONGEST_RENDER_WALL_S = 8.0
-TERMINAL = {"succeeded", "failed", "cancelled", "expired", "rejected"}
-
-
-def default_time_scale(samples: Path = SAMPLES) -> float:
-    """Modelled seconds per wall second such that the slowest valid sample renders in about 8 s."""
-    catalog, now, longest = load_catalog(), utcnow(), 1.0
-    for path in samples.glob("*.json"):
-        try:
-            request = VideoRequest.parse_at_edge(json.loads(path.read_text()), now)
-        except ValueError:
-            continue
-        chosen = route(request, catalog.offers, RoutingContext(), now).chosen
-        if chosen is not None:
-            longest = max(longest, (chosen.estimated_ready_at - now).total_seconds())
-    return max(1.0, longest / LONGEST_RENDER_WALL_S)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.setdefault("HVR_EXPLORATION_SHARE", "0") == "0":
         print("exploration off for the samples (HVR_EXPLORATION_SHARE=1 make demo: watch the untried GPU tried)")
 
-    from router.local.embedded import EmbeddedStack
+    from hvr.local.embedded import EmbeddedStack
 
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
@@ -92,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _campaign(api: httpx.Client, path: Path, timeout_s: float = 240) -> bool:
     """The sample campaign through `POST /v1/campaigns`, followed until every item has ended."""
-    from router.cli import campaign_body, format_campaign
 
     body, _ = campaign_body(path, None)
     response = api.post("/v1/campaigns", json=body)
@@ -119,7 +98,7 @@ def _follow(api: httpx.Client, answers: dict[str, dict[str, Any]], timeout_s: fl
     while pending and time.monotonic() < deadline:
         for name, job_id in list(pending.items()):
             job = JobView.model_validate(api.get(f"/v1/jobs/{job_id}").json())
-            if job.status.value in TERMINAL:
+            if job.status.terminal:
                 finals[name] = job
                 del pending[name]
         time.sleep(0.2)

@@ -1,0 +1,86 @@
+"""A client of the hvr API (ARCHITECTURE §4), local or deployed: requests, problem+json as readable lines, downloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+DEFAULT_API_URL = "http://127.0.0.1:8787"
+
+
+class ApiError(Exception):
+    def __init__(self, lines: list[str], status: int | None = None) -> None:
+        super().__init__("\n".join(lines))
+        self.lines, self.status = lines, status
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.status is not None and 400 <= self.status < 500 else 1
+
+
+def problem_lines(response: httpx.Response) -> list[str]:
+    """problem+json as a person reads it: title and detail, then each field and each routing reason."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return [f"error {response.status_code}: {response.text[:500] or response.reason_phrase}"]
+    if "title" not in body and "message" in body:  # API Gateway's own refusals (401, 403, 404, 413)
+        return [f"error {response.status_code}: {body['message']}"]
+    head = f"error {response.status_code}: {body.get('title') or response.reason_phrase}"
+    lines = [f"{head}: {body['detail']}" if body.get("detail") else head]
+    lines += [f"  {e.get('field') or '(request)'}: {e.get('message', '')}" for e in body.get("errors") or []]
+    lines += [f"  - {reason}" for reason in body.get("reasons") or []]
+    return lines
+
+
+class ApiClient:
+    def __init__(self, url: str, key: str | None, timeout_s: float = 30.0) -> None:
+        self.url, self.has_key = url, bool(key)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
+
+    def call(self, method: str, path: str, *, body: bytes | None = None, json_body: Any = None,
+             headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
+        if params:
+            path = f"{path}?{urlencode(params)}"
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+        sent = {"Content-Type": "application/json", **(headers or {})} if body is not None else headers
+        try:
+            response = self._http.request(method, path, content=body, headers=sent)
+        except httpx.HTTPError as exc:
+            raise ApiError([f"cannot reach {self.url}: {exc}"]) from exc
+        if response.status_code >= 400:
+            lines = problem_lines(response)
+            if response.status_code == 401 and not self.has_key:
+                lines.append("  (no API key: pass --api-key or set HVR_API_KEY)")
+            raise ApiError(lines, response.status_code)
+        return response.json() if response.content else None
+
+    def download(self, url: str, path: Path) -> int:
+        # A presigned URL carries its own signature; our Authorization header would make S3 refuse it.
+        try:
+            with httpx.stream("GET", url, timeout=120.0) as response:
+                if response.status_code >= 400:
+                    raise ApiError([f"download failed: HTTP {response.status_code}"], None)
+                with path.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise ApiError([f"download failed: {exc}"]) from exc
+        return path.stat().st_size
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
