@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from router.models.common import Money, ProviderKind
+from router.models.common import Money, ProviderKind, money
 from router.models.decision import Decision, DeliveredSpec
 from router.models.request import VideoRequest
 
@@ -99,6 +99,15 @@ class Attempt(BaseModel):
         """Left open by a cancel or expiry until the provider says what it ran (`settle_as`)."""
         return self.settle_as is not None and not self.status.ended
 
+    def close(self, now: datetime, status: AttemptStatus, reason: str | None, billed: dict[str, float],
+              actual: Decimal) -> None:
+        """End the attempt with what its provider billed (the delivered length always recorded beside it)."""
+        self.status = status
+        self.reason = reason
+        self.ended_at = now
+        self.billed = {**billed, "output_seconds": round(self.delivered.duration_s, 3)}
+        self.actual_cost_usd = actual
+
 
 class JobCost(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -162,6 +171,13 @@ class Job(JobView):
     @property
     def current_attempt(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
+
+    def attempt(self, attempt_id: str) -> Attempt | None:
+        return next((a for a in self.attempts if a.id == attempt_id), None)
+
+    def total_actual(self) -> Decimal:
+        """What the job's attempts cost so far."""
+        return money(sum((a.actual_cost_usd or Decimal(0) for a in self.attempts), Decimal(0)))
 
     def view(self) -> JobView:
         return JobView.model_validate(self.model_dump(exclude={"version", "tenant", "notified"}))

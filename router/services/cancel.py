@@ -10,7 +10,6 @@ from __future__ import annotations
 from router.models.job import Job, JobCancel, JobStatus
 from router.services import lifecycle, settle
 from router.services.deps import Deps
-from router.services.worker import total_actual
 
 
 class CannotCancel(Exception):
@@ -33,7 +32,7 @@ def cancel(tenant: str, job_id: str, deps: Deps) -> Job:
         if current is not None and current.id == open_id and not current.status.ended:
             settle.close_or_hold(current, stopped, now, "cancelled", "cancelled by the client")
         draft.cancel = JobCancel(requested_at=now, billed=stopped.actual > 0 if stopped else open_id is not None)
-        draft.cost.actual_usd = total_actual(draft)
+        draft.cost.actual_usd = draft.total_actual()
         return JobStatus.CANCELLED
 
     return lifecycle.update(deps, tenant, job_id, change)

@@ -18,8 +18,9 @@ from router.models.job import Attempt, AttemptStatus, Job
 from router.providers.base import ProviderState, ProviderStatus
 from router.providers.errors import ProviderError, Rejected
 from router.services import circuits
+from router.services.billing import record_ledger
 from router.services.deps import Deps
-from router.services.worker import UNREACHABLE_FLOOR_S, _attempt, close_attempt, record_ledger, total_actual
+from router.services.poll_chain import UNREACHABLE_FLOOR_S
 from router.store.messages import WorkerMessage
 
 # RunPod keeps a finished job's result 30 minutes, so a webhook later than that can't be confirmed anyway.
@@ -64,7 +65,7 @@ def stop(job: Job, attempt: Attempt, deps: Deps, outcome: str, provider_job_id: 
 def close_or_hold(attempt: Attempt, stopped: Stopped | None, now: datetime, outcome: str, reason: str) -> None:
     """Inside the write that ends the job: close the attempt with what was billed, or keep it open to settle."""
     if stopped is not None:
-        close_attempt(attempt, now, AttemptStatus.CANCELLED, reason, stopped.billed, stopped.actual)
+        attempt.close(now, AttemptStatus.CANCELLED, reason, stopped.billed, stopped.actual)
         attempt.provider_job_id = attempt.provider_job_id or stopped.provider_job_id
         return
     attempt.settle_as = outcome
@@ -74,7 +75,7 @@ def close_or_hold(attempt: Attempt, stopped: Stopped | None, now: datetime, outc
 def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
     """A terminal job's open attempt (`settle_as`), on a webhook's hint or the sweeper's nudge: stop it and bill it,
     or, past LATE_SETTLE_S since the job ended, close it with nothing billed."""
-    attempt = _attempt(job, message.attempt_id or "")
+    attempt = job.attempt(message.attempt_id or "")
     if attempt is None or attempt.status.ended or attempt.settle_as is None:
         return
     outcome = attempt.settle_as
@@ -90,11 +91,11 @@ def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
                  "nothing billed"
 
     def close(draft: Job) -> bool:
-        current = _attempt(draft, attempt.id)
+        current = draft.attempt(attempt.id)
         if current is None or current.status.ended:
             return False
         close_or_hold(current, stopped, deps.clock(), outcome, reason)
-        draft.cost.actual_usd = total_actual(draft)
+        draft.cost.actual_usd = draft.total_actual()
         if draft.cancel is not None and draft.current_attempt is current:
             draft.cancel.billed = stopped.actual > 0
         return True

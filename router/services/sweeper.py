@@ -6,7 +6,7 @@ never announced is announced, and one that left an attempt to settle (router.ser
 again. Timeouts are in production seconds, divided by the time scale locally.
 
 An attempt's chain of delayed messages records when its next one is due (`Attempt.poll_due_at`). While that can't
-have been lost (worker.chain_alive) the sweeper sends nothing, so a dead target's polls back off instead of
+have been lost (poll_chain.chain_alive) the sweeper sends nothing, so a dead target's polls back off instead of
 multiplying; past it, the sweeper's poll starts a new chain, which supersedes the old one.
 """
 
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from router.models.job import AttemptStatus, Job, JobStatus
 from router.services import lifecycle, money
 from router.services.deps import Deps
-from router.services.worker import chain_alive
+from router.services.poll_chain import chain_alive
 from router.store.messages import MessageKind, WorkerMessage
 
 ROUTE_TIMEOUT_S = 60.0  # accepted/routed without progress: the route message was lost or is failing
@@ -61,7 +61,7 @@ def sweep(deps: Deps) -> SweepReport:
             continue
         attempt = job.current_attempt
         if action in ("poll", "settle") and attempt is not None:
-            # Outside any chain: the worker starts one only where none is alive (worker._hint_chain).
+            # Outside any chain: the worker starts one only where none is alive (poll_chain.hint_chain).
             deps.queue.send(WorkerMessage(kind=MessageKind.POLL, tenant=job.tenant, job_id=job.id,
                                           attempt_id=attempt.id))
         else:

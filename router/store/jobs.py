@@ -56,37 +56,16 @@ class JobsRepository:
     def update(self, tenant: str, job_id: str, change: Callable[[Job], JobStatus | None], tries: int = 5) -> Job:
         """Read-modify-write with retries on lost races. `change` mutates the job and returns the new status,
         or None to leave the job as it is (then nothing is written)."""
-        for _ in range(tries):
-            job = self.get(tenant, job_id)
-            if job.status.terminal:
-                return job
-            draft = job.model_copy(deep=True)
-            target = change(draft)
-            if target is None:
-                return job
-            try:
-                return self.save(draft, target)
-            except StaleWrite:
-                continue
-        raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
+        return update_retrying(job_id, lambda: self.get(tenant, job_id), self.save, change, tries)
 
     def amend(self, tenant: str, job_id: str, change: Callable[[Job], bool], tries: int = 5) -> Job:
         """Rewrite a terminal job, its status unchanged: only to close an attempt it left open to be settled when
         the provider answers (router.services.settle). `change` returns False to write nothing."""
-        for _ in range(tries):
-            job = self.get(tenant, job_id)
-            if not job.status.terminal:
-                raise IllegalTransition(f"job {job_id} is {job.status.value}: only a terminal job is amended")
-            draft = job.model_copy(deep=True)
-            if not change(draft):
-                return job
-            updated = draft.model_copy(update={"version": job.version + 1, "updated_at": utcnow()})
-            try:
-                self._put(updated, condition="#v = :expected", values={":expected": {"N": str(job.version)}})
-            except StaleWrite:
-                continue
-            return updated
-        raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
+
+        def write(updated: Job, expected: int) -> None:
+            self._put(updated, condition="#v = :expected", values={":expected": {"N": str(expected)}})
+
+        return amend_retrying(job_id, lambda: self.get(tenant, job_id), write, change, tries)
 
     def mark_notified(self, job: Job) -> None:
         """Clear the outbox flag of an announced terminal job (same version: nothing about the job changed)."""
@@ -161,6 +140,44 @@ class JobsRepository:
             if old is not None and old.get("doc", {}).get("S") == _to_item(job)["doc"]["S"]:
                 return
             raise StaleWrite(f"job {job.id}: version {job.version - 1} is no longer current") from exc
+
+
+def update_retrying(job_id: str, read: Callable[[], Job], save: Callable[[Job, JobStatus], Job],
+                    change: Callable[[Job], JobStatus | None], tries: int) -> Job:
+    """JobStore.update on any store, given how it reads the job and saves a version of it."""
+    for _ in range(tries):
+        job = read()
+        if job.status.terminal:
+            return job
+        draft = job.model_copy(deep=True)
+        target = change(draft)
+        if target is None:
+            return job
+        try:
+            return save(draft, target)
+        except StaleWrite:
+            continue
+    raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
+
+
+def amend_retrying(job_id: str, read: Callable[[], Job], write: Callable[[Job, int], None],
+                   change: Callable[[Job], bool], tries: int) -> Job:
+    """JobStore.amend on any store, given how it reads the job and writes it only over the version given
+    (raising StaleWrite when that version is gone)."""
+    for _ in range(tries):
+        job = read()
+        if not job.status.terminal:
+            raise IllegalTransition(f"job {job_id} is {job.status.value}: only a terminal job is amended")
+        draft = job.model_copy(deep=True)
+        if not change(draft):
+            return job
+        updated = draft.model_copy(update={"version": job.version + 1, "updated_at": utcnow()})
+        try:
+            write(updated, job.version)
+        except StaleWrite:
+            continue
+        return updated
+    raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
 
 
 def next_version(job: Job, new_status: JobStatus | None) -> Job:

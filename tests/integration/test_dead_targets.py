@@ -19,7 +19,7 @@ from router.models.common import ProviderKind
 from router.models.job import AttemptStatus, JobStatus
 from router.models.request import VideoRequest
 from router.providers.errors import Unavailable
-from router.services import sweeper, worker
+from router.services import poll_chain, route, sweeper
 from router.services.cancel import cancel
 from router.services.submit import accept
 from router.store.messages import MessageKind
@@ -38,7 +38,9 @@ BOUND_S = 1.0  # the unreachable bound's real-time floor, shortened so each dead
 
 @pytest.fixture
 def short_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker, "UNREACHABLE_FLOOR_S", BOUND_S)
+    # Where the worker read it before the split into route/poll/finalize: the give-up bound and the chain's grace.
+    monkeypatch.setattr(route, "UNREACHABLE_FLOOR_S", BOUND_S)
+    monkeypatch.setattr(poll_chain, "UNREACHABLE_FLOOR_S", BOUND_S)
 
 
 class Sent(list):

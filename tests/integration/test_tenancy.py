@@ -22,7 +22,7 @@ from router.models.budget import period_of
 from router.models.campaign import item_job_id
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest
-from router.services.worker import ForeignInput, _input_urls
+from router.services.route import ForeignInput, input_urls
 from router.store.errors import NotFound
 from router.store.keys import Principal
 from router.store.messages import MessageKind, WorkerMessage
@@ -187,14 +187,14 @@ def test_the_worker_never_presigns_another_tenants_upload(stack: EmbeddedStack, 
     assert ended.error.message.startswith("image: not an upload of tenant t2")
     assert key_of(theirs) not in presigned
 
-    # `_input_urls` itself refuses too, whatever reaches it: another tenant's key, a path that climbs out of the
+    # `input_urls` itself refuses too, whatever reaches it: another tenant's key, a path that climbs out of the
     # tenant's prefix, anything else in (or outside) our bucket.
     bucket = deps.artifacts.bucket
     for ref in (theirs, f"s3://{bucket}/uploads/t2/../{key_of(theirs).removeprefix('uploads/')}",
                 f"s3://{bucket}/outputs/t1/job_x/att_x.mp4", "s3://elsewhere/uploads/t2/x.png"):
         with pytest.raises(ForeignInput):
-            _input_urls(job.model_copy(update={"request": request.model_copy(update={"image": ref})}), deps)
+            input_urls(job.model_copy(update={"request": request.model_copy(update={"image": ref})}), deps)
     own = f"s3://{bucket}/uploads/t2/0123456789abcdef0123456789abcdef.png"
-    assert set(_input_urls(job.model_copy(update={"request": request.model_copy(update={"image": own})}), deps)) == {
+    assert set(input_urls(job.model_copy(update={"request": request.model_copy(update={"image": own})}), deps)) == {
         "image"}
     assert presigned == [key_of(own)]

@@ -12,7 +12,7 @@ import pytest
 from functions.api.http import MAX_JSON_DEPTH, BodyError, is_json_media, parse_body
 from router.models.campaign import CampaignSpec, parse_header, parse_line
 from router.store.errors import BadCursor
-from router.store.jobs import _start_key
+from router.store.jobs import checked_cursor
 
 
 def nested(depth: int) -> str:
@@ -69,11 +69,11 @@ GOOD = {"pk": {"S": "T#acme#J#job_1"}, "gsi1pk": {"S": KEY}, "gsi1sk": {"S": "20
 ])
 def test_a_cursor_that_is_not_this_listings_never_reaches_dynamodb(cursor: dict[str, Any]) -> None:
     with pytest.raises(BadCursor):
-        _start_key(cursor, "gsi1", KEY, "acme")
+        checked_cursor(cursor, "gsi1", KEY, "acme")
 
 
 def test_this_listings_cursor_is_the_start_key() -> None:
-    assert _start_key(GOOD, "gsi1", KEY, "acme") == GOOD
+    assert checked_cursor(GOOD, "gsi1", KEY, "acme") == GOOD
 
 
 def test_a_manifest_line_nested_past_the_stack_limit_is_an_invalid_line() -> None:

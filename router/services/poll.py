@@ -1,0 +1,74 @@
+"""The `poll` step: ask the attempt's target how it is doing, and act on the answer (finalize, fail, abandon an
+exploring attempt at its abandon point, or poll on)."""
+
+from __future__ import annotations
+
+from router.models.job import Attempt, AttemptStatus, Job
+from router.providers.base import ProviderState, ProviderStatus
+from router.providers.errors import ProviderError
+from router.services import circuits
+from router.services.deps import Deps
+from router.services.poll_chain import Chain, hint_chain, mark_submitted, poll_on, silent
+from router.services.route import abandon, attempt_failed, gave_up
+from router.store.messages import MessageKind, WorkerMessage
+
+
+def on_poll(job: Job, message: WorkerMessage, deps: Deps) -> None:
+    attempt = job.current_attempt
+    if attempt is None or attempt.id != message.attempt_id or attempt.status.ended:
+        return  # a poll for an attempt that has since ended or been replaced
+    if message.chain is not None and message.chain != attempt.poll_chain:
+        return  # a chain since taken over by a newer one (the sweeper's, a redelivered route's): that one goes on
+    adopted = False
+    if attempt.provider_job_id is None:
+        if attempt.status is AttemptStatus.SUBMITTING and message.provider_job_id:
+            # A webhook named the provider's job for an attempt whose submit answer was lost: adopt it.
+            job = mark_submitted(job, attempt.id, ProviderStatus(message.provider_job_id, ProviderState.QUEUED),
+                                  deps, schedule=False)
+            attempt = job.attempt(attempt.id) or attempt
+            adopted = True
+        if attempt.provider_job_id is None:
+            return
+    chain = Chain.CONTINUE if message.chain is not None else Chain.START if adopted else hint_chain(attempt, deps)
+    provider, ref = deps.providers[attempt.provider], attempt.provider_job_id
+    try:
+        status = circuits.ask(deps, attempt.target, lambda: provider.status(ref))
+    except ProviderError as exc:
+        # Not raised: a redelivered message would poll a dead target again at once, and then die in the DLQ.
+        if not gave_up(job, attempt, deps, exc):
+            poll_on(job, attempt, deps, None, chain, message, unanswered=silent(exc))
+        return
+    on_status(job, attempt, status, deps, chain, message)
+
+
+def on_status(job: Job, attempt: Attempt, status: ProviderStatus, deps: Deps, chain: Chain,
+               message: WorkerMessage) -> None:
+    if status.state is ProviderState.SUCCEEDED:
+        # The chain hands over to finalize (which goes on with its number); a hint's finalize is a one-off.
+        number = None if chain is Chain.NONE else attempt.poll_chain
+        deps.queue.send(WorkerMessage(kind=MessageKind.FINALIZE, tenant=job.tenant, job_id=job.id,
+                                      attempt_id=attempt.id, chain=number))
+    elif status.state in (ProviderState.FAILED, ProviderState.CANCELLED):
+        if status.content_filtered:
+            attempt_failed(job, attempt.id, deps, f"content_filtered: {status.error or 'the safety filter'}",
+                            billed={})
+            return
+        reason = status.error or f"provider reported {status.state.value}"
+        input_fault = _input_fault(reason)
+        if input_fault is None:
+            circuits.failed(deps, attempt.target)
+        else:  # the client's input failed the render, not the target: its circuit must not open for it
+            reason = f"{input_fault}: {reason}"
+        attempt_failed(job, attempt.id, deps, reason, billed=status.billed, provider_cost=status.cost_usd)
+    elif attempt.explore_until is not None and deps.clock() >= attempt.explore_until:
+        abandon(job, attempt, deps)
+    else:
+        poll_on(job, attempt, deps, status, chain, message)
+
+
+# How the agent's comfyui engine reports an input it could not fetch (agent/engines/comfyui.py `_download`).
+_AGENT_INPUT_FAULTS = {"input refused:": "input_rejected", "input download failed:": "input_unavailable"}
+
+
+def _input_fault(error: str) -> str | None:
+    return next((code for prefix, code in _AGENT_INPUT_FAULTS.items() if error.startswith(prefix)), None)

@@ -1,0 +1,422 @@
+"""The `route` step: decide where the job's next attempt runs, hold its money, submit it; and the failures that
+send a job back here for its next hop (a failed, given-up or abandoned attempt).
+
+Submission follows the intent-record protocol (docs/architecture.md, "Job lifecycle"): the attempt is written
+`submitting` before the provider call and `submitted` after it. A redelivered `route` that finds an attempt
+still `submitting` asks the provider about that attempt id first and submits only on a provable "not found".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from router.backoff import backoff
+from router.models.common import ProviderKind
+from router.models.decision import Decision
+from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus
+from router.models.offer import Offer
+from router.policy import learning
+from router.policy.engine import route
+from router.policy.fallback import excluded_offers
+from router.policy.learning import Observation
+from router.policy.plan import follow_plan, planned_offer
+from router.providers.base import Submission
+from router.providers.errors import (
+    InputRejected,
+    InputUnavailable,
+    OutcomeUnknown,
+    ProviderError,
+    RateLimited,
+    Unavailable,
+)
+from router.services import callbacks, circuits, lifecycle, money, settle
+from router.services.billing import offer_of, record_ledger
+from router.services.context import routing_context
+from router.services.deps import Deps
+from router.services.poll_chain import (
+    HEARTBEAT_S,
+    MIN_POLL_DELAY_S,
+    POLL_BASE_S,
+    UNREACHABLE_AFTER_S,
+    UNREACHABLE_FLOOR_S,
+    Chain,
+    hint_chain,
+    mark_submitted,
+    poll_on,
+)
+from router.services.uploads import INPUT_FIELDS, foreign_refs, own_upload_key
+from router.store.artifacts import output_key
+from router.store.budgets import BudgetRefused
+from router.store.messages import MessageKind, WorkerMessage
+
+INPUT_URL_TTL_S = 6 * 3600  # long enough for a queued provider to fetch its inputs
+
+
+SUBMIT_UNKNOWN_AFTER_S = 600.0  # how long to wait for a webhook naming a job whose submit answer was lost
+
+
+# Providers answer in real time even when the embedded stack's clock is scaled: never wait less than this.
+SUBMIT_UNKNOWN_FLOOR_S = 5.0
+
+
+def on_route(job: Job, message: WorkerMessage, deps: Deps, redelivered: bool) -> None:
+    attempt = job.current_attempt
+    if job.status in (JobStatus.SUBMITTED, JobStatus.RUNNING):
+        # The first delivery got this far; if it died before queueing its poll, this copy restarts the chain.
+        if redelivered and attempt is not None and hint_chain(attempt, deps) is Chain.START:
+            poll_on(job, attempt, deps, None, Chain.START, None)
+        return
+    if attempt is not None and attempt.status is AttemptStatus.SUBMITTING:
+        if message.poll_n < attempt.submit_tries:
+            return  # a retry since made by another copy of this chain (the sweeper's nudge): that one goes on
+        _reconcile(job, attempt, message, deps)
+        return
+    route_next(job, deps)
+
+
+def route_next(job: Job, deps: Deps) -> None:
+    """Decide (again) and start a new attempt, or end the job if nothing feasible is left."""
+    now = deps.clock()
+    tried = excluded_offers(((a.offer, a.provider, a.reason) for a in job.attempts if a.status is AttemptStatus.FAILED),
+                            deps.catalog.offers)
+    if len(job.attempts) >= deps.max_attempts:
+        _fail(job, deps, _failure_code(job), f"gave up after {len(job.attempts)} attempts", _last_reason(job))
+        return
+    foreign = foreign_refs(job.request, job.tenant, deps.artifacts.bucket)
+    if foreign:  # admission refuses these; a job that got past it anyway ends before any money is held
+        _end(job, deps, JobStatus.FAILED if job.attempts else JobStatus.REJECTED, "invalid_input",
+             f"{', '.join(foreign)}: not an upload of tenant {job.tenant}; never presigned")
+        return
+    decision, refused = _decide_and_reserve(job, deps, tried, now)
+    chosen = decision.chosen
+    if chosen is None and refused is not None:
+        _end(job, deps, JobStatus.FAILED if job.attempts else JobStatus.REJECTED, "budget_exhausted",
+             f"budget {refused.scope} can't cover any feasible offer: {refused}", details=decision.reasons,
+             decision=decision)
+        return
+    if chosen is None:
+        if job.attempts:
+            _fail(job, deps, _failure_code(job), _last_reason(job) or "attempt failed",
+                  "no fallback left: " + "; ".join(decision.reasons)[:900])
+        else:
+            _end(job, deps, JobStatus.REJECTED, "no_feasible_offer",
+                 "no offer can meet this request", details=decision.reasons, decision=decision)
+        return
+    offer = offer_of(deps, chosen.offer)
+    attempt = Attempt(
+        n=len(job.attempts) + 1,
+        id=_attempt_id(job),
+        offer=offer.id,
+        provider=offer.provider,
+        target=chosen.target,
+        started_at=now,
+        delivered=chosen.delivered,
+        estimated_cost_usd=chosen.estimated_cost_usd,
+        estimated_render_s=round(offer.latency.compute_seconds(
+            chosen.delivered.width, chosen.delivered.height, chosen.delivered.frames, p90=False), 3),
+        explore_until=chosen.explore_until,
+    )
+
+    def add_intent(draft: Job) -> JobStatus | None:
+        if draft.current_attempt is not None and not draft.current_attempt.status.ended:
+            return None  # someone else started an attempt meanwhile
+        draft.routing = decision
+        draft.attempts.append(attempt)
+        draft.cost.estimated_usd = chosen.estimated_cost_usd
+        return JobStatus.ROUTED
+
+    job = lifecycle.update(deps, job.tenant, job.id, add_intent)
+    if job.current_attempt is None or job.current_attempt.id != attempt.id:
+        return
+    if attempt.explore_until is not None and deps.learned is not None:
+        deps.learned.count_exploration(now.date(), chosen.estimated_cost_p90_usd)  # today's caps
+    _submit(job, attempt, offer, deps)
+
+
+def _attempt_id(job: Job) -> str:
+    return f"att_{job.id.removeprefix('job_')}_{len(job.attempts) + 1}"
+
+
+def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: datetime,
+                        tries: int = 3) -> tuple[Decision, BudgetRefused | None]:
+    """Route, then hold the chosen offer's p90 estimate in the job's budgets. A refusal (another job took the
+    money since the context was read) routes again with fresh budgets, so a cheaper offer can still fit."""
+    refused: BudgetRefused | None = None
+    for _ in range(tries):
+        # A job explores at most once: its fallback's time was kept for the hop after that one.
+        seed = None if any(a.explore_until is not None for a in job.attempts) else job.id
+        context = routing_context(deps, tried, tenant=job.tenant, campaign_id=job.request.campaign_id,
+                                  explore_seed=seed)
+        decision = route(job.request, deps.catalog.offers, context, now, job.deadline)
+        # A campaign job carries its planned offer: kept while the engine still finds it feasible.
+        decision = follow_plan(decision, planned_offer(job), context)
+        chosen = decision.chosen
+        if chosen is None:
+            refused = refused or _budget_blocked(decision)
+            return decision, refused
+        try:
+            money.reserve(deps, job.tenant, job.request.campaign_id, job.id, _attempt_id(job),
+                          chosen.estimated_cost_p90_usd, now)
+        except BudgetRefused as exc:
+            refused = exc
+            continue
+        return decision, None
+    return Decision(chosen=None, fallbacks=[], candidates=decision.candidates, reasons=[str(refused)],
+                    decided_at=now), refused
+
+
+def _budget_blocked(decision: Decision) -> BudgetRefused | None:
+    """When budgets are the only thing in the way, name the scope (the job ends `budget_exhausted`)."""
+    blocked = [c for c in decision.candidates if c.reasons and all(r.startswith("budget:") for r in c.reasons)]
+    if not blocked:
+        return None
+    reason = blocked[0].reasons[0]
+    scope = reason.split(" over ", 1)[1].split("'s remaining", 1)[0]
+    return BudgetRefused(scope, Decimal(0), blocked[0].estimated_cost_p90_usd or Decimal(0))
+
+
+def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
+    provider = deps.providers[offer.provider]
+    pushes = offer.provider is ProviderKind.LOCAL  # the agent PUTs its output; cloud outputs are fetched by us
+    try:
+        inputs = input_urls(job, deps)
+    except ForeignInput as exc:  # nothing was sent: the fallback hop finds the same ref and ends the job
+        attempt_failed(job, attempt.id, deps, f"rejected: {exc}", billed={})
+        return
+    submission = Submission(
+        attempt_id=attempt.id,
+        job_id=job.id,
+        tenant=job.tenant,
+        offer=offer,
+        request=job.request,
+        delivered=attempt.delivered,
+        output_put_url=deps.artifacts.presign_put(output_key(job.tenant, job.id, attempt.id)) if pushes else None,
+        callback_url=callbacks.provider_callback_url(deps, offer.provider, job),
+        inputs=inputs,
+        deadline=job.deadline,
+        stop_at=attempt.explore_until,
+    )
+    try:
+        status = circuits.watch(deps, attempt.target, lambda: provider.submit(submission))
+    except (RateLimited, Unavailable) as exc:
+        # Refused or never sent: no provider job exists, so the same attempt may simply be submitted again later.
+        _retry_submit_later(job, attempt, deps, exc, sent=False)
+        return
+    except OutcomeUnknown as exc:
+        # The provider may have created the job: only a reconcile may decide, never a blind resubmit.
+        _retry_submit_later(job, attempt, deps, exc, sent=True)
+        return
+    except ProviderError as exc:
+        if exc.retryable:
+            raise
+        code = "input_rejected" if isinstance(exc, InputRejected) else "rejected"
+        attempt_failed(job, attempt.id, deps, f"{code}: {exc}", billed={})
+        return
+    mark_submitted(job, attempt.id, status, deps)
+
+
+def _retry_submit_later(job: Job, attempt: Attempt, deps: Deps, exc: ProviderError, sent: bool) -> None:
+    """Record whether the failed submit can have reached the provider, then come back with a delayed `route`
+    (the queue-level backoff; raising instead would burn the message's receive count towards the DLQ)."""
+    def change(draft: Job) -> JobStatus | None:
+        current = draft.attempt(attempt.id)
+        if current is None or current.status is not AttemptStatus.SUBMITTING:
+            return None
+        current.submit_tries += 1
+        current.unsent = not sent
+        current.reason = f"submit retry {current.submit_tries}: {exc}"[:300]
+        return draft.status
+
+    job = lifecycle.update(deps, job.tenant, job.id, change)
+    current = job.attempt(attempt.id)
+    tries = current.submit_tries if current else 1
+    if current is not None and current.status is AttemptStatus.SUBMITTING and tries >= deps.max_submit_tries:
+        # A target (or a client's input host) that keeps failing must not hold the job until its deadline: the
+        # attempt ends with the last error, and the fallback decides what is left.
+        code = "input_unavailable" if isinstance(exc, InputUnavailable) else "submit_unknown" if sent \
+            else "submit_failed"
+        attempt_failed(job, attempt.id, deps, f"{code}: gave up after {tries} submit tries: {exc}"[:300], billed={})
+        return
+    wait = exc.retry_after_s if isinstance(exc, RateLimited) and exc.retry_after_s else backoff(tries, POLL_BASE_S)
+    deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=job.tenant, job_id=job.id, poll_n=tries),
+                    delay_s=max(MIN_POLL_DELAY_S, wait / deps.time_scale))
+
+
+class ForeignInput(ValueError):
+    """An `s3://` input that is not one of the job's own tenant's uploads: it is never presigned."""
+
+
+def input_urls(job: Job, deps: Deps) -> dict[str, str]:
+    """Inputs as URLs a provider can GET: the tenant's own uploads presigned, client https URLs as given.
+
+    A presigned GET reads any key the bucket holds, so the key is checked against the job's tenant right here,
+    not only at admission."""
+    urls = {}
+    for field in INPUT_FIELDS:
+        ref = getattr(job.request, field)
+        if ref and ref.startswith("s3://"):
+            key = own_upload_key(ref, job.tenant, deps.artifacts.bucket)
+            if key is None:
+                raise ForeignInput(f"{field}: not an upload of tenant {job.tenant}")
+            urls[field] = deps.artifacts.presign_get(key, expires_s=INPUT_URL_TTL_S)
+        elif ref:
+            urls[field] = ref
+    return urls
+
+
+def _reconcile(job: Job, attempt: Attempt, message: WorkerMessage, deps: Deps) -> None:
+    offer = offer_of(deps, attempt.offer)
+    if attempt.unsent:
+        _submit(job, attempt, offer, deps)  # the last try provably created nothing
+        return
+    try:
+        found = deps.providers[offer.provider].lookup(attempt.id)
+    except OutcomeUnknown as exc:
+        # The provider can't be asked about our attempt (no lookup by our id). Wait for its webhook, which
+        # carries the attempt; past the window, end the attempt as unknown rather than ever paying twice.
+        waited = (deps.clock() - attempt.started_at).total_seconds()
+        if waited < max(SUBMIT_UNKNOWN_FLOOR_S, SUBMIT_UNKNOWN_AFTER_S / deps.time_scale):
+            _reconcile_later(job, attempt, message, deps)
+            return
+        attempt_failed(job, attempt.id, deps, f"submit_unknown: the provider never confirmed the job ({exc})",
+                        billed={})
+        return
+    except ProviderError as exc:
+        # The target can't be asked now (down, refusing): bounded like an unanswered poll, and never raised,
+        # which would only ask the dead target again at once and then leave the attempt to the DLQ.
+        if not gave_up(job, attempt, deps, exc):
+            _reconcile_later(job, attempt, message, deps, unanswered=True)
+        return
+    if found is None:
+        _submit(job, attempt, offer, deps)  # provably never reached the provider
+    else:
+        mark_submitted(job, attempt.id, found, deps)
+
+
+def _reconcile_later(job: Job, attempt: Attempt, message: WorkerMessage, deps: Deps, unanswered: bool = False) -> None:
+    """Ask again with a delayed `route`, backing off; when it is due goes on the attempt (HEARTBEAT_S ahead, so not
+    at every try), for the sweeper not to start a second chain beside this one."""
+    poll_n = max(message.poll_n, attempt.submit_tries) + 1  # never under submit_tries: see on_route
+    delay = max(MIN_POLL_DELAY_S, backoff(poll_n, POLL_BASE_S) / deps.time_scale)
+    now = deps.clock()
+    due = now + timedelta(seconds=delay)
+
+    def change(draft: Job) -> JobStatus | None:
+        current = draft.attempt(attempt.id)
+        if current is None or current.status is not AttemptStatus.SUBMITTING:
+            return None
+        worth = current.poll_due_at is None or current.poll_due_at < due
+        if worth:
+            current.poll_due_at = due + timedelta(seconds=HEARTBEAT_S / deps.time_scale)
+        if unanswered and current.unreachable_since is None:
+            current.unreachable_since = now
+            worth = True
+        return draft.status if worth else None
+
+    lifecycle.update(deps, job.tenant, job.id, change)
+    deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=job.tenant, job_id=job.id, poll_n=poll_n),
+                    delay_s=delay)
+
+
+def gave_up(job: Job, attempt: Attempt, deps: Deps, exc: Exception) -> bool:
+    """End the attempt when its target has answered nothing for too long: `agent_lost` for the local GPU,
+    `provider_unreachable` for a cloud provider; the job falls back like after any failed attempt. The bound
+    leaves a fallback at least half the time that was left when the target went quiet."""
+    now = deps.clock()
+    since = attempt.unreachable_since or now
+    waited = (now - since).total_seconds()
+    limit = UNREACHABLE_AFTER_S / deps.time_scale
+    if job.deadline is not None:
+        limit = min(limit, (job.deadline - since).total_seconds() / 2)
+    if waited < max(UNREACHABLE_FLOOR_S, limit):
+        return False
+    code = "agent_lost" if attempt.provider is ProviderKind.LOCAL else "provider_unreachable"
+    attempt_failed(job, attempt.id, deps, f"{code}: {attempt.target} answered nothing for {waited:.0f} s "
+                                           f"(wall clock): {exc}"[:300], billed={})
+    return True
+
+
+def attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float],
+                    provider_cost: Decimal | None = None) -> None:
+    attempt = job.attempt(attempt_id)
+    assert attempt is not None
+    outcome = reason.split(":", 1)[0] if reason.startswith(("content_filtered", "submit_unknown")) else "failed"
+    actual = record_ledger(job, attempt, deps, outcome, billed, None, provider_cost=provider_cost)
+    if outcome != "content_filtered":  # the prompt's doing, not the offer's
+        _learn_failure(attempt, deps)
+    fall_back(job, attempt_id, deps, reason, billed, actual)
+
+
+def abandon(job: Job, attempt: Attempt, deps: Deps) -> None:
+    """An exploring attempt still unfinished at its abandon point: stop it and bill what the provider reports it
+    ran (ledger outcome `abandoned`), learn the lower bound that gives its time, and fall back; the reason's code
+    rules the offer out for the job (policy.fallback), and the time kept for the fallback is still ahead."""
+
+    assert attempt.explore_until is not None
+    stopped = settle.stop(job, attempt, deps, "abandoned")
+    billed = stopped.billed if stopped is not None else {}
+    # The provider can't say now (the target went quiet): nothing billed, as for an attempt given up on.
+    actual = stopped.actual if stopped is not None else record_ledger(job, attempt, deps, "abandoned", {}, None)
+    ran_s = billed.get("gpu_seconds")  # only a measured GPU time bounds the render: wall time holds queue too
+    _learn_censored(attempt, ran_s, deps)
+    ran = f"after {ran_s:.0f} GPU-seconds" if ran_s else "(no GPU time reported)"
+    fall_back(job, attempt.id, deps, f"exploration_abandoned: not done by its abandon point "
+                                      f"{attempt.explore_until:%Y-%m-%dT%H:%M:%SZ} {ran}; stopped at the provider",
+               billed, actual)
+
+
+def fall_back(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float],
+               actual: Decimal) -> None:
+    """Close a failed attempt (its ledger row written) and route the job's next hop, if anything is left."""
+
+    def close(draft: Job) -> JobStatus | None:
+        current = draft.attempt(attempt_id)
+        if current is None or current.status.ended:
+            return None
+        current.close(deps.clock(), AttemptStatus.FAILED, reason, billed, actual)
+        draft.cost.actual_usd = draft.total_actual()
+        draft.progress = 0.0
+        return JobStatus.ROUTED  # a fallback hop: the next route decides whether anything is left
+
+    job = lifecycle.update(deps, job.tenant, job.id, close)
+    if job.status is JobStatus.ROUTED:
+        route_next(job, deps)
+
+
+def _fail(job: Job, deps: Deps, code: str, message: str, detail: str | None) -> None:
+    _end(job, deps, JobStatus.FAILED, code, message, details=[detail] if detail else [])
+
+
+def _end(job: Job, deps: Deps, status: JobStatus, code: str, message: str, details: list[str] | None = None,
+         decision: Decision | None = None) -> None:
+    def change(draft: Job) -> JobStatus | None:
+        if decision is not None:
+            draft.routing = decision
+        draft.error = JobError(code=code, message=message, details=details or [])
+        return status
+
+    lifecycle.update(deps, job.tenant, job.id, change)
+
+
+def _failure_code(job: Job) -> str:
+    code = (_last_reason(job) or "").split(":", 1)[0]
+    return code if code in ("content_filtered", "input_rejected", "input_unavailable", "agent_lost",
+                            "provider_unreachable") else "provider_failed"
+
+
+def _last_reason(job: Job) -> str | None:
+    return job.attempts[-1].reason if job.attempts else None
+
+
+def _learn_failure(attempt: Attempt, deps: Deps) -> None:
+    """A failed attempt teaches only the failure rate: a partial render's time says nothing about a whole one."""
+    if deps.learned is not None:
+        deps.learned.observe(learning.key(attempt.offer), Observation(ok=False), attempt.id)
+
+
+def _learn_censored(attempt: Attempt, ran_s: float | None, deps: Deps) -> None:
+    """An exploring attempt stopped unfinished: its render takes at least the seconds it ran (a lower bound)."""
+    if deps.learned is not None:
+        deps.learned.observe(learning.key(attempt.offer), Observation(
+            ok=True, render_s=ran_s, catalog_render_s=attempt.estimated_render_s, censored=True), attempt.id)

@@ -1,0 +1,149 @@
+"""The stores as contracts, so services can depend on what a store does rather than on DynamoDB.
+
+The boto3-backed repositories and their in-memory twins (router.store.memory) both satisfy these; the contract tests
+(tests/contract) run one set of tests against both, which is what keeps the twins honest.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # the store modules import botocore: only their types are needed here
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    from router.models.budget import Budget, BudgetUpdate, SpendMode
+    from router.models.campaign import Campaign, InvalidItem, PlanInput
+    from router.models.common import Circuit
+    from router.models.job import Job, JobStatus
+    from router.models.ledger import LedgerEntry
+    from router.models.request import VideoRequest
+    from router.policy.learning import Observation, OfferStats
+    from router.store.budgets import Reservation
+    from router.store.campaigns import ItemRow, StoredCampaign
+    from router.store.keys import Principal
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    def create(self, job: Job) -> None: ...
+
+    def get(self, tenant: str, job_id: str) -> Job: ...
+
+    def save(self, job: Job, new_status: JobStatus | None = None) -> Job: ...
+
+    def update(self, tenant: str, job_id: str, change: Callable[[Job], JobStatus | None], tries: int = 5) -> Job: ...
+
+    def amend(self, tenant: str, job_id: str, change: Callable[[Job], bool], tries: int = 5) -> Job: ...
+
+    def mark_notified(self, job: Job) -> None: ...
+
+    def open_jobs(self, updated_before: datetime) -> Iterator[Job]: ...
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None = None,
+        campaign_id: str | None = None,
+        limit: int = 50,
+        cursor: dict[str, Any] | None = None,
+    ) -> tuple[builtins.list[Job], dict[str, Any] | None]: ...
+
+
+@runtime_checkable
+class LedgerStore(Protocol):
+    def record(self, entry: LedgerEntry) -> bool: ...
+
+    def for_job(self, tenant: str, job_id: str) -> list[LedgerEntry]: ...
+
+    def actual(self, tenant: str, job_id: str, attempt_id: str) -> Decimal | None: ...
+
+    def for_period(self, period: str) -> list[LedgerEntry]: ...
+
+    def top_offers(self, scope: str, period: str, limit: int = 3) -> list[dict[str, str]]: ...
+
+
+@runtime_checkable
+class BudgetStore(Protocol):
+    def get_many(self, scopes: list[str], period: str) -> dict[str, Budget]: ...
+
+    def for_period(self, period: str) -> list[Budget]: ...
+
+    def put(self, scope: str, period: str, update: BudgetUpdate, now: datetime, by: str) -> Budget: ...
+
+    def set_mode(self, scope: str, period: str, mode: SpendMode, by: str, now: datetime) -> bool: ...
+
+    def claim_alert(self, scope: str, period: str, threshold: float) -> bool: ...
+
+    def reserve(self, tenant: str, job_id: str, attempt_id: str, period: str, scopes: list[str], estimate: Decimal,
+                now: datetime) -> None: ...
+
+    def reservation(self, attempt_id: str) -> Reservation | None: ...
+
+    def settle(self, reservation: Reservation, actual: Decimal) -> bool: ...
+
+    def stale_reservations(self, created_before: datetime) -> list[Reservation]: ...
+
+
+@runtime_checkable
+class CircuitStore(Protocol):
+    # Attributes, not just methods: the circuits service reads the cooldown to scale it.
+    threshold: int
+    cooldown_s: float
+
+    def failure(self, target: str, now: datetime, cooldown_s: float) -> int: ...
+
+    def success(self, target: str) -> None: ...
+
+    def states(self, now: datetime) -> dict[str, Circuit]: ...
+
+
+@runtime_checkable
+class LearnedStore(Protocol):
+    def all(self) -> dict[str, OfferStats]: ...
+
+    def observe(self, key: str, observation: Observation, attempt_id: str, tries: int = 5) -> OfferStats | None: ...
+
+    def explored(self, day: date) -> tuple[int, Decimal]: ...
+
+    def count_exploration(self, day: date, cost_p90_usd: Decimal) -> None: ...
+
+
+@runtime_checkable
+class CampaignStore(Protocol):
+    def find(self, tenant: str, campaign_id: str) -> StoredCampaign | None: ...
+
+    def exists(self, tenant: str, campaign_id: str) -> bool: ...
+
+    def get(self, tenant: str, campaign_id: str) -> Campaign: ...
+
+    def create(self, campaign: Campaign) -> bool: ...
+
+    def advance(self, campaign: Campaign, expected_step: int) -> bool: ...
+
+    def mark_sent(self, tenant: str, campaign_id: str, step: int) -> None: ...
+
+    def put_items(self, tenant: str, campaign_id: str, rows: Sequence[tuple[VideoRequest, PlanInput]]) -> set[str]: ...
+
+    def plan_inputs(self, tenant: str, campaign_id: str) -> Iterator[PlanInput]: ...
+
+    def items(self, tenant: str, campaign_id: str, item_ids: Sequence[str]) -> dict[str, ItemRow]: ...
+
+    def put_invalid(self, tenant: str, campaign_id: str, invalid: Sequence[InvalidItem]) -> None: ...
+
+    def invalid(self, tenant: str, campaign_id: str, limit: int = 1000) -> list[InvalidItem]: ...
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    def put(self, key: str, principal: Principal, created_at: datetime) -> None: ...
+
+    def lookup(self, key: str) -> Principal | None: ...
+
+
+@runtime_checkable
+class Nonces(Protocol):
+    def first_seen(self, scope: str, value: str, expires_at: int) -> bool: ...
