@@ -1,4 +1,4 @@
-"""The one backoff function for queue-level re-polls: exponential, capped, with full jitter."""
+"""The one backoff function for queue-level re-polls: exponential, capped, with equal jitter."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ def backoff(
 ) -> float:
     """Delay before try number `attempt` (0-based): uniform in [ceiling/2, ceiling], ceiling = base·2^n ≤ cap.
 
-    Half-jitter rather than full jitter keeps a floor so a poll is never immediate.
+    Equal jitter (half the ceiling fixed, half random), not full jitter (uniform in [0, ceiling]): full jitter
+    can draw a delay near zero, so a retry would come back almost at once; the fixed half keeps every wait at least
+    half the ceiling while the random half still spreads retries that failed together.
     """
     ceiling = min(cap_s, base_s * (2 ** min(attempt, 20)))
     return (rng or random).uniform(ceiling / 2, ceiling)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from router.errors import InvalidRequest
+
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 # WHATWG's "ends in a number": such a host is parsed as IPv4 (decimal, octal or hex parts), or is invalid.
 _NUMBER = re.compile(r"^([0-9]+|0x[0-9a-f]*)$")
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
-class HostRefused(ValueError):
+class HostRefused(InvalidRequest, ValueError):
     """The URL's host is not a DNS name that could be public; the message says why."""
 
 

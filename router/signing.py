@@ -13,6 +13,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
+from router.errors import Unauthorized
+
 TIMESTAMP_HEADER = "X-HVR-Timestamp"
 NONCE_HEADER = "X-HVR-Nonce"
 SIGNATURE_HEADER = "X-HVR-Signature"
@@ -20,7 +22,7 @@ MAX_SKEW_S = 300
 _SCHEME = "v1"
 
 
-class SignatureError(Exception):
+class SignatureError(Unauthorized):
     """A request failed authentication; the message says why (never which secret was tried)."""
 
 

@@ -9,22 +9,38 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from functions.api import routes_campaigns, routes_costs, routes_jobs, routes_misc
-from functions.api.http import BEARER, HttpProblem, JsonBodies, documented, json_response, problem_response
-from router.models.api import Health, Problem
+from functions.api.http import BEARER, JsonBodies, documented, error_response, json_response
+from router.errors import (
+    CONTRACT,
+    HvrError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+    field_errors,
+)
+from router.models.api import Health
 from router.models.common import iso, utcnow
 from router.observability import metrics
-from router.services.idempotency import KeyInFlight, KeyReused
-from router.services.submit import InvalidInput
-from router.store.errors import NotFound
+from router.store.errors import translate_aws_errors
 
 logger = Logger(service="hvr-api")
 app = APIGatewayHttpResolver(enable_validation=True)
 app._request_validation_middleware = JsonBodies()  # bodies are read in one place, JSON only (see JsonBodies)
+
+
+def _aws_errors(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    # Not every store translates botocore's errors yet; what one lets through is a 500 like any other HvrError.
+    with translate_aws_errors():
+        return next_middleware(resolver)
+
+
+app.use([_aws_errors])
 app.include_router(routes_jobs.router)
 app.include_router(routes_misc.router)
 app.include_router(routes_campaigns.router)
@@ -60,59 +76,24 @@ def openapi_document() -> str:
     return json.dumps(document)
 
 
-def _problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
-             headers: dict[str, str] | None = None) -> Response[Any]:
-    return problem_response(HttpProblem(status, title, detail, errors).problem, headers)
+@app.exception_handler(HvrError)
+def _hvr_error(exc: HvrError) -> Response[Any]:
+    if exc.status >= 500:
+        logger.exception("internal error")  # the client is told nothing more: the traceback is only here
+    return error_response(exc)
 
 
+# Powertools' own two: what its validation of the path, query, headers and body against the route's types found.
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response[Any]:
-    errors = []
-    for err in exc.errors():
-        loc = [str(part) for part in err.get("loc", ())]
-        if loc and loc[0] in ("body", "query", "path", "header"):
-            loc = loc[1:] if len(loc) > 1 and err.get("type") != "json_invalid" else loc[:1]
-        message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
-        errors.append({"field": ".".join(loc) or "body", "message": message.removeprefix("Value error, ")})
-    return _problem(400, "Invalid request", "the request does not match the API contract", errors)
+    return error_response(InvalidRequest(detail=CONTRACT, errors=field_errors(exc, request=True)))
 
 
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_media(exc: RequestUnsupportedContentType) -> Response[Any]:
     errors = [{"field": "Content-Type", "message": str(err.get("msg", "must be application/json"))}
               for err in exc.errors()]
-    return _problem(415, "Unsupported media type", "request bodies are application/json", errors)
-
-
-@app.exception_handler(InvalidInput)
-def _invalid_input(exc: InvalidInput) -> Response[Any]:
-    return _problem(400, "Invalid request", "the request does not match the API contract", exc.errors)
-
-
-@app.exception_handler(HttpProblem)
-def _http_problem(exc: HttpProblem) -> Response[Any]:
-    return problem_response(exc.problem)
-
-
-@app.exception_handler(NotFound)
-def _not_found(exc: NotFound) -> Response[Any]:
-    return _problem(404, "Not found", str(exc))
-
-
-@app.exception_handler(KeyReused)
-def _key_reused(exc: KeyReused) -> Response[Any]:
-    return _problem(422, "Idempotency key reused", str(exc), [{"field": "Idempotency-Key", "message": str(exc)}])
-
-
-@app.exception_handler(KeyInFlight)
-def _key_in_flight(exc: KeyInFlight) -> Response[Any]:
-    return _problem(409, "Conflict", str(exc))
-
-
-@app.exception_handler(ClientError)
-def _client_error(exc: ClientError) -> Response[Any]:
-    logger.exception("AWS call failed")
-    return problem_response(Problem(type="urn:hvr:problem:internal", title="Internal error", status=500))
+    return error_response(UnsupportedMediaType(detail="request bodies are application/json", errors=errors))
 
 
 @app.not_found
@@ -121,13 +102,12 @@ def _no_route(exc: Exception) -> Response[Any]:
     matches = _routes_at(path)
     params = next((found for route_method, found in matches if route_method == method), None)
     if params is not None:  # a route is there, but Powertools' matcher takes fewer characters than a URL carries
-        return _problem(400, "Invalid request", "the request does not match the API contract",
-                        [{"field": name, "message": "has characters no value of it can have"} for name in params])
+        return error_response(InvalidRequest(detail=CONTRACT, errors=[
+            {"field": name, "message": "has characters no value of it can have"} for name in params]))
     if matches:  # the path exists, the method doesn't (TRACE, DELETE, …): RFC 9110 says 405 with Allow
         allowed = ", ".join(sorted({route_method for route_method, _ in matches}))
-        return _problem(405, "Method not allowed", f"{path} answers {allowed}, not {method}",
-                        headers={"Allow": allowed})
-    return _problem(404, "Not found", f"no route {method} {path}")
+        return error_response(MethodNotAllowed(f"{path} answers {allowed}, not {method}"), headers={"Allow": allowed})
+    return error_response(NotFound(f"no route {method} {path}"))
 
 
 def _routes_at(path: str) -> list[tuple[str, list[str]]]:

@@ -11,14 +11,12 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
+from router.errors import CONTRACT, FieldError, Forbidden, HvrError, InvalidRequest, Unauthorized
 from router.models.api import Problem
 from router.models.job import Job, JobView
 from router.services.deps import Deps
@@ -34,18 +32,31 @@ JobId = Annotated[str, Path(pattern=ID_PATTERN, description="the id POST /v1/job
 CampaignId = Annotated[str, Path(pattern=ID_PATTERN, description="the id POST /v1/campaigns returned")]
 
 
-class HttpProblem(Exception):
-    def __init__(self, status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
-                 reasons: list[str] | None = None) -> None:
-        super().__init__(detail or title)
-        self.problem = Problem.model_validate({
-            "type": f"urn:hvr:problem:{title.lower().replace(' ', '-')}", "title": title, "status": status,
-            "detail": detail, "errors": errors or [], "reasons": reasons or []})
+class HttpProblem(HvrError):
+    """A problem named by its status and title alone (`type` is the title's slug), for an answer no class of the
+    error tree (router/errors.py) stands for."""
+
+    def __init__(self, status: int, title: str, detail: str = "", errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail or title, detail=detail, errors=errors or ())
+        self.status, self.title, self.problem = status, title, title.lower().replace(" ", "-")
+
+
+def problem_of(exc: HvrError) -> Problem:
+    """The one mapping from the error tree to problem+json: the class's status, type and title. `detail` and
+    `errors` only below 500: a 5xx's message is for our logs (it names tables, keys and hosts), not for clients."""
+    public = exc.status < 500
+    return Problem.model_validate({
+        "type": f"urn:hvr:problem:{exc.problem}", "title": exc.title, "status": exc.status,
+        "detail": exc.detail if public else "", "errors": exc.errors if public else []})
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(status_code=problem.status, content_type=PROBLEM_TYPE, body=problem.model_dump_json(),
                     headers=headers)
+
+
+def error_response(exc: HvrError, headers: dict[str, str] | None = None) -> Response[Any]:
+    return problem_response(problem_of(exc), headers)
 
 
 def json_response(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -56,8 +67,11 @@ def json_response(model: Any, status: int = 200, headers: dict[str, str] | None 
 # --- request bodies --------------------------------------------------------------------------------------------
 
 
-class BodyError(ValueError):
-    """A body that isn't one JSON document we will read."""
+class BodyError(InvalidRequest, ValueError):
+    """A body that isn't one JSON document we will read; the message says why, and is the `body` field's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, detail=CONTRACT, errors=[{"field": "body", "message": message}])
 
 
 def is_json_media(content_type: str) -> bool:
@@ -113,7 +127,8 @@ def request_body(router: Router) -> Any:
 
 class JsonBodies(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation, with the body read by parse_body and JSON the only media type: its own
-    reader lets RecursionError and UnicodeDecodeError through (500s) and takes form and multipart bodies."""
+    reader lets RecursionError and UnicodeDecodeError through (500s) and takes form and multipart bodies. A
+    BodyError goes up as it is: it is an InvalidRequest naming `body`."""
 
     def _get_body(self, app: Any) -> Any:
         event = app.current_event
@@ -122,11 +137,7 @@ class JsonBodies(OpenAPIRequestValidationMiddleware):
             raise RequestUnsupportedContentType("Unsupported content type", errors=[
                 {"type": "unsupported_content_type", "loc": ("header", "Content-Type"),
                  "msg": f"must be application/json, not {content_type}", "input": {}, "ctx": {}}])
-        try:
-            return parse_body(event.body, bool(event.is_base64_encoded))
-        except BodyError as exc:
-            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": str(exc),
-                                           "input": {}, "ctx": {}}]) from exc
+        return parse_body(event.body, bool(event.is_base64_encoded))
 
 
 # --- the statuses each route documents -------------------------------------------------------------------------
@@ -185,10 +196,10 @@ def unstated(rules: dict[str, str], note: str = "") -> dict[str, Any]:
 def principal(router: Router, admin: bool = False) -> Principal:
     context: dict[str, Any] = router.current_event.request_context.authorizer.get_lambda or {}  # type: ignore[attr-defined]
     if not context.get("tenant"):
-        raise HttpProblem(401, "Unauthorized", "no API key context: call through the API with Authorization: Bearer")
+        raise Unauthorized("no API key context: call through the API with Authorization: Bearer")
     found = Principal(tenant=str(context["tenant"]), role=str(context.get("role", "member")))
     if admin and not found.admin:
-        raise HttpProblem(403, "Forbidden", "this route needs an admin key")
+        raise Forbidden("this route needs an admin key")
     return found
 
 

@@ -14,14 +14,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BeforeValidator
 
-from functions.api.http import HttpProblem, documented, json_response, principal, unstated
+from functions.api.http import documented, json_response, principal, unstated
+from router.errors import Forbidden
 from router.models.common import Mode, ProviderKind
 from router.services.costs import (
     MAX_WINDOW_DAYS,
     CostReport,
     GroupBy,
     TcoReport,
-    WindowError,
     cost_report,
     report_window,
     tco_report,
@@ -61,18 +61,14 @@ def _scope(tenant: str | None, group_by: GroupBy | None = None) -> str | None:
     if caller.admin:
         return tenant
     if group_by is GroupBy.TENANT:
-        raise HttpProblem(403, "Forbidden", "group_by=tenant needs an admin key")
+        raise Forbidden("group_by=tenant needs an admin key")
     if tenant is not None and tenant != caller.tenant:
-        raise HttpProblem(403, "Forbidden", "a member key reports on its own tenant only")
+        raise Forbidden("a member key reports on its own tenant only")
     return caller.tenant
 
 
 def _window(deps: Deps, start: date | None, end: date | None) -> tuple[date, date]:
-    try:
-        return report_window(start, end, deps.clock().date())
-    except WindowError as exc:
-        raise HttpProblem(400, "Invalid request", "the request does not match the API contract",
-                          errors=[{"field": exc.field, "message": exc.message}]) from exc
+    return report_window(start, end, deps.clock().date())  # a WindowError is the 400 naming `to`
 
 
 @router.get("/v1/costs", summary="Spend and delivered videos in a window, grouped", **unstated(WINDOW_RULES),

@@ -10,21 +10,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
-from functions.api.http import (
-    HttpProblem,
-    JobId,
-    documented,
-    job_view,
-    json_response,
-    principal,
-    request_body,
-    unstated,
-)
+from functions.api.http import JobId, documented, job_view, json_response, principal, request_body, unstated
 from router.models.api import JobList, Quote
 from router.models.job import JobStatus, JobView
 from router.models.request import VideoRequest
 from router.services import idempotency
-from router.services.cancel import CannotCancel, cancel
+from router.services.cancel import cancel
 from router.services.deps import default_deps
 from router.services.quote import explained_quote
 from router.services.submit import submit_checked
@@ -88,11 +79,8 @@ def list_jobs(
 ) -> Response[JobList]:
     deps = default_deps()
     start = _decode_cursor(cursor) if cursor else None
-    try:
-        jobs, last = deps.jobs.list(principal(router).tenant, status=status, campaign_id=campaign_id, limit=limit,
-                                    cursor=start)
-    except BadCursor as exc:
-        raise HttpProblem(400, "Invalid request", errors=[{"field": "cursor", "message": str(exc)}]) from exc
+    jobs, last = deps.jobs.list(principal(router).tenant, status=status, campaign_id=campaign_id, limit=limit,
+                                cursor=start)
     next_cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
     return json_response(JobList(items=[job_view(j, deps) for j in jobs], next_cursor=next_cursor))
 
@@ -102,10 +90,7 @@ def list_jobs(
                                   {400: None, 404: None, 409: "the job can no longer be cancelled"}))
 def cancel_job(job_id: JobId) -> Response[JobView]:
     deps = default_deps()
-    try:
-        return json_response(job_view(cancel(principal(router).tenant, job_id, deps), deps))
-    except CannotCancel as exc:
-        raise HttpProblem(409, "Conflict", str(exc)) from exc
+    return json_response(job_view(cancel(principal(router).tenant, job_id, deps), deps))
 
 
 @router.post("/v1/quotes", summary="Where a request would go, without creating a job", **unstated(REQUEST_RULES),
@@ -122,7 +107,7 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, RecursionError) as exc:  # RecursionError: a cursor of 1,500 '['s
-        raise HttpProblem(400, "Invalid request", errors=[{"field": "cursor", "message": "not a cursor"}]) from exc
+        raise BadCursor("not a cursor") from exc
     if not isinstance(value, dict):
-        raise HttpProblem(400, "Invalid request", errors=[{"field": "cursor", "message": "not a cursor"}])
+        raise BadCursor("not a cursor")
     return value

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from router.models.campaign import parse_queue_body
+from router.models.campaign_queue import parse_queue_body
 from router.observability import metrics
 from router.services.campaigns import campaign_deps, handle
 

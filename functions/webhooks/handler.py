@@ -8,8 +8,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from router.errors import WebhookRefused
 from router.services.deps import default_deps
-from router.services.webhooks import WebhookRefused, agent_callback, replicate_callback, runpod_callback
+from router.services.webhooks import agent_callback, replicate_callback, runpod_callback
 from router.store.messages import WorkerMessage
 
 logger = Logger(service="hvr-webhooks")
@@ -18,6 +19,11 @@ logger = Logger(service="hvr-webhooks")
 def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
     content_type = "application/json" if status < 400 else "application/problem+json"
     return {"statusCode": status, "headers": {"content-type": content_type}, "body": json.dumps(body)}
+
+
+def _refusal(exc: WebhookRefused) -> dict[str, Any]:
+    return _answer(exc.status, {"type": f"urn:hvr:problem:{exc.problem}", "title": exc.title, "status": exc.status,
+                                "detail": exc.detail})
 
 
 @logger.inject_lambda_context
@@ -44,8 +50,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise WebhookRefused(404, f"no webhooks for provider {provider!r}")
     except WebhookRefused as exc:
         logger.warning("webhook refused", provider=provider, reason=str(exc))
-        return _answer(exc.status, {"type": "urn:hvr:problem:webhook", "title": "Webhook refused",
-                                    "status": exc.status, "detail": str(exc)})
+        return _refusal(exc)
     if message is None:
         return _answer(200, {"duplicate": True})
     return _answer(202, {"queued": message.kind.value, "job_id": message.job_id})

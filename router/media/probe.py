@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from router.errors import HvrError
+
 if TYPE_CHECKING:
     from av.container import InputContainer
 
@@ -20,7 +22,7 @@ _MP4_BRANDS = frozenset({"isom", "iso2", "iso4", "iso5", "iso6", "mp41", "mp42",
 FPS_TOLERANCE = 0.01
 
 
-class ProbeError(Exception):
+class ProbeError(HvrError):
     """The bytes are not a playable video (not a media file, no video stream, truncated, undecodable)."""
 
 

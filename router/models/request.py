@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from router.errors import field_errors as field_errors  # its home before router.errors; still imported from here
 from router.hosts import HostRefused, public_dns_host
 from router.models.common import AspectRatio, Mode, Money, Priority, ProviderKind, Quality, utcnow
 
@@ -247,16 +248,3 @@ def _field_error(field: str, message: str) -> ValidationError:
         "VideoRequest", [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,), input=None)]
     )
 
-
-def field_errors(exc: Exception) -> list[dict[str, str]]:
-    """`[{"field", "message"}]` for a pydantic ValidationError, naming the field even for cross-field rules."""
-    if not isinstance(exc, ValidationError):
-        return [{"field": "", "message": str(exc)}]
-    out = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(part) for part in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        out.append({"field": field, "message": message})
-    return out

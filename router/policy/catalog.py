@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from router.errors import HvrError
 from router.models.offer import (
     FrameRule,
     LocalCostBasis,
@@ -24,8 +25,8 @@ from router.models.offer import (
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "default.yaml"
 
 
-class CatalogError(ValueError):
-    pass
+class CatalogError(HvrError, ValueError):
+    """The catalog file is not a valid catalog: an operator's mistake, refused at load."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from router.models.budget import SpendMode
 from router.models.common import MONEY_PLACES, Circuit, ProviderKind
-from router.models.decision import DeliveredSpec
+from router.models.decision import DeliveredSpec, Reason, Refusal
 from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy.context import RoutingContext, TargetState
@@ -27,6 +27,9 @@ DURATION_TOLERANCE_FRACTION = 0.25
 _PAUSED, _LOCAL_ONLY, _LOCAL, _OPEN = SpendMode.PAUSED, SpendMode.LOCAL_ONLY, ProviderKind.LOCAL, Circuit.OPEN
 
 
+_NO_MODE, _NO_SIZE = Reason(Refusal.MODE, "not offered"), Reason(Refusal.RESOLUTION, "not offered")
+
+
 @dataclass(frozen=True, slots=True)
 class Ask:
     """The request, digested once per decision (the engine checks it against every offer)."""
@@ -38,16 +41,17 @@ class Ask:
     duration_s: float
     tolerance_s: float
     # The reasons every offer that can't do the mode or the size gets, worded once.
-    mode_reason: str = ""
-    size_reason: str = ""
+    mode_reason: Reason = _NO_MODE
+    size_reason: Reason = _NO_SIZE
 
     @classmethod
     def of(cls, request: VideoRequest) -> Ask:
         return cls(request=request, floor=request.quality.min_score, tier=request.named_tier, size=request.size(),
                    duration_s=request.duration_s,
                    tolerance_s=max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_FRACTION * request.duration_s),
-                   mode_reason=f"mode: {request.mode.value} not offered",
-                   size_reason=f"resolution: {request.resolution} at {request.aspect_ratio.value} not offered")
+                   mode_reason=Reason(Refusal.MODE, f"{request.mode.value} not offered"),
+                   size_reason=Reason(Refusal.RESOLUTION,
+                                      f"{request.resolution} at {request.aspect_ratio.value} not offered"))
 
 Z90 = 1.2816  # standard normal quantile of 0.9
 
@@ -141,59 +145,63 @@ def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None,
 
 
 def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: SpendMode,
-                        target: TargetState | None) -> list[str]:
+                        target: TargetState | None) -> list[Reason]:
     """Reasons that don't depend on what gets rendered: spend mode, pinning, allow list, configuration, health,
     circuit, mode and quality. The caller works out the spend mode and the offer's target once."""
     request = ask.request
-    reasons = []
+    reasons: list[Reason] = []
     if mode is _PAUSED:
-        reasons.append("spend_mode: paused, nothing new starts")
+        reasons.append(Reason(Refusal.SPEND_MODE, "paused, nothing new starts"))
     elif mode is _LOCAL_ONLY and offer.provider is not _LOCAL:
-        reasons.append("spend_mode: local_only, only the local GPU may be used")
+        reasons.append(Reason(Refusal.SPEND_MODE, "local_only, only the local GPU may be used"))
     if request.model and request.model != offer.id:
-        reasons.append(f"pinned: request pins {request.model}")
+        reasons.append(Reason(Refusal.PINNED, f"request pins {request.model}"))
     if request.providers and offer.provider not in request.providers:
-        reasons.append(f"provider_not_allowed: {offer.provider.value} not in the request's providers")
+        reasons.append(Reason(Refusal.PROVIDER_NOT_ALLOWED, f"{offer.provider.value} not in the request's providers"))
     if offer.provider not in context.configured:
-        reasons.append(f"not_configured: no {offer.provider.value} adapter or credentials in this deployment")
+        reasons.append(Reason(Refusal.NOT_CONFIGURED,
+                              f"no {offer.provider.value} adapter or credentials in this deployment"))
     elif offer.id in context.unsupported_offers:
-        reasons.append(f"not_configured: the {offer.provider.value} adapter can't run {offer.model}")
+        reasons.append(Reason(Refusal.NOT_CONFIGURED, f"the {offer.provider.value} adapter can't run {offer.model}"))
     else:
         if target is None or not target.up:
-            reasons.append(f"target_down: {target.name if target else offer.provider.value} is not healthy")
+            down = target.name if target else offer.provider.value
+            reasons.append(Reason(Refusal.TARGET_DOWN, f"{down} is not healthy"))
         elif target.circuit is _OPEN:
-            reasons.append(f"circuit_open: {target.name} is failing; its circuit is open")
+            reasons.append(Reason(Refusal.CIRCUIT_OPEN, f"{target.name} is failing; its circuit is open"))
     if offer.id in context.exclude_offers:
-        reasons.append("already_tried: this job failed here twice, or in a way a retry won't fix")
+        reasons.append(Reason(Refusal.ALREADY_TRIED, "this job failed here twice, or in a way a retry won't fix"))
     if request.mode not in offer.mode_set:
         reasons.append(ask.mode_reason)
     if offer.quality < ask.floor:
-        reasons.append(f"quality: score {offer.quality} below the {request.quality.value} floor {ask.floor}")
+        reasons.append(Reason(Refusal.QUALITY,
+                              f"score {offer.quality} below the {request.quality.value} floor {ask.floor}"))
     return reasons
 
 
-def spec_reasons(offer: Offer, ask: Ask, delivered: DeliveredSpec) -> list[str]:
+def spec_reasons(offer: Offer, ask: Ask, delivered: DeliveredSpec) -> list[Reason]:
     request = ask.request
-    reasons = []
+    reasons: list[Reason] = []
     if request.fps is not None and abs(delivered.fps - request.fps) > FPS_TOLERANCE * request.fps:
-        reasons.append(f"fps: {request.fps:g} requested, {delivered.fps:g} delivered")
+        reasons.append(Reason(Refusal.FPS, f"{request.fps:g} requested, {delivered.fps:g} delivered"))
     if abs(delivered.duration_s - ask.duration_s) > ask.tolerance_s:
-        reasons.append(
-            f"duration: {request.duration_s:g} s requested, {delivered.duration_s:.2f} s delivered "
-            f"({delivered.frames} frames at {delivered.fps:g} fps, frames {offer.frames.min}-{offer.frames.max})"
-        )
+        reasons.append(Reason(
+            Refusal.DURATION, f"{request.duration_s:g} s requested, {delivered.duration_s:.2f} s delivered "
+            f"({delivered.frames} frames at {delivered.fps:g} fps, frames {offer.frames.min}-{offer.frames.max})"))
     return reasons
 
 
 def money_and_time_reasons(request: VideoRequest, est: Estimate, deadline: datetime | None,
-                           context: RoutingContext) -> list[str]:
-    reasons = []
+                           context: RoutingContext) -> list[Reason]:
+    reasons: list[Reason] = []
     if request.max_cost_usd is not None and est.cost_p90 > request.max_cost_usd:
-        reasons.append(f"over_cap: p90 cost ${est.cost_p90} over max_cost_usd ${request.max_cost_usd}")
+        reasons.append(Reason(Refusal.OVER_CAP, f"p90 cost ${est.cost_p90} over max_cost_usd ${request.max_cost_usd}"))
     for budget in context.budgets:
         if est.cost_p90 > budget.remaining_usd:
-            reasons.append(f"budget: p90 cost ${est.cost_p90} over {budget.scope}'s remaining ${budget.remaining_usd}")
+            reasons.append(Reason(Refusal.BUDGET, f"p90 cost ${est.cost_p90} over {budget.scope}'s remaining "
+                                  f"${budget.remaining_usd}", budget.scope))
     if deadline is not None and est.ready_p90 > deadline:
         late = (est.ready_p90 - deadline).total_seconds()
-        reasons.append(f"deadline: p90 ready {late:.0f} s after the deadline (queue {est.queue_wait_s:.0f} s)")
+        reasons.append(Reason(Refusal.DEADLINE,
+                              f"p90 ready {late:.0f} s after the deadline (queue {est.queue_wait_s:.0f} s)"))
     return reasons

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from router.models.decision import Candidate, Chosen, Decision, DeliveredSpec
+from router.models.decision import Candidate, Chosen, Decision, DeliveredSpec, Reason, Refusal
 from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy import constraints, exploration, localqueue
@@ -60,13 +60,13 @@ def route(
         est = constraints.estimate(offer, delivered, target, learned, now)
         reasons += constraints.spec_reasons(offer, ask, delivered)
         if est is None:
-            reasons.append(f"pricing: no stated price for {min(size)}p {delivered.duration_s:.2f} s")
+            reasons.append(Reason(Refusal.PRICING, f"no stated price for {min(size)}p {delivered.duration_s:.2f} s"))
             rows[offer.id] = _candidate(offer, None, reasons, delivered=delivered)
             continue
         reasons += constraints.money_and_time_reasons(request, est, deadline, context)
         if target is not None and target.queue and localqueue.displaces(target.queue, deadline, est.compute_p90_s,
                                                                         target.slots, now):
-            reasons.append("displaces: it would push a job queued on the GPU past that job's deadline")
+            reasons.append(Reason(Refusal.DISPLACES, "it would push a job queued on the GPU past that job's deadline"))
         if scout is not None and exploration.worth_a_look(scout, offer, target, learned, reasons):
             explorable.append((est, offer))
         if reasons:
@@ -87,7 +87,7 @@ def route(
     if not ranked:
         return Decision(
             chosen=None, fallbacks=[], candidates=candidates, decided_at=now,
-            reasons=[f"{c.offer}: {'; '.join(c.reasons)}" for c in candidates],
+            reasons=[f"{c.offer}: {'; '.join(map(str, c.reasons))}" for c in candidates],
         )
     if explorable and scout is not None and deadline is not None and cheapest is not None:
         explored = exploration.best(scout, explorable, ranked, ask, context, profile, cheapest, now, deadline)
@@ -143,7 +143,7 @@ def _exploring(explored: exploration.Explored, ranked: list[tuple[float, constra
                     candidates=[rows[o.id] for o in offers], reasons=[], decided_at=now)
 
 
-def _candidate(offer: Offer, est: constraints.Estimate | None, reasons: list[str], score: float | None = None,
+def _candidate(offer: Offer, est: constraints.Estimate | None, reasons: list[Reason], score: float | None = None,
                delivered: DeliveredSpec | None = None) -> Candidate:
     if est is None:
         return Candidate(offer.id, offer.provider, not reasons, reasons, None, None, None, score, delivered)

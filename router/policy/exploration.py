@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from router.models.decision import Reason, Refusal
 from router.models.offer import Offer
 from router.policy import constraints, localqueue
 from router.policy.context import Exploration, RoutingContext, TargetState
@@ -87,18 +88,18 @@ class Explored:
 
 
 def worth_a_look(scout: Exploration, offer: Offer, target: TargetState | None, learned: Learned | None,
-                 reasons: Sequence[str]) -> bool:
+                 reasons: Sequence[Reason]) -> bool:
     """Whether an offer the engine just estimated is a candidate for exploring (`best` decides): only its time rules
     it out, and the target is idle or reports its jobs, so `best` can tell whether a try would delay one of them past
     its deadline (a wait with no jobs behind it can't be judged)."""
     return (offer.provider in scout.kinds and target is not None and (bool(target.queue) or target.queue_wait_s <= 0)
             and (learned.runs if learned is not None else 0) < scout.min_runs
-            and all(reason.startswith(_TIME_ONLY) for reason in reasons))
+            and all(reason.code in _TIME_ONLY for reason in reasons))
 
 
 # What a catalog-slow offer fails on that a try may still meet: `displaces` is judged again for the try (`_consider`),
 # on the GPU time it can hold at most.
-_TIME_ONLY = ("deadline:", "displaces:")
+_TIME_ONLY = frozenset({Refusal.DEADLINE, Refusal.DISPLACES})
 # A try is stopped once it has billed this many times its fallback's p50 cost (docs/decisions.md, 2026-12-04).
 SPEND = 2
 

@@ -39,16 +39,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from router.models.campaign import (
-    Alternative,
-    EntryState,
-    ItemOption,
-    PlanEntry,
-    PlanInput,
-    PlanSummary,
-)
+from router.models.campaign_plan import Alternative, EntryState, ItemOption, PlanEntry, PlanInput, PlanSummary
 from router.models.common import Circuit, Priority, ProviderKind, money
-from router.models.decision import Chosen, Decision
+from router.models.decision import Chosen, Decision, Refusal
 from router.models.job import Job
 from router.models.offer import Offer
 from router.models.request import VideoRequest
@@ -58,7 +51,7 @@ from router.policy.engine import route
 from router.policy.localqueue import Work
 
 PLAN_REASON = "campaign plan"
-_SOFT = ("deadline:", "budget:")  # judged for the campaign as a whole, not item by item
+_SOFT = frozenset({Refusal.DEADLINE, Refusal.BUDGET})  # judged for the campaign as a whole, not item by item
 INF = math.inf
 Z90 = 1.2816  # standard normal quantile of 0.9
 
@@ -129,7 +122,7 @@ def options(decision: Decision, context: RoutingContext) -> tuple[ItemOption | N
     for cand in decision.candidates:
         if cand.estimated_cost_usd is None or cand.estimated_cost_p90_usd is None or cand.delivered is None:
             continue
-        if cand.estimated_ready_at is None or any(not r.startswith(_SOFT) for r in cand.reasons):
+        if cand.estimated_ready_at is None or any(r.code not in _SOFT for r in cand.reasons):
             continue
         local = cand.provider is ProviderKind.LOCAL
         target = context.target(cand.offer, cand.provider)

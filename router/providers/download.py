@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from router.errors import HvrError
 from router.hosts import HostRefused, public_dns_host
 
 MAX_BYTES = 2 * 1024**3
@@ -36,13 +37,14 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
-class UnsafeDownload(Exception):
+class UnsafeDownload(HvrError):
     """The URL, an address it resolves to, a redirect or the body itself was refused; the message says which.
-    `status` is the HTTP status when the server answered with something other than 200."""
+    `upstream_status` is the HTTP status when the server answered with something other than 200 (`status` is
+    ours, as for every HvrError: the caller decides what the refusal means to its own client)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, upstream_status: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.upstream_status = upstream_status
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ def fetch_input(url: str, kind: str, max_bytes: int, allow_loopback: bool = Fals
     try:
         return fetch_bytes(url, max_bytes, allow_loopback=allow_loopback)
     except UnsafeDownload as exc:
-        if exc.status is not None and (exc.status >= 500 or exc.status in (408, 429)):
+        upstream = exc.upstream_status
+        if upstream is not None and (upstream >= 500 or upstream in (408, 429)):
             raise InputUnavailable(f"input {kind} fetch failed: {exc}") from exc
         raise InputRejected(f"input {kind} refused: {exc}") from exc
     except httpx.HTTPError as exc:

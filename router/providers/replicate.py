@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from router.errors import WebhookRefused
 from router.models.common import ProviderKind, iso
 from router.models.offer import Offer, tier_of
 from router.providers.base import (
@@ -393,12 +394,7 @@ def _to_status(data: Mapping[str, Any]) -> ProviderStatus:
 # --- webhooks -----------------------------------------------------------------------------------------------------
 
 
-class WebhookRejected(Exception):
-    """A Replicate webhook we refuse; `status` is the HTTP answer to give (400 malformed, 401 unauthenticated)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+WebhookRejected = WebhookRefused  # this module's old name for it, still imported
 
 
 def webhook_id(headers: Mapping[str, str]) -> str | None:
@@ -419,34 +415,34 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, secret: str | Sequen
     lower = {k.lower(): v for k, v in headers.items()}
     msg_id, stamp, signatures = (lower.get(k) for k in ("webhook-id", "webhook-timestamp", "webhook-signature"))
     if not (msg_id and stamp and signatures):
-        raise WebhookRejected(400, "missing webhook-id, webhook-timestamp or webhook-signature")
+        raise WebhookRefused(400, "missing webhook-id, webhook-timestamp or webhook-signature")
     try:
         sent_at = int(stamp)
     except ValueError as exc:
-        raise WebhookRejected(400, "webhook-timestamp is not an integer") from exc
+        raise WebhookRefused(400, "webhook-timestamp is not an integer") from exc
     if abs(now - sent_at) > tolerance_s:
-        raise WebhookRejected(401, f"webhook-timestamp is {now - sent_at:.0f} s off (tolerance {tolerance_s} s)")
+        raise WebhookRefused(401, f"webhook-timestamp is {now - sent_at:.0f} s off (tolerance {tolerance_s} s)")
     try:
         text = body.decode()
     except UnicodeDecodeError as exc:
-        raise WebhookRejected(400, "body is not UTF-8") from exc
+        raise WebhookRefused(400, "body is not UTF-8") from exc
     given = [_signature_bytes(item) for item in signatures.split() if item.startswith("v1,")]
     moment = datetime.fromtimestamp(sent_at, UTC)
     for key in [secret] if isinstance(secret, str) else list(secret):
         try:
             expected = base64.b64decode(Webhook(key).sign(msg_id, moment, text).split(",", 1)[1])
         except (binascii.Error, ValueError, RuntimeError, EmptyWebhookSecretError) as exc:
-            raise WebhookRejected(500, "the configured Replicate webhook secret is malformed") from exc
+            raise WebhookRefused(500, "the configured Replicate webhook secret is malformed") from exc
         if any(candidate is not None and hmac.compare_digest(candidate, expected) for candidate in given):
             break
     else:
-        raise WebhookRejected(401, "no webhook-signature matches")
+        raise WebhookRefused(401, "no webhook-signature matches")
     try:
         prediction = json.loads(text)
     except ValueError as exc:
-        raise WebhookRejected(400, "body is not JSON") from exc
+        raise WebhookRefused(400, "body is not JSON") from exc
     if not isinstance(prediction, dict) or "id" not in prediction or "status" not in prediction:
-        raise WebhookRejected(400, "body is not a prediction")
+        raise WebhookRefused(400, "body is not a prediction")
     return prediction
 
 
@@ -456,10 +452,10 @@ def parse_webhook(raw_path: str, raw_query: str, headers: Mapping[str, str], bod
     prediction = verify_webhook(headers, body, secrets, now)
     attempt = parse_qs(raw_query).get("attempt", [""])[0]
     if not attempt:
-        raise WebhookRejected(400, f"{raw_path} was called without an attempt")
+        raise WebhookRefused(400, f"{raw_path} was called without an attempt")
     echoed = prediction.get("webhook")
     if isinstance(echoed, str) and _attempt_param(echoed) not in (None, attempt):
-        raise WebhookRejected(400, "the signed body names another attempt than the URL")
+        raise WebhookRefused(400, "the signed body names another attempt than the URL")
     return attempt, str(prediction["status"])
 
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from router.errors import WebhookRefused
 from router.models.common import ProviderKind, utcnow
 from router.models.offer import Offer, tier_of
 from router.providers.base import (
@@ -83,10 +84,7 @@ PUBLIC_ENDPOINTS: dict[str, EndpointInputs] = {
 }
 
 
-class WebhookRejected(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+WebhookRejected = WebhookRefused  # this module's old name for it, still imported
 
 
 def webhook_token(secret: str, attempt_id: str) -> str:
@@ -94,7 +92,7 @@ def webhook_token(secret: str, attempt_id: str) -> str:
 
 
 def verify_webhook(raw_query: str, body: bytes, token_secret: str | Sequence[str]) -> tuple[str, str]:
-    """(attempt id, RunPod job id) of an authentic callback, else WebhookRejected (401 token, 400 malformed).
+    """(attempt id, RunPod job id) of an authentic callback, else WebhookRefused (401 token, 400 malformed).
 
     Several secrets may be given while one is being rotated out. The body is RunPod's status object; only its
     `id` is used, and only as a hint.
@@ -102,23 +100,23 @@ def verify_webhook(raw_query: str, body: bytes, token_secret: str | Sequence[str
     query = parse_qs(raw_query, keep_blank_values=True)
     attempts, tokens = query.get("attempt", []), query.get("token", [])
     if len(attempts) > 1 or len(tokens) > 1:
-        raise WebhookRejected(400, "attempt and token must appear once")
+        raise WebhookRefused(400, "attempt and token must appear once")
     if not attempts or not attempts[0]:
-        raise WebhookRejected(400, "the webhook URL lacks the attempt")
+        raise WebhookRefused(400, "the webhook URL lacks the attempt")
     if not tokens or not tokens[0]:
-        raise WebhookRejected(401, "the webhook URL lacks its token")
+        raise WebhookRefused(401, "the webhook URL lacks its token")
     secrets = [token_secret] if isinstance(token_secret, str) else list(token_secret)
     given = tokens[0].encode()
     # Every secret is compared, not just until the first match, so timing says nothing about which one fits.
     matches = [hmac.compare_digest(webhook_token(secret, attempts[0]).encode(), given) for secret in secrets if secret]
     if not any(matches):
-        raise WebhookRejected(401, "bad webhook token")
+        raise WebhookRefused(401, "bad webhook token")
     try:
         job = json.loads(body)
     except ValueError as exc:
-        raise WebhookRejected(400, "the body is not a RunPod status object") from exc
+        raise WebhookRefused(400, "the body is not a RunPod status object") from exc
     if not isinstance(job, dict) or not isinstance(job.get("id"), str) or not job["id"]:
-        raise WebhookRejected(400, "the body has no job id")
+        raise WebhookRefused(400, "the body has no job id")
     return attempts[0], job["id"]
 
 

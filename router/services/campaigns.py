@@ -34,33 +34,27 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError
 
+from router.errors import field_errors
 from router.models.budget import BudgetUpdate, period_of
 from router.models.campaign import (
     Campaign,
     CampaignCreate,
-    CampaignMessage,
     CampaignSpec,
     CampaignView,
     Counts,
-    EntryState,
     InvalidItem,
     ItemAtRisk,
-    ManifestDrop,
-    ParsedLine,
     Phase,
-    PlanEntry,
-    PlanInput,
     Progress,
-    StoredPlan,
     campaign_id,
     item_job_id,
-    manifest_key_parts,
-    parse_header,
-    parse_line,
 )
+from router.models.campaign_plan import EntryState, PlanEntry, PlanInput, StoredPlan
+from router.models.campaign_queue import CampaignMessage, ManifestDrop, manifest_key_parts
 from router.models.common import Circuit, ProviderKind, iso, money
 from router.models.decision import Chosen, Decision
 from router.models.job import Job, JobStatus
+from router.models.manifest import ParsedLine, parse_header, parse_line
 from router.models.request import VideoRequest
 from router.policy.context import RoutingContext, TargetState
 from router.policy.plan import PLAN_REASON, PlanParams, idle_local, item_input, plan
@@ -311,7 +305,7 @@ def _open(campaign: Campaign, cd: CampaignDeps, should_stop: StopCheck) -> Campa
     try:
         spec = CampaignSpec.model_validate({**fields, **campaign.overrides, "name": campaign.name})
     except ValidationError as exc:
-        return _failed(campaign, f"campaign: {exc.errors(include_url=False)[0]['msg']}")
+        return _failed(campaign, f"campaign: {field_errors(exc)[0]['message']}")
     _set_budget(campaign, spec, cd.base)
     return campaign.model_copy(update={
         "spec": spec, "deadline": spec.resolved_deadline(campaign.created_at), "phase": Phase.INTAKE,

@@ -7,13 +7,14 @@ may charge), and the attempt is settled when the provider answers (router.servic
 
 from __future__ import annotations
 
+from router.errors import Conflict
 from router.models.job import Job, JobCancel, JobStatus
 from router.services import lifecycle, settle
 from router.services.deps import Deps
 
 
-class CannotCancel(Exception):
-    pass
+class CannotCancel(Conflict):
+    """The job has ended: nothing is left to cancel."""
 
 
 def cancel(tenant: str, job_id: str, deps: Deps) -> Job:

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.errors import CONTRACT, InvalidRequest
 from router.models.common import AspectRatio, Mode, Money, ProviderKind, iso, money
 from router.models.decision import DeliveredSpec
 from router.models.ledger import LedgerEntry
@@ -52,9 +53,9 @@ class LedgerSource(Protocol):
     def for_period(self, period: str) -> list[LedgerEntry]: ...
 
 
-class WindowError(ValueError):
+class WindowError(InvalidRequest, ValueError):
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}", detail=CONTRACT, errors=[{"field": field, "message": message}])
         self.field, self.message = field, message
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from router.errors import Conflict, HvrError, field_errors
 from router.models.job import Job
-from router.models.request import VideoRequest, field_errors
+from router.models.request import VideoRequest
 from router.services.deps import Deps
 from router.services.submit import InvalidInput
 
@@ -23,12 +24,17 @@ EXPIRES_AFTER_S = 24 * 3600
 _ran = contextvars.ContextVar("idempotent_submit_ran", default=False)
 
 
-class KeyReused(Exception):
-    """Same key, different body (→ 422)."""
+class KeyReused(HvrError):
+    """Same key, different body."""
+
+    status, problem, title = 422, "idempotency-key-reused", "Idempotency key reused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, errors=[{"field": "Idempotency-Key", "message": message}])
 
 
-class KeyInFlight(Exception):
-    """Same key while the first request is still being processed (→ 409)."""
+class KeyInFlight(Conflict):
+    """Same key while the first request is still being processed."""
 
 
 def parse_request(body: Any, now: datetime) -> VideoRequest:

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from router.backoff import backoff
+from router.errors import HvrError
 from router.models.common import ProviderKind
-from router.models.decision import Decision
+from router.models.decision import Decision, Refusal
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus
 from router.models.offer import Offer
 from router.policy import learning
@@ -168,11 +169,10 @@ def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: dateti
 
 def _budget_blocked(decision: Decision) -> BudgetRefused | None:
     """When budgets are the only thing in the way, name the scope (the job ends `budget_exhausted`)."""
-    blocked = [c for c in decision.candidates if c.reasons and all(r.startswith("budget:") for r in c.reasons)]
+    blocked = [c for c in decision.candidates if c.reasons and all(r.code == Refusal.BUDGET for r in c.reasons)]
     if not blocked:
         return None
-    reason = blocked[0].reasons[0]
-    scope = reason.split(" over ", 1)[1].split("'s remaining", 1)[0]
+    scope = blocked[0].reasons[0].scope or "budget"
     return BudgetRefused(scope, Decimal(0), blocked[0].estimated_cost_p90_usd or Decimal(0))
 
 
@@ -243,7 +243,7 @@ def _retry_submit_later(job: Job, attempt: Attempt, deps: Deps, exc: ProviderErr
                     delay_s=max(MIN_POLL_DELAY_S, wait / deps.time_scale))
 
 
-class ForeignInput(ValueError):
+class ForeignInput(HvrError, ValueError):
     """An `s3://` input that is not one of the job's own tenant's uploads: it is never presigned."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from router.errors import CONTRACT, FieldError, InvalidRequest
 from router.models.common import new_id
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest
@@ -28,12 +29,11 @@ def accept(request: VideoRequest, tenant: str, deps: Deps, now: datetime | None 
     return job
 
 
-class InvalidInput(ValueError):
+class InvalidInput(InvalidRequest, ValueError):
     """Input that validated as a shape but fails a check against stored state; `errors` name the fields."""
 
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
-        self.errors = errors
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors), detail=CONTRACT, errors=errors)
 
 
 def admission_errors(request: VideoRequest, tenant: str, deps: Deps,

@@ -8,15 +8,10 @@ from collections.abc import Mapping
 from functools import cache
 from urllib.parse import parse_qs
 
+from router.errors import WebhookRefused
 from router.services.deps import Deps
 from router.signing import MAX_SKEW_S, SignatureError, verify
 from router.store.messages import MessageKind, WorkerMessage
-
-
-class WebhookRefused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
 
 
 def agent_callback(raw_path: str, raw_query: str, headers: Mapping[str, str], body: bytes, deps: Deps,
@@ -46,15 +41,12 @@ def agent_callback(raw_path: str, raw_query: str, headers: Mapping[str, str], bo
 def runpod_callback(raw_query: str, body: bytes, deps: Deps) -> WorkerMessage:
     """RunPod signs nothing: the per-attempt token in the URL authenticates the caller, and the worker still
     confirms with an authenticated `/status` before acting."""
-    from router.providers.runpod import WebhookRejected, job_ref, verify_webhook
+    from router.providers.runpod import job_ref, verify_webhook
 
     secret = deps.settings.webhook_token_secret if deps.settings else None
     if not secret:
         raise WebhookRefused(404, "RunPod webhooks are not configured")
-    try:
-        attempt_id, runpod_id = verify_webhook(raw_query, body, secret)
-    except WebhookRejected as exc:
-        raise WebhookRefused(exc.status, str(exc)) from exc
+    attempt_id, runpod_id = verify_webhook(raw_query, body, secret)
     tenant, job_id = _job_of(raw_query)
     job = deps.jobs.get(tenant, job_id)
     attempt = next((a for a in job.attempts if a.id == attempt_id), None)
@@ -82,14 +74,11 @@ REPLICATE_DEDUPE_S = 3 * 24 * 3600  # Replicate retries a webhook for a while; i
 def replicate_callback(raw_query: str, headers: Mapping[str, str], body: bytes, deps: Deps) -> WorkerMessage | None:
     """A Standard-Webhooks-signed Replicate callback: verified (timestamp tolerance checked here), deduplicated on
     `webhook-id`, then a poll of the attempt named in our URL. None for a duplicate delivery."""
-    from router.providers.replicate import WebhookRejected, verify_webhook, webhook_id
+    from router.providers.replicate import verify_webhook, webhook_id
 
     secret = _replicate_secret(deps)
     now = deps.clock().timestamp()
-    try:
-        prediction = verify_webhook(headers, body, secret, now)
-    except WebhookRejected as exc:
-        raise WebhookRefused(exc.status, str(exc)) from exc
+    prediction = verify_webhook(headers, body, secret, now)
     message_id = webhook_id(headers) or ""
     if deps.nonces is not None and not deps.nonces.first_seen("replicate", message_id,
                                                                int(now) + REPLICATE_DEDUPE_S):

@@ -7,6 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from botocore.exceptions import ClientError
+
+from router.store.errors import translate_aws_errors
+
 OUTPUT_TTL_S = 3600 * 6
 VIDEO_TYPE = "video/mp4"
 
@@ -48,19 +52,19 @@ class ArtifactStore:
         )
 
     def size(self, key: str) -> int | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self._s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
+        with translate_aws_errors():
+            try:
+                head = self._s3.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise
         return int(head["ContentLength"])
 
     def download(self, key: str, directory: str | None = None) -> Path:
         """Stream an object to a temporary file (Lambda's /tmp) and return its path."""
-        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        with translate_aws_errors():
+            body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         with tempfile.NamedTemporaryFile(suffix=Path(key).suffix, dir=directory, delete=False) as handle:
             shutil.copyfileobj(body, handle, length=1 << 20)
         return Path(handle.name)

@@ -16,11 +16,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from router.errors import HvrError
 from router.models.budget import Budget, BudgetUpdate, SpendMode
 from router.models.common import iso, money
 
 
-class BudgetRefused(Exception):
+class BudgetRefused(HvrError):
+    """A reservation the budget can't hold: the worker routes again or ends the job `budget_exhausted`."""
+
     def __init__(self, scope: str, remaining: Decimal, estimate: Decimal) -> None:
         super().__init__(f"{scope} has ${remaining} left, the estimate is ${estimate}")
         self.scope = scope

@@ -20,7 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from router.models.campaign import MAX_LINE_BYTES, Campaign, CampaignMessage, InvalidItem, PlanInput, StoredPlan
+from router.models.campaign import Campaign, InvalidItem
+from router.models.campaign_plan import PlanInput, StoredPlan
+from router.models.campaign_queue import CampaignMessage
+from router.models.manifest import MAX_LINE_BYTES
 from router.models.request import VideoRequest
 from router.store.errors import NotFound
 from router.store.messages import WorkerMessage

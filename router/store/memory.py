@@ -19,7 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from router.models.budget import Budget, BudgetUpdate, SpendMode
-from router.models.campaign import Campaign, InvalidItem, PlanInput
+from router.models.campaign import Campaign, InvalidItem
+from router.models.campaign_plan import PlanInput
 from router.models.common import Circuit, iso, money
 from router.models.job import Job, JobStatus
 from router.models.ledger import LedgerEntry

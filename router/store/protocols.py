@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # the store modules import botocore: only their types are nee
     from decimal import Decimal
 
     from router.models.budget import Budget, BudgetUpdate, SpendMode
-    from router.models.campaign import Campaign, InvalidItem, PlanInput
+    from router.models.campaign import Campaign, InvalidItem
+    from router.models.campaign_plan import PlanInput
     from router.models.common import Circuit
     from router.models.job import Job, JobStatus
     from router.models.ledger import LedgerEntry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from router.errors import HvrError
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
 from router.models.request import VideoRequest
@@ -28,7 +29,7 @@ SD_NEGATIVE = "blurry, low quality, watermark, text, deformed"
 SEED_MAX = 2**32 - 1
 
 
-class WorkflowError(ValueError):
+class WorkflowError(HvrError, ValueError):
     """No valid graph for this request: an unsupported (model, mode), a frame count off the model's rule, a missing
     model file. The message says which."""
 

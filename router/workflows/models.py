@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from router.errors import HvrError
+
 MODELS_FILE_ENV = "HVR_MODELS_FILE"
 DEFAULT_MODELS_FILE = Path(__file__).with_name("models.yaml")
 
@@ -40,7 +42,7 @@ ROLE_FOLDERS: Mapping[str, str] = {
 }
 
 
-class ModelFilesError(ValueError):
+class ModelFilesError(HvrError, ValueError):
     """models.yaml lacks what a workflow needs; the message names the model and the role."""
 
 

@@ -13,7 +13,8 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
 from router.models.budget import BudgetUpdate, SpendMode
-from router.models.campaign import Campaign, InvalidItem, PlanInput, campaign_id
+from router.models.campaign import Campaign, InvalidItem, campaign_id
+from router.models.campaign_plan import PlanInput
 from router.models.common import Circuit, Priority, ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.job import Attempt, AttemptStatus, Job, JobStatus

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from hvr.local.embedded import EmbeddedStack
-from router.models.campaign import EntryState, Phase, PlanInput, campaign_id, item_job_id
+from router.models.campaign import Phase, campaign_id, item_job_id
+from router.models.campaign_plan import EntryState, PlanInput
 from router.models.common import ProviderKind
 from router.models.job import Job
 from router.models.offer import LocalEnergyPricing

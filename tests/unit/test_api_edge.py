@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from functions.api.http import MAX_JSON_DEPTH, BodyError, is_json_media, parse_body
-from router.models.campaign import CampaignSpec, parse_header, parse_line
+from router.models.campaign import CampaignSpec
+from router.models.manifest import parse_header, parse_line
 from router.store.errors import BadCursor
 from router.store.jobs import checked_cursor
 

@@ -104,7 +104,7 @@ def test_a_draft_that_would_make_a_queued_job_late_is_refused() -> None:
 
     assert decision.chosen is None
     row = next(c for c in decision.candidates if c.offer == "local/animatediff-sd15")
-    assert [r.split(":")[0] for r in row.reasons] == ["displaces"]
+    assert [r.code for r in row.reasons] == ["displaces"]
 
 
 def test_the_agents_queue_is_priced_in_learned_figures() -> None:

@@ -13,20 +13,10 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from pydantic import ValidationError
 
-from router.models.campaign import (
-    MAX_LINE_BYTES,
-    CampaignCreate,
-    CampaignMessage,
-    CampaignSpec,
-    ManifestDrop,
-    campaign_id,
-    item_job_id,
-    manifest_key_parts,
-    parse_header,
-    parse_line,
-    parse_queue_body,
-)
+from router.models.campaign import CampaignCreate, CampaignSpec, campaign_id, item_job_id
+from router.models.campaign_queue import CampaignMessage, ManifestDrop, manifest_key_parts, parse_queue_body
 from router.models.common import Priority
+from router.models.manifest import MAX_LINE_BYTES, parse_header, parse_line
 from router.store.campaigns import ManifestStore
 
 CREATED = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.models.campaign import EntryState, ItemOption, PlanEntry, PlanInput
+from router.models.campaign_plan import EntryState, ItemOption, PlanEntry, PlanInput
 from router.models.common import Priority, ProviderKind, utcnow
 from router.models.decision import Candidate, Chosen, Decision, DeliveredSpec
 from router.models.job import Attempt, Job, JobStatus
@@ -315,7 +315,7 @@ def test_options_are_the_cheapest_local_and_cloud_offers_ignoring_only_deadline_
     decision = route(request, catalog.offers, context, NOW)
     local, cloud = options(decision, context)
     assert local is not None and local.offer == "local/wan21-1.3b" and local.target == "local"
-    assert any(r.startswith("deadline:") for c in decision.candidates if c.offer == local.offer for r in c.reasons)
+    assert any(r.code == "deadline" for c in decision.candidates if c.offer == local.offer for r in c.reasons)
     assert cloud is not None and cloud.offer == "replicate/wan-2.2-t2v-fast"
     assert local.seconds > 600 and cloud.seconds < 600
     square = VideoRequest(mode="t2v", prompt="a boat", resolution="512x512", aspect_ratio="1:1", quality="draft")
