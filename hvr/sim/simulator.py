@@ -2,8 +2,8 @@
 
 It stands in for the services and the providers, doing what they do around each decision:
 
-- **Route** (the worker's `_route_next`): the policy decides with the context the services would build — the local
-  target carries the agent's jobs, each priced at the policy's learned p50 for its offer and delivery less the
+- **Route** (`router.services.route.route_next`): the policy decides with the context the services would build —
+  the local target carries the agent's jobs, each priced at the policy's learned p50 for its offer and delivery less the
   share done, with its deadline (`policy.localqueue`); each RunPod offer sees its own endpoint as the adapter reads
   /health — queued jobs x 70 s over its workers, and warm only while an idle worker is left (else its cold start
   counts in time and cost); Replicate and Veo report no queue and are always warm; offers are excluded after

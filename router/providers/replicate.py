@@ -394,7 +394,6 @@ def _to_status(data: Mapping[str, Any]) -> ProviderStatus:
 # --- webhooks -----------------------------------------------------------------------------------------------------
 
 
-WebhookRejected = WebhookRefused  # this module's old name for it, still imported
 
 
 def webhook_id(headers: Mapping[str, str]) -> str | None:

@@ -84,7 +84,6 @@ PUBLIC_ENDPOINTS: dict[str, EndpointInputs] = {
 }
 
 
-WebhookRejected = WebhookRefused  # this module's old name for it, still imported
 
 
 def webhook_token(secret: str, attempt_id: str) -> str:

@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 
 from hvr.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer
 from hvr.sandbox.replicate import SCHEMAS, ReplicateSandbox, Timing, validate_input, version_id
+from router.errors import WebhookRefused
 from router.media.probe import probe
 from router.models.common import Mode, new_id
 from router.models.decision import DeliveredSpec
@@ -31,7 +32,6 @@ from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.errors import AuthFailed, OutcomeUnknown, RateLimited, Rejected, TransientError
 from router.providers.replicate import (
     ReplicateProvider,
-    WebhookRejected,
     attempt_seed,
     attempt_started_at,
     build_input,
@@ -392,15 +392,15 @@ def test_forged_stale_and_incomplete_webhooks_are_rejected(sandbox: ReplicateSan
     for header in ("webhook-id", "webhook-timestamp", "webhook-signature"):
         cases[f"no {header}"] = ({k: v for k, v in signed(body, secret).items() if k != header}, body, 400)
     for name, (headers, payload, status) in cases.items():
-        with pytest.raises(WebhookRejected) as rejected:
+        with pytest.raises(WebhookRefused) as rejected:
             verify_webhook(headers, payload, secret, now)
         assert rejected.value.status == status, name
 
     assert verify_webhook(signed(body, secret), body, [other, secret], now)["id"] == "p1"  # rotation
-    with pytest.raises(WebhookRejected) as mismatch:
+    with pytest.raises(WebhookRefused) as mismatch:
         parse_webhook("/v1/webhooks/replicate", "attempt=att_2", signed(body, secret), body, secret, now)
     assert mismatch.value.status == 400
-    with pytest.raises(WebhookRejected):
+    with pytest.raises(WebhookRefused):
         parse_webhook("/v1/webhooks/replicate", "tenant=t1", signed(body, secret), body, secret, now)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from hvr.sandbox.base import Fault, FaultPlan
 from hvr.sandbox.runpod import RunPodSandbox
+from router.errors import WebhookRefused
 from router.media.probe import probe
 from router.models.common import utcnow
 from router.models.request import VideoRequest
@@ -27,7 +28,6 @@ from router.providers.errors import AuthFailed, OutcomeUnknown, RateLimited, Rej
 from router.providers.runpod import (
     RESULT_GRACE_S,
     RunPodProvider,
-    WebhookRejected,
     policy_for,
     verify_webhook,
     webhook_token,
@@ -458,14 +458,14 @@ def test_webhook_token_good() -> None:
     (_hook_query(webhook_token(SECRET, "att_1")) + "&attempt=att_2", 400),  # two attempts: which one is signed?
 ])
 def test_webhook_token_refused(query: str, status: int) -> None:
-    with pytest.raises(WebhookRejected) as refused:
+    with pytest.raises(WebhookRefused) as refused:
         verify_webhook(query, BODY, SECRET)
     assert refused.value.status == status
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"status": "COMPLETED"}'])
 def test_webhook_body_without_a_job_is_refused(body: bytes) -> None:
-    with pytest.raises(WebhookRejected) as refused:
+    with pytest.raises(WebhookRefused) as refused:
         verify_webhook(_hook_query(webhook_token(SECRET, "att_1")), body, SECRET)
     assert refused.value.status == 400
 
