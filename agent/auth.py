@@ -1,4 +1,5 @@
-"""HMAC verification in front of every route but the health check (ARCHITECTURE §8, reliability §7).
+"""HMAC verification in front of every route but the health check
+(docs/architecture.md, "Security between router and agent").
 
 A plain ASGI middleware rather than a FastAPI dependency: it must see the raw body bytes and the request
 target exactly as sent, and it must answer 401 before any routing or body validation, so an unsigned caller

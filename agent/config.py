@@ -30,7 +30,8 @@ class ConfigError(Exception):
 class AgentSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Loopback by default: the agent is reached through a tunnel, never on a public port (reliability §7).
+    # Loopback by default: the agent is reached through a tunnel, never on a public port
+    # (docs/architecture.md, "Security between router and agent").
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)
     db_path: Path = Path("hvr-agent.db")

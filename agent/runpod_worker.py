@@ -1,7 +1,7 @@
 """`python -m agent.runpod_worker`: the comfyui engine as a RunPod serverless worker, worker-comfyui's contract.
 
 The studio's own RunPod endpoint then runs exactly the graphs its local box runs, through the same engine code. The
-job input is worker-comfyui's (providers.md §2.5) — `{"workflow": <API graph>, "images": [{"name", "image"}]}`,
+job input is worker-comfyui's (docs/providers.md §2.5) — `{"workflow": <API graph>, "images": [{"name", "image"}]}`,
 images as base64 or data URIs, uploaded to ComfyUI and referenced by name — plus two optional hvr fields:
 `inputs` (role → URL to fetch, as the agent's create body has them) and `output_put_url` (a presigned PUT).
 

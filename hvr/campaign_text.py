@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from hvr.client import ApiError
+from router.models.campaign import CampaignStatus, CampaignView
+
+# `as of` shows the moment as the API's JSON writes it (`…Z`), as it did when it printed that text; `str` differs.
+_AS_SENT = TypeAdapter(datetime)
 
 
-def dollars(value: Any) -> str:
+def dollars(value: Decimal | None) -> str:
     return "-" if value is None else f"${value}"
 
 
-def when(value: Any, now: datetime) -> str:
-    if not value:
+def when(at: datetime | None, now: datetime) -> str:
+    if at is None:
         return "-"
-    try:
-        at = datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     seconds = max(0, round((at - now).total_seconds()))
@@ -31,9 +34,7 @@ def when(value: Any, now: datetime) -> str:
     return f"{at.astimezone(UTC):%H:%M:%S}Z (+{rel})"
 
 
-
-CAMPAIGN_DONE = frozenset({"completed", "failed"})
-FINISHED_COUNTS = ("succeeded", "failed", "rejected", "expired", "cancelled")
+CAMPAIGN_DONE = frozenset({CampaignStatus.COMPLETED, CampaignStatus.FAILED})
 MAX_INLINE_ITEMS = 1000
 
 
@@ -71,47 +72,45 @@ def campaign_body(path: Path, name: str | None) -> tuple[dict[str, Any], list[st
     return body, warnings
 
 
-def campaign_bar(campaign: dict[str, Any], width: int = 30) -> str:
-    counts = campaign.get("counts") or {}
-    total = int(counts.get("total") or 0)
-    finished = sum(int(counts.get(key) or 0) for key in FINISHED_COUNTS)
-    running = int(counts.get("running") or 0)
-    if total == 0:
-        return f"[{'.' * width}]   0% {campaign.get('status')}"
-    done_cells = round(width * finished / total)
-    run_cells = min(width - done_cells, round(width * running / total))
+def campaign_bar(campaign: CampaignView, width: int = 30) -> str:
+    counts = campaign.counts
+    finished = counts.succeeded + counts.failed + counts.rejected + counts.expired + counts.cancelled
+    if counts.total == 0:
+        return f"[{'.' * width}]   0% {campaign.status}"
+    done_cells = round(width * finished / counts.total)
+    run_cells = min(width - done_cells, round(width * counts.running / counts.total))
     return (f"[{'#' * done_cells}{'>' * run_cells}{'.' * (width - done_cells - run_cells)}] "
-            f"{100 * finished // total:3d}% {finished}/{total} {campaign.get('status')}")
+            f"{100 * finished // counts.total:3d}% {finished}/{counts.total} {campaign.status}")
 
 
-def format_campaign(campaign: dict[str, Any], now: datetime | None = None) -> str:
+def format_campaign(campaign: CampaignView, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
-    counts = campaign.get("counts") or {}
-    lines = [f"{campaign.get('id')} {campaign.get('name')}  {campaign_bar(campaign)}",
-             "  " + "  ".join(f"{key} {counts.get(key, 0)}" for key in
-                              ("accepted", "running", "succeeded", "failed", "rejected", "expired", "cancelled")),
-             f"  spent {dollars(campaign.get('spent_usd'))} of budget {dollars(campaign.get('budget_usd'))}, "
-             f"projected {dollars(campaign.get('projected_total_usd'))}, finish "
-             f"{when(campaign.get('projected_finish_at'), now)}, deadline {when(campaign.get('deadline'), now)}"]
-    plan = campaign.get("plan")
+    counts = campaign.counts
+    tally = (("accepted", counts.accepted), ("running", counts.running), ("succeeded", counts.succeeded),
+             ("failed", counts.failed), ("rejected", counts.rejected), ("expired", counts.expired),
+             ("cancelled", counts.cancelled))
+    lines = [f"{campaign.id} {campaign.name}  {campaign_bar(campaign)}",
+             "  " + "  ".join(f"{name} {count}" for name, count in tally),
+             f"  spent {dollars(campaign.spent_usd)} of budget {dollars(campaign.budget_usd)}, "
+             f"projected {dollars(campaign.projected_total_usd)}, finish "
+             f"{when(campaign.projected_finish_at, now)}, deadline {when(campaign.deadline, now)}"]
+    plan = campaign.plan
     if plan:
-        lines.append(f"  plan: {plan['local_items']} on the local GPU, {plan['cloud_items']} in the cloud, "
-                     f"{dollars(plan['planned_cost_usd'])} (all cloud {dollars(plan['all_cloud']['cost_usd'])}, "
-                     f"all local {dollars(plan['all_local']['cost_usd'])} with {plan['all_local']['items_late']} late)")
-    mix = campaign.get("offer_mix") or {}
-    if mix:
-        lines.append("  offers: " + ", ".join(f"{offer} {n}" for offer, n in sorted(mix.items(), key=lambda i: -i[1])))
-    invalid = campaign.get("invalid_items") or []
-    if invalid:
-        lines.append(f"  invalid lines ({campaign.get('invalid_items_total', len(invalid))}):")
-        lines += [f"    line {i['line']} ({i['item_id']}) {i['field'] or '(line)'}: {i['message']}"
-                  for i in invalid[:20]]
-    risks = campaign.get("items_at_risk") or []
-    if risks:
-        lines.append(f"  at risk of missing the deadline ({campaign.get('items_at_risk_total', len(risks))}):")
-        lines += [f"    {r['item_id']} {r.get('offer') or '-'}: {r['reason']}" for r in risks[:20]]
-    if campaign.get("error"):
-        lines.append(f"  error: {campaign['error']}")
-    if campaign.get("progress_as_of"):
-        lines.append(f"  as of {campaign['progress_as_of']}")
+        lines.append(f"  plan: {plan.local_items} on the local GPU, {plan.cloud_items} in the cloud, "
+                     f"{dollars(plan.planned_cost_usd)} (all cloud {dollars(plan.all_cloud.cost_usd)}, "
+                     f"all local {dollars(plan.all_local.cost_usd)} with {plan.all_local.items_late} late)")
+    if campaign.offer_mix:
+        lines.append("  offers: " + ", ".join(f"{offer} {n}" for offer, n in
+                                              sorted(campaign.offer_mix.items(), key=lambda i: -i[1])))
+    if campaign.invalid_items:
+        lines.append(f"  invalid lines ({campaign.invalid_items_total}):")
+        lines += [f"    line {i.line} ({i.item_id}) {i.field or '(line)'}: {i.message}"
+                  for i in campaign.invalid_items[:20]]
+    if campaign.items_at_risk:
+        lines.append(f"  at risk of missing the deadline ({campaign.items_at_risk_total}):")
+        lines += [f"    {r.item_id} {r.offer or '-'}: {r.reason}" for r in campaign.items_at_risk[:20]]
+    if campaign.error:
+        lines.append(f"  error: {campaign.error}")
+    if campaign.progress_as_of:
+        lines.append(f"  as of {_AS_SENT.dump_python(campaign.progress_as_of, mode='json')}")
     return "\n".join(lines)

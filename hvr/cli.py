@@ -1,8 +1,10 @@
 """`hvr`: run the whole stack locally (`hvr dev`) and talk to an hvr API, local or deployed.
 
-Client commands speak plain HTTP to the API of ARCHITECTURE §4 and read nothing else of the project, so the same
-commands work against `hvr dev` and against a deployed stage. Exit codes: 0 done, 1 the job did not succeed or the
-server/connection failed, 2 the request was refused (4xx) or the command line was wrong.
+Client commands speak plain HTTP to the API (docs/architecture.md, "API contract") and read each answer into the
+API's own model (router's response models) where it arrives, nothing else of the project, so the same commands work
+against `hvr dev` and against a deployed stage of the same version. Exit codes: 0 done, 1 the job did not succeed
+or the server/connection failed (an answer its model refuses included), 2 the request was refused (4xx) or the
+command line was wrong.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from hvr.campaign_text import (
     format_campaign,
     when,
 )
-from hvr.client import DEFAULT_API_URL, ApiClient, ApiError
-from router.models.job import TERMINAL as JOB_TERMINAL
+from hvr.client import DEFAULT_API_URL, Answer, ApiClient, ApiError, UnreadableAnswer
+from router.models.api import BudgetList, KeyCreated, Quote
+from router.models.budget import Budget
+from router.models.campaign import CampaignStatus, CampaignView
+from router.models.job import JobStatus, JobView
+from router.services.costs import CostReport, TcoReport
 
-TERMINAL = frozenset(status.value for status in JOB_TERMINAL)
 GROUP_BY = ("provider", "offer", "tenant", "campaign", "day")
 
 
@@ -44,15 +49,15 @@ class Progress:
         self._tty = stream.isatty()
         self._last: tuple[str, int] | None = None
 
-    def update(self, job: dict[str, Any]) -> None:
-        status = str(job.get("status"))
-        fraction = min(max(float(job.get("progress") or 0.0), 0.0), 1.0)
+    def update(self, job: JobView) -> None:
+        status = job.status.value
+        fraction = min(max(job.progress, 0.0), 1.0)
         state = (status, round(fraction * 100))
         if state == self._last and not self._tty:
             return
         self._last = state
         filled = round(fraction * self.WIDTH)
-        line = f"{job.get('id')} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {state[1]:3d}% {status}"
+        line = f"{job.id} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {state[1]:3d}% {status}"
         self._stream.write(f"\r{line}\x1b[K" if self._tty else f"{line}\n")
         self._stream.flush()
 
@@ -76,42 +81,36 @@ def _read_request(path: str) -> bytes:
         raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
 
 
-def format_quote(quote: dict[str, Any], now: datetime | None = None) -> str:
+def format_quote(quote: Quote, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     header = ("offer", "feasible", "score", "est. cost", "ready at", "reasons")
-    rows = [(str(c.get("offer")), "yes" if c.get("feasible") else "no",
-             f"{c['score']:.3f}" if isinstance(c.get("score"), int | float) else "-",
-             dollars(c.get("estimated_cost_usd")), when(c.get("estimated_ready_at"), now),
-             "; ".join(c.get("reasons") or []))
-            for c in quote.get("candidates") or []]
+    rows = [(c.offer, "yes" if c.feasible else "no", f"{c.score:.3f}" if c.score is not None else "-",
+             dollars(c.estimated_cost_usd), when(c.estimated_ready_at, now), "; ".join(str(r) for r in c.reasons))
+            for c in quote.candidates]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)), row[5]]).rstrip()
              for row in [header, *rows]]
-    learned = quote.get("learned") or {}
     # Feasible offers and any with evidence: the infeasible rest would only repeat the catalog.
-    shown = [(str(c.get("offer")), learned[c.get("offer")]) for c in quote.get("candidates") or []
-             if c.get("offer") in learned and (c.get("feasible") or learned[c.get("offer")].get("runs"))]
+    shown = [(c.offer, quote.learned[c.offer]) for c in quote.candidates
+             if c.offer in quote.learned and (c.feasible or quote.learned[c.offer].runs)]
     if shown:
         width = max(len(offer) for offer, _ in shown)
         lines += ["", "render time, learned beside catalog:"]
-        lines += [f"  {offer.ljust(width)}  {figures.get('summary')} ({figures.get('reference')})"
-                  for offer, figures in shown]
-    chosen = quote.get("chosen")
+        lines += [f"  {offer.ljust(width)}  {figures.summary} ({figures.reference})" for offer, figures in shown]
+    chosen = quote.chosen
     lines.append("")
     if chosen:
-        lines.append(f"chosen: {chosen.get('offer')} on {chosen.get('target')}, "
-                     f"{dollars(chosen.get('estimated_cost_usd'))}, ready {when(chosen.get('estimated_ready_at'), now)}"
-                     + (f", score {chosen['score']:.3f}" if isinstance(chosen.get("score"), int | float) else ""))
-        if chosen.get("reason"):
-            lines.append(f"  why: {chosen['reason']}")
-        if chosen.get("explored"):
-            lines.append(f"  exploring, abandoned at {when(chosen.get('explore_until'), now)} if not done: "
-                         f"{chosen['explored']}")
-        if quote.get("fallbacks"):
-            lines.append(f"  fallbacks: {', '.join(quote['fallbacks'])}")
+        lines.append(f"chosen: {chosen.offer} on {chosen.target}, {dollars(chosen.estimated_cost_usd)}, "
+                     f"ready {when(chosen.estimated_ready_at, now)}, score {chosen.score:.3f}")
+        if chosen.reason:
+            lines.append(f"  why: {chosen.reason}")
+        if chosen.explored:
+            lines.append(f"  exploring, abandoned at {when(chosen.explore_until, now)} if not done: {chosen.explored}")
+        if quote.fallbacks:
+            lines.append(f"  fallbacks: {', '.join(quote.fallbacks)}")
     else:
         lines.append("chosen: none, no offer can take this request")
-        lines += [f"  - {reason}" for reason in quote.get("reasons") or []]
+        lines += [f"  - {reason}" for reason in quote.reasons]
     return "\n".join(lines)
 
 
@@ -123,57 +122,52 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], numeric_fro
             for row in [header, *rows]]
 
 
-def format_costs(report: dict[str, Any]) -> str:
-    scope = f"tenant {report['tenant']}" if report.get("tenant") else "all tenants"
-    rows = [(str(g["key"]), str(g["videos"]), dollars(g["actual_usd"]), dollars(g["estimated_usd"]))
-            for g in report.get("groups") or []]
-    lines = [f"costs {report['from']} to {report['to']}, {scope}, by {report['group_by']}", ""]
-    lines += _table((str(report["group_by"]), "videos", "actual", "estimated"), rows)
-    lines += ["", f"total: {dollars(report['total_usd'])}"]
+def format_costs(report: CostReport) -> str:
+    scope = f"tenant {report.tenant}" if report.tenant else "all tenants"
+    rows = [(g.key, str(g.videos), dollars(g.actual_usd), dollars(g.estimated_usd)) for g in report.groups]
+    lines = [f"costs {report.start} to {report.end}, {scope}, by {report.group_by}", ""]
+    lines += _table((report.group_by.value, "videos", "actual", "estimated"), rows)
+    lines += ["", f"total: {dollars(report.total_usd)}"]
     return "\n".join(lines)
 
 
-def format_tco(report: dict[str, Any]) -> str:
+def format_tco(report: TcoReport) -> str:
     """The studio's TCO table shape (cost per video per option, monthly and yearly at 1,000 videos/month)."""
-    scope = f"tenant {report['tenant']}" if report.get("tenant") else "all tenants"
-    lines = [f"TCO {report['from']} to {report['to']}, {scope}: {report['videos']} videos delivered", ""]
+    scope = f"tenant {report.tenant}" if report.tenant else "all tenants"
+    lines = [f"TCO {report.start} to {report.end}, {scope}: {report.videos} videos delivered", ""]
     lines += _table(("offer", "videos", "paid for videos", "per video", "failed attempts"),
-                    [(o["offer"], str(o["videos"]), dollars(o["actual_usd"]), dollars(o["per_video_usd"]),
-                      dollars(o["other_attempts_usd"])) for o in report.get("offers") or []])
+                    [(o.offer, str(o.videos), dollars(o.actual_usd), dollars(o.per_video_usd),
+                      dollars(o.other_attempts_usd)) for o in report.offers])
     lines.append("")
     lines += _table(("month", "videos", "as routed", "all veo", "all local", "not local", "static rule"),
-                    [(m["period"], str(m["videos"]), dollars(m["as_routed_usd"]), dollars(m["all_veo_usd"]),
-                      dollars(m["all_local_usd"]), str(m["not_possible_locally"]), dollars(m["static_rule_usd"]))
-                     for m in report.get("months") or []])
+                    [(m.period, str(m.videos), dollars(m.as_routed_usd), dollars(m.all_veo_usd),
+                      dollars(m.all_local_usd), str(m.not_possible_locally), dollars(m.static_rule_usd))
+                     for m in report.months])
     lines.append("")
     lines += _table(("option", "videos", "not possible", "total", "per video", "monthly at 1,000", "yearly at 1,000"),
-                    [(o["option"], str(o["videos"]), str(o["not_possible"]), dollars(o["total_usd"]),
-                      dollars(o["per_video_usd"]), dollars(o["monthly_usd_at_1000"]), dollars(o["yearly_usd_at_1000"]))
-                     for o in report.get("options") or []])
-    if report.get("mode_unknown"):
-        lines.append(f"{report['mode_unknown']} videos of unknown mode (job gone) are priced on Veo only")
-    gpu = report.get("local_gpu")
+                    [(o.option, str(o.videos), str(o.not_possible), dollars(o.total_usd), dollars(o.per_video_usd),
+                      dollars(o.monthly_usd_at_1000), dollars(o.yearly_usd_at_1000)) for o in report.options])
+    if report.mode_unknown:
+        lines.append(f"{report.mode_unknown} videos of unknown mode (job gone) are priced on Veo only")
+    gpu = report.local_gpu
     if gpu:
-        busy_h, period_h = float(gpu["busy_gpu_seconds"]) / 3600, gpu["period_seconds"] / 3600
-        lines += ["", f"local GPU ({gpu['cost_basis']} basis): fixed {dollars(gpu['fixed_monthly_usd'])}/month "
-                      f"(${gpu['depreciation_usd_per_hour']}/h depreciation), {dollars(gpu['fixed_usd'])} over "
-                      f"this window",
-                  f"  variable spend {dollars(gpu['variable_usd'])} (local energy {dollars(gpu['local_energy_usd'])})"
-                  f" + fixed {dollars(gpu['fixed_usd'])} = {dollars(gpu['total_usd'])}"
-                  + (f"; renders were charged {dollars(gpu['charged_to_renders_usd'])} of the fixed cost"
-                     if Decimal(gpu["charged_to_renders_usd"]) else ""),
-                  f"  utilization {100 * gpu['utilization']:.1f} % ({busy_h:.1f} GPU-busy hours of "
-                  f"{period_h:.0f})"]
-    lines += ["", "method:"] + [f"  - {line}" for line in report.get("method") or []]
+        busy_h, period_h = float(gpu.busy_gpu_seconds) / 3600, gpu.period_seconds / 3600
+        lines += ["", f"local GPU ({gpu.cost_basis} basis): fixed {dollars(gpu.fixed_monthly_usd)}/month "
+                      f"(${gpu.depreciation_usd_per_hour}/h depreciation), {dollars(gpu.fixed_usd)} over this window",
+                  f"  variable spend {dollars(gpu.variable_usd)} (local energy {dollars(gpu.local_energy_usd)})"
+                  f" + fixed {dollars(gpu.fixed_usd)} = {dollars(gpu.total_usd)}"
+                  + (f"; renders were charged {dollars(gpu.charged_to_renders_usd)} of the fixed cost"
+                     if gpu.charged_to_renders_usd else ""),
+                  f"  utilization {100 * gpu.utilization:.1f} % ({busy_h:.1f} GPU-busy hours of {period_h:.0f})"]
+    lines += ["", "method:"] + [f"  - {line}" for line in report.method]
     return "\n".join(lines)
 
 
-def format_budgets(budgets: list[dict[str, Any]]) -> str:
+def format_budgets(budgets: list[Budget]) -> str:
     if not budgets:
         return "no budgets this period"
-    rows = [(str(b["scope"]), str(b["period"]), dollars(b["limit_usd"]), dollars(b["spent_usd"]),
-             dollars(b["reserved_usd"]), dollars(b["remaining_usd"]), str(b["spend_mode"]),
-             ",".join(f"{t:g}" for t in b.get("thresholds") or []))
+    rows = [(b.scope, b.period, dollars(b.limit_usd), dollars(b.spent_usd), dollars(b.reserved_usd),
+             dollars(b.remaining_usd), b.spend_mode.value, ",".join(f"{t:g}" for t in b.thresholds))
             for b in budgets]
     return "\n".join(_table(("scope", "period", "limit", "spent", "reserved", "remaining", "mode", "thresholds"),
                              rows, numeric_from=2))
@@ -184,25 +178,26 @@ def format_budgets(budgets: list[dict[str, Any]]) -> str:
 def daily_spend(client: ApiClient, params: dict[str, str]) -> tuple[list[date], dict[str, dict[date, Decimal]]]:
     """Every day of the window, and each provider's spend per day (one report per provider: the API groups by one
     dimension at a time)."""
-    by_provider = client.call("GET", "/v1/costs", params={**params, "group_by": "provider"})
-    first, last = date.fromisoformat(by_provider["from"]), date.fromisoformat(by_provider["to"])
+    by_provider = client.call(CostReport, "GET", "/v1/costs", params={**params, "group_by": "provider"})
+    first, last = by_provider.start, by_provider.end
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     series: dict[str, dict[date, Decimal]] = {}
-    for group in sorted(by_provider["groups"], key=lambda g: str(g["key"])):
-        report = client.call("GET", "/v1/costs", params={**params, "group_by": "day", "provider": group["key"]})
-        series[str(group["key"])] = {date.fromisoformat(g["key"]): Decimal(g["actual_usd"]) for g in report["groups"]}
+    for group in sorted(by_provider.groups, key=lambda g: g.key):
+        by_day = {**params, "group_by": "day", "provider": group.key}
+        report = client.call(CostReport, "GET", "/v1/costs", params=by_day)
+        series[group.key] = {date.fromisoformat(g.key): g.actual_usd for g in report.groups}
     return days, series
 
 
 def budget_limit(client: ApiClient, scope: str) -> Decimal | None:
     """This period's limit of a scope; None without an admin key (budgets are admin-only) or without that budget."""
     try:
-        budgets = client.call("GET", "/v1/budgets")["budgets"]
+        budgets = client.call(BudgetList, "GET", "/v1/budgets").budgets
     except ApiError as exc:
         if exc.status == 403:
             return None
         raise
-    return next((Decimal(b["limit_usd"]) for b in budgets if b["scope"] == scope), None)
+    return next((b.limit_usd for b in budgets if b.scope == scope), None)
 
 
 def draw_chart(days: list[date], series: dict[str, dict[date, Decimal]], limit: Decimal | None, scope: str,
@@ -237,14 +232,14 @@ def draw_chart(days: list[date], series: dict[str, dict[date, Decimal]], limit: 
 
 # ---------------------------------------------------------------------------------------------------------- commands
 
-def _wait(client: ApiClient, job: dict[str, Any], interval_s: float, progress: Progress) -> dict[str, Any]:
+def _wait(client: ApiClient, job: Answer[JobView], interval_s: float, progress: Progress) -> Answer[JobView]:
     # Nothing server-side pushes to the CLI; the job's progress field is refreshed by the worker's own polls.
-    progress.update(job)
+    progress.update(job.model)
     try:
-        while job.get("status") not in TERMINAL:
+        while not job.model.status.terminal:
             time.sleep(interval_s)
-            job = client.call("GET", f"/v1/jobs/{job['id']}")
-            progress.update(job)
+            job = client.answer(JobView, "GET", f"/v1/jobs/{job.model.id}")
+            progress.update(job.model)
     finally:
         progress.finish()
     return job
@@ -252,43 +247,43 @@ def _wait(client: ApiClient, job: dict[str, Any], interval_s: float, progress: P
 
 def cmd_submit(client: ApiClient, args: argparse.Namespace) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    job = client.call("POST", "/v1/jobs", body=_read_request(args.file), headers=headers)
+    accepted = client.answer(JobView, "POST", "/v1/jobs", body=_read_request(args.file), headers=headers)
     if args.no_wait:
-        _print_json(job)
+        _print_json(accepted.json)
         return 0
-    job = _wait(client, job, args.poll_interval, Progress(sys.stderr))
-    succeeded = job.get("status") == "succeeded"
-    if not succeeded and job.get("error"):
-        print(f"{job['id']} {job['status']}: {job['error'].get('code')}: {job['error'].get('message')}",
-              file=sys.stderr)
+    ended = _wait(client, accepted, args.poll_interval, Progress(sys.stderr))
+    job = ended.model
+    succeeded = job.status is JobStatus.SUCCEEDED
+    if not succeeded and job.error:
+        print(f"{job.id} {job.status}: {job.error.code}: {job.error.message}", file=sys.stderr)
     if succeeded and args.download:
-        url = (job.get("output") or {}).get("url")
+        url = job.output.url if job.output else None
         if not url:
-            raise ApiError([f"{job['id']} has no output URL to download"])
+            raise ApiError([f"{job.id} has no output URL to download"])
         size = client.download(url, Path(args.download))
         print(f"saved {args.download} ({size} bytes)", file=sys.stderr)
-    _print_json(job)
+    _print_json(ended.json)
     return 0 if succeeded else 1
 
 
 def cmd_status(client: ApiClient, args: argparse.Namespace) -> int:
-    _print_json(client.call("GET", f"/v1/jobs/{args.id}"))
+    _print_json(client.answer(JobView, "GET", f"/v1/jobs/{args.id}").json)
     return 0
 
 
 def cmd_quote(client: ApiClient, args: argparse.Namespace) -> int:
-    quote = client.call("POST", "/v1/quotes", body=_read_request(args.file))
+    quote = client.call(Quote, "POST", "/v1/quotes", body=_read_request(args.file))
     print(format_quote(quote))
-    return 0 if quote.get("chosen") else 1
+    return 0 if quote.chosen else 1
 
 
 def cmd_keys_create(client: ApiClient, args: argparse.Namespace) -> int:
     role = "admin" if args.admin else "member"
-    created = client.call("POST", "/v1/keys", json_body={"tenant": args.tenant, "role": role})
+    created = client.call(KeyCreated, "POST", "/v1/keys", json_body={"tenant": args.tenant, "role": role})
     # The key alone on stdout, so `KEY=$(hvr keys create …)` works; it is stored hashed and never shown again.
-    print(created["key"])
-    print(f"{created.get('role', role)} key for tenant {created.get('tenant', args.tenant)} created "
-          f"{created.get('created_at', '')}; it is shown only once", file=sys.stderr)
+    print(created.key)
+    print(f"{created.role} key for tenant {created.tenant} created {created.created_at}; it is shown only once",
+          file=sys.stderr)
     return 0
 
 
@@ -296,9 +291,10 @@ def cmd_costs(client: ApiClient, args: argparse.Namespace) -> int:
     params = {name: value for name, value in (("from", args.start), ("to", args.end), ("tenant", args.tenant))
               if value}
     if args.group_by or not args.tco:
-        print(format_costs(client.call("GET", "/v1/costs", params={**params, "group_by": args.group_by or "provider"})))
+        print(format_costs(client.call(CostReport, "GET", "/v1/costs",
+                                       params={**params, "group_by": args.group_by or "provider"})))
     if args.tco:
-        print(format_tco(client.call("GET", "/v1/costs/tco", params=params)))
+        print(format_tco(client.call(TcoReport, "GET", "/v1/costs/tco", params=params)))
     if args.chart:
         days, series = daily_spend(client, params)
         scope = f"tenant:{args.tenant}" if args.tenant else "global"
@@ -308,7 +304,7 @@ def cmd_costs(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_budgets(client: ApiClient, args: argparse.Namespace) -> int:
-    print(format_budgets(client.call("GET", "/v1/budgets")["budgets"]))
+    print(format_budgets(client.call(BudgetList, "GET", "/v1/budgets").budgets))
     return 0
 
 
@@ -318,7 +314,7 @@ def cmd_budgets_set(client: ApiClient, args: argparse.Namespace) -> int:
         body["thresholds"] = args.thresholds
     if args.mode is not None:
         body["spend_mode"] = args.mode
-    print(format_budgets([client.call("PUT", f"/v1/budgets/{quote(args.scope, safe=':')}", json_body=body)]))
+    print(format_budgets([client.call(Budget, "PUT", f"/v1/budgets/{quote(args.scope, safe=':')}", json_body=body)]))
     return 0
 
 
@@ -361,79 +357,77 @@ def calibration_requests(seed: int = 7) -> list[dict[str, Any]]:
              "metadata": {"purpose": "calibration"}, **item} for item in CALIBRATION_SET]
 
 
-def format_calibration(jobs: list[dict[str, Any]]) -> str:
+def _calibration_row(job: JobView) -> tuple[str, ...]:
+    status = job.status.value + (f" ({job.error.code})" if job.error else "")
+    cost = (dollars(job.cost.actual_usd), dollars(job.cost.estimated_usd))
+    attempt = job.attempts[-1] if job.attempts else None
+    if attempt is None:
+        return (job.request.model or "-", "-", "-", "-", "-", "-", *cost, status)
+    took, catalog, delivered = attempt.billed.gpu_seconds, attempt.estimated_render_s, attempt.delivered
+    return (attempt.offer or job.request.model or "-", f"{delivered.width}x{delivered.height}", str(delivered.frames),
+            f"{took:.0f}" if took else "-", f"{catalog:.0f}" if catalog else "-",
+            f"{took / catalog:.2f}x" if took and catalog else "-", *cost, status)
+
+
+def format_calibration(jobs: list[JobView]) -> str:
     """What each calibration job took on the GPU against the catalog's p50 for it, and what it cost."""
-    rows = []
-    for job in jobs:
-        attempt = (job.get("attempts") or [{}])[-1]
-        delivered = attempt.get("delivered") or {}
-        took, catalog = (attempt.get("billed") or {}).get("gpu_seconds"), attempt.get("estimated_render_s")
-        ratio = f"{took / catalog:.2f}x" if took and catalog else "-"
-        size = f"{delivered['width']}x{delivered['height']}" if delivered else "-"
-        status = str(job.get("status")) + (f" ({job['error'].get('code')})" if job.get("error") else "")
-        rows.append((str(attempt.get("offer") or (job.get("request") or {}).get("model") or "-"), size,
-                     str(delivered.get("frames", "-")), f"{took:.0f}" if took else "-",
-                     f"{catalog:.0f}" if catalog else "-", ratio, dollars((job.get("cost") or {}).get("actual_usd")),
-                     dollars((job.get("cost") or {}).get("estimated_usd")), status))
     header = ("offer", "size", "frames", "took GPU-s", "catalog p50 s", "took/catalog", "cost", "estimated",
               "status")
-    return "\n".join(_table(header, rows, numeric_from=2))
+    return "\n".join(_table(header, [_calibration_row(job) for job in jobs], numeric_from=2))
 
 
 def cmd_calibrate(client: ApiClient, args: argparse.Namespace) -> int:
     """Submit the standard set pinned to the local offers, wait for every job, print each against the catalog."""
     jobs = []
     for body in calibration_requests(args.seed):
-        job = client.call("POST", "/v1/jobs", json_body=body)
-        print(f"{job['id']} {body['model']} {body['resolution']} {body['duration_s']} s: {job.get('status')}",
-              file=sys.stderr)
+        job = client.call(JobView, "POST", "/v1/jobs", json_body=body)
+        print(f"{job.id} {body['model']} {body['resolution']} {body['duration_s']} s: {job.status}", file=sys.stderr)
         jobs.append(job)
     deadline = time.monotonic() + args.timeout
-    while any(job.get("status") not in TERMINAL for job in jobs) and time.monotonic() < deadline:
+    while any(not job.status.terminal for job in jobs) and time.monotonic() < deadline:
         time.sleep(args.poll_interval)
-        jobs = [job if job.get("status") in TERMINAL else client.call("GET", f"/v1/jobs/{job['id']}")
-                for job in jobs]
+        jobs = [job if job.status.terminal else client.call(JobView, "GET", f"/v1/jobs/{job.id}") for job in jobs]
     print(format_calibration(jobs))
-    pending = [job["id"] for job in jobs if job.get("status") not in TERMINAL]
+    pending = [job.id for job in jobs if not job.status.terminal]
     if pending:
         print(f"still running after {args.timeout:.0f} s: {', '.join(pending)} (they finish and are learned "
               "without this command)", file=sys.stderr)
-    return 0 if all(job.get("status") == "succeeded" for job in jobs) else 1
+    return 0 if all(job.status is JobStatus.SUCCEEDED for job in jobs) else 1
 
 
 # --------------------------------------------------------------------------------------------------------- campaigns
 
-def _watch_campaign(client: ApiClient, campaign: dict[str, Any], interval_s: float) -> dict[str, Any]:
+def _watch_campaign(client: ApiClient, campaign: CampaignView, interval_s: float) -> CampaignView:
     stream = sys.stderr
     tty = stream.isatty()
     last = ""
     while True:
-        line = f"{campaign.get('id')} {campaign_bar(campaign)}"
+        line = f"{campaign.id} {campaign_bar(campaign)}"
         if line != last:
             stream.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
             stream.flush()
             last = line
-        if campaign.get("status") in CAMPAIGN_DONE:
+        if campaign.status in CAMPAIGN_DONE:
             break
         time.sleep(interval_s)
-        campaign = client.call("GET", f"/v1/campaigns/{campaign['id']}")
+        campaign = client.call(CampaignView, "GET", f"/v1/campaigns/{campaign.id}")
     if tty:
         stream.write("\n")
     return campaign
 
 
-def _campaign_exit(campaign: dict[str, Any]) -> int:
-    counts = campaign.get("counts") or {}
-    troubled = sum(int(counts.get(key) or 0) for key in ("failed", "rejected", "expired", "cancelled"))
-    return 0 if campaign.get("status") == "completed" and not troubled else 1
+def _campaign_exit(campaign: CampaignView) -> int:
+    counts = campaign.counts
+    troubled = counts.failed + counts.rejected + counts.expired + counts.cancelled
+    return 0 if campaign.status is CampaignStatus.COMPLETED and not troubled else 1
 
 
 def cmd_campaign_submit(client: ApiClient, args: argparse.Namespace) -> int:
     body, warnings = campaign_body(Path(args.file), args.name)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    campaign = client.call("POST", "/v1/campaigns", json_body=body)
-    print(campaign["id"])  # alone on stdout, so `ID=$(hvr campaign submit …)` works
+    campaign = client.call(CampaignView, "POST", "/v1/campaigns", json_body=body)
+    print(campaign.id)  # alone on stdout, so `ID=$(hvr campaign submit …)` works
     if not args.wait:
         print(format_campaign(campaign), file=sys.stderr)
         return 0
@@ -443,10 +437,11 @@ def cmd_campaign_submit(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_campaign_status(client: ApiClient, args: argparse.Namespace) -> int:
-    campaign = client.call("GET", f"/v1/campaigns/{args.id}")
+    answer = client.answer(CampaignView, "GET", f"/v1/campaigns/{args.id}")
     if args.json:
-        _print_json(campaign)
+        _print_json(answer.json)
         return 0
+    campaign = answer.model
     if args.watch:
         campaign = _watch_campaign(client, campaign, args.poll_interval)
     print(format_campaign(campaign))
@@ -584,6 +579,13 @@ def _fractions(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fractions") from exc
 
 
+def _command(args: argparse.Namespace) -> str:
+    """`hvr campaign status`, say: which command a one-line failure is about."""
+    words = [args.command, *(getattr(args, dest, None) for dest in ("keys_command", "budgets_command",
+                                                                    "campaign_command"))]
+    return " ".join(["hvr", *(word for word in words if word)])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.client:
@@ -592,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     client = ApiClient(args.api_url, args.api_key)
     try:
         return run(client, args)
+    except UnreadableAnswer as exc:
+        print(f"{_command(args)}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except ApiError as exc:
         print("\n".join(exc.lines), file=sys.stderr)
         return exc.exit_code

@@ -1,13 +1,16 @@
-"""A client of the hvr API (ARCHITECTURE §4), local or deployed: requests, problem+json as readable lines, downloads."""
+"""A client of the hvr API (docs/architecture.md, "API contract"), local or deployed: requests, problem+json as
+readable lines, downloads. Each answer is read into the API's own model where it arrives."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 DEFAULT_API_URL = "http://127.0.0.1:8787"
 
@@ -20,6 +23,30 @@ class ApiError(Exception):
     @property
     def exit_code(self) -> int:
         return 2 if self.status is not None and 400 <= self.status < 500 else 1
+
+
+class UnreadableAnswer(ApiError):
+    """A 2xx body its API model refuses (a server of another version, say): the server's failure, so exit 1, with
+    one line naming the first field at fault rather than a traceback."""
+
+    def __init__(self, route: str, model: type[BaseModel], error: ValidationError) -> None:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(body)"
+        more = error.error_count() - 1
+        super().__init__([f"{route} answered a body that is not a {model.__name__}: {field}: {first['msg']}"
+                          + (f" (and {more} more)" if more else "")])
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[M]):
+    """A response body as its API model, beside the JSON as the server sent it: commands act on the model and print
+    the JSON, so what they print is the server's text, whatever the model would write back."""
+
+    model: M
+    json: Any
 
 
 def problem_lines(response: httpx.Response) -> list[str]:
@@ -45,8 +72,21 @@ class ApiClient:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
 
-    def call(self, method: str, path: str, *, body: bytes | None = None, json_body: Any = None,
-             headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Any:
+    def answer(self, model: type[M], method: str, path: str, *, body: bytes | None = None, json_body: Any = None,
+               headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Answer[M]:
+        sent = self._json(method, path, body=body, json_body=json_body, headers=headers, params=params)
+        try:
+            # Fields this CLI doesn't know are a newer server's additions (the API only ever adds): read past them.
+            return Answer(model.model_validate(sent, extra="ignore"), sent)
+        except ValidationError as exc:
+            raise UnreadableAnswer(f"{method} {path}", model, exc) from None
+
+    def call(self, model: type[M], method: str, path: str, *, body: bytes | None = None, json_body: Any = None,
+             headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> M:
+        return self.answer(model, method, path, body=body, json_body=json_body, headers=headers, params=params).model
+
+    def _json(self, method: str, path: str, *, body: bytes | None, json_body: Any, headers: dict[str, str] | None,
+              params: dict[str, str] | None) -> Any:
         if params:
             path = f"{path}?{urlencode(params)}"
         if json_body is not None:

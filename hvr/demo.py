@@ -22,6 +22,8 @@ import yaml
 
 from hvr.campaign_text import campaign_body, format_campaign
 from hvr.timescale import default_time_scale
+from router.models.api import FieldProblem, Problem
+from router.models.campaign import CampaignStatus, CampaignView
 from router.models.job import JobView
 
 SAMPLES = Path("samples/requests")
@@ -52,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedStack(Path(tmp), time_scale=time_scale) as stack:
         api = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.admin_key}"}, timeout=30)
         started: dict[str, float] = {}
-        answers: dict[str, dict[str, Any]] = {}
+        answers: dict[str, JobView | Problem] = {}
         for path in samples:
             started[path.name] = time.monotonic()
             response = api.post("/v1/jobs", content=path.read_bytes(), headers={"content-type": "application/json"})
-            answers[path.name] = {"http": response.status_code, "body": response.json()}
+            answers[path.name] = (JobView if response.status_code == 202 else Problem).model_validate(response.json())
         finals = _follow(api, answers, timeout_s=180)
         rows = [_row(name, answers[name], finals.get(name), stack, args.out, expected.get(name, {}))
                 for name in sorted(answers)]
@@ -78,21 +80,21 @@ def _campaign(api: httpx.Client, path: Path, timeout_s: float = 240) -> bool:
     if response.status_code not in (200, 202):
         print(f"campaign refused: HTTP {response.status_code} {response.text[:300]}", file=sys.stderr)
         return False
-    campaign = response.json()
+    campaign = CampaignView.model_validate(response.json())
     deadline = time.monotonic() + timeout_s
-    while campaign.get("status") != "completed" and time.monotonic() < deadline:
+    while campaign.status is not CampaignStatus.COMPLETED and time.monotonic() < deadline:
         time.sleep(0.5)
-        campaign = api.get(f"/v1/campaigns/{campaign['id']}").json()
+        campaign = CampaignView.model_validate(api.get(f"/v1/campaigns/{campaign.id}").json())
     print(f"\ncampaign {path.name}:")
     print(format_campaign(campaign))
-    if campaign.get("status") != "completed":
-        print(f"campaign still {campaign.get('status')} after {timeout_s:.0f} s", file=sys.stderr)
+    if campaign.status is not CampaignStatus.COMPLETED:
+        print(f"campaign still {campaign.status} after {timeout_s:.0f} s", file=sys.stderr)
         return False
     return True
 
 
-def _follow(api: httpx.Client, answers: dict[str, dict[str, Any]], timeout_s: float) -> dict[str, JobView]:
-    pending = {name: a["body"]["id"] for name, a in answers.items() if a["http"] == 202}
+def _follow(api: httpx.Client, answers: dict[str, JobView | Problem], timeout_s: float) -> dict[str, JobView]:
+    pending = {name: answer.id for name, answer in answers.items() if isinstance(answer, JobView)}
     finals: dict[str, JobView] = {}
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
@@ -107,16 +109,15 @@ def _follow(api: httpx.Client, answers: dict[str, dict[str, Any]], timeout_s: fl
     return finals
 
 
-def _row(name: str, answer: dict[str, Any], job: JobView | None, stack: Any, out: Path,
+def _row(name: str, answer: JobView | Problem, job: JobView | None, stack: Any, out: Path,
          want: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"sample": name, "status": "", "offer": "", "est": "", "actual": "", "turnaround": "",
                            "file": "", "reason": ""}
     outcome: dict[str, Any]
-    if answer["http"] != 202:
-        problem = answer["body"]
-        first = (problem.get("errors") or [{"field": "", "message": problem.get("detail", "")}])[0]
-        row.update(status="refused", reason=f"HTTP {answer['http']} {first['field']}: {first['message']}")
-        outcome = {"status": "refused", "field": first["field"]}
+    if isinstance(answer, Problem):
+        first = answer.errors[0] if answer.errors else FieldProblem(field="", message=answer.detail)
+        row.update(status="refused", reason=f"HTTP {answer.status} {first.field}: {first.message}")
+        outcome = {"status": "refused", "field": first.field}
     elif job is None:
         row["status"] = "timeout"
         outcome = {"status": "timeout"}

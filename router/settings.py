@@ -38,13 +38,13 @@ class Settings(BaseModel):
     # Kept between a fallback's p90 ready time and the deadline: the abandon poll, the cancel and the resubmit.
     exploration_margin_s: float = Field(default=600.0, ge=0, alias="HVR_EXPLORATION_MARGIN_S")
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
-    keys_table: str | None = Field(default=None, alias="HVR_KEYS_TABLE")
-    budgets_table: str | None = Field(default=None, alias="HVR_BUDGETS_TABLE")
-    alerts_topic_arn: str | None = Field(default=None, alias="HVR_ALERTS_TOPIC_ARN")
-    # Thresholds that move a budget's spend mode: `0.8=economy,1.0=local_only` (ARCHITECTURE §7).
+    keys_table: str = Field(alias="HVR_KEYS_TABLE")
+    budgets_table: str = Field(alias="HVR_BUDGETS_TABLE")
+    alerts_topic_arn: str = Field(alias="HVR_ALERTS_TOPIC_ARN")
+    # Thresholds that move a budget's spend mode: `0.8=economy,1.0=local_only` (docs/architecture.md, "Money").
     spend_rules: str | None = Field(default=None, alias="HVR_SPEND_RULES")
-    idempotency_table: str | None = Field(default=None, alias="HVR_IDEMPOTENCY_TABLE")
-    events_topic_arn: str | None = Field(default=None, alias="HVR_EVENTS_TOPIC_ARN")
+    idempotency_table: str = Field(alias="HVR_IDEMPOTENCY_TABLE")
+    events_topic_arn: str = Field(alias="HVR_EVENTS_TOPIC_ARN")
     public_api_url: str | None = Field(default=None, alias="HVR_PUBLIC_API_URL")
     agent_secret_arn: str | None = Field(default=None, alias="HVR_AGENT_SECRET_ARN")
     # Standard Webhooks secret (`whsec_…`) that signs client callbacks; in AWS read from Secrets Manager.

@@ -1,4 +1,5 @@
-"""HMAC-SHA256 request signing between the router and the GPU agent (ARCHITECTURE §8, reliability §7).
+"""HMAC-SHA256 request signing between the router and the GPU agent
+(docs/architecture.md, "Security between router and agent").
 
 The signed string binds method, path (with query), timestamp, nonce and the body's digest, so a captured
 request can't be replayed (nonce), delayed (timestamp skew) or altered (digest). Verification accepts any of

@@ -1,4 +1,4 @@
-"""The comfyui engine: queue the job's workflow on a ComfyUI (HTTP + WebSocket, providers.md §4) and fetch its MP4.
+"""The comfyui engine: queue the job's workflow on a ComfyUI (HTTP + WebSocket, docs/providers.md §4) and fetch its MP4.
 
 Each job's prompt id is derived from its attempt id and sent as ComfyUI's client-chosen `prompt_id` (with the
 attempt id in `extra_data` too, for builds that ignore it), so an agent that restarts mid-render finds the prompt

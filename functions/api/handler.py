@@ -9,7 +9,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,20 +26,11 @@ from router.errors import (
 from router.models.api import Health
 from router.models.common import iso, utcnow
 from router.observability import metrics
-from router.store.errors import translate_aws_errors
 
 logger = Logger(service="hvr-api")
 app = APIGatewayHttpResolver(enable_validation=True)
 app._request_validation_middleware = JsonBodies()  # bodies are read in one place, JSON only (see JsonBodies)
 
-
-def _aws_errors(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    # Not every store translates botocore's errors yet; what one lets through is a 500 like any other HvrError.
-    with translate_aws_errors():
-        return next_middleware(resolver)
-
-
-app.use([_aws_errors])
 app.include_router(routes_jobs.router)
 app.include_router(routes_misc.router)
 app.include_router(routes_campaigns.router)

@@ -1,4 +1,4 @@
-"""Campaigns: create from inline items or an s3:// manifest, and follow one (ARCHITECTURE §4)."""
+"""Campaigns: create from inline items or an s3:// manifest, and follow one (docs/architecture.md, "API contract")."""
 
 from __future__ import annotations
 

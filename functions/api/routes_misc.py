@@ -43,7 +43,6 @@ def create_upload(upload: Annotated[UploadRequest, Body(embed=False)]) -> Respon
 def create_key(body: Annotated[KeyCreate, Body(embed=False)]) -> Response[KeyCreated]:
     principal(router, admin=True)
     deps = default_deps()
-    assert deps.keys is not None, "HVR_KEYS_TABLE is not set"
     key, now = new_key(), deps.clock()
     deps.keys.put(key, Principal(tenant=body.tenant, role=body.role), now)
     return json_response(KeyCreated(key=key, tenant=body.tenant, role=body.role, created_at=iso(now)), status=201)
@@ -56,9 +55,8 @@ def list_offers() -> Response[OfferList]:
     deps = default_deps()
     health = {kind: provider.health() for kind, provider in deps.providers.items()}
     # The same circuit states the policy routes by (services.context), so what this says is what routing does.
-    circuits = deps.circuits.states(deps.clock()) if deps.circuits is not None else {}
-    learned = (learning.snapshot(deps.learned.all(), (o.id for o in deps.catalog.offers))
-               if deps.learned is not None else {})
+    circuits = deps.circuits.states(deps.clock())
+    learned = learning.snapshot(deps.learned.all(), (o.id for o in deps.catalog.offers))
     offers = []
     for offer in deps.catalog.offers:
         target = health.get(offer.provider)
@@ -81,7 +79,6 @@ def list_offers() -> Response[OfferList]:
 def list_budgets() -> Response[BudgetList]:
     principal(router, admin=True)
     deps = default_deps()
-    assert deps.budgets is not None, "HVR_BUDGETS_TABLE is not set"
     return json_response(BudgetList(budgets=deps.budgets.for_period(period_of(deps.clock()))))
 
 
@@ -94,6 +91,5 @@ def put_budget(
 ) -> Response[Budget]:
     caller = principal(router, admin=True)
     deps = default_deps()
-    assert deps.budgets is not None, "HVR_BUDGETS_TABLE is not set"
     now = deps.clock()
     return json_response(deps.budgets.put(scope, period_of(now), body, now, by=f"api:{caller.tenant}"))

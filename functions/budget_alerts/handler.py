@@ -21,7 +21,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for record in event.get("Records", []):
         sns = record.get("Sns") or {}
         message_id = str(sns.get("MessageId", ""))
-        if deps.nonces is not None and message_id and not deps.nonces.first_seen(
+        if message_id and not deps.nonces.first_seen(
                 "sns", message_id, int(now.timestamp()) + DEDUPE_S):
             continue
         notice = parse(str(sns.get("Message", "")))

@@ -38,7 +38,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         if provider == "local":
             settings = deps.settings
-            secret = settings.secret(settings.agent_secret, settings.agent_secret_arn) if settings else None
+            secret = settings.secret(settings.agent_secret, settings.agent_secret_arn)
             if not secret:
                 raise WebhookRefused(404, "the local agent is not configured")
             message = agent_callback(raw_path, raw_query, headers, body, deps, [secret])

@@ -1,4 +1,5 @@
-"""The embedded stack (ARCHITECTURE §9): the whole system in one process, no AWS account, no provider keys.
+"""The embedded stack (docs/architecture.md, "The embedded stack and the simulator"): the whole system in one
+process, no AWS account, no provider keys.
 
 moto on loopback behind one lock, with the tables, queues, bucket and topics of infra/template.yaml; an API
 Gateway stand-in turning HTTP into v2 events for the functions the template routes to (authorizer included);
@@ -253,7 +254,6 @@ class EmbeddedStack:
         from router.store.keys import Principal
 
         deps = default_deps()
-        assert deps.keys is not None
         for tenant, key, role in self.keys:
             deps.keys.put(key, Principal(tenant=tenant, role=role), deps.clock())
 

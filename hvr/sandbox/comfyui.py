@@ -1,4 +1,4 @@
-"""ComfyUI on loopback: the HTTP routes and WebSocket messages of providers.md §4, with a simulated GPU.
+"""ComfyUI on loopback: the HTTP routes and WebSocket messages of docs/providers.md §4, with a simulated GPU.
 
 Graphs are validated with the builders' node schema (router/workflows/node_schema.json) and refused with ComfyUI's
 400 `node_errors` body; model combos list the files of the agent's models.yaml (`remove_file` takes one away, so

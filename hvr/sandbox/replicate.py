@@ -1,6 +1,6 @@
 """Replicate's HTTP API on loopback, close enough that the official `replicate` SDK runs against it unchanged.
 
-Follows providers.md §1: `POST /v1/models/{owner}/{name}/predictions` and `POST /v1/predictions` (with `version`),
+Follows docs/providers.md §1: `POST /v1/models/{owner}/{name}/predictions` and `POST /v1/predictions` (with `version`),
 `GET /v1/predictions/{id}`, `POST /v1/predictions/{id}/cancel`, `GET /v1/predictions` (newest first, 100 a page,
 absolute `next` URLs, `created_after`/`created_before`), `Prefer: wait[=n]`, Bearer auth, RFC 7807 errors (422 for
 input that breaks the model's schema), 429 with `Retry-After`, `GET /v1/webhooks/default/secret`, and webhooks
@@ -59,7 +59,7 @@ _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-# --- model input schemas (providers.md §1.7; fields marked "third-party" there are taken as reported) ------------
+# --- model input schemas (docs/providers.md §1.7; fields marked "third-party" there are taken as reported) ------------
 
 
 @dataclass(frozen=True)
@@ -657,7 +657,7 @@ class ReplicateSandbox(SandboxServer):
         return path
 
     def _json(self, prediction: Prediction) -> dict[str, Any]:
-        """The prediction object (providers.md §1.3), as GET, list and webhooks show it. Under the lock."""
+        """The prediction object (docs/providers.md §1.3), as GET, list and webhooks show it. Under the lock."""
         removed = self._removed(prediction)
         metrics: dict[str, float] = {}
         if prediction.completed_at is not None:

@@ -1,6 +1,6 @@
 """RunPod Serverless `/v2` on loopback: queue → worker → result, as the runpod SDK and our adapter see it.
 
-Follows providers.md §2: `/run`, `/runsync`, `/status/{id}`, `/cancel/{id}`, `/retry/{id}`, `/purge-queue`,
+Follows docs/providers.md §2: `/run`, `/runsync`, `/status/{id}`, `/cancel/{id}`, `/retry/{id}`, `/purge-queue`,
 `/health` under `/v2/{endpoint_id}`, Bearer auth, job states IN_QUEUE → IN_PROGRESS → COMPLETED / FAILED /
 CANCELLED / TIMED_OUT with `delayTime`/`executionTime` in ms, `policy.executionTimeout`/`ttl`, results kept 30 min
 (1 min for `/runsync`), and an unsigned completion webhook whose body is the status object. The public WAN
@@ -57,7 +57,7 @@ SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced")
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """What one public endpoint accepts and renders (providers.md §2.6; fps as the catalog's judgement)."""
+    """What one public endpoint accepts and renders (docs/providers.md §2.6; fps as the catalog's judgement)."""
 
     fps: float
     sizes: tuple[str, ...]  # accepted `size` values ("1280*720", or "480p" for tier-sized endpoints)

@@ -1,4 +1,4 @@
-"""Veo on Vertex AI as google-genai 3.x speaks to it (providers.md §3), on loopback.
+"""Veo on Vertex AI as google-genai 3.x speaks to it (docs/providers.md §3), on loopback.
 
 Routes (api version `v1beta1`, which the SDK uses, or `v1`, which Google's REST samples use):
 
@@ -43,7 +43,7 @@ from urllib.parse import unquote
 
 from hvr.sandbox.base import Fault, FaultPlan, Handler, Request, Response, SandboxServer, render_mp4
 
-FPS = 24  # every Veo model renders 24 fps (providers.md §3.5)
+FPS = 24  # every Veo model renders 24 fps (docs/providers.md §3.5)
 _RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
 # Illustrative: the reference names the fields, not the wording Google uses for a filtered prompt.
 RAI_REASON = ("The output was blocked by Vertex AI's responsible AI filters (sandbox: simulated content filter). "
@@ -321,7 +321,7 @@ def _invalid(message: str) -> ApiError:
 
 
 def _validate(model: str, body: dict[str, Any]) -> Spec:
-    """The model's documented limits (providers.md §3.5), refused the way Vertex refuses: 400 INVALID_ARGUMENT."""
+    """The model's documented limits (docs/providers.md §3.5), refused the way Vertex refuses: 400 INVALID_ARGUMENT."""
     limits = MODELS.get(model)
     if limits is None:
         raise ApiError(404, "NOT_FOUND", f"Publisher Model `publishers/google/models/{model}` was not found or your "

@@ -55,8 +55,8 @@ WEEK_S = 7 * 86400.0
 
 @dataclass(frozen=True)
 class Targets:
-    """What hvr is held to. The defaults are ARCHITECTURE §11's for the sample month; `SCENARIO` adds issue 14's
-    for scenario runs. A target that is None is reported without a verdict."""
+    """What hvr is held to (docs/architecture.md, "Numbers it is held to"). The defaults are the sample month's;
+    `SCENARIO` adds issue 14's for scenario runs. A target that is None is reported without a verdict."""
 
     hit_rate: float = 0.99
     optimum_ratio: float = 1.10

@@ -1,4 +1,4 @@
-"""The comparison as people and programs read it: a Markdown table with the §11 targets checked, the JSON of
+"""The comparison as people and programs read it: a Markdown table with hvr's targets checked, the JSON of
 issue 9 (`{"workload", "seed", "policies": {name: {...}}}`), and an optional chart (cost against deadline-hit rate
 per policy, and each policy's spend over the month)."""
 
@@ -99,8 +99,8 @@ STATIC_MEASURES = (
 
 
 def targets(comparison: Comparison) -> dict[str, Any]:
-    """The comparison's targets for hvr (ARCHITECTURE §11, and issue 14's for scenarios): each figure and whether
-    it holds (None where a policy it needs wasn't run)."""
+    """The comparison's targets for hvr (docs/architecture.md, "Numbers it is held to", and issue 14's for
+    scenarios): each figure and whether it holds (None where a policy it needs wasn't run)."""
     hvr = comparison.metrics.get(HVR)
     if hvr is None:
         return {}

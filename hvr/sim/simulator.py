@@ -58,6 +58,7 @@ from router.models.budget import SpendMode
 from router.models.common import ProviderKind
 from router.models.decision import Chosen, DeliveredSpec
 from router.models.offer import Offer
+from router.models.outcome import AttemptCode, AttemptReason
 from router.policy import learning, localqueue
 from router.policy.context import BudgetState, Exploration, RoutingContext, TargetState
 from router.policy.fallback import excluded_offers
@@ -104,7 +105,7 @@ class AttemptRecord:
     cost: Decimal = ZERO
     reserved: Decimal = ZERO
     explore_until: float | None = None  # an exploring attempt's abandon point
-    reason: str = ""  # why it failed, as the services record it (`code: detail`), for the fallback rule
+    reason: AttemptReason | None = None  # why it failed, as the services record it, for the fallback rule
 
 
 @dataclass
@@ -374,7 +375,8 @@ class Simulation:
     def _excluded(self, job: JobRecord) -> frozenset[str]:
         # Simulated failures are a crashed render, the kind the services retry on the same offer once, unless the
         # attempt says otherwise (an abandoned exploration rules its offer out).
-        failed = ((a.offer.id, a.offer.provider, a.reason or "failed") for a in job.attempts if a.status == "failed")
+        failed = ((a.offer.id, a.offer.provider, a.reason.code if a.reason else AttemptCode.PROVIDER_FAILED)
+                  for a in job.attempts if a.status == "failed")
         return excluded_offers(failed, self.offers_list)
 
     def _local_target(self, t: float) -> TargetState:
@@ -542,8 +544,8 @@ class Simulation:
         ran = f"after {ran_s:.0f} GPU-seconds" if ran_s else "(no GPU time reported)"
         attempt.status, attempt.ended_at = "failed", t
         until = self.start + timedelta(seconds=attempt.explore_until)
-        attempt.reason = (f"exploration_abandoned: not done by its abandon point {until:%Y-%m-%dT%H:%M:%SZ} {ran}; "
-                          "stopped at the provider")
+        attempt.reason = AttemptReason(AttemptCode.EXPLORATION_ABANDONED, f"not done by its abandon point "
+                                       f"{until:%Y-%m-%dT%H:%M:%SZ} {ran}; stopped at the provider")
         self._route(job, t)
 
     def _deliver(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:

@@ -1,4 +1,4 @@
-"""HTTP bodies of API v1 that aren't domain models themselves (ARCHITECTURE §4)."""
+"""HTTP bodies of API v1 that aren't domain models themselves (docs/architecture.md, "API contract")."""
 
 from __future__ import annotations
 

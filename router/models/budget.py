@@ -1,4 +1,5 @@
-"""Budgets (ARCHITECTURE §7): a limit per scope and period, what is spent and reserved, thresholds and spend mode."""
+"""Budgets: a limit per scope and period, what is spent and reserved, thresholds and spend mode
+(docs/architecture.md, "Money")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
 
 
 class SpendMode(StrEnum):
-    """How a budget scope lets money be spent, from free to stopped (ARCHITECTURE §7)."""
+    """How a budget scope lets money be spent, from free to stopped (docs/architecture.md, "Money")."""
 
     NORMAL = "normal"
     ECONOMY = "economy"  # cost outweighs everything else in the score
@@ -39,7 +40,7 @@ def scopes_for(tenant: str, campaign_id: str | None) -> list[str]:
 
 
 class Budget(BaseModel):
-    """The API's Budget (ARCHITECTURE §4)."""
+    """The API's Budget (docs/architecture.md, "API contract")."""
 
     scope: str
     period: str

@@ -1,4 +1,5 @@
-"""Campaigns (ARCHITECTURE §4, issue 8): their ids, what the client writes, the stored campaign and its view.
+"""Campaigns (docs/architecture.md, "API contract"; issue 8): their ids, what the client writes, the stored
+campaign and its view.
 
 The shapes the API and the store share. Parsing a manifest's lines is router.models.manifest, the plan's shapes are
 router.models.campaign_plan, and the campaigns queue's bodies are router.models.campaign_queue: each has fewer
@@ -227,7 +228,8 @@ class Campaign(BaseModel):
 
 
 class CampaignView(BaseModel):
-    """The API's Campaign (ARCHITECTURE §4), plus the plan and the items at risk of missing the deadline."""
+    """The API's Campaign (docs/architecture.md, "API contract"), plus the plan and the items at risk of missing
+    the deadline."""
 
     model_config = ConfigDict(extra="forbid")
     id: str

@@ -1,4 +1,5 @@
-"""A campaign's plan (ARCHITECTURE §4, issue 8): what the planner is given per item and what it stores.
+"""A campaign's plan (docs/architecture.md, "Policy engine"; issue 8): what the planner is given per item and
+what it stores.
 
 Apart from the API and stored campaign shapes because only the planner (router.policy.plan), the intake that feeds
 it and the store that keeps its output read these; the campaign record holds just the plan's summary.

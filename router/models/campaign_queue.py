@@ -1,5 +1,5 @@
-"""What arrives on the campaigns queue (ARCHITECTURE §4, issue 8): our own step messages, and S3's notices of a
-manifest dropped at `campaigns/<tenant>/<name>.jsonl`.
+"""What arrives on the campaigns queue (docs/architecture.md, "Flow"; issue 8): our own step messages, and S3's
+notices of a manifest dropped at `campaigns/<tenant>/<name>.jsonl`.
 
 Apart from router.models.campaign because it reads a transport's envelope (S3 event notifications, their
 URL-encoded keys, their test event), not a campaign: only the campaigns Lambda parses these and the store sends them.

@@ -11,7 +11,8 @@ from typing import Annotated
 
 from pydantic import PlainSerializer
 
-# Money crosses every boundary as a decimal string (ARCHITECTURE §4); four places is what the API shows.
+# Money crosses every boundary as a decimal string, four places as the API shows it
+# (docs/architecture.md, "API contract").
 Money = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.4f}", return_type=str, when_used="json")]
 MONEY_PLACES = Decimal("0.0001")
 

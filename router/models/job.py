@@ -1,4 +1,4 @@
-"""Job, Attempt and the lifecycle of ARCHITECTURE §5.
+"""Job, Attempt and their lifecycle (docs/architecture.md, "Job lifecycle").
 
 accepted → routed → submitted → running → succeeded | failed | cancelled | expired | rejected.
 A failed attempt may send the job back to `routed` for the next candidate (a fallback hop); terminal
@@ -11,10 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from router.models.common import Money, ProviderKind, money
 from router.models.decision import Decision, DeliveredSpec
+from router.models.outcome import AttemptOutcome, AttemptReason, AttemptReasonText, Billed, BilledUnits
 from router.models.request import VideoRequest
 
 
@@ -72,7 +73,7 @@ class Attempt(BaseModel):
     target: str
     provider_job_id: str | None = None
     status: AttemptStatus = AttemptStatus.SUBMITTING
-    reason: str | None = None
+    reason: AttemptReasonText | None = None
     submit_tries: int = 0  # submits that failed before the provider confirmed the job
     unsent: bool = False  # the last failed submit provably created nothing (refused or never sent)
     started_at: datetime
@@ -80,7 +81,7 @@ class Attempt(BaseModel):
     delivered: DeliveredSpec
     estimated_cost_usd: Money
     estimated_render_s: float | None = None  # the catalog's own p50: what the time model learns against
-    billed: dict[str, float] = {}
+    billed: BilledUnits = Field(default_factory=Billed)
     actual_cost_usd: Money | None = None
     # The attempt's one poll chain: its messages carry `poll_chain`, and starting a chain bumps it, so an older
     # chain stops at its next message. `poll_due_at`: the chain's next message is due by then; the sweeper starts
@@ -90,7 +91,7 @@ class Attempt(BaseModel):
     unreachable_since: datetime | None = None  # the target's first unanswered call since its last answer
     # Set when the job ended (cancelled, expired) before the provider said what this attempt ran: the attempt
     # stays open until the provider answers, then is closed with this outcome and what it billed.
-    settle_as: str | None = None
+    settle_as: AttemptOutcome | None = None
     # An exploring attempt (router.policy.exploration): not done by then, it is stopped and the job falls back.
     explore_until: datetime | None = None
 
@@ -99,13 +100,13 @@ class Attempt(BaseModel):
         """Left open by a cancel or expiry until the provider says what it ran (`settle_as`)."""
         return self.settle_as is not None and not self.status.ended
 
-    def close(self, now: datetime, status: AttemptStatus, reason: str | None, billed: dict[str, float],
+    def close(self, now: datetime, status: AttemptStatus, reason: AttemptReason | None, billed: Billed,
               actual: Decimal) -> None:
         """End the attempt with what its provider billed (the delivered length always recorded beside it)."""
         self.status = status
         self.reason = reason
         self.ended_at = now
-        self.billed = {**billed, "output_seconds": round(self.delivered.duration_s, 3)}
+        self.billed = billed.with_output(round(self.delivered.duration_s, 3))
         self.actual_cost_usd = actual
 
 
@@ -143,7 +144,7 @@ class JobCancel(BaseModel):
 
 
 class JobView(BaseModel):
-    """The Job of the API contract (ARCHITECTURE §4)."""
+    """The Job of the API contract (docs/architecture.md, "API contract")."""
 
     model_config = ConfigDict(extra="forbid")
     id: str

@@ -1,4 +1,5 @@
-"""One cost record per attempt (ARCHITECTURE §7): exact money, with the units and unit price that made it."""
+"""One cost record per attempt: exact money, with the units and unit price that made it
+(docs/architecture.md, "Money")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from router.models.common import Mode, Money, ProviderKind
 from router.models.offer import LocalCostBasis
+from router.models.outcome import AttemptOutcome
 
 
 class LedgerEntry(BaseModel):
@@ -20,7 +22,7 @@ class LedgerEntry(BaseModel):
     provider: ProviderKind
     offer: str
     model: str
-    outcome: str
+    outcome: AttemptOutcome
     billed_units: dict[str, Decimal]  # e.g. gpu_seconds, output_seconds, frames
     unit: str  # which billed unit the unit price applies to
     unit_price_usd: Decimal

@@ -1,4 +1,5 @@
-"""A campaign's lines (ARCHITECTURE §4, issue 8): the manifest's header and items, judged one line at a time.
+"""A campaign's lines (docs/architecture.md, "API contract"; issue 8): the manifest's header and items, judged
+one line at a time.
 
 A manifest is JSON Lines: an optional first line `{"campaign": {...}}` (a `CampaignSpec`), then one `VideoRequest`
 per line with an optional `item_id` (else the line number). Inline items of `POST /v1/campaigns` are judged the same

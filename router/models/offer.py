@@ -1,4 +1,4 @@
-"""Offer: one thing a request can be sent to, as the catalog declares it (ARCHITECTURE §6)."""
+"""Offer: one thing a request can be sent to, as the catalog declares it (docs/architecture.md, "Policy engine")."""
 
 from __future__ import annotations
 

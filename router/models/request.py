@@ -1,4 +1,4 @@
-"""VideoRequest: the body of `POST /v1/jobs` and `POST /v1/quotes`, exactly as ARCHITECTURE §4."""
+"""VideoRequest: the body of `POST /v1/jobs` and `POST /v1/quotes` (docs/architecture.md, "API contract")."""
 
 from __future__ import annotations
 

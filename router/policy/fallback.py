@@ -15,29 +15,26 @@ from collections.abc import Iterable, Sequence
 
 from router.models.common import ProviderKind
 from router.models.offer import Offer
+from router.models.outcome import AttemptCode
 
 MAX_FAILURES_PER_OFFER = 2
-# Reason prefixes (`<code>: detail`) that are about the offer, not the moment. An input we couldn't fetch (refused,
-# or still failing after the bounded submit tries) rules out the offers that need our fetch; one that hands the
-# provider the URL may still work. An exploring attempt stopped at its abandon point was too slow for this job, and
-# trying it again would spend the time kept for the fallback.
-OFFER_FAULTS = ("rejected", "output_rejected", "output_mismatch", "output_unplayable", "input_rejected",
-                "input_unavailable", "exploration_abandoned")
-PROVIDER_FAULTS = ("content_filtered",)
+# Failures that are about the offer, not the moment. An input we couldn't fetch (refused, or still failing after
+# the bounded submit tries) rules out the offers that need our fetch; one that hands the provider the URL may still
+# work. An exploring attempt stopped at its abandon point was too slow for this job, and trying it again would spend
+# the time kept for the fallback.
+OFFER_FAULTS = frozenset({AttemptCode.REJECTED, AttemptCode.OUTPUT_REJECTED, AttemptCode.OUTPUT_MISMATCH,
+                          AttemptCode.OUTPUT_UNPLAYABLE, AttemptCode.INPUT_REJECTED, AttemptCode.INPUT_UNAVAILABLE,
+                          AttemptCode.EXPLORATION_ABANDONED})
+PROVIDER_FAULTS = frozenset({AttemptCode.CONTENT_FILTERED})
 
 
-def _code(reason: str | None) -> str:
-    return (reason or "").split(":", 1)[0].strip()
-
-
-def excluded_offers(failures: Iterable[tuple[str, ProviderKind, str | None]], offers: Sequence[Offer],
+def excluded_offers(failures: Iterable[tuple[str, ProviderKind, AttemptCode | None]], offers: Sequence[Offer],
                     max_failures: int = MAX_FAILURES_PER_OFFER) -> frozenset[str]:
-    """`failures`: (offer id, provider, reason) of each failed attempt of one job."""
+    """`failures`: (offer id, provider, why it failed) of each failed attempt of one job."""
     excluded: set[str] = set()
     count: Counter[str] = Counter()
     filtered: set[ProviderKind] = set()
-    for offer_id, provider, reason in failures:
-        code = _code(reason)
+    for offer_id, provider, code in failures:
         count[offer_id] += 1
         if code in OFFER_FAULTS or count[offer_id] >= max_failures:
             excluded.add(offer_id)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from router.models.common import ProviderKind
+from router.models.outcome import Billed
 from router.providers.base import (
     ProviderState,
     ProviderStatus,
@@ -147,7 +148,7 @@ def _status(data: dict[str, Any]) -> ProviderStatus:
         provider_job_id=data["id"],
         state=ProviderState(data["status"]),
         progress=float(data.get("progress") or 0.0),
-        billed={"gpu_seconds": float(data.get("gpu_seconds") or 0.0)},
+        billed=Billed(gpu_seconds=float(data.get("gpu_seconds") or 0.0)),
         error=data.get("error"),
         render_s=render_s,
     )

@@ -15,6 +15,7 @@ import httpx
 from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
+from router.models.outcome import NOTHING_BILLED, Billed
 from router.models.request import VideoRequest
 from router.providers.errors import (
     AuthFailed,
@@ -62,7 +63,7 @@ class ProviderStatus:
     provider_job_id: str
     state: ProviderState
     progress: float = 0.0
-    billed: dict[str, float] = field(default_factory=dict)
+    billed: Billed = NOTHING_BILLED
     error: str | None = None
     output_url: str | None = None  # None when the provider already put the output in our bucket
     output_bytes: bytes | None = None  # inline output (Veo may answer with the video's bytes)

@@ -1,5 +1,6 @@
-"""Fetching URLs that someone else chose without trusting them (reliability §6): provider outputs into S3, a
-client's input files, and (through `send_checked`) client callbacks. This is the one place such a URL is connected to.
+"""Fetching URLs that someone else chose without trusting them (docs/architecture.md, "Admission and tenancy"):
+provider outputs into S3, a client's input files, and (through `send_checked`) client callbacks. This is the one
+place such a URL is connected to.
 
 Every hop is checked: https only; the host a DNS name (router.hosts: no IP literal in any spelling, no userinfo,
 no localhost) on an allow-list where the caller has one (outputs: the provider's hosts, exact or a vetted suffix,
@@ -249,7 +250,7 @@ def store_bytes(data: bytes, artifacts: object, key: str, max_bytes: int = MAX_B
     return Fetched(bytes=body.total, sha256=body.digest.hexdigest())
 
 
-# Where each provider serves outputs (providers.md): exact hosts or vetted suffixes.
+# Where each provider serves outputs (docs/providers.md §1.3, §2.6, §3.3): exact hosts or vetted suffixes.
 OUTPUT_HOSTS: dict[str, tuple[str, ...]] = {
     "replicate": ("replicate.delivery",),
     "runpod": ("runpod.io", "runpod.ai", "runpod.net"),

@@ -1,4 +1,4 @@
-"""Replicate through the official `replicate` SDK (providers.md §1), plus its webhook verification.
+"""Replicate through the official `replicate` SDK (docs/providers.md §1), plus its webhook verification.
 
 The SDK is imported only where a client is built or its errors are caught: the webhook function imports this module
 for `verify_webhook` and must stay light (tests/unit/test_lambda_imports.py).
@@ -31,6 +31,7 @@ import httpx
 from router.errors import WebhookRefused
 from router.models.common import ProviderKind, iso
 from router.models.offer import Offer, tier_of
+from router.models.outcome import Billed
 from router.providers.base import (
     ProviderState,
     ProviderStatus,
@@ -68,7 +69,7 @@ _STATES = {
     "canceled": ProviderState.CANCELLED,
 }
 _TIER_NAMES = {480: "480p", 720: "720p"}
-# The models build_input knows the schema of (providers.md §1.7); others are refused rather than guessed at.
+# The models build_input knows the schema of (docs/providers.md §1.7); others are refused rather than guessed at.
 MAPPED_MODELS = frozenset({
     "wan-video/wan-2.2-t2v-fast", "wan-video/wan-2.2-i2v-fast", "wavespeedai/wan-2.1-t2v-480p",
     "wavespeedai/wan-2.1-i2v-480p", "wavespeedai/wan-2.1-i2v-720p", "wan-video/wan-2.2-s2v",
@@ -169,7 +170,7 @@ def webhook_url(callback_url: str, attempt_id: str) -> str:
 
 
 def build_input(submission: Submission) -> dict[str, Any]:
-    """The model's `input` for this attempt (providers.md §1.7), from the delivered spec rather than the request:
+    """The model's `input` for this attempt (docs/providers.md §1.7), from the delivered spec rather than the request:
     the delivered spec is what the router priced and promised."""
     model = submission.offer.model.split(":", 1)[0]
     spec, request = submission.delivered, submission.request
@@ -366,15 +367,15 @@ def _to_status(data: Mapping[str, Any]) -> ProviderStatus:
         raise TransientError(f"unknown Replicate status {data.get('status')!r}")
     metrics = data.get("metrics") or {}
     predict_time = metrics.get("predict_time")
-    billed: dict[str, float] = {}
-    if predict_time is not None:  # failed predictions bill their predict time too
-        billed["gpu_seconds"] = float(predict_time)
+    # Failed predictions bill their predict time too.
+    gpu_seconds = float(predict_time) if predict_time is not None else None
+    output_seconds = None
     error = None if data.get("error") is None else str(data["error"])
     output_url = _output_url(data.get("output"))
     if state is ProviderState.SUCCEEDED:
         frames = (data.get("input") or {}).get("num_frames")
         if isinstance(frames, int | float) and not isinstance(frames, bool):
-            billed["output_seconds"] = float(frames) / BILLED_FPS
+            output_seconds = float(frames) / BILLED_FPS
         if output_url is None:  # the hour is up (or the model gave nothing): there is nothing to fetch
             state = ProviderState.FAILED
             error = ("output expired: Replicate removed the prediction's data" if data.get("data_removed")
@@ -384,7 +385,7 @@ def _to_status(data: Mapping[str, Any]) -> ProviderStatus:
         provider_job_id=str(data["id"]),
         state=state,
         progress=progress,
-        billed=billed,
+        billed=Billed(gpu_seconds, output_seconds),
         error=error,
         output_url=output_url if state is ProviderState.SUCCEEDED else None,
         render_s=float(predict_time) if predict_time is not None else None,

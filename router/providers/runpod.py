@@ -1,4 +1,4 @@
-"""RunPod Serverless public WAN endpoints over the `/v2` REST API with httpx (providers.md §2).
+"""RunPod Serverless public WAN endpoints over the `/v2` REST API with httpx (docs/providers.md §2).
 
 Not the runpod SDK: importing it costs ~1.5 s of Lambda cold start, and its Endpoint client neither forwards
 `webhook`/`policy` nor lets us tell "not sent" from "sent, answer lost". The transport (`/run` with webhook and
@@ -28,6 +28,7 @@ import httpx
 from router.errors import WebhookRefused
 from router.models.common import ProviderKind, utcnow
 from router.models.offer import Offer, tier_of
+from router.models.outcome import Billed
 from router.providers.base import (
     EndpointHealth,
     ProviderState,
@@ -245,7 +246,7 @@ class RunPodProvider(VideoProvider):
         return endpoint
 
     def _build_input(self, submission: Submission) -> dict[str, Any]:
-        """The endpoint's `input` object (providers.md §2.6); defaults are left to the endpoint."""
+        """The endpoint's `input` object (docs/providers.md §2.6); defaults are left to the endpoint."""
         endpoint = self._endpoint_id(submission)
         schema = PUBLIC_ENDPOINTS[endpoint]
         request, delivered = submission.request, submission.delivered
@@ -286,10 +287,8 @@ class RunPodProvider(VideoProvider):
         raw_state = str(data.get("status") or "")
         # An unknown state is treated as still running: the poll goes on and the SLA timer bounds it.
         state = _STATES.get(raw_state, ProviderState.RUNNING)
-        billed, render_s = {}, None
-        if isinstance(data.get("executionTime"), int | float):
-            render_s = data["executionTime"] / 1000
-            billed["gpu_seconds"] = render_s
+        execution_ms = data.get("executionTime")
+        render_s = execution_ms / 1000 if isinstance(execution_ms, int | float) else None
         delay = data.get("delayTime")
         start_delay_s = delay / 1000 if isinstance(delay, int | float) and not isinstance(delay, bool) else None
         raw_output = data.get("output")
@@ -305,7 +304,7 @@ class RunPodProvider(VideoProvider):
             provider_job_id=job_ref(endpoint, job_id),
             state=state,
             progress=1.0 if state is ProviderState.SUCCEEDED else 0.0,
-            billed=billed,
+            billed=Billed(gpu_seconds=render_s),
             error=error,
             output_url=output_url,
             render_s=render_s,

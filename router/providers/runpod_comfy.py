@@ -1,4 +1,4 @@
-"""The studio's own RunPod serverless endpoint running worker-comfyui (providers.md §2.5).
+"""The studio's own RunPod serverless endpoint running worker-comfyui (docs/providers.md §2.5).
 
 Offer → endpoint: a `runpod` offer whose `model` is not a public endpoint but a router.workflows model
 (`runpod/wan22-14b-comfy` has `model: wan22-14b`) runs on the one endpoint HVR_RUNPOD_COMFY_ENDPOINT names. The
@@ -29,7 +29,7 @@ from router.providers.inputs import fetch_input
 from router.providers.runpod import CATALOG_ENDPOINTS, DEFAULT_BASE_URL, PUBLIC_ENDPOINTS, RunPodProvider
 from router.workflows import INPUT_FILES, ModelFiles, ModelFilesError, WorkflowError, build_workflow, supported
 
-# /run refuses bodies over 10 MB (providers.md §2.1); base64 grows the inputs by a third.
+# /run refuses bodies over 10 MB (docs/providers.md §2.1); base64 grows the inputs by a third.
 MAX_RUN_BYTES = 10_000_000
 MAX_INPUT_BYTES = 7_000_000
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov")

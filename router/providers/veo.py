@@ -1,4 +1,4 @@
-"""Google Veo on Vertex AI through google-genai (providers.md §3), in project mode or express mode (an API key).
+"""Google Veo on Vertex AI through google-genai (docs/providers.md §3), in project mode or express mode (an API key).
 
 google-genai is imported on first use, never at module import: it costs ~0.7 s, and the API and webhook functions
 import this module's neighbours without ever calling Veo. Only Vertex mode is used: google-genai ≥3 refuses
@@ -41,6 +41,7 @@ from urllib.parse import quote, urlsplit
 from router.models.common import Mode, ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import tier_of
+from router.models.outcome import Billed
 from router.providers.base import ProviderState, ProviderStatus, Submission, TargetHealth, VideoProvider
 from router.providers.errors import (
     AuthFailed,
@@ -192,7 +193,7 @@ class VeoProvider(VideoProvider):
             return ProviderStatus(job_id, ProviderState.RUNNING)
         result = operation.response or operation.result
         videos = [v.video for v in (result.generated_videos or []) if v.video] if result else []
-        billed = {"output_seconds": float(seconds)} if seconds is not None else {}
+        billed = Billed(output_seconds=float(seconds) if seconds is not None else None)
         for video in videos:
             if video.video_bytes:
                 return ProviderStatus(job_id, ProviderState.SUCCEEDED, progress=1.0, billed=billed,

@@ -10,11 +10,12 @@ from router.models.common import money as to_money
 from router.models.job import Attempt, Job
 from router.models.ledger import LedgerEntry
 from router.models.offer import LocalEnergyPricing, Offer
+from router.models.outcome import AttemptOutcome, Billed
 from router.services import money
 from router.services.deps import Deps
 
 
-def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: dict[str, float],
+def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: AttemptOutcome, billed: Billed,
                   uri: str | None, provider_cost: Decimal | None = None, rendered: bool | None = None) -> Decimal:
     """Write the attempt's ledger row (once per attempt) and settle its budget hold; what it cost, in USD."""
     entry = ledger_entry(job, attempt, offer_of(deps, attempt.offer), deps.catalog.version, deps.clock(), outcome,
@@ -23,8 +24,8 @@ def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: str, billed: 
     return entry.actual_usd
 
 
-def ledger_entry(job: Job, attempt: Attempt, offer: Offer, pricing_version: str, ended_at: datetime, outcome: str,
-                 billed: dict[str, float], uri: str | None, provider_cost: Decimal | None = None,
+def ledger_entry(job: Job, attempt: Attempt, offer: Offer, pricing_version: str, ended_at: datetime,
+                 outcome: AttemptOutcome, billed: Billed, uri: str | None, provider_cost: Decimal | None = None,
                  rendered: bool | None = None) -> LedgerEntry:
     """An attempt's ledger row, from the offer's pricing (and the owned GPU's cost basis) and the billed units.
 
@@ -32,7 +33,7 @@ def ledger_entry(job: Job, attempt: Attempt, offer: Offer, pricing_version: str,
     by the provider's billing: GPU time is billed whatever the outcome, per-second and per-video prices only for
     a delivered video, and a content-filtered output is never billed."""
     spec = attempt.delivered
-    gpu_seconds = Decimal(f"{billed.get('gpu_seconds', 0.0):.3f}")
+    gpu_seconds = Decimal(f"{billed.gpu_seconds or 0.0:.3f}")
     output_seconds = Decimal(f"{spec.duration_s:.3f}")
     priced = offer.price_for(spec.width, spec.height, spec.duration_s)
     if priced is None:  # the catalog changed under a running attempt: record the units, charge nothing we can't price
@@ -40,11 +41,11 @@ def ledger_entry(job: Job, attempt: Attempt, offer: Offer, pricing_version: str,
     else:
         unit, price = priced[0], priced[1].quantize(Decimal("1e-10"))
     # A video the provider rendered is billed even when we no longer wanted it (a cancel it couldn't stop).
-    delivered = outcome == "succeeded" if rendered is None else rendered
+    delivered = outcome == AttemptOutcome.SUCCEEDED if rendered is None else rendered
     quantity = {"gpu_second": gpu_seconds, "output_second": output_seconds if delivered else Decimal(0),
                 "video": Decimal(1 if delivered else 0)}.get(unit, Decimal(0))
     actual = to_money(price * quantity)
-    if outcome == "content_filtered":
+    if outcome == AttemptOutcome.CONTENT_FILTERED:
         actual = Decimal("0.0000")
     elif provider_cost is not None:
         actual = to_money(provider_cost)

@@ -1,6 +1,6 @@
 """Budget notifications → spend modes. AWS Budgets' SNS text has no published schema, so it is parsed
-defensively (reliability §4.3); hvr's own threshold alerts are JSON. Either moves a scope's spend mode by the
-rules in config, never relaxing it (relaxing happens at period rollover or by hand), recording who and when.
+defensively (docs/architecture.md, "Money"); hvr's own threshold alerts are JSON. Either moves a scope's spend
+mode by the rules in config, never relaxing it (relaxing happens at period rollover or by hand), recording who and when.
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ def _scope_from_budget_name(name: str) -> str | None:
 
 def apply(notice: Notice, deps: Deps, now: datetime) -> SpendMode | None:
     """Move the scope's mode to the most restrictive rule the notice reaches; the new mode, or None."""
-    assert deps.budgets is not None
-    rules = spend_rules(deps.settings.spend_rules if deps.settings else None)
+    rules = spend_rules(deps.settings.spend_rules)
     target = max((mode for t, mode in rules if notice.fraction >= t), key=lambda m: m.rank, default=None)
     if target is None:
         return None

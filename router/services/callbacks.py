@@ -28,7 +28,7 @@ RETRY_BASE_S = 10.0
 
 def provider_callback_url(deps: Deps, provider: ProviderKind, job: Job) -> str | None:
     """Where a provider (or the agent) reports back; None where this deployment has no public URL."""
-    base = deps.settings.public_api_url if deps.settings else None
+    base = deps.settings.public_api_url
     if not base:
         return None
     return f"{base.rstrip('/')}/v1/webhooks/{provider.value}?" + urlencode({"tenant": job.tenant, "job": job.id})
@@ -56,7 +56,7 @@ def deliver(job: Job, message: WorkerMessage, deps: Deps) -> None:
     if not url or not job.status.terminal:
         return
     settings = deps.settings
-    secret = settings.secret(settings.callback_secret, settings.callback_secret_arn) if settings else None
+    secret = settings.secret(settings.callback_secret, settings.callback_secret_arn)
     if not secret:
         logger.warning("no callback secret configured; callback for %s not sent", job.id)
         return
@@ -73,7 +73,7 @@ def deliver(job: Job, message: WorkerMessage, deps: Deps) -> None:
         "webhook-signature": Webhook(secret).sign(message_id, now, payload),
     }
     try:
-        status = _post(url, settings.dev_callback_hosts if settings else None, payload.encode(), headers)
+        status = _post(url, settings.dev_callback_hosts, payload.encode(), headers)
         if 200 <= status < 300:
             return
         problem = f"HTTP {status}"

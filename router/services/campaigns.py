@@ -113,7 +113,6 @@ class CampaignDeps:
 def campaign_deps(base: Deps | None = None) -> CampaignDeps:
     """Built per call from the process's cached Deps and clients (cheap), reading the environment on use."""
     base = base or default_deps()
-    assert base.settings is not None, "campaigns need the deployment's settings"
     settings = CampaignSettings.model_validate(dict(os.environ))
     endpoint = base.settings.aws_endpoint_url
     sqs = client("sqs", endpoint)
@@ -314,7 +313,7 @@ def _open(campaign: Campaign, cd: CampaignDeps, should_stop: StopCheck) -> Campa
 
 def _set_budget(campaign: Campaign, spec: CampaignSpec, deps: Deps) -> None:
     """The campaign's budget becomes the scope `campaign:<id>`, which every reservation of its jobs must fit."""
-    if spec.budget_usd is None or deps.budgets is None:
+    if spec.budget_usd is None:
         return
     now = deps.clock()
     deps.budgets.put(f"campaign:{campaign.id}", period_of(now), BudgetUpdate(limit_usd=spec.budget_usd), now,
@@ -406,7 +405,7 @@ def _gpu(deps: Deps, now: datetime) -> tuple[bool, TargetState]:
     if provider is None:
         return False, TargetState(name="local")
     health = provider.health()
-    circuits = deps.circuits.states(now) if deps.circuits is not None else {}
+    circuits = deps.circuits.states(now)
     target = TargetState(name=health.name, queue_wait_s=health.queue_wait_s)
     if health.queue:  # priced in learned figures, as routing prices it (the agent's own are its catalog's)
         target = priced_queue(target, health, deps.catalog.offers,
@@ -417,8 +416,6 @@ def _gpu(deps: Deps, now: datetime) -> tuple[bool, TargetState]:
 def _budget_left(campaign: Campaign, deps: Deps) -> Decimal | None:
     if campaign.spec.budget_usd is None:
         return None
-    if deps.budgets is None:
-        return campaign.spec.budget_usd
     scope = f"campaign:{campaign.id}"
     budget = deps.budgets.get_many([scope], period_of(deps.clock())).get(scope)
     return budget.remaining_usd if budget is not None else campaign.spec.budget_usd

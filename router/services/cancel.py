@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from router.errors import Conflict
 from router.models.job import Job, JobCancel, JobStatus
+from router.models.outcome import AttemptCode, AttemptOutcome, AttemptReason
 from router.services import lifecycle, settle
 from router.services.deps import Deps
 
@@ -25,13 +26,14 @@ def cancel(tenant: str, job_id: str, deps: Deps) -> Job:
         raise CannotCancel(f"job is already {job.status.value}")
     attempt = job.current_attempt
     open_id = attempt.id if attempt is not None and not attempt.status.ended else None
-    stopped = settle.stop(job, attempt, deps, "cancelled") if attempt is not None and open_id else None
+    stopped = settle.stop(job, attempt, deps, AttemptOutcome.CANCELLED) if attempt is not None and open_id else None
     now = deps.clock()
 
     def change(draft: Job) -> JobStatus | None:
         current = draft.current_attempt
         if current is not None and current.id == open_id and not current.status.ended:
-            settle.close_or_hold(current, stopped, now, "cancelled", "cancelled by the client")
+            settle.close_or_hold(current, stopped, now, AttemptOutcome.CANCELLED,
+                                 AttemptReason(AttemptCode.CANCELLED, "by the client"))
         draft.cancel = JobCancel(requested_at=now, billed=stopped.actual > 0 if stopped else open_id is not None)
         draft.cost.actual_usd = draft.total_actual()
         return JobStatus.CANCELLED

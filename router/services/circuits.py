@@ -40,14 +40,12 @@ def ask(deps: Deps, target: str, call: Callable[[], T]) -> T:
 
 
 def is_open(deps: Deps, target: str) -> bool:
-    return deps.circuits is not None and deps.circuits.states(deps.clock()).get(target) is Circuit.OPEN
+    return deps.circuits.states(deps.clock()).get(target) is Circuit.OPEN
 
 
 def failed(deps: Deps, target: str) -> None:
-    if deps.circuits is not None:
-        deps.circuits.failure(target, deps.clock(), deps.circuits.cooldown_s / deps.time_scale)
+    deps.circuits.failure(target, deps.clock(), deps.circuits.cooldown_s / deps.time_scale)
 
 
 def succeeded(deps: Deps, target: str) -> None:
-    if deps.circuits is not None:
-        deps.circuits.success(target)
+    deps.circuits.success(target)

@@ -23,7 +23,7 @@ from router.services.deps import Deps
 def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str | None = None,
                     campaign_id: str | None = None, explore_seed: str | None = None) -> RoutingContext:
     """`explore_seed`: the decision may explore, drawing from this seed (`exploration`); None: it doesn't."""
-    circuits = deps.circuits.states(deps.clock()) if deps.circuits is not None else {}
+    circuits = deps.circuits.states(deps.clock())
     targets = {}
     offer_targets = {}
     # Targets that list their jobs (the GPU agent): priced below, once the learned models are read.
@@ -80,9 +80,9 @@ def priced_queue(target: TargetState, health: TargetHealth, offers: Sequence[Off
 
 
 def exploration_limits(deps: Deps) -> Limits | None:
-    """The deployment's exploration settings; None where it has none (a hand-built Deps) or no learned store."""
+    """The deployment's exploration settings; None where exploration is off."""
     settings = deps.settings
-    if settings is None or deps.learned is None or settings.exploration_share <= 0:
+    if settings.exploration_share <= 0:
         return None
     return Limits(share=settings.exploration_share, jobs_per_day=settings.exploration_jobs_per_day,
                   usd_per_day=settings.exploration_usd_per_day, margin_s=settings.exploration_margin_s)
@@ -97,7 +97,6 @@ def exploration(deps: Deps, seed: str, now: datetime) -> Exploration | None:
     draw = drawn(limits, seed)
     if draw is None:
         return None
-    assert deps.learned is not None
     jobs, usd = deps.learned.explored(now.date())
     return allowance(limits, draw, jobs, usd)
 
@@ -106,8 +105,7 @@ def learned_snapshot(deps: Deps, targets: dict[ProviderKind, TargetState],
                      offer_targets: dict[str, TargetState]) -> dict[str, learning.Learned]:
     """The learned models by offer id; where an offer has a model of its own per target (`offer@target`), the one
     for the target it would run on now."""
-    learned = (learning.snapshot(deps.learned.all(), (offer.id for offer in deps.catalog.offers))
-               if deps.learned is not None else {})
+    learned = learning.snapshot(deps.learned.all(), (offer.id for offer in deps.catalog.offers))
     if any("@" in name for name in learned):
         for offer in deps.catalog.offers:
             target = offer_targets.get(offer.id) or targets.get(offer.provider)

@@ -108,7 +108,7 @@ class CostGroup(BaseModel):
 
 
 class CostReport(BaseModel):
-    """`GET /v1/costs` (ARCHITECTURE §4), with the window and scope it covers echoed back."""
+    """`GET /v1/costs` (docs/architecture.md, "API contract"), with the window and scope it covers echoed back."""
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
     start: date = Field(alias="from")

@@ -27,6 +27,16 @@ from router.store.learned import LearnedRepository
 from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue
 from router.store.nonces import NonceStore
+from router.store.protocols import (
+    BudgetStore,
+    CampaignStore,
+    CircuitStore,
+    JobStore,
+    KeyStore,
+    LearnedStore,
+    LedgerStore,
+    Nonces,
+)
 
 
 def _default_probe(path: Path) -> Any:
@@ -37,22 +47,25 @@ def _default_probe(path: Path) -> Any:
 
 @dataclass
 class Deps:
-    jobs: JobsRepository
-    ledger: LedgerRepository
+    """Every collaborator is required: a deployment has them all (the template wires every table and topic), and a
+    test hands in the in-memory twins (router.store.memory) rather than leaving one out."""
+
+    jobs: JobStore
+    ledger: LedgerStore
     artifacts: ArtifactStore
     queue: JobQueue
     catalog: Catalog
     providers: Mapping[ProviderKind, VideoProvider]
-    learned: LearnedRepository | None = None
-    circuits: CircuitRepository | None = None
-    keys: KeysRepository | None = None
-    budgets: BudgetRepository | None = None
-    campaigns: CampaignsRepository | None = None  # admission checks a request's campaign_id against it
-    exports: LedgerExport | None = None
-    alerts: AlertPublisher | None = None
-    nonces: NonceStore | None = None
-    events: EventPublisher | None = None
-    settings: Settings | None = None
+    learned: LearnedStore
+    circuits: CircuitStore
+    keys: KeyStore
+    budgets: BudgetStore
+    campaigns: CampaignStore  # admission checks a request's campaign_id against it
+    exports: LedgerExport
+    alerts: AlertPublisher
+    nonces: Nonces
+    events: EventPublisher
+    settings: Settings
     probe: Callable[[Path], Any] = _default_probe
     clock: Callable[[], datetime] = utcnow
     time_scale: float = 1.0
@@ -64,29 +77,34 @@ def build_deps(settings: Settings) -> Deps:
     from router.providers.registry import build_providers
 
     ddb = client("dynamodb", settings.aws_endpoint_url)
-    return Deps(
-        jobs=JobsRepository(ddb, settings.jobs_table),
+    s3 = client("s3", settings.aws_endpoint_url)
+    sns = client("sns", settings.aws_endpoint_url)
+
+    def now() -> datetime:  # late-bound: the jobs' stamps follow the clock a test sets on the Deps
+        return deps.clock()
+
+    deps = Deps(
+        jobs=JobsRepository(ddb, settings.jobs_table, clock=now),
         ledger=LedgerRepository(ddb, settings.ledger_table),
-        artifacts=ArtifactStore(client("s3", settings.aws_endpoint_url), settings.bucket),
+        artifacts=ArtifactStore(s3, settings.bucket),
         queue=JobQueue(client("sqs", settings.aws_endpoint_url), settings.jobs_queue_url),
         catalog=cached_catalog(settings.catalog_path, settings.local_cost_basis),
         providers=build_providers(settings),
         learned=LearnedRepository(ddb, settings.ledger_table),
         circuits=CircuitRepository(ddb, settings.ledger_table),
-        keys=KeysRepository(ddb, settings.keys_table) if settings.keys_table else None,
-        budgets=BudgetRepository(ddb, settings.budgets_table) if settings.budgets_table else None,
+        keys=KeysRepository(ddb, settings.keys_table),
+        budgets=BudgetRepository(ddb, settings.budgets_table),
         campaigns=CampaignsRepository(ddb, settings.ledger_table),
-        exports=LedgerExport(client("s3", settings.aws_endpoint_url), settings.bucket),
-        alerts=AlertPublisher(client("sns", settings.aws_endpoint_url), settings.alerts_topic_arn)
-        if settings.alerts_topic_arn else None,
-        nonces=NonceStore(ddb, settings.idempotency_table) if settings.idempotency_table else None,
-        events=EventPublisher(client("sns", settings.aws_endpoint_url), settings.events_topic_arn)
-        if settings.events_topic_arn else None,
+        exports=LedgerExport(s3, settings.bucket),
+        alerts=AlertPublisher(sns, settings.alerts_topic_arn),
+        nonces=NonceStore(ddb, settings.idempotency_table),
+        events=EventPublisher(sns, settings.events_topic_arn),
         settings=settings,
         time_scale=settings.time_scale,
         max_attempts=settings.max_attempts,
         max_submit_tries=settings.max_submit_tries,
     )
+    return deps
 
 
 @cache

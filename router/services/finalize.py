@@ -11,6 +11,7 @@ import httpx
 
 from router.models.job import Attempt, AttemptStatus, Job, JobOutput, JobStatus
 from router.models.offer import Offer
+from router.models.outcome import AttemptCode, AttemptOutcome, AttemptReason, Billed
 from router.policy import learning
 from router.policy.learning import Observation
 from router.providers.base import ProviderState, ProviderStatus
@@ -51,25 +52,27 @@ def on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
     try:
         size = _collect_output(attempt, status, key, deps)
     except UnsafeDownload as exc:
-        attempt_failed(job, attempt.id, deps, f"output_rejected: {exc}", billed=status.billed,
-                        provider_cost=status.cost_usd)
+        attempt_failed(job, attempt.id, deps, AttemptReason(AttemptCode.OUTPUT_REJECTED, str(exc)), status.billed,
+                       provider_cost=status.cost_usd)
         return
     except httpx.TransportError as exc:  # the output's host didn't answer: bounded like the status call
         if not gave_up(job, attempt, deps, exc):
             poll_on(job, attempt, deps, None, chain, message, kind=MessageKind.FINALIZE, unanswered=True)
         return
     if size is None:
-        attempt_failed(job, attempt.id, deps, "output_missing: the provider reported success but no file arrived",
-                        billed=status.billed, provider_cost=status.cost_usd)
+        attempt_failed(job, attempt.id, deps,
+                       AttemptReason(AttemptCode.OUTPUT_MISSING, "the provider reported success but no file arrived"),
+                       status.billed, provider_cost=status.cost_usd)
         return
     problem, probed = _check_output(deps, key, attempt)
     if problem:
-        attempt_failed(job, attempt.id, deps, problem, billed=status.billed, provider_cost=status.cost_usd)
+        attempt_failed(job, attempt.id, deps, problem, status.billed, provider_cost=status.cost_usd)
         return
     assert probed is not None
     circuits.succeeded(deps, attempt.target)
     uri = s3_uri(deps.artifacts.bucket, key)
-    actual = record_ledger(job, attempt, deps, "succeeded", status.billed, uri, provider_cost=status.cost_usd)
+    actual = record_ledger(job, attempt, deps, AttemptOutcome.SUCCEEDED, status.billed, uri,
+                           provider_cost=status.cost_usd)
     _learn(attempt, status, actual, deps)
     output = JobOutput(s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames,
                        fps=probed.fps, duration_s=round(probed.duration_s, 3))
@@ -92,7 +95,7 @@ def _collect_output(attempt: Attempt, status: ProviderStatus, key: str, deps: De
     if status.output_bytes is not None:
         store_bytes(status.output_bytes, deps.artifacts, key)
     elif status.output_url is not None and deps.artifacts.size(key) is None:
-        allow_loopback = bool(deps.settings and deps.settings.allow_loopback_downloads)
+        allow_loopback = deps.settings.allow_loopback_downloads
         fetch_to_s3(status.output_url, OUTPUT_HOSTS.get(attempt.provider.value, ()), deps.artifacts, key,
                     allow_loopback=allow_loopback)
     return deps.artifacts.size(key)
@@ -102,39 +105,37 @@ def _learn(attempt: Attempt, status: ProviderStatus, actual: Decimal, deps: Deps
     """Feed the offer's learned model a delivered attempt: its measured GPU-seconds against the catalog's own p50
     for the same delivery, its bill against the catalog's price of what it billed, and the start delay where the
     provider reports one (RunPod `delayTime`)."""
-    if deps.learned is None:
-        return
     offer = offer_of(deps, attempt.offer)
     priced = _catalog_priced(offer, attempt, status.billed)
     deps.learned.observe(learning.key(offer.id), Observation(
-        ok=True, render_s=status.billed.get("gpu_seconds"), catalog_render_s=attempt.estimated_render_s,
+        ok=True, render_s=status.billed.gpu_seconds, catalog_render_s=attempt.estimated_render_s,
         billed_usd=float(actual), priced_usd=float(priced) if priced is not None else None,
         start_delay_s=status.start_delay_s, cold_start_prior_s=offer.latency.cold_start_s), attempt.id)
 
 
-def _catalog_priced(offer: Offer, attempt: Attempt, billed: dict[str, float]) -> Decimal | None:
+def _catalog_priced(offer: Offer, attempt: Attempt, billed: Billed) -> Decimal | None:
     """What the catalog's unit price makes of a delivered attempt's billed units (its cost before any stated bill)."""
     spec = attempt.delivered
     priced = offer.price_for(spec.width, spec.height, spec.duration_s)
     if priced is None:
         return None
     unit, price = priced
-    quantity = {"gpu_second": billed.get("gpu_seconds", 0.0), "output_second": spec.duration_s}.get(unit, 1.0)
+    quantity = {"gpu_second": billed.gpu_seconds or 0.0, "output_second": spec.duration_s}.get(unit, 1.0)
     return price * Decimal(f"{quantity:.3f}")
 
 
-def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[str | None, ProbeResult | None]:
+def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[AttemptReason | None, ProbeResult | None]:
     from router.media.probe import ProbeError, check_against_spec
 
     path = deps.artifacts.download(key)
     try:
         probed = deps.probe(path)
     except ProbeError as exc:
-        return f"output_unplayable: {exc}", None
+        return AttemptReason(AttemptCode.OUTPUT_UNPLAYABLE, str(exc)), None
     finally:
         Path(path).unlink(missing_ok=True)
     spec = attempt.delivered
     mismatches = check_against_spec(probed, spec.width, spec.height, spec.frames, spec.fps)
     if mismatches:
-        return "output_mismatch: " + "; ".join(mismatches), None
+        return AttemptReason(AttemptCode.OUTPUT_MISMATCH, "; ".join(mismatches)), None
     return None, probed

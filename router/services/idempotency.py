@@ -81,7 +81,6 @@ def submit(tenant: str, key: str | None, body: Any, create: Callable[[], Job], d
         IdempotencyValidationError,
     )
 
-    assert deps.settings is not None and deps.settings.idempotency_table, "HVR_IDEMPOTENCY_TABLE is not set"
     run, config = _idempotent(deps.settings.idempotency_table, deps.settings.aws_endpoint_url)
     if lambda_context is not None:
         config.register_lambda_context(lambda_context)

@@ -36,8 +36,7 @@ def announce(job: Job, deps: Deps) -> None:
 
     # The job-failure-rate alarm reads these: JobsFailed against JobsSucceeded per period.
     metrics.add_metric(name=f"Jobs{job.status.value.capitalize()}", unit=MetricUnit.Count, value=1)
-    if deps.events is not None:
-        deps.events.job_ended(job)
+    deps.events.job_ended(job)
     if job.request.callback_url:
         deps.queue.send(WorkerMessage(kind=MessageKind.CALLBACK, tenant=job.tenant, job_id=job.id))
     deps.jobs.mark_notified(job)

@@ -36,8 +36,6 @@ def spend_rules(spec: str | None) -> list[tuple[float, SpendMode]]:
 
 def budget_states(deps: Deps, tenant: str, campaign_id: str | None, now: datetime) -> tuple[BudgetState, ...]:
     """The budgets that apply to a request, for the policy; scopes without a budget are unlimited."""
-    if deps.budgets is None:
-        return ()
     found = deps.budgets.get_many(scopes_for(tenant, campaign_id), period_of(now))
     return tuple(BudgetState(scope=b.scope, remaining_usd=b.remaining_usd, spend_mode=b.spend_mode)
                  for b in found.values())
@@ -46,8 +44,6 @@ def budget_states(deps: Deps, tenant: str, campaign_id: str | None, now: datetim
 def reserve(deps: Deps, tenant: str, campaign_id: str | None, job_id: str, attempt_id: str, estimate: Decimal,
             now: datetime) -> None:
     """Hold the attempt's p90 estimate in every budget that applies; BudgetRefused names the scope that refused."""
-    if deps.budgets is None:
-        return
     period = period_of(now)
     present = list(deps.budgets.get_many(scopes_for(tenant, campaign_id), period))
     if present:
@@ -56,10 +52,10 @@ def reserve(deps: Deps, tenant: str, campaign_id: str | None, job_id: str, attem
 
 def charge(deps: Deps, entry: LedgerEntry) -> None:
     """Settle the attempt's reservation with its actual cost, then write its ledger row (each at most once)."""
-    reservation = deps.budgets.reservation(entry.attempt_id) if deps.budgets is not None else None
+    reservation = deps.budgets.reservation(entry.attempt_id)
     if reservation is not None and reservation.state == "reserved":
-        deps.budgets.settle(reservation, entry.actual_usd)  # type: ignore[union-attr]
-    if deps.ledger.record(entry) and deps.exports is not None:
+        deps.budgets.settle(reservation, entry.actual_usd)
+    if deps.ledger.record(entry):
         deps.exports.write(entry)
     if reservation is not None:
         _thresholds(deps, reservation, entry.ended_at)
@@ -68,8 +64,6 @@ def charge(deps: Deps, entry: LedgerEntry) -> None:
 def release_stale(deps: Deps, older_than: datetime) -> int:
     """The reaper: reservations whose attempt ended without settling (a crash) are settled from the ledger row,
     or released at zero when none was written — a leaked hold must never block real work."""
-    if deps.budgets is None:
-        return 0
     from router.store.errors import NotFound
 
     released = 0
@@ -89,8 +83,7 @@ def release_stale(deps: Deps, older_than: datetime) -> int:
 
 
 def _thresholds(deps: Deps, reservation: Reservation, now: datetime) -> None:
-    assert deps.budgets is not None
-    rules = spend_rules(deps.settings.spend_rules if deps.settings else None)
+    rules = spend_rules(deps.settings.spend_rules)
     for budget in deps.budgets.get_many(list(reservation.scopes), reservation.period).values():
         if budget.limit_usd <= 0:
             continue
@@ -109,15 +102,12 @@ def _alert(deps: Deps, scope: str, period: str, threshold: float, budget: dict[s
                "reserved_usd": budget["reserved_usd"], "at": iso(now),
                "top_offers": deps.ledger.top_offers(scope, period)}
     logger.warning("budget %s crossed %s of its %s limit", scope, threshold, period)
-    if deps.alerts is not None:
-        deps.alerts.publish(json.dumps(message), subject=f"hvr budget {scope} {period} at {threshold:.0%}")
+    deps.alerts.publish(json.dumps(message), subject=f"hvr budget {scope} {period} at {threshold:.0%}")
 
 
 def roll_over(deps: Deps, now: datetime) -> int:
     """Start the new calendar month: every budget of the last period gets this period's item, spend zero, and its
     spend mode relaxed to normal — except a `paused` set by hand, which a person must lift."""
-    if deps.budgets is None:
-        return 0
     period = period_of(now)
     previous = period_of(now.replace(day=1) - timedelta(days=1))
     current = {b.scope for b in deps.budgets.for_period(period)}

@@ -4,6 +4,7 @@ exploring attempt at its abandon point, or poll on)."""
 from __future__ import annotations
 
 from router.models.job import Attempt, AttemptStatus, Job
+from router.models.outcome import AttemptCode, AttemptReason
 from router.providers.base import ProviderState, ProviderStatus
 from router.providers.errors import ProviderError
 from router.services import circuits
@@ -50,15 +51,15 @@ def on_status(job: Job, attempt: Attempt, status: ProviderStatus, deps: Deps, ch
                                       attempt_id=attempt.id, chain=number))
     elif status.state in (ProviderState.FAILED, ProviderState.CANCELLED):
         if status.content_filtered:
-            attempt_failed(job, attempt.id, deps, f"content_filtered: {status.error or 'the safety filter'}",
-                            billed={})
+            attempt_failed(job, attempt.id, deps,
+                           AttemptReason(AttemptCode.CONTENT_FILTERED, status.error or "the safety filter"))
             return
-        reason = status.error or f"provider reported {status.state.value}"
-        input_fault = _input_fault(reason)
+        error = status.error or f"provider reported {status.state.value}"
+        input_fault = _input_fault(error)
         if input_fault is None:
             circuits.failed(deps, attempt.target)
-        else:  # the client's input failed the render, not the target: its circuit must not open for it
-            reason = f"{input_fault}: {reason}"
+        # An input fault is the client's input failing the render, not the target: its circuit must not open for it.
+        reason = AttemptReason(input_fault or AttemptCode.PROVIDER_FAILED, error)
         attempt_failed(job, attempt.id, deps, reason, billed=status.billed, provider_cost=status.cost_usd)
     elif attempt.explore_until is not None and deps.clock() >= attempt.explore_until:
         abandon(job, attempt, deps)
@@ -67,8 +68,9 @@ def on_status(job: Job, attempt: Attempt, status: ProviderStatus, deps: Deps, ch
 
 
 # How the agent's comfyui engine reports an input it could not fetch (agent/engines/comfyui.py `_download`).
-_AGENT_INPUT_FAULTS = {"input refused:": "input_rejected", "input download failed:": "input_unavailable"}
+_AGENT_INPUT_FAULTS = {"input refused:": AttemptCode.INPUT_REJECTED,
+                       "input download failed:": AttemptCode.INPUT_UNAVAILABLE}
 
 
-def _input_fault(error: str) -> str | None:
+def _input_fault(error: str) -> AttemptCode | None:
     return next((code for prefix, code in _AGENT_INPUT_FAULTS.items() if error.startswith(prefix)), None)

@@ -17,6 +17,7 @@ from router.models.common import ProviderKind
 from router.models.decision import Decision, Refusal
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus
 from router.models.offer import Offer
+from router.models.outcome import NOTHING_BILLED, AttemptCode, AttemptOutcome, AttemptReason, Billed
 from router.policy import learning
 from router.policy.engine import route
 from router.policy.fallback import excluded_offers
@@ -79,7 +80,8 @@ def on_route(job: Job, message: WorkerMessage, deps: Deps, redelivered: bool) ->
 def route_next(job: Job, deps: Deps) -> None:
     """Decide (again) and start a new attempt, or end the job if nothing feasible is left."""
     now = deps.clock()
-    tried = excluded_offers(((a.offer, a.provider, a.reason) for a in job.attempts if a.status is AttemptStatus.FAILED),
+    tried = excluded_offers(((a.offer, a.provider, a.reason.code if a.reason else None) for a in job.attempts
+                             if a.status is AttemptStatus.FAILED),
                             deps.catalog.offers)
     if len(job.attempts) >= deps.max_attempts:
         _fail(job, deps, _failure_code(job), f"gave up after {len(job.attempts)} attempts", _last_reason(job))
@@ -130,7 +132,7 @@ def route_next(job: Job, deps: Deps) -> None:
     job = lifecycle.update(deps, job.tenant, job.id, add_intent)
     if job.current_attempt is None or job.current_attempt.id != attempt.id:
         return
-    if attempt.explore_until is not None and deps.learned is not None:
+    if attempt.explore_until is not None:
         deps.learned.count_exploration(now.date(), chosen.estimated_cost_p90_usd)  # today's caps
     _submit(job, attempt, offer, deps)
 
@@ -182,7 +184,7 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
     try:
         inputs = input_urls(job, deps)
     except ForeignInput as exc:  # nothing was sent: the fallback hop finds the same ref and ends the job
-        attempt_failed(job, attempt.id, deps, f"rejected: {exc}", billed={})
+        attempt_failed(job, attempt.id, deps, AttemptReason(AttemptCode.REJECTED, str(exc)))
         return
     submission = Submission(
         attempt_id=attempt.id,
@@ -210,8 +212,8 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
     except ProviderError as exc:
         if exc.retryable:
             raise
-        code = "input_rejected" if isinstance(exc, InputRejected) else "rejected"
-        attempt_failed(job, attempt.id, deps, f"{code}: {exc}", billed={})
+        code = AttemptCode.INPUT_REJECTED if isinstance(exc, InputRejected) else AttemptCode.REJECTED
+        attempt_failed(job, attempt.id, deps, AttemptReason(code, str(exc)))
         return
     mark_submitted(job, attempt.id, status, deps)
 
@@ -225,7 +227,7 @@ def _retry_submit_later(job: Job, attempt: Attempt, deps: Deps, exc: ProviderErr
             return None
         current.submit_tries += 1
         current.unsent = not sent
-        current.reason = f"submit retry {current.submit_tries}: {exc}"[:300]
+        current.reason = AttemptReason(AttemptCode.SUBMIT_RETRY, f"try {current.submit_tries}: {exc}")
         return draft.status
 
     job = lifecycle.update(deps, job.tenant, job.id, change)
@@ -234,9 +236,9 @@ def _retry_submit_later(job: Job, attempt: Attempt, deps: Deps, exc: ProviderErr
     if current is not None and current.status is AttemptStatus.SUBMITTING and tries >= deps.max_submit_tries:
         # A target (or a client's input host) that keeps failing must not hold the job until its deadline: the
         # attempt ends with the last error, and the fallback decides what is left.
-        code = "input_unavailable" if isinstance(exc, InputUnavailable) else "submit_unknown" if sent \
-            else "submit_failed"
-        attempt_failed(job, attempt.id, deps, f"{code}: gave up after {tries} submit tries: {exc}"[:300], billed={})
+        code = AttemptCode.INPUT_UNAVAILABLE if isinstance(exc, InputUnavailable) \
+            else AttemptCode.SUBMIT_UNKNOWN if sent else AttemptCode.SUBMIT_FAILED
+        attempt_failed(job, attempt.id, deps, AttemptReason(code, f"gave up after {tries} submit tries: {exc}"))
         return
     wait = exc.retry_after_s if isinstance(exc, RateLimited) and exc.retry_after_s else backoff(tries, POLL_BASE_S)
     deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=job.tenant, job_id=job.id, poll_n=tries),
@@ -279,8 +281,8 @@ def _reconcile(job: Job, attempt: Attempt, message: WorkerMessage, deps: Deps) -
         if waited < max(SUBMIT_UNKNOWN_FLOOR_S, SUBMIT_UNKNOWN_AFTER_S / deps.time_scale):
             _reconcile_later(job, attempt, message, deps)
             return
-        attempt_failed(job, attempt.id, deps, f"submit_unknown: the provider never confirmed the job ({exc})",
-                        billed={})
+        attempt_failed(job, attempt.id, deps,
+                       AttemptReason(AttemptCode.SUBMIT_UNKNOWN, f"the provider never confirmed the job ({exc})"))
         return
     except ProviderError as exc:
         # The target can't be asked now (down, refusing): bounded like an unanswered poll, and never raised,
@@ -331,19 +333,18 @@ def gave_up(job: Job, attempt: Attempt, deps: Deps, exc: Exception) -> bool:
         limit = min(limit, (job.deadline - since).total_seconds() / 2)
     if waited < max(UNREACHABLE_FLOOR_S, limit):
         return False
-    code = "agent_lost" if attempt.provider is ProviderKind.LOCAL else "provider_unreachable"
-    attempt_failed(job, attempt.id, deps, f"{code}: {attempt.target} answered nothing for {waited:.0f} s "
-                                           f"(wall clock): {exc}"[:300], billed={})
+    code = AttemptCode.AGENT_LOST if attempt.provider is ProviderKind.LOCAL else AttemptCode.PROVIDER_UNREACHABLE
+    attempt_failed(job, attempt.id, deps,
+                   AttemptReason(code, f"{attempt.target} answered nothing for {waited:.0f} s (wall clock): {exc}"))
     return True
 
 
-def attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float],
-                    provider_cost: Decimal | None = None) -> None:
+def attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, billed: Billed = NOTHING_BILLED,
+                   provider_cost: Decimal | None = None) -> None:
     attempt = job.attempt(attempt_id)
     assert attempt is not None
-    outcome = reason.split(":", 1)[0] if reason.startswith(("content_filtered", "submit_unknown")) else "failed"
-    actual = record_ledger(job, attempt, deps, outcome, billed, None, provider_cost=provider_cost)
-    if outcome != "content_filtered":  # the prompt's doing, not the offer's
+    actual = record_ledger(job, attempt, deps, reason.outcome, billed, None, provider_cost=provider_cost)
+    if reason.code is not AttemptCode.CONTENT_FILTERED:  # the prompt's doing, not the offer's
         _learn_failure(attempt, deps)
     fall_back(job, attempt_id, deps, reason, billed, actual)
 
@@ -354,20 +355,22 @@ def abandon(job: Job, attempt: Attempt, deps: Deps) -> None:
     rules the offer out for the job (policy.fallback), and the time kept for the fallback is still ahead."""
 
     assert attempt.explore_until is not None
-    stopped = settle.stop(job, attempt, deps, "abandoned")
-    billed = stopped.billed if stopped is not None else {}
+    stopped = settle.stop(job, attempt, deps, AttemptOutcome.ABANDONED)
+    billed = stopped.billed if stopped is not None else NOTHING_BILLED
     # The provider can't say now (the target went quiet): nothing billed, as for an attempt given up on.
-    actual = stopped.actual if stopped is not None else record_ledger(job, attempt, deps, "abandoned", {}, None)
-    ran_s = billed.get("gpu_seconds")  # only a measured GPU time bounds the render: wall time holds queue too
+    actual = stopped.actual if stopped is not None else record_ledger(job, attempt, deps, AttemptOutcome.ABANDONED,
+                                                                      NOTHING_BILLED, None)
+    ran_s = billed.gpu_seconds  # only a measured GPU time bounds the render: wall time holds queue too
     _learn_censored(attempt, ran_s, deps)
     ran = f"after {ran_s:.0f} GPU-seconds" if ran_s else "(no GPU time reported)"
-    fall_back(job, attempt.id, deps, f"exploration_abandoned: not done by its abandon point "
-                                      f"{attempt.explore_until:%Y-%m-%dT%H:%M:%SZ} {ran}; stopped at the provider",
-               billed, actual)
+    fall_back(job, attempt.id, deps, AttemptReason(AttemptCode.EXPLORATION_ABANDONED,
+                                                   f"not done by its abandon point "
+                                                   f"{attempt.explore_until:%Y-%m-%dT%H:%M:%SZ} {ran}; "
+                                                   "stopped at the provider"), billed, actual)
 
 
-def fall_back(job: Job, attempt_id: str, deps: Deps, reason: str, billed: dict[str, float],
-               actual: Decimal) -> None:
+def fall_back(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, billed: Billed,
+              actual: Decimal) -> None:
     """Close a failed attempt (its ledger row written) and route the job's next hop, if anything is left."""
 
     def close(draft: Job) -> JobStatus | None:
@@ -399,24 +402,28 @@ def _end(job: Job, deps: Deps, status: JobStatus, code: str, message: str, detai
     lifecycle.update(deps, job.tenant, job.id, change)
 
 
+# The failures a failed job names as its own error code; any other is the provider's failure.
+_JOB_ERROR_CODES = frozenset({AttemptCode.CONTENT_FILTERED, AttemptCode.INPUT_REJECTED, AttemptCode.INPUT_UNAVAILABLE,
+                              AttemptCode.AGENT_LOST, AttemptCode.PROVIDER_UNREACHABLE})
+
+
 def _failure_code(job: Job) -> str:
-    code = (_last_reason(job) or "").split(":", 1)[0]
-    return code if code in ("content_filtered", "input_rejected", "input_unavailable", "agent_lost",
-                            "provider_unreachable") else "provider_failed"
+    reason = job.attempts[-1].reason if job.attempts else None
+    return reason.code.value if reason is not None and reason.code in _JOB_ERROR_CODES \
+        else AttemptCode.PROVIDER_FAILED.value
 
 
 def _last_reason(job: Job) -> str | None:
-    return job.attempts[-1].reason if job.attempts else None
+    reason = job.attempts[-1].reason if job.attempts else None
+    return str(reason) if reason is not None else None
 
 
 def _learn_failure(attempt: Attempt, deps: Deps) -> None:
     """A failed attempt teaches only the failure rate: a partial render's time says nothing about a whole one."""
-    if deps.learned is not None:
-        deps.learned.observe(learning.key(attempt.offer), Observation(ok=False), attempt.id)
+    deps.learned.observe(learning.key(attempt.offer), Observation(ok=False), attempt.id)
 
 
 def _learn_censored(attempt: Attempt, ran_s: float | None, deps: Deps) -> None:
     """An exploring attempt stopped unfinished: its render takes at least the seconds it ran (a lower bound)."""
-    if deps.learned is not None:
-        deps.learned.observe(learning.key(attempt.offer), Observation(
-            ok=True, render_s=ran_s, catalog_render_s=attempt.estimated_render_s, censored=True), attempt.id)
+    deps.learned.observe(learning.key(attempt.offer), Observation(
+        ok=True, render_s=ran_s, catalog_render_s=attempt.estimated_render_s, censored=True), attempt.id)

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from router.models.job import Attempt, AttemptStatus, Job
+from router.models.outcome import NOTHING_BILLED, AttemptCode, AttemptOutcome, AttemptReason, Billed
 from router.providers.base import ProviderState, ProviderStatus
 from router.providers.errors import ProviderError, Rejected
 from router.services import circuits
@@ -29,12 +30,13 @@ LATE_SETTLE_S = 1800.0
 
 @dataclass(frozen=True)
 class Stopped:
-    billed: dict[str, float]
+    billed: Billed
     actual: Decimal
     provider_job_id: str | None
 
 
-def stop(job: Job, attempt: Attempt, deps: Deps, outcome: str, provider_job_id: str | None = None) -> Stopped | None:
+def stop(job: Job, attempt: Attempt, deps: Deps, outcome: AttemptOutcome,
+         provider_job_id: str | None = None) -> Stopped | None:
     """Stop the attempt at its provider and write its ledger row with what the provider reports it ran. None when
     the provider can't say now; nothing is billed then, and the attempt is to be kept open (`close_or_hold`)."""
     provider = deps.providers.get(attempt.provider)
@@ -62,14 +64,16 @@ def stop(job: Job, attempt: Attempt, deps: Deps, outcome: str, provider_job_id: 
     return _bill(job, attempt, deps, outcome, status, ref)
 
 
-def close_or_hold(attempt: Attempt, stopped: Stopped | None, now: datetime, outcome: str, reason: str) -> None:
+def close_or_hold(attempt: Attempt, stopped: Stopped | None, now: datetime, outcome: AttemptOutcome,
+                  reason: AttemptReason) -> None:
     """Inside the write that ends the job: close the attempt with what was billed, or keep it open to settle."""
     if stopped is not None:
         attempt.close(now, AttemptStatus.CANCELLED, reason, stopped.billed, stopped.actual)
         attempt.provider_job_id = attempt.provider_job_id or stopped.provider_job_id
         return
     attempt.settle_as = outcome
-    attempt.reason = f"{reason}; what the provider ran is not known yet: billed when it answers"[:300]
+    attempt.reason = AttemptReason(reason.code, f"{reason.detail}; what the provider ran is not known yet: "
+                                                "billed when it answers")
 
 
 def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
@@ -79,16 +83,17 @@ def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
     if attempt is None or attempt.status.ended or attempt.settle_as is None:
         return
     outcome = attempt.settle_as
+    code = AttemptCode(outcome.value)  # only a cancel or an expiry leaves an attempt to settle
     stopped = stop(job, attempt, deps, outcome, provider_job_id=message.provider_job_id)
-    reason = f"{outcome}: stopped at the provider after the job ended; billed what it reports"
+    reason = AttemptReason(code, "stopped at the provider after the job ended; billed what it reports")
     if stopped is None:
         # Nothing writes a terminal job until its attempt settles, so `updated_at` is when it ended.
         waited = (deps.clock() - job.updated_at).total_seconds()
         if waited < max(UNREACHABLE_FLOOR_S, LATE_SETTLE_S / deps.time_scale):
             return  # the sweeper asks again
         stopped = _bill(job, attempt, deps, outcome, None, None)
-        reason = f"{outcome}: the provider never said what this ran within {waited:.0f} s of the job's end; " \
-                 "nothing billed"
+        reason = AttemptReason(code, f"the provider never said what this ran within {waited:.0f} s of the job's "
+                                     "end; nothing billed")
 
     def close(draft: Job) -> bool:
         current = draft.attempt(attempt.id)
@@ -103,9 +108,9 @@ def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
     deps.jobs.amend(job.tenant, job.id, close)
 
 
-def _bill(job: Job, attempt: Attempt, deps: Deps, outcome: str, status: ProviderStatus | None,
+def _bill(job: Job, attempt: Attempt, deps: Deps, outcome: AttemptOutcome, status: ProviderStatus | None,
           ref: str | None) -> Stopped:
-    billed = status.billed if status is not None else {}
+    billed = status.billed if status is not None else NOTHING_BILLED
     named = attempt.model_copy(update={"provider_job_id": attempt.provider_job_id or ref})
     actual = record_ledger(job, named, deps, outcome, billed, None,
                            provider_cost=status.cost_usd if status is not None else None,

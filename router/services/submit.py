@@ -56,7 +56,7 @@ def campaign_errors(request: VideoRequest, tenant: str, deps: Deps,
     cid = request.campaign_id
     if cid is None or cid == own_campaign:
         return []
-    if deps.campaigns is not None and deps.campaigns.exists(tenant, cid):
+    if deps.campaigns.exists(tenant, cid):
         return []
     return [{"field": "campaign_id", "message": "is not a campaign of this tenant"}]
 

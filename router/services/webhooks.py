@@ -18,7 +18,6 @@ def agent_callback(raw_path: str, raw_query: str, headers: Mapping[str, str], bo
                    secrets: list[str]) -> WorkerMessage:
     """Verify the agent's HMAC signature (replays refused), then queue a poll of the attempt it names."""
     nonces = deps.nonces
-    assert nonces is not None, "HVR_IDEMPOTENCY_TABLE is not set"
     target = f"{raw_path}?{raw_query}" if raw_query else raw_path
     try:
         verify(secrets, "POST", target, body, headers, now=deps.clock().timestamp(),
@@ -43,7 +42,7 @@ def runpod_callback(raw_query: str, body: bytes, deps: Deps) -> WorkerMessage:
     confirms with an authenticated `/status` before acting."""
     from router.providers.runpod import job_ref, verify_webhook
 
-    secret = deps.settings.webhook_token_secret if deps.settings else None
+    secret = deps.settings.webhook_token_secret
     if not secret:
         raise WebhookRefused(404, "RunPod webhooks are not configured")
     attempt_id, runpod_id = verify_webhook(raw_query, body, secret)
@@ -80,8 +79,7 @@ def replicate_callback(raw_query: str, headers: Mapping[str, str], body: bytes, 
     now = deps.clock().timestamp()
     prediction = verify_webhook(headers, body, secret, now)
     message_id = webhook_id(headers) or ""
-    if deps.nonces is not None and not deps.nonces.first_seen("replicate", message_id,
-                                                               int(now) + REPLICATE_DEDUPE_S):
+    if not deps.nonces.first_seen("replicate", message_id, int(now) + REPLICATE_DEDUPE_S):
         return None
     tenant, job_id = _job_of(raw_query)
     attempt_id = parse_qs(raw_query).get("attempt", [""])[0]
@@ -95,7 +93,7 @@ def replicate_callback(raw_query: str, headers: Mapping[str, str], body: bytes, 
 
 def _replicate_secret(deps: Deps) -> str:
     settings = deps.settings
-    if settings is None or not settings.replicate_api_token:
+    if not settings.replicate_api_token:
         raise WebhookRefused(404, "Replicate webhooks are not configured")
     return _fetch_replicate_secret(settings.replicate_api_token, settings.replicate_base_url)
 

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 
 from router.models.job import Job, JobError, JobStatus
+from router.models.outcome import AttemptCode, AttemptOutcome, AttemptReason
 from router.services import callbacks, lifecycle, settle
 from router.services.deps import Deps
 from router.services.finalize import on_finalize
@@ -46,13 +47,14 @@ def expire(job: Job, deps: Deps, now: datetime) -> None:
     provider can't say yet, kept open to be settled late (router.services.settle)."""
     attempt = job.current_attempt
     open_id = attempt.id if attempt is not None and not attempt.status.ended else None
-    stopped = settle.stop(job, attempt, deps, "expired") if attempt is not None and open_id else None
+    stopped = settle.stop(job, attempt, deps, AttemptOutcome.EXPIRED) if attempt is not None and open_id else None
     late = (now - job.deadline).total_seconds() if job.deadline else 0
 
     def change(draft: Job) -> JobStatus | None:
         current = draft.current_attempt
         if current is not None and current.id == open_id and not current.status.ended:
-            settle.close_or_hold(current, stopped, deps.clock(), "expired", "deadline_expired: stopped at the provider")
+            settle.close_or_hold(current, stopped, deps.clock(), AttemptOutcome.EXPIRED,
+                                 AttemptReason(AttemptCode.EXPIRED, "the deadline passed; stopped at the provider"))
         draft.cost.actual_usd = draft.total_actual()
         draft.error = JobError(code="deadline_expired", message=f"the deadline passed {late:.0f} s ago with no result")
         return JobStatus.EXPIRED

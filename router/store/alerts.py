@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from router.store.errors import aws_errors
 
+
+@aws_errors
 class AlertPublisher:
     def __init__(self, sns: Any, topic_arn: str) -> None:
         self._sns = sns

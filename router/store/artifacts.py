@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
-from router.store.errors import translate_aws_errors
+from router.store.errors import aws_errors
 
 OUTPUT_TTL_S = 3600 * 6
 VIDEO_TYPE = "video/mp4"
@@ -23,6 +23,7 @@ def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+@aws_errors
 class ArtifactStore:
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
@@ -52,19 +53,17 @@ class ArtifactStore:
         )
 
     def size(self, key: str) -> int | None:
-        with translate_aws_errors():
-            try:
-                head = self._s3.head_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
-                    return None
-                raise
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
         return int(head["ContentLength"])
 
     def download(self, key: str, directory: str | None = None) -> Path:
         """Stream an object to a temporary file (Lambda's /tmp) and return its path."""
-        with translate_aws_errors():
-            body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         with tempfile.NamedTemporaryFile(suffix=Path(key).suffix, dir=directory, delete=False) as handle:
             shutil.copyfileobj(body, handle, length=1 << 20)
         return Path(handle.name)

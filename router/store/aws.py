@@ -9,7 +9,7 @@ from botocore.config import Config
 
 # Standard retry mode retries throttles and 5xx with backoff; conditional-check failures are never retried.
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
-# SigV4 presigned URLs (boto3 may otherwise sign us-east-1 S3 URLs the legacy way, reliability §6).
+# SigV4 presigned URLs: boto3 was seen signing us-east-1 S3 URLs the legacy way (`Expires=`, SigV2 style).
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 
 

@@ -1,4 +1,4 @@
-"""Budgets and reservations in their own small DynamoDB table (reliability §4.2).
+"""Budgets and reservations in their own small DynamoDB table (docs/architecture.md, "Money").
 
 Budget items: `pk = B#<scope>`, `sk = <period>`, with limit, spent, reserved and remaining (= limit - spent -
 reserved, stored because conditions can't do arithmetic), thresholds, spend mode, and the thresholds already
@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from router.errors import HvrError
 from router.models.budget import Budget, BudgetUpdate, SpendMode
 from router.models.common import iso, money
+from router.store.errors import aws_errors
 
 
 class BudgetRefused(HvrError):
@@ -45,6 +46,7 @@ def _n(value: Decimal) -> dict[str, str]:
     return {"N": str(value)}
 
 
+@aws_errors
 class BudgetRepository:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._ddb = dynamodb

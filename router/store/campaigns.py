@@ -25,7 +25,7 @@ from router.models.campaign_plan import PlanInput, StoredPlan
 from router.models.campaign_queue import CampaignMessage
 from router.models.manifest import MAX_LINE_BYTES
 from router.models.request import VideoRequest
-from router.store.errors import NotFound
+from router.store.errors import NotFound, aws_errors
 from router.store.messages import WorkerMessage
 
 READ_CHUNK = 1 << 16
@@ -51,6 +51,7 @@ class ItemRow:
     inputs: PlanInput
 
 
+@aws_errors
 class CampaignsRepository:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._ddb = dynamodb
@@ -222,6 +223,7 @@ def invalid_keys(invalid: Sequence[InvalidItem]) -> dict[str, InvalidItem]:
     return numbered
 
 
+@aws_errors
 class ManifestStore:
     """Manifests are streamed by byte range (never read whole) from an immutable copy."""
 
@@ -291,6 +293,7 @@ class ManifestStore:
         self.put(key, plan.model_dump_json().encode(), content_type="application/json")
 
 
+@aws_errors
 class CampaignQueue:
     def __init__(self, sqs: Any, queue_url: str) -> None:
         self._sqs = sqs
@@ -301,6 +304,7 @@ class CampaignQueue:
                                DelaySeconds=max(0, min(900, delay_s)))
 
 
+@aws_errors
 class RouteBatches:
     """`route` messages to the jobs queue ten at a time. SendMessageBatch can fail per entry while the call itself
     succeeds: failed entries are retried, and an entry still failing raises (the chunk is redone; jobs that exist

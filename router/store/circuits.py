@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from router.models.common import Circuit, iso
+from router.store.errors import aws_errors
 
 
+@aws_errors
 class CircuitRepository:
     def __init__(self, dynamodb: Any, table: str, threshold: int = 5, cooldown_s: float = 60.0) -> None:
         self._ddb = dynamodb

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from router.errors import HvrError, InvalidRequest
 from router.errors import NotFound as Missing
+
+Store = TypeVar("Store", bound=type)
 
 
 class StoreError(HvrError):
@@ -48,3 +53,29 @@ def translate_aws_errors() -> Iterator[None]:
         yield
     except ClientError as exc:
         raise StoreUnavailable(str(exc)) from exc
+
+
+def aws_errors(cls: Store) -> Store:
+    """Class decorator: every public method of a store runs under translate_aws_errors (a generator's for as long
+    as it is iterated), so no ClientError leaves the store, whatever method a later change adds."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, _translating(member))
+    return cls
+
+
+def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def iterate(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            with translate_aws_errors():
+                return (yield from method(*args, **kwargs))
+
+        return iterate
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with translate_aws_errors():
+            return method(*args, **kwargs)
+
+    return call

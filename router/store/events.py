@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 from router.models.job import Job
+from router.store.errors import aws_errors
 
 
+@aws_errors
 class EventPublisher:
     def __init__(self, sns: Any, topic_arn: str) -> None:
         self._sns = sns

@@ -10,6 +10,7 @@ from typing import Any
 
 from router.models.common import iso
 from router.models.ledger import LedgerEntry
+from router.store.errors import aws_errors
 
 PREFIX = "ledger"
 
@@ -18,6 +19,7 @@ def export_key(entry: LedgerEntry) -> str:
     return f"{PREFIX}/dt={iso(entry.ended_at)[:10]}/{entry.tenant}/{entry.attempt_id}.jsonl"
 
 
+@aws_errors
 class LedgerExport:
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3

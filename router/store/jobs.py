@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from router.models.common import iso, utcnow
 from router.models.job import Job, JobStatus, can_transition
-from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite
+from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite, aws_errors
 
 OPEN_SHARDS = 8
 
@@ -28,10 +28,12 @@ def job_key(tenant: str, job_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"T#{tenant}#J#{job_id}"}}
 
 
+@aws_errors
 class JobsRepository:
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: Any, table: str, clock: Callable[[], datetime] = utcnow) -> None:
         self._ddb = dynamodb
         self._table = table
+        self._clock = clock
 
     def create(self, job: Job) -> None:
         """Write a new job; raises StaleWrite if the id exists (ids are unique, so that is a replay)."""
@@ -49,7 +51,7 @@ class JobsRepository:
         The write succeeds only if the stored version is still the one we read and the status change is legal,
         so duplicate deliveries and late callbacks can't move a job backwards or finish it twice.
         """
-        updated = next_version(job, new_status)
+        updated = next_version(job, new_status, self._clock())
         self._put(updated, condition="#v = :expected", values={":expected": {"N": str(job.version)}})
         return updated
 
@@ -65,7 +67,7 @@ class JobsRepository:
         def write(updated: Job, expected: int) -> None:
             self._put(updated, condition="#v = :expected", values={":expected": {"N": str(expected)}})
 
-        return amend_retrying(job_id, lambda: self.get(tenant, job_id), write, change, tries)
+        return amend_retrying(job_id, lambda: self.get(tenant, job_id), write, change, tries, self._clock)
 
     def mark_notified(self, job: Job) -> None:
         """Clear the outbox flag of an announced terminal job (same version: nothing about the job changed)."""
@@ -161,9 +163,9 @@ def update_retrying(job_id: str, read: Callable[[], Job], save: Callable[[Job, J
 
 
 def amend_retrying(job_id: str, read: Callable[[], Job], write: Callable[[Job, int], None],
-                   change: Callable[[Job], bool], tries: int) -> Job:
+                   change: Callable[[Job], bool], tries: int, clock: Callable[[], datetime]) -> Job:
     """JobStore.amend on any store, given how it reads the job and writes it only over the version given
-    (raising StaleWrite when that version is gone)."""
+    (raising StaleWrite when that version is gone), and the clock that stamps the new version."""
     for _ in range(tries):
         job = read()
         if not job.status.terminal:
@@ -171,7 +173,7 @@ def amend_retrying(job_id: str, read: Callable[[], Job], write: Callable[[Job, i
         draft = job.model_copy(deep=True)
         if not change(draft):
             return job
-        updated = draft.model_copy(update={"version": job.version + 1, "updated_at": utcnow()})
+        updated = draft.model_copy(update={"version": job.version + 1, "updated_at": clock()})
         try:
             write(updated, job.version)
         except StaleWrite:
@@ -180,16 +182,16 @@ def amend_retrying(job_id: str, read: Callable[[], Job], write: Callable[[Job, i
     raise StaleWrite(f"job {job_id}: gave up after {tries} lost races")
 
 
-def next_version(job: Job, new_status: JobStatus | None) -> Job:
-    """`job` as the version after the one it was read at, moved to `new_status` (or kept at its own status), or
-    IllegalTransition when the lifecycle forbids that move or the job is terminal already."""
+def next_version(job: Job, new_status: JobStatus | None, now: datetime) -> Job:
+    """`job` as the version after the one it was read at (changed at `now`), moved to `new_status` (or kept at its
+    own status), or IllegalTransition when the lifecycle forbids that move or the job is terminal already."""
     target = new_status or job.status
     stored_status = job.status
     if target != stored_status and not can_transition(stored_status, target):
         raise IllegalTransition(f"job {job.id}: {stored_status.value} -> {target.value} is not allowed")
     if stored_status.terminal:
         raise IllegalTransition(f"job {job.id} is {stored_status.value}; terminal jobs do not change")
-    return job.model_copy(update={"status": target, "version": job.version + 1, "updated_at": utcnow()})
+    return job.model_copy(update={"status": target, "version": job.version + 1, "updated_at": now})
 
 
 def listing_index(tenant: str, status: JobStatus | None, campaign_id: str | None) -> tuple[str, str]:

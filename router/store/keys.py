@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from router.errors import Conflict
 from router.models.common import iso
+from router.store.errors import aws_errors
 
 KEY_PREFIX = "hvr_"
 
@@ -21,6 +25,10 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+class KeyExists(Conflict):
+    """The key is stored already: it is never overwritten, since it may be another tenant's."""
+
+
 @dataclass(frozen=True)
 class Principal:
     tenant: str
@@ -31,23 +39,29 @@ class Principal:
         return self.role == "admin"
 
 
+@aws_errors
 class KeysRepository:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._ddb = dynamodb
         self._table = table
 
     def put(self, key: str, principal: Principal, created_at: datetime) -> None:
-        self._ddb.put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": f"K#{hash_key(key)}"},
-                "tenant": {"S": principal.tenant},
-                "role": {"S": principal.role},
-                "hint": {"S": key[: len(KEY_PREFIX) + 4]},
-                "created_at": {"S": iso(created_at)},
-            },
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"K#{hash_key(key)}"},
+                    "tenant": {"S": principal.tenant},
+                    "role": {"S": principal.role},
+                    "hint": {"S": key[: len(KEY_PREFIX) + 4]},
+                    "created_at": {"S": iso(created_at)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise KeyExists("this API key exists already") from exc
+            raise
 
     def lookup(self, key: str) -> Principal | None:
         item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": f"K#{hash_key(key)}"}}).get("Item")

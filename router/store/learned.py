@@ -21,12 +21,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from router.policy.learning import Observation, OfferStats, observe
+from router.store.errors import aws_errors
 
 PK = "LEARNED"
 EXPLORED_PK = "EXPLORED"
 SEEN = 8  # attempt ids remembered per key: redeliveries come within minutes, not eight attempts later
 
 
+@aws_errors
 class LearnedRepository:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._ddb = dynamodb

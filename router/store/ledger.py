@@ -11,8 +11,10 @@ from botocore.exceptions import ClientError
 
 from router.models.common import iso
 from router.models.ledger import LedgerEntry
+from router.store.errors import aws_errors
 
 
+@aws_errors
 class LedgerRepository:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._ddb = dynamodb

@@ -21,7 +21,7 @@ from typing import Any
 from router.models.budget import Budget, BudgetUpdate, SpendMode
 from router.models.campaign import Campaign, InvalidItem
 from router.models.campaign_plan import PlanInput
-from router.models.common import Circuit, iso, money
+from router.models.common import Circuit, iso, money, utcnow
 from router.models.job import Job, JobStatus
 from router.models.ledger import LedgerEntry
 from router.models.request import VideoRequest
@@ -42,7 +42,7 @@ from router.store.jobs import (
     next_version,
     update_retrying,
 )
-from router.store.keys import Principal, hash_key
+from router.store.keys import KeyExists, Principal, hash_key
 from router.store.learned import learn
 from router.store.ledger import rank_offers
 
@@ -64,7 +64,8 @@ class _StoredJob:
 
 
 class MemoryJobs:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._jobs: dict[str, _StoredJob] = {}  # by the DynamoDB item's pk, so keys collide exactly as there
 
@@ -79,7 +80,7 @@ class MemoryJobs:
         return Job.model_validate_json(stored.document)
 
     def save(self, job: Job, new_status: JobStatus | None = None) -> Job:
-        updated = next_version(job, new_status)
+        updated = next_version(job, new_status, self._clock())
         self._put(updated, expected_version=job.version)
         return updated
 
@@ -88,7 +89,7 @@ class MemoryJobs:
         return update_retrying(job_id, lambda: self.get(tenant, job_id), self.save, change, tries)
 
     def amend(self, tenant: str, job_id: str, change: Callable[[Job], bool], tries: int = 5) -> Job:
-        return amend_retrying(job_id, lambda: self.get(tenant, job_id), self._put, change, tries)
+        return amend_retrying(job_id, lambda: self.get(tenant, job_id), self._put, change, tries, self._clock)
 
     def mark_notified(self, job: Job) -> None:
         if job.notified:
@@ -522,21 +523,12 @@ class MemoryKeys:
     def put(self, key: str, principal: Principal, created_at: datetime) -> None:
         with self._lock:
             if hash_key(key) in self._principals:
-                raise _conditional_check_failed("PutItem")
+                raise KeyExists("this API key exists already")
             self._principals[hash_key(key)] = principal
 
     def lookup(self, key: str) -> Principal | None:
         with self._lock:
             return self._principals.get(hash_key(key))
-
-
-def _conditional_check_failed(operation: str) -> Exception:
-    """What KeysRepository.put lets through from botocore when the key exists: raised as is, so callers that
-    catch it behave the same on the twin."""
-    from botocore.exceptions import ClientError
-
-    error = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}}
-    return ClientError(error, operation)  # type: ignore[arg-type]
 
 
 # --- seen-once values -------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from router.backoff import SQS_MAX_DELAY_S
+from router.store.errors import aws_errors
 
 
 class MessageKind(StrEnum):
@@ -28,6 +29,7 @@ class WorkerMessage(BaseModel):
     chain: int | None = None  # the attempt's poll chain this message continues; None: a one-off (a webhook's hint)
 
 
+@aws_errors
 class JobQueue:
     def __init__(self, sqs: Any, queue_url: str) -> None:
         self._sqs = sqs

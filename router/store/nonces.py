@@ -6,7 +6,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from router.store.errors import aws_errors
 
+
+@aws_errors
 class NonceStore:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._ddb = dynamodb

@@ -1,4 +1,4 @@
-"""AnimateDiff on SD1.5 with AnimateDiff-Evolved's gen2 nodes (providers.md §5c), saved by the native SaveVideo."""
+"""AnimateDiff on SD1.5 with AnimateDiff-Evolved's gen2 nodes (docs/providers.md §5c), saved by the native SaveVideo."""
 
 from __future__ import annotations
 

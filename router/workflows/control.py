@@ -1,4 +1,4 @@
-"""Controlled WAN 2.1: camera motion on the Fun-Camera models, inpainting with VACE (providers.md §5a).
+"""Controlled WAN 2.1: camera motion on the Fun-Camera models, inpainting with VACE (docs/providers.md §5a).
 
 Uni3C (the wrapper's camera controlnet) is not built: it steers by a `render_latent`, a point-cloud render of the
 image along the path, and nothing in the node vocabulary renders one from a preset motion.

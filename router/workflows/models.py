@@ -19,7 +19,7 @@ from router.errors import HvrError
 MODELS_FILE_ENV = "HVR_MODELS_FILE"
 DEFAULT_MODELS_FILE = Path(__file__).with_name("models.yaml")
 
-# The ComfyUI model folder each role's file lives in (folder_paths names, providers.md §4 rule 4).
+# The ComfyUI model folder each role's file lives in (folder_paths names, docs/providers.md §4 rule 4).
 ROLE_FOLDERS: Mapping[str, str] = {
     "t2v": "diffusion_models",
     "i2v": "diffusion_models",

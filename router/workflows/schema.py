@@ -2,7 +2,7 @@
 
 One validator serves both ends: the builders check every graph they emit (strict: an input name the schema doesn't
 know is a typo here, though ComfyUI would silently ignore it), and the ComfyUI sandbox answers `POST /prompt` with it
-(lenient, like ComfyUI), so the 400 body and its `node_errors` have ComfyUI's shape (providers.md §4).
+(lenient, like ComfyUI), so the 400 body and its `node_errors` have ComfyUI's shape (docs/providers.md §4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Speech-to-video lipsync: WAN 2.2 S2V and InfiniteTalk on WAN 2.1 14B, both ComfyUI-native (providers.md §5a).
+"""Speech-to-video lipsync: WAN 2.2 S2V and InfiniteTalk on WAN 2.1 14B, both ComfyUI-native (docs/providers.md §5a).
 
 FantasyTalking is not built: its wav2vec loader (`DownloadAndLoadWav2VecModel`) fetches weights from the HF hub at
 run time, which an offline GPU box can't do. The wrapper's MultiTalk nodes would duplicate the native InfiniteTalk

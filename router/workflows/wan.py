@@ -1,4 +1,4 @@
-"""WAN text- and image-to-video: 2.1 (1.3B, 14B, Fun-InP), 2.2 A14B two-stage and 2.2 TI2V 5B (providers.md §5a)."""
+"""WAN text- and image-to-video: 2.1 (1.3B, 14B, Fun-InP), 2.2 A14B two-stage, 2.2 TI2V 5B (docs/providers.md §5a)."""
 
 from __future__ import annotations
 

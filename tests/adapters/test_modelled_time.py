@@ -117,7 +117,7 @@ def test_a_paced_worker_comfyui_job_bills_its_graphs_model_time(runpod: RunPodSa
     assert runpod.submitted[0]["input"]["workflow"] == build_workflow(offer, request, delivered, ModelFiles.load())
     done = until(lambda: (status := adapter.status(started.provider_job_id)).state.ended and status)
     modelled = p50("runpod/wan21-14b-comfy", 832, 480, 17)  # 45 s + 5 s/frame x 17 x 0.43 = 81.9 s
-    assert done.billed["gpu_seconds"] == pytest.approx(modelled, abs=0.01)
+    assert done.billed.gpu_seconds == pytest.approx(modelled, abs=0.01)
 
 
 def test_a_paced_comfyui_reports_timestamps_in_modelled_time() -> None:

@@ -309,8 +309,8 @@ def test_adapter_submit_poll_succeed_and_fetch(sandbox: ReplicateSandbox) -> Non
     assert created.provider_job_id in sandbox.predictions
     ended = poll(provider, created.provider_job_id)
     assert ended.state is ProviderState.SUCCEEDED and ended.output_url and ended.progress == 1.0
-    assert ended.billed["gpu_seconds"] > 0 and ended.billed["output_seconds"] == 81 / 16
-    assert ended.render_s == ended.billed["gpu_seconds"]
+    assert ended.billed.gpu_seconds > 0 and ended.billed.output_seconds == 81 / 16
+    assert ended.render_s == ended.billed.gpu_seconds
     video = probe(httpx.get(ended.output_url).content)
     assert (video.width, video.height, video.frames, video.fps) == (832, 480, 81, 16.0)
     assert sandbox.predictions[created.provider_job_id].input["num_frames"] == 81
@@ -516,7 +516,7 @@ def test_failed_prediction_reports_error_and_bills_predict_time(sandbox: Replica
     sandbox.plan.queue("run", Fault.FAILED)
     ended = poll(provider, provider.submit(submission()).provider_job_id)
     assert ended.state is ProviderState.FAILED and "out of memory" in (ended.error or "")
-    assert ended.billed["gpu_seconds"] > 0 and ended.output_url is None
+    assert ended.billed.gpu_seconds > 0 and ended.output_url is None
 
 
 def test_stuck_prediction_is_cancelled(sandbox: ReplicateSandbox) -> None:
@@ -539,7 +539,7 @@ def test_output_expires_after_the_ttl(sandbox: ReplicateSandbox) -> None:
     assert httpx.get(ended.output_url).status_code == 404
     expired = provider.status(ended.provider_job_id)
     assert expired.state is ProviderState.FAILED and "expired" in (expired.error or "")
-    assert expired.billed["gpu_seconds"] == ended.billed["gpu_seconds"]
+    assert expired.billed.gpu_seconds == ended.billed.gpu_seconds
 
 
 def test_output_expired_fault_404s_the_file(sandbox: ReplicateSandbox) -> None:

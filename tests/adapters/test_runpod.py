@@ -197,7 +197,7 @@ def test_submit_poll_complete_and_the_output_probes_to_the_delivered_size(sandbo
     done = poll_until_ended(provider, started.provider_job_id)
     assert done.state is ProviderState.SUCCEEDED
     assert done.cost_usd == Decimal("0.25")  # wan-2-5 480p 5 s, the price the endpoint states
-    assert done.billed["gpu_seconds"] == pytest.approx(0.3, abs=0.05) and done.render_s == done.billed["gpu_seconds"]
+    assert done.billed.gpu_seconds == pytest.approx(0.3, abs=0.05) and done.render_s == done.billed.gpu_seconds
     assert done.output_url is not None
     video = httpx.get(done.output_url)
     assert video.status_code == 200
@@ -303,7 +303,7 @@ def test_stuck_in_queue_stays_queued_until_cancelled(sandbox: RunPodSandbox, clo
         assert provider.status(job).state is ProviderState.QUEUED
     cancelled = provider.cancel(job)
     assert cancelled.state is ProviderState.CANCELLED
-    assert cancelled.billed == {"gpu_seconds": 0.0}  # never ran, nothing billed
+    assert cancelled.billed.as_dict() == {"gpu_seconds": 0.0}  # never ran, nothing billed
     assert provider.health().queue_wait_s == 0.0  # a cancelled job no longer counts as queued
 
 
@@ -315,7 +315,7 @@ def test_failed_job_carries_the_error_and_what_it_ran(sandbox: RunPodSandbox, cl
     status = provider.status(job)
     assert status.state is ProviderState.FAILED
     assert status.error and "worker error" in status.error
-    assert status.billed == {"gpu_seconds": 0.5} and status.output_url is None
+    assert status.billed.as_dict() == {"gpu_seconds": 0.5} and status.output_url is None
 
 
 def test_output_url_expired_answers_404(sandbox: RunPodSandbox, clock: FakeClock) -> None:
@@ -377,7 +377,7 @@ def test_cancel_while_running_bills_what_ran(sandbox: RunPodSandbox, clock: Fake
     assert provider.status(job).state is ProviderState.RUNNING
     status = provider.cancel(job)
     assert status.state is ProviderState.CANCELLED
-    assert status.billed["gpu_seconds"] == pytest.approx(4.0)
+    assert status.billed.gpu_seconds == pytest.approx(4.0)
     clock.advance(60)
     assert provider.status(job).state is ProviderState.CANCELLED  # it stays cancelled, it doesn't complete
 
@@ -494,7 +494,7 @@ def test_execution_timeout_ends_the_job_failed(sandbox: RunPodSandbox, clock: Fa
     status = provider.status(job)
     assert status.state is ProviderState.FAILED and status.error and status.error.startswith("timed_out")
     assert (sandbox.job_state(job.partition("/")[2]) or {}).get("status") == "TIMED_OUT"
-    assert status.billed["gpu_seconds"] <= 10.0
+    assert status.billed.gpu_seconds <= 10.0
 
 
 def test_ttl_expiry_deletes_the_job_and_reads_as_expired(sandbox: RunPodSandbox, clock: FakeClock) -> None:

@@ -143,7 +143,7 @@ def test_t2v_sends_the_agents_graph_and_the_base64_video_probes_to_the_delivered
     assert probed(done.output_bytes, tmp_path) == (spec.width, spec.height, spec.frames, pytest.approx(spec.fps))
     # GPU-second pricing: no stated cost, the bill is the run time.
     assert done.cost_usd is None
-    assert done.billed["gpu_seconds"] == pytest.approx(sandbox.execution_s, abs=0.1)
+    assert done.billed.gpu_seconds == pytest.approx(sandbox.execution_s, abs=0.1)
 
 
 def test_i2v_uploads_the_image_under_the_graphs_load_image_name(sandbox: RunPodSandbox, bucket: Bucket,
@@ -210,7 +210,7 @@ def test_an_execution_error_reports_the_sampler_from_details(sandbox: RunPodSand
     assert done.state is ProviderState.FAILED and done.error is not None
     assert done.error.startswith("Job processing failed: Workflow execution error")
     assert f"Node ID: {sampler}" in done.error
-    assert done.billed["gpu_seconds"] > 0  # a failed run is still paid GPU time
+    assert done.billed.gpu_seconds > 0  # a failed run is still paid GPU time
 
 
 # --- wiring ---------------------------------------------------------------------------------------------------
@@ -218,7 +218,10 @@ def test_an_execution_error_reports_the_sampler_from_details(sandbox: RunPodSand
 
 def settings(**extra: str) -> Settings:
     return Settings.model_validate({"HVR_JOBS_TABLE": "jobs", "HVR_LEDGER_TABLE": "ledger", "HVR_BUCKET": "bucket",
-                                    "HVR_JOBS_QUEUE_URL": "https://sqs.example.com/q",
+                                    "HVR_JOBS_QUEUE_URL": "https://sqs.example.com/q", "HVR_KEYS_TABLE": "keys",
+                                    "HVR_BUDGETS_TABLE": "budgets", "HVR_IDEMPOTENCY_TABLE": "nonces",
+                                    "HVR_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:0:alerts",
+                                    "HVR_EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:0:events",
                                     "HVR_RUNPOD_API_KEY": "key", **extra})
 
 

@@ -1,4 +1,4 @@
-"""Veo: the official google-genai client and our adapter against the Vertex sandbox (providers.md §3).
+"""Veo: the official google-genai client and our adapter against the Vertex sandbox (docs/providers.md §3).
 
 One sandbox serves the module (renders are cached by size, length and prompt, so the few distinct videos are
 encoded once); each test gets a fresh fault plan. Waits are bounded poll loops; nothing asserts on elapsed time.
@@ -230,7 +230,7 @@ def test_adapter_t2v_end_to_end_in_project_mode(sandbox: VeoSandbox) -> None:
                                   "resolution": "720p", "negativePrompt": "blurry", "seed": 42}
     final = finish(provider, status)
     assert final.state is ProviderState.SUCCEEDED and final.output_url is None
-    assert final.billed == {"output_seconds": 4.0}
+    assert final.billed.as_dict() == {"output_seconds": 4.0}
     assert final.output_bytes is not None
     result = probe(final.output_bytes)
     assert (result.width, result.height, result.fps, result.frames) == (1280, 720, 24, 24 * 4)
@@ -292,7 +292,7 @@ def test_content_filter_fails_the_attempt_as_filtered(sandbox: VeoSandbox) -> No
     final = finish(provider, provider.submit(submission()))
     assert final.state is ProviderState.FAILED and final.content_filtered
     assert final.error == RAI_REASON
-    assert final.billed == {} and final.output_bytes is None
+    assert final.billed.as_dict() == {} and final.output_bytes is None
 
 
 def test_failed_operation_reports_googles_error(sandbox: VeoSandbox) -> None:
@@ -301,7 +301,7 @@ def test_failed_operation_reports_googles_error(sandbox: VeoSandbox) -> None:
     final = finish(provider, provider.submit(submission()))
     assert final.state is ProviderState.FAILED and not final.content_filtered
     assert final.error is not None and final.error.startswith("INTERNAL: ")
-    assert final.billed == {}
+    assert final.billed.as_dict() == {}
 
 
 def test_rate_limits_are_rate_limited_with_googles_retry_delay(sandbox: VeoSandbox) -> None:

@@ -1,4 +1,5 @@
-"""Figures for ARCHITECTURE §11, run by `make bench` (never timed assertions in `make test`).
+"""Figures for docs/architecture.md, "Numbers it is held to", run by `make bench` (never timed assertions in
+`make test`).
 
     make bench   # prints the import overhead of each Lambda entry point over its own third-party deps
                  # and keeps it in bench/results.json (section `cold_path`)

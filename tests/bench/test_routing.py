@@ -1,6 +1,6 @@
-"""Routing decision speed: p99 < 0.5 ms and >= 5,000 decisions/s over a 30-offer catalog on one core (issue 14; §11
-asked for 1 ms), with learned models and exploration in the context. `make bench` prints the figures and keeps them
-in bench/results.json (section `routing`).
+"""Routing decision speed: p99 < 0.5 ms and >= 5,000 decisions/s over a 30-offer catalog on one core (issue 14;
+the first target was 1 ms), with learned models and exploration in the context. `make bench` prints the figures and
+keeps them in bench/results.json (section `routing`).
 
 The mix is what the studio sends: drafts, premium 720p and 1080p, image-to-video under a cap, speech-to-video, camera
 moves. Cloud offers have a dozen measured runs (a learned spread and cost factor); the GPU's offers have one, so they

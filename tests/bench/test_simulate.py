@@ -1,8 +1,9 @@
-"""The cost outcome of ARCHITECTURE §11 on the sample month (`samples/workloads/month-1000.jsonl`, seed 1) and on
-two generated months (seeds 2 and 3). `make bench` prints the figures, keeps them in `bench/results.json` (section
-`simulate`, issue 9's JSON per month) and draws the sample month's chart to `bench/simulate-month-1000.png`.
+"""The cost outcome of docs/architecture.md, "Numbers it is held to", on the sample month
+(`samples/workloads/month-1000.jsonl`, seed 1) and on two generated months (seeds 2 and 3). `make bench` prints the
+figures, keeps them in `bench/results.json` (section `simulate`, issue 9's JSON per month) and draws the sample
+month's chart to `bench/simulate-month-1000.png`.
 
-The §11 targets are the no-regression row of issue 14's table, so they are checked where that row was measured: the
+The cost targets are the no-regression row of issue 14's table, so they are checked where that row was measured: the
 GPU charged energy plus depreciation (`full`, as `samples/scenarios/table-1-catalog-full.yaml`). The deployed default
 (`marginal`, energy only) is run beside it and recorded (`marginal_basis`), not asserted: there the GPU is cheap
 enough that GPU-only 512x512 drafts of 40 min-3 h each compete for it, and even the offline optimum misses deadlines

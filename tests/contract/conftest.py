@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -14,6 +16,7 @@ import yaml
 
 from hvr.local.moto_server import REGION, LockedMotoServer
 from hvr.local.provision import load_template, provision
+from router.models.common import utcnow
 from router.store.budgets import BudgetRepository
 from router.store.campaigns import CampaignsRepository
 from router.store.circuits import CircuitRepository
@@ -44,11 +47,22 @@ from router.store.protocols import (
 )
 
 
+class Clock:
+    """The jobs store's clock: the wall's, until a test sets `at`."""
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.at or utcnow()
+
+
 @dataclass(frozen=True)
 class Stores:
     """One backend's stores, typed as their protocols: mypy checks both implementations against them here."""
 
     backend: str
+    clock: Clock
     jobs: JobStore
     ledger: LedgerStore
     budgets: BudgetStore
@@ -80,18 +94,22 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
+def moto_client(service: str, url: str) -> Any:
+    return boto3.client(service, endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
 @pytest.fixture(params=["dynamodb", "memory"])
 def stores(request: pytest.FixtureRequest, tables_template: Path) -> Stores:
+    clock = Clock()
     if request.param == "memory":
-        return Stores("memory", MemoryJobs(), MemoryLedger(), MemoryBudgets(), MemoryCircuits(), MemoryLearned(),
-                      MemoryCampaigns(), MemoryKeys(), MemoryNonces())
-    url = request.getfixturevalue("moto_url")
-    ddb = boto3.client("dynamodb", endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
-                       aws_secret_access_key="testing")
+        return Stores("memory", clock, MemoryJobs(clock), MemoryLedger(), MemoryBudgets(), MemoryCircuits(),
+                      MemoryLearned(), MemoryCampaigns(), MemoryKeys(), MemoryNonces())
+    ddb = moto_client("dynamodb", request.getfixturevalue("moto_url"))
     # moto keeps one state per process: a stack name of its own gives each test empty tables.
     tables = provision({"dynamodb": ddb}, stack_name=f"c{uuid.uuid4().hex[:10]}", path=tables_template).table_names
     ledger = tables["LedgerTable"]
-    return Stores("dynamodb", JobsRepository(ddb, tables["JobsTable"]), LedgerRepository(ddb, ledger),
+    return Stores("dynamodb", clock, JobsRepository(ddb, tables["JobsTable"], clock), LedgerRepository(ddb, ledger),
                   BudgetRepository(ddb, tables["BudgetsTable"]), CircuitRepository(ddb, ledger),
                   LearnedRepository(ddb, ledger), CampaignsRepository(ddb, ledger),
                   KeysRepository(ddb, tables["KeysTable"]), NonceStore(ddb, tables["IdempotencyTable"]))

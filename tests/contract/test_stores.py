@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ParamValidationError
 
 from router.models.budget import BudgetUpdate, SpendMode
 from router.models.campaign import Campaign, InvalidItem, campaign_id
@@ -22,8 +22,8 @@ from router.models.ledger import LedgerEntry
 from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats, observe
 from router.store.budgets import BudgetRefused, Reservation
-from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite
-from router.store.keys import Principal, new_key
+from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite, StoreUnavailable
+from router.store.keys import KeyExists, Principal, new_key
 from router.store.learned import SEEN
 from router.store.memory import (
     MemoryBudgets,
@@ -50,8 +50,9 @@ from tests.contract.conftest import Stores
 NOW = datetime(2025, 3, 14, 12, 0, 0, 250000, tzinfo=UTC)
 PERIOD = "2025-03"
 SPEC = DeliveredSpec(width=832, height=480, frames=81, fps=16.0)
-# What DynamoDB (or botocore, before the call) refuses outright; the twins raise ValueError for the same requests.
-REFUSED_REQUEST = (ValueError, ParamValidationError, ClientError)
+# What botocore refuses before the call, or DynamoDB outright (the store raises that as StoreUnavailable); the twins
+# raise ValueError for the same requests.
+REFUSED_REQUEST = (ValueError, ParamValidationError, StoreUnavailable)
 
 
 def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
@@ -231,6 +232,17 @@ def test_amend_rewrites_only_a_terminal_job_keeping_its_status(stores: Stores) -
     assert (amended.status, amended.version, amended.attempts[0].status) == (
         JobStatus.CANCELLED, 2, AttemptStatus.CANCELLED)
     assert stores.jobs.get("acme", "job_1") == amended
+
+
+def test_each_new_version_is_stamped_by_the_stores_clock(stores: Stores) -> None:
+    stores.jobs.create(new_job("job_1", attempts=[attempt(settle_as="cancelled")]))
+    stores.clock.at = NOW + timedelta(hours=1)
+    assert stores.jobs.save(stores.jobs.get("acme", "job_1"), JobStatus.ROUTED).updated_at == stores.clock.at
+    stores.clock.at = NOW + timedelta(hours=2)
+    assert stores.jobs.update("acme", "job_1", lambda job: JobStatus.CANCELLED).updated_at == stores.clock.at
+    stores.clock.at = NOW + timedelta(hours=3)
+    assert stores.jobs.amend("acme", "job_1", lambda job: True).updated_at == stores.clock.at
+    assert stores.jobs.get("acme", "job_1").updated_at == NOW + timedelta(hours=3)
 
 
 def test_mark_notified_sets_the_flag_without_a_new_version(stores: Stores) -> None:
@@ -833,13 +845,12 @@ def test_a_key_finds_its_principal(stores: Stores) -> None:
     assert stores.keys.lookup(new_key()) is None
 
 
-def test_putting_a_key_twice_fails_with_botocores_error(stores: Stores) -> None:
-    """A quirk both keep: KeysRepository lets the conditional-check failure through as botocore's ClientError."""
+def test_putting_a_key_twice_is_a_conflict_that_keeps_the_first(stores: Stores) -> None:
     key = new_key()
     stores.keys.put(key, Principal(tenant="acme", role="member"), NOW)
-    with pytest.raises(ClientError) as failed:
+    with pytest.raises(KeyExists) as failed:
         stores.keys.put(key, Principal(tenant="beta", role="admin"), NOW)
-    assert failed.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert failed.value.status == 409 and key not in str(failed.value)
     assert stores.keys.lookup(key) == Principal(tenant="acme", role="member")
 
 

@@ -1,4 +1,4 @@
-"""API v1 over HTTP against the embedded stack (ARCHITECTURE §4)."""
+"""API v1 over HTTP against the embedded stack (docs/architecture.md, "API contract")."""
 
 import threading
 import time

@@ -104,7 +104,7 @@ def test_a_render_failed_by_the_clients_input_never_counts_against_the_targets_c
         assert stack.drain(lambda: deps.jobs.get("acme", job.id).status.terminal, timeout_s=60)
         job = deps.jobs.get("acme", job.id)
         assert job.status is JobStatus.FAILED
-        assert job.attempts[0].reason is not None and job.attempts[0].reason.startswith(f"{code}: ")
+        assert job.attempts[0].reason is not None and str(job.attempts[0].reason).startswith(f"{code}: ")
         assert len(job.attempts) == 1  # the same input would fail the same way: no retry on the offer
         assert routing_context(deps).targets[ProviderKind.LOCAL].circuit is Circuit.CLOSED
     finally:

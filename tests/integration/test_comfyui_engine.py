@@ -407,7 +407,7 @@ def test_runpod_handler_answers_like_worker_comfyui(sandbox: ComfyUISandbox, sto
     assert "workflow" in refused["error"]
 
 
-# -- the sandbox speaks ComfyUI's protocol (providers.md §4) -------------------------------------------------------
+# -- the sandbox speaks ComfyUI's protocol (docs/providers.md §4) ---------------------------------------------------
 
 
 def test_sandbox_websocket_messages_follow_comfyui_order(sandbox: ComfyUISandbox, store: Store) -> None:

@@ -103,7 +103,7 @@ def test_a_killed_agent_ends_its_attempt_agent_lost_and_the_job_falls_back_to_th
         deps.circuits.success("replicate")
     fallback_s = (done.attempts[1].started_at - killed).total_seconds()
     first, last = done.attempts[0], done.attempts[-1]
-    assert first.status is AttemptStatus.FAILED and (first.reason or "").startswith("agent_lost: agent-1")
+    assert first.status is AttemptStatus.FAILED and str(first.reason or "").startswith("agent_lost: agent-1")
     assert last.provider is ProviderKind.REPLICATE and done.status is JobStatus.SUCCEEDED, done.error
     polls = [m for m in sent if m.kind is MessageKind.POLL and m.attempt_id == first.id]
     # One chain, backing off: a poll a second or more apart until the bound, never a second chain beside it.
@@ -120,7 +120,7 @@ def test_a_local_only_job_without_deadline_fails_agent_lost_when_the_agent_is_go
     stack.agent.kill()
     done = finish(stack, deps, job.id)
     assert done.status is JobStatus.FAILED and done.error is not None and done.error.code == "agent_lost"
-    assert all((a.reason or "").startswith("agent_lost") for a in done.attempts)
+    assert all(str(a.reason or "").startswith("agent_lost") for a in done.attempts)
     assert [row.outcome for row in deps.ledger.for_job(TENANT, job.id)] == ["failed"]
 
 
@@ -149,7 +149,7 @@ def test_a_cloud_provider_unreachable_on_status_ends_provider_unreachable(stack,
         deps.circuits.success("runpod")
     assert done.status is JobStatus.FAILED and done.error is not None
     assert done.error.code == "provider_unreachable"
-    assert done.attempts and all((a.reason or "").startswith("provider_unreachable: runpod") for a in done.attempts)
+    assert done.attempts and all(str(a.reason or "").startswith("provider_unreachable: runpod") for a in done.attempts)
     # Backed off per attempt (about one call a second until the bound), not a storm of redeliveries.
     assert down.asked <= 6 * len(done.attempts)
 

@@ -137,7 +137,7 @@ def test_an_exploring_attempt_still_running_at_its_abandon_point_is_stopped_and_
     assert done.status is JobStatus.SUCCEEDED, done.error
     stopped, fallback = done.attempts
     assert stopped.status is AttemptStatus.FAILED and stopped.reason is not None
-    assert stopped.reason.startswith("exploration_abandoned:")
+    assert str(stopped.reason).startswith("exploration_abandoned:")
     assert fallback.provider is not ProviderKind.LOCAL and fallback.status is AttemptStatus.SUCCEEDED
     assert fallback.ended_at is not None and fallback.ended_at <= deadline
     assert fallback.explore_until is None  # a job explores once

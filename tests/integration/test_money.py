@@ -64,7 +64,7 @@ def test_a_cloud_render_bills_modelled_gpu_seconds_near_its_estimate(stack, deps
     [attempt] = job.attempts
     [entry] = deps.ledger.for_job("money-time", job.id)
     assert entry.unit == "gpu_second" and entry.energy_usd is None  # a cloud row keeps no local cost shares
-    assert attempt.estimated_render_s and attempt.billed["gpu_seconds"] == pytest.approx(attempt.estimated_render_s,
+    assert attempt.estimated_render_s and attempt.billed.gpu_seconds == pytest.approx(attempt.estimated_render_s,
                                                                                        rel=0.01)
     ratio = entry.actual_usd / entry.estimated_usd
     assert Decimal("0.3") <= ratio <= Decimal("1.5"), (entry.actual_usd, entry.estimated_usd)

@@ -69,7 +69,7 @@ def test_an_output_that_does_not_match_the_delivered_spec_fails_the_attempt(stac
     job = run(stack, deps, {**DRAFT_512, "prompt": "[sim:wrong-size] a lighthouse"})
 
     assert job.status is JobStatus.FAILED
-    assert job.attempts[0].reason is not None and job.attempts[0].reason.startswith("output_mismatch: size 256x512")
+    assert str(job.attempts[0].reason).startswith("output_mismatch: size 256x512")
     assert job.output is None
 
 

@@ -85,7 +85,7 @@ def test_an_expired_output_fails_the_attempt_with_the_reason(stack, deps) -> Non
     sandbox(stack, "replicate").plan.queue("download", Fault.OUTPUT_EXPIRED)
     job = run(stack, deps, REPLICATE_480)
     assert job.attempts[0].status is AttemptStatus.FAILED
-    assert (job.attempts[0].reason or "").startswith("output_rejected: HTTP 404")
+    assert str(job.attempts[0].reason or "").startswith("output_rejected: HTTP 404")
 
 
 def test_duplicate_webhooks_make_one_ledger_row(stack, deps) -> None:
@@ -116,7 +116,7 @@ class _EvilOutput:
 def test_an_output_url_outside_the_rules_fails_the_attempt(stack, deps, url: str) -> None:
     deps.providers[ProviderKind.REPLICATE] = _EvilOutput(deps.providers[ProviderKind.REPLICATE], url)
     job = run(stack, deps, {**REPLICATE_480, "max_cost_usd": "0.20"})
-    assert all((a.reason or "").startswith("output_rejected") for a in job.attempts)
+    assert all(str(a.reason or "").startswith("output_rejected") for a in job.attempts)
     assert job.status is JobStatus.FAILED and job.output is None
 
 
@@ -170,7 +170,7 @@ def test_an_input_that_keeps_failing_ends_after_bounded_tries_and_leaves_the_cir
 
     assert job.status is JobStatus.FAILED and job.error is not None and job.error.code == "input_unavailable"
     [attempt] = job.attempts  # the pinned offer's route to the input failed: no second try of it
-    assert (attempt.reason or "").startswith("input_unavailable: gave up after 6 submit tries: input image")
+    assert str(attempt.reason or "").startswith("input_unavailable: gave up after 6 submit tries: input image")
     assert host.connects == ["inputs.example.com"] * 6 and runpod.created == before
     assert deps.circuits.states(deps.clock()).get(target, Circuit.CLOSED) is Circuit.CLOSED
 
@@ -180,5 +180,5 @@ def test_an_input_resolving_to_loopback_ends_the_attempt_at_once(stack, deps, mo
     job = run(stack, deps, comfy_i2v("https://sneaky.example.com/in.png"))
     assert job.status is JobStatus.FAILED and job.error is not None and job.error.code == "input_rejected"
     [attempt] = job.attempts
-    assert "non-public address 127.0.0.1" in (attempt.reason or "") and attempt.submit_tries == 0
+    assert "non-public address 127.0.0.1" in str(attempt.reason or "") and attempt.submit_tries == 0
     assert host.connects == []

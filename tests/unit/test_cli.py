@@ -1,4 +1,4 @@
-"""`hvr` client commands against a local HTTP API whose toy functions answer as the real API does (§4 shapes)."""
+"""`hvr` client commands against a local HTTP API whose toy functions answer as the real API does (its shapes)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,24 @@ import pytest
 
 from hvr.cli import format_quote, main
 from hvr.local.gateway import LocalHttpApi, Route
+from router.models.api import Quote
+from router.models.job import JobView
 from router.services.learned import describe
 
 KEY = "hvr_test_key"
 VIDEO = b"\x00\x00\x00\x18ftypmp42 not really a video"
+
+
+def api_job(job_id: str, status: str, request: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A job as the API writes it: every field of its JobView, defaults included."""
+    body = {"id": job_id, "status": status, "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:05Z", "request": request, **fields}
+    return JobView.model_validate(body).model_dump(mode="json")
+
+
+def output(url: str) -> dict[str, Any]:
+    return {"s3_uri": "s3://hvr-outputs/acme/job_ok.mp4", "url": url, "content_type": "video/mp4",
+            "bytes": len(VIDEO), "width": 512, "height": 512, "frames": 16, "fps": 8.0, "duration_s": 2.0}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -27,11 +41,13 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any
 
 
 class FakeApi:
-    """Jobs advance one step per GET: accepted → running (50 %) → succeeded or failed."""
+    """Jobs advance one step per GET: accepted → running (50 %) → succeeded or failed. `job_odd` answers with a
+    status no JobView has, as a server of another version might."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.gets: dict[str, int] = {}
+        self.sent: dict[str, Any] = {}  # the last job body each id was answered with
         self.url = ""
 
     def routes(self) -> list[Route]:
@@ -58,33 +74,41 @@ class FakeApi:
             raise RuntimeError("server bug")
         if not job_id.startswith("job_"):
             return problem(404, "Not Found", f"no job {job_id}")
+        if job_id == "job_odd":
+            return {"statusCode": 200, "body": json.dumps({**self.job(job_id, "running", 0.5), "status": "paused"})}
+        if job_id == "job_newer":  # a server of a later version adds fields, at the top and inside
+            body = self.job(job_id, "running", 0.5)
+            body = {**body, "queue_position": 3, "request": {**body["request"], "seed_policy": "fixed"}}
+            return {"statusCode": 200, "body": json.dumps(body)}
         self.gets[job_id] = step = self.gets.get(job_id, 0) + 1
         if step == 1:
             return {"statusCode": 200, "body": json.dumps(self.job(job_id, "running", 0.5))}
         if job_id == "job_fail":
-            failed = self.job(job_id, "failed", 1.0)
-            failed["error"] = {"code": "provider_failed", "message": "the render crashed"}
+            failed = self.job(job_id, "failed", 1.0,
+                              error={"code": "provider_failed", "message": "the render crashed"})
             return {"statusCode": 200, "body": json.dumps(failed)}
-        done = self.job(job_id, "succeeded", 1.0)
-        done["output"] = {"url": f"{self.url}/files/{job_id}.mp4", "content_type": "video/mp4", "bytes": len(VIDEO)}
+        done = self.job(job_id, "succeeded", 1.0, output=output(f"{self.url}/files/{job_id}.mp4"))
         return {"statusCode": 200, "body": json.dumps(done)}
 
-    @staticmethod
-    def job(job_id: str, status: str, progress: float) -> dict[str, Any]:
-        return {"id": job_id, "status": status, "progress": progress, "output": None, "error": None}
+    def job(self, job_id: str, status: str, progress: float, **fields: Any) -> dict[str, Any]:
+        self.sent[job_id] = api_job(job_id, status, {"mode": "t2v", "prompt": "a boat"}, progress=progress, **fields)
+        return self.sent[job_id]
 
     def quote(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        delivered = {"width": 512, "height": 512, "frames": 16, "fps": 8.0}
         chosen = {"offer": "local/animatediff-sd15", "provider": "local", "target": "agent-1",
-                  "estimated_cost_usd": "0.2800", "estimated_ready_at": "2099-01-01T00:00:40Z", "score": 0.91,
+                  "estimated_cost_usd": "0.2800", "estimated_cost_p90_usd": "0.3100",
+                  "estimated_ready_at": "2099-01-01T00:00:40Z", "score": 0.91, "delivered": delivered,
                   "reason": "cheapest feasible"}
         candidates = [
-            {**chosen, "feasible": True, "reasons": []},
+            {key: chosen[key] for key in ("offer", "provider", "estimated_cost_usd", "estimated_cost_p90_usd",
+                                          "estimated_ready_at", "score", "delivered")} | {"feasible": True},
             {"offer": "veo/veo-3.1-fast", "provider": "veo", "feasible": False,
              "reasons": ["resolution: 512x512 not offered"], "estimated_cost_usd": "1.2000",
              "estimated_ready_at": None, "score": None},
         ]
-        return {"statusCode": 200, "body": json.dumps({"chosen": chosen, "fallbacks": ["replicate/wan-2.2-t2v-fast"],
-                                                       "candidates": candidates, "reasons": []})}
+        body = {"chosen": chosen, "fallbacks": ["replicate/wan-2.2-t2v-fast"], "candidates": candidates, "reasons": []}
+        return {"statusCode": 200, "body": json.dumps(Quote.model_validate(body).model_dump(mode="json"))}
 
     def keys(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.requests.append(event)
@@ -122,8 +146,8 @@ def test_submit_waits_with_progress_and_downloads(fake: FakeApi, tmp_path: Path,
                "--poll-interval", "0.01", "--download", str(out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    job = json.loads(captured.out)
-    assert job["status"] == "succeeded" and fake.gets["job_ok"] == 2
+    assert captured.out == json.dumps(fake.sent["job_ok"], indent=2) + "\n"  # the server's JSON, as it sent it
+    assert fake.sent["job_ok"]["status"] == "succeeded" and fake.gets["job_ok"] == 2
     assert out.read_bytes() == VIDEO
     assert " 50% running" in captured.err and "100% succeeded" in captured.err
     sent = fake.requests[0]
@@ -156,7 +180,8 @@ def test_validation_problem_is_printed_with_fields(fake: FakeApi, tmp_path: Path
 
 def test_status(fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "job_ok"]) == 0
-    assert json.loads(capsys.readouterr().out)["status"] == "running"
+    assert capsys.readouterr().out == json.dumps(fake.sent["job_ok"], indent=2) + "\n"
+    assert fake.sent["job_ok"]["status"] == "running"
     assert main(["status", "nope"]) == 2
     assert "error 404: Not Found: no job nope" in capsys.readouterr().err
 
@@ -194,6 +219,22 @@ def test_auth_server_and_connection_failures(fake: FakeApi, monkeypatch: pytest.
     assert "error 500: Internal Server Error" in capsys.readouterr().err
     assert main(["status", "job_ok", "--api-url", "http://127.0.0.1:9"]) == 1
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_an_answer_its_model_refuses_exits_1_with_one_line_naming_the_command_and_the_field(
+        fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "job_odd"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("hvr status: GET /v1/jobs/job_odd answered a body that is not a JobView: "
+                                   "status: Input should be 'accepted', "), captured.err
+    assert captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_fields_a_newer_server_adds_are_read_past_and_printed_as_sent(
+        fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "job_newer"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["queue_position"] == 3 and printed["request"]["seed_policy"] == "fixed"
 
 
 def test_unreadable_file_is_a_usage_error(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -244,11 +285,14 @@ class CalibrationApi:
         body = self.bodies[n]
         fails = body["model"] == "local/wan21-14b"  # e.g. the box lacks its weights
         status = ("failed" if fails else "succeeded") if done else "running"
-        attempt = {"offer": body["model"], "delivered": {"width": 832, "height": 480, "frames": 17, "fps": 16.0},
-                   "estimated_render_s": 4110.0, "billed": {"gpu_seconds": 411.0} if done and not fails else {}}
-        return {"id": f"job_{n}", "status": status, "request": body, "attempts": [attempt],
-                "cost": {"estimated_usd": "0.1233", "actual_usd": "0.0123" if done and not fails else "0.0000"},
-                "error": {"code": "provider_failed", "message": "no weights"} if done and fails else None}
+        attempt = {"n": 1, "id": f"att_{n}", "offer": body["model"], "provider": "local", "target": "agent-1",
+                   "status": status, "started_at": "2026-01-01T00:00:01Z",
+                   "delivered": {"width": 832, "height": 480, "frames": 17, "fps": 16.0},
+                   "estimated_cost_usd": "0.1233", "estimated_render_s": 4110.0,
+                   "billed": {"gpu_seconds": 411.0} if done and not fails else {}}
+        return api_job(f"job_{n}", status, body, attempts=[attempt],
+                       cost={"estimated_usd": "0.1233", "actual_usd": "0.0123" if done and not fails else "0.0000"},
+                       error={"code": "provider_failed", "message": "no weights"} if done and fails else None)
 
 
 def test_calibrate_submits_the_standard_set_pinned_to_local_offers_and_prints_each_against_the_catalog(
@@ -277,11 +321,16 @@ def test_quote_shows_learned_render_time_beside_the_catalog() -> None:
     summary = describe(38.0, 27, 2420.0)
     assert summary == "p50 38 s, learned from 27 runs; catalog 40 min"
     assert describe(2420.0, 0, 2420.0) == "p50 40 min, catalog (no runs yet)"
-    quote = {"candidates": [{"offer": "local/animatediff-sd15", "feasible": True, "score": 0.9},
-                            {"offer": "veo/veo-3.1", "feasible": False, "reasons": ["resolution: no"]}],
-             "learned": {"local/animatediff-sd15": {"summary": summary, "reference": "512x512, 16 frames", "runs": 27},
-                         "veo/veo-3.1": {"summary": "p50 1 min, catalog (no runs yet)", "reference": "-", "runs": 0}},
-             "chosen": None, "reasons": []}
+    figures = {"attempts": 27, "p50_s": 38.0, "p90_s": 52.0, "catalog_p50_s": 2420.0, "catalog_p90_s": 3000.0,
+               "time_factor": 0.016, "cost_factor": 1.0, "failure_rate": 0.0, "cold_start_s": 0.0}
+    quote = Quote.model_validate({
+        "candidates": [{"offer": "local/animatediff-sd15", "provider": "local", "feasible": True, "score": 0.9},
+                       {"offer": "veo/veo-3.1", "provider": "veo", "feasible": False, "reasons": ["resolution: no"]}],
+        "learned": {"local/animatediff-sd15": {**figures, "summary": summary, "reference": "512x512, 16 frames",
+                                               "runs": 27},
+                    "veo/veo-3.1": {**figures, "summary": "p50 1 min, catalog (no runs yet)", "reference": "-",
+                                    "runs": 0}},
+        "chosen": None, "fallbacks": [], "reasons": []})
     lines = format_quote(quote).splitlines()
     assert "  local/animatediff-sd15  p50 38 s, learned from 27 runs; catalog 40 min (512x512, 16 frames)" in lines
     assert not any("veo/veo-3.1  p50" in line for line in lines)  # infeasible and never run: only the catalog
@@ -289,12 +338,17 @@ def test_quote_shows_learned_render_time_beside_the_catalog() -> None:
 
 def test_quote_says_when_it_explores_and_when_it_gives_up() -> None:
     now = datetime(2026, 12, 4, 9, tzinfo=UTC)
-    chosen = {"offer": "local/wan21-14b", "target": "agent-1", "estimated_cost_usd": "0.6336",
-              "estimated_ready_at": "2026-12-04T11:50:00Z", "score": 0.98, "reason": "exploring local/wan21-14b",
+    chosen = {"offer": "local/wan21-14b", "provider": "local", "target": "agent-1", "estimated_cost_usd": "0.6336",
+              "estimated_cost_p90_usd": "0.7000", "estimated_ready_at": "2026-12-04T11:50:00Z", "score": 0.98,
+              "delivered": {"width": 832, "height": 480, "frames": 81, "fps": 16.0},
+              "reason": "exploring local/wan21-14b",
               "explored": "local/wan21-14b has 0 measured runs (fewer than 3) and agent-1 is idle; ...",
               "explore_until": "2026-12-04T11:48:47Z"}
-    lines = format_quote({"candidates": [], "chosen": chosen, "fallbacks": ["replicate/wan-2.2-t2v-fast"]}, now)
+    exploring = Quote.model_validate({"candidates": [], "chosen": chosen, "fallbacks": ["replicate/wan-2.2-t2v-fast"],
+                                      "reasons": []})
+    lines = format_quote(exploring, now).splitlines()
     assert "  exploring, abandoned at 11:48:47Z (+2h48m) if not done: local/wan21-14b has 0 measured runs" \
            " (fewer than 3) and agent-1 is idle; ..." in lines
-    plain = format_quote({"candidates": [], "chosen": {**chosen, "explored": None, "explore_until": None}}, now)
-    assert "abandoned at" not in plain
+    plain = Quote.model_validate({"candidates": [], "chosen": {**chosen, "explored": None, "explore_until": None},
+                                  "fallbacks": [], "reasons": []})
+    assert "abandoned at" not in format_quote(plain, now)

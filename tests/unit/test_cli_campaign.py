@@ -1,4 +1,4 @@
-"""`hvr campaign submit FILE` and `hvr campaign status ID` against a local HTTP API answering with §4 Campaigns."""
+"""`hvr campaign submit FILE` and `hvr campaign status ID` against a local HTTP API answering with API Campaigns."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from hvr.campaign_text import campaign_bar, campaign_body, format_campaign
 from hvr.cli import main
 from hvr.local.gateway import LocalHttpApi, Route
+from router.models.campaign import CampaignView
 
 KEY = "hvr_test_key"
 MANIFEST = "\n".join([
@@ -24,6 +25,7 @@ MANIFEST = "\n".join([
 
 
 def campaign(status: str, succeeded: int, running: int, failed: int = 0) -> dict[str, Any]:
+    """The campaign as the API writes it."""
     total = 4
     return {
         "id": "cmp_1", "name": "bf", "status": status, "created_at": "2026-11-20T09:00:00Z",
@@ -37,14 +39,23 @@ def campaign(status: str, succeeded: int, running: int, failed: int = 0) -> dict
         "items_at_risk": [{"item_id": "hero", "job_id": "job_h", "offer": "local/animatediff-sd15",
                            "projected_finish_at": None, "reason": "p90 ready after the deadline"}],
         "items_at_risk_total": 1,
-        "plan": {"local_items": 1, "cloud_items": 3, "planned_cost_usd": "2.4000",
-                 "all_cloud": {"cost_usd": "3.0000"}, "all_local": {"cost_usd": "1.1000", "items_late": 3}},
+        "plan": {"planned_at": "2026-11-20T09:00:30Z", "items": 4, "local_items": 1, "cloud_items": 3,
+                 "unplanned_items": 0, "unfunded_items": 0, "planned_cost_usd": "2.4000",
+                 "finish_at": "2099-01-01T00:00:00Z", "local_busy_s": 120.0,
+                 "all_cloud": {"cost_usd": "3.0000", "finish_at": None, "items_late": 0, "items_impossible": 0},
+                 "all_local": {"cost_usd": "1.1000", "finish_at": None, "items_late": 3, "items_impossible": 0},
+                 "replans": 0},
         "progress_as_of": "2026-11-20T09:01:00Z", "error": None,
     }
 
 
+def view(body: dict[str, Any]) -> CampaignView:
+    return CampaignView.model_validate(body)
+
+
 class FakeCampaignApi:
-    """A campaign advances one step per GET: expanding → running → completed."""
+    """A campaign advances one step per GET: expanding → running → completed. `cmp_odd` answers without its
+    counts, as a server of another version might."""
 
     def __init__(self, end: str = "completed") -> None:
         self.posted: list[dict[str, Any]] = []
@@ -64,6 +75,9 @@ class FakeCampaignApi:
         return {"statusCode": 202, "body": json.dumps(campaign("expanding", 0, 0))}
 
     def get(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event["pathParameters"]["id"] == "cmp_odd":
+            odd = {key: value for key, value in campaign("running", 1, 2).items() if key != "counts"}
+            return {"statusCode": 200, "body": json.dumps(odd)}
         if event["pathParameters"]["id"] != "cmp_1":
             return {"statusCode": 404, "headers": {"Content-Type": "application/problem+json"},
                     "body": json.dumps({"title": "Not found", "status": 404, "detail": "campaign nope not found"})}
@@ -96,14 +110,15 @@ def test_a_manifest_becomes_a_post_body_with_line_numbers_as_item_ids(tmp_path: 
 
 
 def test_the_bar_counts_finished_items_and_shows_running_ones() -> None:
-    assert campaign_bar(campaign("running", 1, 2), width=8) == "[##>>>>..]  25% 1/4 running"
-    assert campaign_bar(campaign("completed", 4, 0), width=8) == "[########] 100% 4/4 completed"
-    text = format_campaign(campaign("running", 1, 2))
+    assert campaign_bar(view(campaign("running", 1, 2)), width=8) == "[##>>>>..]  25% 1/4 running"
+    assert campaign_bar(view(campaign("completed", 4, 0)), width=8) == "[########] 100% 4/4 completed"
+    text = format_campaign(view(campaign("running", 1, 2)))
     assert "spent $1.2000 of budget $25.0000, projected $2.4000" in text
     assert ("plan: 1 on the local GPU, 3 in the cloud, $2.4000 (all cloud $3.0000, all local $1.1000 with 3 late)"
             in text)
     assert "offers: veo/veo-3.1-fast 3, local/animatediff-sd15 1" in text
     assert "line 4 (4) (line): not JSON" in text and "hero local/animatediff-sd15: p90 ready after the deadline" in text
+    assert text.endswith("\n  as of 2026-11-20T09:01:00Z")  # the moment as the API wrote it
 
 
 def test_submit_waits_with_a_progress_bar(fake: FakeCampaignApi, tmp_path: Path,
@@ -126,6 +141,21 @@ def test_status_prints_once_or_watches_and_exits_1_when_items_failed(fake: FakeC
     assert "failed 1" in capsys.readouterr().out
     assert main(["campaign", "status", "nope"]) == 2
     assert "campaign nope not found" in capsys.readouterr().err
+
+
+def test_status_json_prints_the_campaign_as_the_server_sent_it(fake: FakeCampaignApi,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["campaign", "status", "cmp_1", "--json"]) == 0
+    assert capsys.readouterr().out == json.dumps(campaign("running", 1, 2), indent=2) + "\n"
+
+
+def test_a_campaign_its_model_refuses_exits_1_naming_the_command_and_the_field(
+        fake: FakeCampaignApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["campaign", "status", "cmp_odd", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == ("hvr campaign status: GET /v1/campaigns/cmp_odd answered a body that is not a "
+                            "CampaignView: counts: Field required\n")
+    assert captured.out == ""
 
 
 def test_more_than_a_thousand_items_are_refused_before_sending(fake: FakeCampaignApi, tmp_path: Path,

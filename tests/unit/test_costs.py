@@ -15,7 +15,9 @@ from router.models.ledger import LedgerEntry
 from router.models.offer import LocalCostBasis, LocalEnergyPricing, with_local_cost_basis
 from router.policy.catalog import Catalog, load_catalog
 from router.services.costs import (
+    CostReport,
     GroupBy,
+    TcoReport,
     WindowError,
     cost_report,
     local_gpu_costs,
@@ -148,7 +150,8 @@ def test_the_cli_table_shows_what_the_api_returns() -> None:
     rows = [row("2026-11-02T10:00:00Z", actual="0.2800", estimated="0.3000"),
             row("2026-11-02T10:00:00Z", tenant="beta", actual="12.5000", estimated="11.0000",
                 offer="veo/veo-3.1-fast")]
-    text = format_costs(cost_report(FakeLedger(rows), *NOV, GroupBy.TENANT, None).model_dump(mode="json"))
+    sent = cost_report(FakeLedger(rows), *NOV, GroupBy.TENANT, None).model_dump(mode="json")
+    text = format_costs(CostReport.model_validate(sent))  # as the CLI reads the API's answer
     lines = text.splitlines()
     assert lines[0] == "costs 2026-11-01 to 2026-11-30, all tenants, by tenant"
     assert lines[2].split() == ["tenant", "videos", "actual", "estimated"]
@@ -317,7 +320,7 @@ def test_on_the_marginal_basis_local_renders_cost_energy_and_the_gpu_is_a_fixed_
     assert gpu.utilization == pytest.approx(2420 / (30 * 86400), abs=1e-6)
     # The counterfactual "all local" is priced on the same basis: energy only (19,470 GPU-s for the WAN clip).
     assert report.options[2].total_usd == Decimal("0.0726") + Decimal("0.5841")
-    text = format_tco(report.model_dump(mode="json"))
+    text = format_tco(TcoReport.model_validate(report.model_dump(mode="json")))
     assert "local GPU (marginal basis): fixed $219.0000/month ($0.30/h depreciation), $216.0000 over this window" \
         in text
     assert "variable spend $0.1232 (local energy $0.0726) + fixed $216.0000 = $216.1232" in text

@@ -1,4 +1,5 @@
-"""SSRF rules for provider output downloads (reliability §6), against loopback servers and a fake resolver."""
+"""SSRF rules for provider output downloads (docs/architecture.md, "Admission and tenancy"), against loopback
+servers and a fake resolver."""
 
 import socket
 import threading

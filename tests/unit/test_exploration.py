@@ -15,6 +15,7 @@ import pytest
 
 from router.models.common import ProviderKind
 from router.models.decision import Chosen, Decision
+from router.models.outcome import AttemptCode
 from router.models.request import VideoRequest
 from router.policy import localqueue
 from router.policy.catalog import load_catalog
@@ -213,5 +214,5 @@ def test_cloud_offers_are_not_explored_by_default() -> None:
 
 
 def test_an_abandoned_exploration_rules_the_offer_out_for_the_job() -> None:
-    failures = [("local/wan21-14b", ProviderKind.LOCAL, "exploration_abandoned: not done by its abandon point")]
+    failures = [("local/wan21-14b", ProviderKind.LOCAL, AttemptCode.EXPLORATION_ABANDONED)]
     assert excluded_offers(failures, OFFERS) == frozenset({"local/wan21-14b"})

@@ -1,4 +1,4 @@
-"""ARCHITECTURE §11: Lambda entry points stay import-light (heavy SDKs only where used)."""
+"""docs/architecture.md, "Numbers it is held to": Lambda entry points stay import-light (heavy SDKs only where used)."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""router.signing: what the agent accepts and refuses (ARCHITECTURE §8, reliability §7)."""
+"""router.signing: what the agent accepts and refuses (docs/architecture.md, "Security between router and agent")."""
 
 from __future__ import annotations
 

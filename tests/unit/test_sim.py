@@ -24,6 +24,7 @@ from hvr.sim.truth import Outage, Truth, TruthConfig
 from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind, money
 from router.models.offer import with_local_cost_basis
+from router.models.outcome import AttemptCode
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
 from router.policy.engine import route
@@ -733,7 +734,8 @@ def test_an_abandoned_exploration_frees_the_gpu_at_its_abandon_point_and_the_job
     job, other = run.jobs
     tried, fallback = job.attempts
     assert tried.offer.provider is ProviderKind.LOCAL and tried.explore_until is not None
-    assert tried.status == "failed" and tried.reason.startswith("exploration_abandoned: ")
+    assert tried.status == "failed" and tried.reason is not None
+    assert tried.reason.code is AttemptCode.EXPLORATION_ABANDONED
     assert tried.ended_at == tried.explore_until and tried.started_at is not None
     assert tried.gpu_seconds == pytest.approx(tried.explore_until - tried.started_at)  # billed what it ran
     assert tried.cost > 0

@@ -1,4 +1,4 @@
-"""The node-schema validator answers the way ComfyUI's validate_prompt does (providers.md §4)."""
+"""The node-schema validator answers the way ComfyUI's validate_prompt does (docs/providers.md §4)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ class Queue:
 
 def deps(dev_hosts: str | None = None) -> Any:
     settings = Settings.model_validate({"HVR_JOBS_TABLE": "j", "HVR_LEDGER_TABLE": "l", "HVR_BUCKET": "b",
-                                        "HVR_JOBS_QUEUE_URL": "q", "HVR_CALLBACK_SECRET": SECRET,
+                                        "HVR_JOBS_QUEUE_URL": "q", "HVR_KEYS_TABLE": "k", "HVR_BUDGETS_TABLE": "bt",
+                                        "HVR_IDEMPOTENCY_TABLE": "i", "HVR_ALERTS_TOPIC_ARN": "a",
+                                        "HVR_EVENTS_TOPIC_ARN": "e", "HVR_CALLBACK_SECRET": SECRET,
                                         "HVR_DEV_CALLBACK_HOSTS": dev_hosts or ""})
     return SimpleNamespace(settings=settings, clock=utcnow, queue=Queue(), time_scale=1.0)
 
