@@ -28,14 +28,19 @@ from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue
 from router.store.nonces import NonceStore
 from router.store.protocols import (
+    Alerts,
+    Artifacts,
     BudgetStore,
     CampaignStore,
     CircuitStore,
+    Events,
     JobStore,
     KeyStore,
     LearnedStore,
+    LedgerExports,
     LedgerStore,
     Nonces,
+    Queue,
 )
 
 
@@ -52,8 +57,8 @@ class Deps:
 
     jobs: JobStore
     ledger: LedgerStore
-    artifacts: ArtifactStore
-    queue: JobQueue
+    artifacts: Artifacts
+    queue: Queue
     catalog: Catalog
     providers: Mapping[ProviderKind, VideoProvider]
     learned: LearnedStore
@@ -61,10 +66,10 @@ class Deps:
     keys: KeyStore
     budgets: BudgetStore
     campaigns: CampaignStore  # admission checks a request's campaign_id against it
-    exports: LedgerExport
-    alerts: AlertPublisher
+    exports: LedgerExports
+    alerts: Alerts
     nonces: Nonces
-    events: EventPublisher
+    events: Events
     settings: Settings
     probe: Callable[[Path], Any] = _default_probe
     clock: Callable[[], datetime] = utcnow

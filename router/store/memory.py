@@ -1,4 +1,4 @@
-"""In-memory twins of the DynamoDB stores, for tests of the services that use them.
+"""In-memory twins of the stores (DynamoDB, and the S3, SQS and SNS ones), for tests of the services that use them.
 
 Each twin keeps its store's semantics (conditional writes, idempotence, orderings, cursors, the errors raised) and
 shares its pure logic with the DynamoDB class rather than restating it; tests/contract runs the same tests on both.
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from router.models.budget import Budget, BudgetUpdate, SpendMode
 from router.models.campaign import Campaign, InvalidItem
@@ -26,10 +29,13 @@ from router.models.job import Job, JobStatus
 from router.models.ledger import LedgerEntry
 from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats
+from router.store.artifacts import OUTPUT_TTL_S, VIDEO_TYPE
 from router.store.budgets import BudgetRefused, Reservation
 from router.store.campaigns import ItemRow, StoredCampaign, invalid_keys, own_rows
 from router.store.circuits import circuit_state, open_until
-from router.store.errors import NotFound, StaleWrite
+from router.store.errors import NotFound, StaleWrite, StoreUnavailable
+from router.store.exports import PREFIX as EXPORT_PREFIX
+from router.store.exports import export_key
 from router.store.jobs import (
     INDEX_ATTRIBUTES,
     OPEN_SHARDS,
@@ -45,6 +51,7 @@ from router.store.jobs import (
 from router.store.keys import KeyExists, Principal, hash_key
 from router.store.learned import learn
 from router.store.ledger import rank_offers
+from router.store.messages import WorkerMessage
 
 
 def _refused_by_dynamodb(reason: str) -> ValueError:
@@ -547,3 +554,90 @@ class MemoryNonces:
                 return False
             self._seen.add(item_id)
         return True
+
+
+# --- S3, SQS and SNS --------------------------------------------------------------------------------------------
+
+
+class MemoryArtifacts:
+    """Objects by key. Presigned URLs name the object (`memory://bucket/key`) but nothing serves them: a test
+    that needs a provider to GET an input or PUT an output uses the embedded stack."""
+
+    def __init__(self, bucket: str = "hvr-memory") -> None:
+        self.bucket = bucket
+        self._lock = threading.Lock()
+        self._objects: dict[str, bytes] = {}
+
+    def presign_put(self, key: str, content_type: str = VIDEO_TYPE, expires_s: int = OUTPUT_TTL_S) -> str:
+        return f"memory://{self.bucket}/{key}?method=PUT&expires={expires_s}"
+
+    def presign_get(self, key: str, expires_s: int = 3600) -> str:
+        return f"memory://{self.bucket}/{key}?method=GET&expires={expires_s}"
+
+    def upload_stream(self, key: str, stream: BinaryIO, content_type: str = VIDEO_TYPE) -> None:
+        self.put(key, stream.read())
+
+    def put(self, key: str, body: bytes) -> None:
+        with self._lock:
+            self._objects[key] = body
+
+    def size(self, key: str) -> int | None:
+        with self._lock:
+            body = self._objects.get(key)
+        return len(body) if body is not None else None
+
+    def download(self, key: str, directory: str | None = None) -> Path:
+        with self._lock:
+            body = self._objects.get(key)
+        if body is None:  # S3 answers NoSuchKey, which the store lets through as unavailable
+            raise StoreUnavailable(f"GetObject: NoSuchKey {key}")
+        with tempfile.NamedTemporaryFile(suffix=Path(key).suffix, dir=directory, delete=False) as handle:
+            handle.write(body)
+        return Path(handle.name)
+
+
+class MemoryQueue:
+    """Messages in the order sent, each with its delay; the test decides when a delayed one is due."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: deque[tuple[WorkerMessage, float]] = deque()
+
+    def send(self, message: WorkerMessage, delay_s: float = 0) -> None:
+        with self._lock:
+            self._messages.append((message, delay_s))
+
+    def take(self) -> tuple[WorkerMessage, float] | None:
+        with self._lock:
+            return self._messages.popleft() if self._messages else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._messages)
+
+
+class MemoryExports:
+    def __init__(self) -> None:
+        self._rows: dict[str, LedgerEntry] = {}  # by export key: writing a row again rewrites it, as in S3
+
+    def write(self, entry: LedgerEntry) -> None:
+        self._rows[export_key(entry)] = entry
+
+    def read_day(self, day: str) -> builtins.list[LedgerEntry]:
+        return [row for key, row in sorted(self._rows.items()) if key.startswith(f"{EXPORT_PREFIX}/dt={day}/")]
+
+
+class MemoryAlerts:
+    def __init__(self) -> None:
+        self.published: builtins.list[tuple[str, str]] = []  # (message, subject)
+
+    def publish(self, message: str, subject: str) -> None:
+        self.published.append((message, subject[:100]))
+
+
+class MemoryEvents:
+    def __init__(self) -> None:
+        self.ended: builtins.list[Job] = []
+
+    def job_ended(self, job: Job) -> None:
+        self.ended.append(job.model_copy(deep=True))

@@ -1,4 +1,4 @@
-"""The stores as contracts, so services can depend on what a store does rather than on DynamoDB.
+"""The stores as contracts, so services can depend on what a store does rather than on DynamoDB, S3, SQS or SNS.
 
 The boto3-backed repositories and their in-memory twins (router.store.memory) both satisfy these; the contract tests
 (tests/contract) run one set of tests against both, which is what keeps the twins honest.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # the store modules import botocore: only their types are needed here
     from datetime import date, datetime
     from decimal import Decimal
+    from pathlib import Path
 
     from router.models.budget import Budget, BudgetUpdate, SpendMode
     from router.models.campaign import Campaign, InvalidItem
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # the store modules import botocore: only their types are nee
     from router.store.budgets import Reservation
     from router.store.campaigns import ItemRow, StoredCampaign
     from router.store.keys import Principal
+    from router.store.messages import WorkerMessage
 
 
 @runtime_checkable
@@ -148,3 +150,43 @@ class KeyStore(Protocol):
 @runtime_checkable
 class Nonces(Protocol):
     def first_seen(self, scope: str, value: str, expires_at: int) -> bool: ...
+
+
+# --- S3, SQS and SNS ----------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Artifacts(Protocol):
+    bucket: str
+
+    def presign_put(self, key: str, content_type: str = ..., expires_s: int = ...) -> str: ...
+
+    def presign_get(self, key: str, expires_s: int = ...) -> str: ...
+
+    def upload_stream(self, key: str, stream: BinaryIO, content_type: str = ...) -> None: ...
+
+    def size(self, key: str) -> int | None: ...
+
+    def download(self, key: str, directory: str | None = None) -> Path: ...
+
+
+@runtime_checkable
+class Queue(Protocol):
+    def send(self, message: WorkerMessage, delay_s: float = 0) -> None: ...
+
+
+@runtime_checkable
+class LedgerExports(Protocol):
+    def write(self, entry: LedgerEntry) -> None: ...
+
+    def read_day(self, day: str) -> builtins.list[LedgerEntry]: ...
+
+
+@runtime_checkable
+class Alerts(Protocol):
+    def publish(self, message: str, subject: str) -> None: ...
+
+
+@runtime_checkable
+class Events(Protocol):
+    def job_ended(self, job: Job) -> None: ...

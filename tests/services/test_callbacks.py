@@ -2,8 +2,6 @@
 
 import base64
 import socket
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -12,27 +10,14 @@ from router.models.common import utcnow
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest
 from router.services import callbacks
-from router.settings import Settings
 from router.store.messages import MessageKind, WorkerMessage
+from tests.twins import Twins, twins
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 
-class Queue:
-    def __init__(self) -> None:
-        self.sent: list[tuple[WorkerMessage, float]] = []
-
-    def send(self, message: WorkerMessage, delay_s: float = 0) -> None:
-        self.sent.append((message, delay_s))
-
-
-def deps(dev_hosts: str | None = None) -> Any:
-    settings = Settings.model_validate({"HVR_JOBS_TABLE": "j", "HVR_LEDGER_TABLE": "l", "HVR_BUCKET": "b",
-                                        "HVR_JOBS_QUEUE_URL": "q", "HVR_KEYS_TABLE": "k", "HVR_BUDGETS_TABLE": "bt",
-                                        "HVR_IDEMPOTENCY_TABLE": "i", "HVR_ALERTS_TOPIC_ARN": "a",
-                                        "HVR_EVENTS_TOPIC_ARN": "e", "HVR_CALLBACK_SECRET": SECRET,
-                                        "HVR_DEV_CALLBACK_HOSTS": dev_hosts or ""})
-    return SimpleNamespace(settings=settings, clock=utcnow, queue=Queue(), time_scale=1.0)
+def deps(dev_hosts: str | None = None) -> Twins:
+    return twins({}, HVR_CALLBACK_SECRET=SECRET, HVR_DEV_CALLBACK_HOSTS=dev_hosts or "")
 
 
 def finished_job(callback_url: str) -> Job:
@@ -73,7 +58,7 @@ def rebinding(monkeypatch) -> list[str]:
 
 
 def test_the_post_goes_to_the_checked_address_however_dns_answers_next(sent, rebinding) -> None:
-    callbacks.deliver(finished_job("https://hooks.example.com/cb?ref=7"), MESSAGE, deps())
+    callbacks.deliver(finished_job("https://hooks.example.com/cb?ref=7"), MESSAGE, deps().deps)
 
     [request] = sent
     assert request.url.host == "34.1.2.3" and request.url.path == "/cb" and request.url.query == b"ref=7"
@@ -85,9 +70,9 @@ def test_the_post_goes_to_the_checked_address_however_dns_answers_next(sent, reb
 def test_a_name_resolving_to_loopback_gets_nothing(sent, monkeypatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo",
                         lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
-    queue_deps = deps()
-    callbacks.deliver(finished_job("https://hooks.example.com/cb"), MESSAGE, queue_deps)
-    assert sent == [] and queue_deps.queue.sent == []  # refused, and not retried
+    world = deps()
+    callbacks.deliver(finished_job("https://hooks.example.com/cb"), MESSAGE, world.deps)
+    assert sent == [] and len(world.queue) == 0  # refused, and not retried
 
 
 def test_a_redirect_is_not_followed(monkeypatch, rebinding) -> None:
@@ -98,12 +83,13 @@ def test_a_redirect_is_not_followed(monkeypatch, rebinding) -> None:
         return httpx.Response(302, headers={"location": "http://127.0.0.1:8188/prompt"})
 
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle)
-    queue_deps = deps()
-    callbacks.deliver(finished_job("https://hooks.example.com/cb"), MESSAGE, queue_deps)
-    assert len(requests) == 1 and len(queue_deps.queue.sent) == 1  # a failed delivery, retried later
+    world = deps()
+    callbacks.deliver(finished_job("https://hooks.example.com/cb"), MESSAGE, world.deps)
+    assert len(requests) == 1 and len(world.queue) == 1  # a failed delivery, retried later
 
 
 def test_dev_callback_hosts_still_deliver_to_their_loopback_stand_in(sent) -> None:
-    callbacks.deliver(finished_job("https://hooks.example.test/cb"), MESSAGE, deps("hooks.example.test=127.0.0.1:9"))
+    world = deps("hooks.example.test=127.0.0.1:9")
+    callbacks.deliver(finished_job("https://hooks.example.test/cb"), MESSAGE, world.deps)
     [request] = sent
     assert str(request.url) == "http://127.0.0.1:9/cb"

@@ -1,0 +1,203 @@
+"""An attempt's life through the worker, on the stores' in-memory twins (tests/twins.py): how each way an attempt
+ends is recorded — its typed reason, its ledger row and outcome, the budget it held, the fallback it leads to.
+
+The provider is a scripted VideoProvider that answers inline (as Veo may, with the video's bytes), so the real
+finalize path stores and probes a real MP4."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import tempfile
+from collections import deque
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hvr.sandbox.base import render_mp4
+from router.models.budget import BudgetUpdate, period_of
+from router.models.common import ProviderKind, utcnow
+from router.models.job import AttemptStatus, Job, JobStatus
+from router.models.outcome import AttemptCode, AttemptOutcome, Billed
+from router.models.request import VideoRequest
+from router.providers.base import (
+    ProviderState,
+    ProviderStatus,
+    Submission,
+    TargetHealth,
+    VideoProvider,
+)
+from router.services import cancel, submit
+from router.store.artifacts import output_key
+from tests.twins import Twins, twins
+
+VEO = ProviderKind.VEO
+REQUEST = {"mode": "t2v", "prompt": "a lighthouse at dusk", "resolution": "720p", "duration_s": 4,
+           "deadline_s": 6 * 3600}
+
+
+@functools.cache
+def video(width: int, height: int, frames: int, fps: float) -> bytes:
+    """A real MP4 of that spec, encoded once per session (encoding dominates these tests' time)."""
+    with tempfile.TemporaryDirectory(prefix="hvr-twins-") as folder:
+        return render_mp4(Path(folder) / "out.mp4", width, height, frames, fps, "veo", "twins").read_bytes()
+
+
+class ScriptedVeo(VideoProvider):
+    """Each submission takes the next scripted ending: `ok` (the MP4 it was asked for), `wrong_size`, `crash`
+    (the provider's own failure), `filtered` (its safety filter), or `running` (never ends)."""
+
+    kind = VEO
+
+    def __init__(self, endings: list[str]) -> None:
+        self.endings = deque(endings)
+        self.jobs: dict[str, tuple[Submission, str]] = {}
+        self.cancelled: list[str] = []
+        self._ids = itertools.count(1)
+
+    @property
+    def target_name(self) -> str:
+        return "veo"
+
+    def _submit(self, submission: Submission) -> ProviderStatus:
+        job_id = f"operations/{next(self._ids)}"
+        self.jobs[job_id] = (submission, self.endings.popleft())
+        return ProviderStatus(job_id, ProviderState.RUNNING)
+
+    def _lookup(self, attempt_id: str) -> ProviderStatus | None:
+        return next((self._status(ref) for ref, (sub, _) in self.jobs.items() if sub.attempt_id == attempt_id), None)
+
+    def _status(self, provider_job_id: str) -> ProviderStatus:
+        submission, ending = self.jobs[provider_job_id]
+        spec = submission.delivered
+        if ending == "running":
+            return ProviderStatus(provider_job_id, ProviderState.RUNNING, progress=0.5)
+        if ending == "crash":
+            return ProviderStatus(provider_job_id, ProviderState.FAILED, error="INTERNAL: the render crashed")
+        if ending == "filtered":
+            return ProviderStatus(provider_job_id, ProviderState.FAILED, error="celebrity likeness",
+                                  content_filtered=True)
+        width = spec.width // 2 if ending == "wrong_size" else spec.width
+        return ProviderStatus(provider_job_id, ProviderState.SUCCEEDED, progress=1.0,
+                              billed=Billed(output_seconds=spec.duration_s),
+                              output_bytes=video(width, spec.height, spec.frames, spec.fps))
+
+    def _cancel(self, provider_job_id: str) -> ProviderStatus:
+        self.cancelled.append(provider_job_id)
+        return ProviderStatus(provider_job_id, ProviderState.CANCELLED)
+
+    def _health(self) -> TargetHealth:
+        return TargetHealth(name="veo", up=True)
+
+
+def started(endings: list[str]) -> tuple[Twins, ScriptedVeo, Job]:
+    veo = ScriptedVeo(endings)
+    world = twins({VEO: veo}, HVR_EXPLORATION_SHARE="0")
+    job = submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", world.deps)
+    return world, veo, job
+
+
+def test_a_delivered_attempt_stores_its_video_and_writes_one_priced_ledger_row() -> None:
+    world, _, job = started(["ok"])
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.SUCCEEDED and done.output is not None and done.error is None
+    attempt = done.attempts[0]
+    assert attempt.status is AttemptStatus.SUCCEEDED and attempt.reason is None
+    assert attempt.billed.output_seconds == pytest.approx(attempt.delivered.duration_s)
+    assert world.artifacts.size(output_key("acme", job.id, attempt.id)) == done.output.bytes
+    [row] = world.deps.ledger.for_job("acme", job.id)
+    assert row.outcome is AttemptOutcome.SUCCEEDED and row.unit == "output_second"
+    assert row.actual_usd == (row.unit_price_usd * Decimal(f"{attempt.delivered.duration_s:.3f}")).quantize(
+        Decimal("0.0001")) == done.cost.actual_usd > 0
+    assert [ended.status for ended in world.events.ended] == [JobStatus.SUCCEEDED]
+
+
+def test_a_provider_failure_is_bad_luck_the_same_offer_is_tried_again() -> None:
+    world, _, job = started(["crash", "ok"])
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    first, second = done.attempts
+    assert done.status is JobStatus.SUCCEEDED and first.offer == second.offer
+    assert first.reason is not None and first.reason.code is AttemptCode.PROVIDER_FAILED
+    assert str(first.reason) == "provider_failed: INTERNAL: the render crashed"
+    rows = world.deps.ledger.for_job("acme", job.id)
+    assert [r.outcome for r in rows] == [AttemptOutcome.FAILED, AttemptOutcome.SUCCEEDED]
+    assert done.cost.actual_usd == sum((r.actual_usd for r in rows), Decimal(0))
+
+
+def test_an_output_of_the_wrong_size_rules_its_offer_out_for_the_job() -> None:
+    world, _, job = started(["wrong_size", "ok"])
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    first, second = done.attempts
+    assert first.reason is not None and first.reason.code is AttemptCode.OUTPUT_MISMATCH
+    assert first.offer != second.offer and done.status is JobStatus.SUCCEEDED
+    assert [r.outcome for r in world.deps.ledger.for_job("acme", job.id)] == [AttemptOutcome.FAILED,
+                                                                               AttemptOutcome.SUCCEEDED]
+
+
+def test_a_content_filter_bills_nothing_and_rules_out_every_offer_of_its_provider() -> None:
+    world, _, job = started(["filtered"])
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.FAILED and done.error is not None and done.error.code == "content_filtered"
+    [attempt] = done.attempts
+    assert attempt.reason is not None and attempt.reason.code is AttemptCode.CONTENT_FILTERED
+    [row] = world.deps.ledger.for_job("acme", job.id)
+    assert row.outcome is AttemptOutcome.CONTENT_FILTERED and row.actual_usd == 0
+
+
+def test_a_budget_holds_the_estimate_while_it_runs_and_settles_to_the_ledger() -> None:
+    world, _, job = started(["ok"])
+    now = world.deps.clock()
+    world.deps.budgets.put("tenant:acme", period_of(now), BudgetUpdate(limit_usd=Decimal(100)), now, by="test")
+    world.run()
+    [row] = world.deps.ledger.for_job("acme", job.id)
+    budget = world.deps.budgets.get_many(["tenant:acme"], period_of(now))["tenant:acme"]
+    assert budget.spent_usd == row.actual_usd and budget.reserved_usd == 0
+    assert budget.remaining_usd == Decimal(100) - row.actual_usd
+
+
+def test_a_budget_no_offer_fits_rejects_the_job_and_nothing_is_billed() -> None:
+    veo = ScriptedVeo(["ok"])
+    world = twins({VEO: veo}, HVR_EXPLORATION_SHARE="0")
+    now = world.deps.clock()
+    world.deps.budgets.put("tenant:acme", period_of(now), BudgetUpdate(limit_usd=Decimal("0.01")), now, by="test")
+    job = submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", world.deps)
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.REJECTED and done.error is not None and done.error.code == "budget_exhausted"
+    assert not done.attempts and not veo.jobs and world.deps.ledger.for_job("acme", job.id) == []
+
+
+def test_a_cancel_stops_the_render_at_the_provider_and_closes_the_attempt_with_its_reason() -> None:
+    world, veo, job = started(["running"])
+    while not veo.jobs:
+        world.step()
+    cancelled = cancel.cancel("acme", job.id, world.deps)
+    assert cancelled.status is JobStatus.CANCELLED and veo.cancelled == list(veo.jobs)
+    [attempt] = cancelled.attempts
+    assert attempt.status is AttemptStatus.CANCELLED and attempt.reason is not None
+    assert attempt.reason.code is AttemptCode.CANCELLED
+    [row] = world.deps.ledger.for_job("acme", job.id)
+    assert row.outcome is AttemptOutcome.CANCELLED and row.actual_usd == 0  # nothing delivered, per-second pricing
+
+
+def test_a_job_past_its_deadline_expires_and_its_open_attempt_is_stopped() -> None:
+    world, veo, job = started(["running"])
+    while not veo.jobs:
+        world.step()
+    assert job.deadline is not None
+    late = job.deadline + timedelta(seconds=1)
+    world.deps.clock = lambda: late
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.EXPIRED and done.error is not None and done.error.code == "deadline_expired"
+    assert done.updated_at == late  # the jobs store stamps the Deps' clock
+    [attempt] = done.attempts
+    assert attempt.reason is not None and attempt.reason.code is AttemptCode.EXPIRED
+    assert [r.outcome for r in world.deps.ledger.for_job("acme", job.id)] == [AttemptOutcome.EXPIRED]
+    assert utcnow() < late

@@ -1,0 +1,97 @@
+"""The services wired to the in-memory twins of every store (router.store.memory): no AWS, no moto, no network.
+
+For tests of what the services decide and record. Whatever is about DynamoDB itself (conditional writes under real
+concurrency, the wire shape of items) stays with tests/contract and the embedded stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from router.models.common import ProviderKind
+from router.policy.catalog import Catalog, load_catalog
+from router.providers.base import VideoProvider
+from router.services import worker
+from router.services.deps import Deps
+from router.settings import Settings
+from router.store.memory import (
+    MemoryAlerts,
+    MemoryArtifacts,
+    MemoryBudgets,
+    MemoryCampaigns,
+    MemoryCircuits,
+    MemoryEvents,
+    MemoryExports,
+    MemoryJobs,
+    MemoryKeys,
+    MemoryLearned,
+    MemoryLedger,
+    MemoryNonces,
+    MemoryQueue,
+)
+
+# The names a deployment's settings must carry; the twins never read them.
+_NAMES = {"HVR_JOBS_TABLE": "jobs", "HVR_LEDGER_TABLE": "ledger", "HVR_BUCKET": "hvr-memory",
+          "HVR_JOBS_QUEUE_URL": "memory://jobs", "HVR_KEYS_TABLE": "keys", "HVR_BUDGETS_TABLE": "budgets",
+          "HVR_IDEMPOTENCY_TABLE": "nonces", "HVR_ALERTS_TOPIC_ARN": "memory://alerts",
+          "HVR_EVENTS_TOPIC_ARN": "memory://events"}
+
+
+def twin_settings(**env: Any) -> Settings:
+    return Settings.model_validate({**_NAMES, **env})
+
+
+@dataclass
+class Twins:
+    """Deps on twins, with the twins themselves typed for the tests that look inside them."""
+
+    deps: Deps
+    jobs: MemoryJobs
+    queue: MemoryQueue
+    artifacts: MemoryArtifacts
+    alerts: MemoryAlerts
+    events: MemoryEvents
+    delays: list[float] = field(default_factory=list)  # of every message run, in order
+
+    def step(self) -> None:
+        """Deliver the next queued message (there must be one)."""
+        taken = self.queue.take()
+        assert taken is not None, "the queue is empty"
+        self.delays.append(taken[1])
+        worker.handle(taken[0], self.deps)
+
+    def run(self, limit: int = 200) -> int:
+        """Deliver queued messages to the worker until none is left (a delayed one as if its delay had passed);
+        how many ran. `limit` stops a chain that never ends."""
+        ran = 0
+        while ran < limit and (taken := self.queue.take()) is not None:
+            message, delay_s = taken
+            self.delays.append(delay_s)
+            worker.handle(message, self.deps)
+            ran += 1
+        assert ran < limit, f"the queue still held messages after {limit}"
+        return ran
+
+
+def twins(providers: Mapping[ProviderKind, VideoProvider], catalog: Catalog | None = None,
+          clock: Callable[[], datetime] | None = None, **env: Any) -> Twins:
+    queue, artifacts, alerts, events = MemoryQueue(), MemoryArtifacts(_NAMES["HVR_BUCKET"]), MemoryAlerts(), \
+        MemoryEvents()
+
+    def now() -> datetime:  # late-bound, as build_deps does: a test may move the clock on the Deps
+        return deps.clock()
+
+    jobs = MemoryJobs(clock=now)
+    settings = twin_settings(**env)
+    deps = Deps(jobs=jobs, ledger=MemoryLedger(), artifacts=artifacts, queue=queue,
+                catalog=catalog or load_catalog(), providers=dict(providers), learned=MemoryLearned(),
+                circuits=MemoryCircuits(), keys=MemoryKeys(), budgets=MemoryBudgets(), campaigns=MemoryCampaigns(),
+                exports=MemoryExports(), alerts=alerts, nonces=MemoryNonces(), events=events, settings=settings,
+                time_scale=settings.time_scale, max_attempts=settings.max_attempts,
+                max_submit_tries=settings.max_submit_tries)
+    if clock is not None:
+        deps.clock = clock
+    return Twins(deps=deps, jobs=jobs, queue=queue, artifacts=artifacts, alerts=alerts, events=events)
