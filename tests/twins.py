@@ -11,13 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from router.models.common import ProviderKind
-from router.policy.catalog import Catalog, load_catalog
-from router.providers.base import VideoProvider
-from router.services import worker
-from router.services.deps import Deps
-from router.settings import Settings
-from router.store.memory import (
+from hvr.memory import (
     MemoryAlerts,
     MemoryArtifacts,
     MemoryBudgets,
@@ -32,6 +26,12 @@ from router.store.memory import (
     MemoryNonces,
     MemoryQueue,
 )
+from router.models.common import ProviderKind
+from router.policy.catalog import Catalog, load_catalog
+from router.providers.base import VideoProvider
+from router.services import worker
+from router.services.deps import Deps
+from router.settings import Settings
 
 # The names a deployment's settings must carry; the twins never read them.
 _NAMES = {"HVR_JOBS_TABLE": "jobs", "HVR_LEDGER_TABLE": "ledger", "HVR_BUCKET": "hvr-memory",

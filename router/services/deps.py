@@ -53,7 +53,7 @@ def _default_probe(path: Path) -> Any:
 @dataclass
 class Deps:
     """Every collaborator is required: a deployment has them all (the template wires every table and topic), and a
-    test hands in the in-memory twins (router.store.memory) rather than leaving one out."""
+    test hands in the in-memory twins (hvr.memory) rather than leaving one out."""
 
     jobs: JobStore
     ledger: LedgerStore

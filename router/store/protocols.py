@@ -1,6 +1,6 @@
 """The stores as contracts, so services can depend on what a store does rather than on DynamoDB, S3, SQS or SNS.
 
-The boto3-backed repositories and their in-memory twins (router.store.memory) both satisfy these; the contract tests
+The boto3-backed repositories and their in-memory twins (hvr.memory) both satisfy these; the contract tests
 (tests/contract) run one set of tests against both, which is what keeps the twins honest.
 """
 

@@ -16,15 +16,7 @@ import yaml
 
 from hvr.local.moto_server import REGION, LockedMotoServer
 from hvr.local.provision import load_template, provision
-from router.models.common import utcnow
-from router.store.budgets import BudgetRepository
-from router.store.campaigns import CampaignsRepository
-from router.store.circuits import CircuitRepository
-from router.store.jobs import JobsRepository
-from router.store.keys import KeysRepository
-from router.store.learned import LearnedRepository
-from router.store.ledger import LedgerRepository
-from router.store.memory import (
+from hvr.memory import (
     MemoryBudgets,
     MemoryCampaigns,
     MemoryCircuits,
@@ -34,6 +26,14 @@ from router.store.memory import (
     MemoryLedger,
     MemoryNonces,
 )
+from router.models.common import utcnow
+from router.store.budgets import BudgetRepository
+from router.store.campaigns import CampaignsRepository
+from router.store.circuits import CircuitRepository
+from router.store.jobs import JobsRepository
+from router.store.keys import KeysRepository
+from router.store.learned import LearnedRepository
+from router.store.ledger import LedgerRepository
 from router.store.nonces import NonceStore
 from router.store.protocols import (
     BudgetStore,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hvr.memory import MemoryArtifacts, MemoryExports
 from router.store.artifacts import ArtifactStore
 from router.store.errors import StoreUnavailable
 from router.store.exports import LedgerExport
-from router.store.memory import MemoryArtifacts, MemoryExports
 from router.store.protocols import Artifacts, LedgerExports
 from tests.contract.conftest import moto_client
 from tests.contract.test_stores import NOW, entry

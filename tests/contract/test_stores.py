@@ -12,6 +12,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ParamValidationError
 
+from hvr.memory import (
+    MemoryBudgets,
+    MemoryCampaigns,
+    MemoryCircuits,
+    MemoryJobs,
+    MemoryKeys,
+    MemoryLearned,
+    MemoryLedger,
+    MemoryNonces,
+)
 from router.models.budget import BudgetUpdate, SpendMode
 from router.models.campaign import Campaign, InvalidItem, campaign_id
 from router.models.campaign_plan import PlanInput
@@ -25,16 +35,6 @@ from router.store.budgets import BudgetRefused, Reservation
 from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite, StoreUnavailable
 from router.store.keys import KeyExists, Principal, new_key
 from router.store.learned import SEEN
-from router.store.memory import (
-    MemoryBudgets,
-    MemoryCampaigns,
-    MemoryCircuits,
-    MemoryJobs,
-    MemoryKeys,
-    MemoryLearned,
-    MemoryLedger,
-    MemoryNonces,
-)
 from router.store.protocols import (
     BudgetStore,
     CampaignStore,

@@ -1,7 +1,8 @@
 """In-memory twins of the stores (DynamoDB, and the S3, SQS and SNS ones), for tests of the services that use them.
 
-Each twin keeps its store's semantics (conditional writes, idempotence, orderings, cursors, the errors raised) and
-shares its pure logic with the DynamoDB class rather than restating it; tests/contract runs the same tests on both.
+They live outside the runtime package: no Lambda runs them, so the layer never carries them. Each twin keeps its
+store's semantics (conditional writes, idempotence, orderings, cursors, the errors raised) and shares its pure logic
+with the DynamoDB class rather than restating it; tests/contract runs the same tests on both.
 Values are stored as the JSON documents DynamoDB would hold (or as immutable values), so a caller never holds a
 reference into the store and every read round-trips exactly as a DynamoDB read does. One lock per store: a
 store's reads and writes are atomic, as a single DynamoDB request is; callbacks run outside it.
