@@ -260,13 +260,14 @@ class MemoryBudgets:
                        if row_period == period]
         return sorted(budgets, key=lambda b: b.scope)
 
-    def put(self, scope: str, period: str, update: BudgetUpdate, now: datetime, by: str) -> Budget:
+    def put(self, scope: str, period: str, update: BudgetUpdate, now: datetime, by: str,
+            spent_before: Decimal = Decimal(0)) -> Budget:
         with self._lock:
             row = self._budgets.get((scope, period))
             if row is None:
                 row = self._budgets[(scope, period)] = _BudgetRow(
                     limit=update.limit_usd, thresholds=[], spend_mode=update.spend_mode or SpendMode.NORMAL,
-                    mode_by=by, mode_at=iso(now))
+                    mode_by=by, mode_at=iso(now), spent=spent_before)
             elif update.spend_mode is not None:
                 row.spend_mode, row.mode_by, row.mode_at = update.spend_mode, by, iso(now)
             row.limit, row.thresholds = update.limit_usd, list(update.thresholds)

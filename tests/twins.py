@@ -6,9 +6,14 @@ concurrency, the wire shape of items) stays with tests/contract and the embedded
 
 from __future__ import annotations
 
+import functools
+import itertools
+import tempfile
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from hvr.memory import (
@@ -26,9 +31,11 @@ from hvr.memory import (
     MemoryNonces,
     MemoryQueue,
 )
+from hvr.sandbox.base import render_mp4
 from router.models.common import ProviderKind
+from router.models.outcome import Billed
 from router.policy.catalog import Catalog, load_catalog
-from router.providers.base import VideoProvider
+from router.providers.base import ProviderState, ProviderStatus, Submission, TargetHealth, VideoProvider
 from router.services import worker
 from router.services.deps import Deps
 from router.settings import Settings
@@ -95,3 +102,57 @@ def twins(providers: Mapping[ProviderKind, VideoProvider], catalog: Catalog | No
     if clock is not None:
         deps.clock = clock
     return Twins(deps=deps, jobs=jobs, queue=queue, artifacts=artifacts, alerts=alerts, events=events)
+
+
+@functools.cache
+def video(width: int, height: int, frames: int, fps: float) -> bytes:
+    """A real MP4 of that spec, encoded once per session (encoding dominates these tests' time)."""
+    with tempfile.TemporaryDirectory(prefix="hvr-twins-") as folder:
+        return render_mp4(Path(folder) / "out.mp4", width, height, frames, fps, "veo", "twins").read_bytes()
+
+
+class ScriptedVeo(VideoProvider):
+    """Each submission takes the next scripted ending: `ok` (the MP4 it was asked for), `wrong_size`, `crash`
+    (the provider's own failure), `filtered` (its safety filter), or `running` (never ends)."""
+
+    kind = ProviderKind.VEO
+
+    def __init__(self, endings: list[str]) -> None:
+        self.endings = deque(endings)
+        self.jobs: dict[str, tuple[Submission, str]] = {}
+        self.cancelled: list[str] = []
+        self._ids = itertools.count(1)
+
+    @property
+    def target_name(self) -> str:
+        return "veo"
+
+    def _submit(self, submission: Submission) -> ProviderStatus:
+        job_id = f"operations/{next(self._ids)}"
+        self.jobs[job_id] = (submission, self.endings.popleft())
+        return ProviderStatus(job_id, ProviderState.RUNNING)
+
+    def _lookup(self, attempt_id: str) -> ProviderStatus | None:
+        return next((self._status(ref) for ref, (sub, _) in self.jobs.items() if sub.attempt_id == attempt_id), None)
+
+    def _status(self, provider_job_id: str) -> ProviderStatus:
+        submission, ending = self.jobs[provider_job_id]
+        spec = submission.delivered
+        if ending == "running":
+            return ProviderStatus(provider_job_id, ProviderState.RUNNING, progress=0.5)
+        if ending == "crash":
+            return ProviderStatus(provider_job_id, ProviderState.FAILED, error="INTERNAL: the render crashed")
+        if ending == "filtered":
+            return ProviderStatus(provider_job_id, ProviderState.FAILED, error="celebrity likeness",
+                                  content_filtered=True)
+        width = spec.width // 2 if ending == "wrong_size" else spec.width
+        return ProviderStatus(provider_job_id, ProviderState.SUCCEEDED, progress=1.0,
+                              billed=Billed(output_seconds=spec.duration_s),
+                              output_bytes=video(width, spec.height, spec.frames, spec.fps))
+
+    def _cancel(self, provider_job_id: str) -> ProviderStatus:
+        self.cancelled.append(provider_job_id)
+        return ProviderStatus(provider_job_id, ProviderState.CANCELLED)
+
+    def _health(self) -> TargetHealth:
+        return TargetHealth(name="veo", up=True)

@@ -22,6 +22,7 @@ from router.models.budget import SCOPE_PATTERN, Budget, BudgetUpdate, period_of
 from router.models.common import Circuit, iso
 from router.policy import learning
 from router.providers.base import offer_health
+from router.services import money
 from router.services.deps import default_deps
 from router.services.learned import offer_learned, reference_render
 from router.services.uploads import UploadTicket, presign_upload
@@ -92,4 +93,4 @@ def put_budget(
     caller = principal(router, admin=True)
     deps = default_deps()
     now = deps.clock()
-    return json_response(deps.budgets.put(scope, period_of(now), body, now, by=f"api:{caller.tenant}"))
+    return json_response(money.set_budget(deps, scope, body, now, by=f"api:{caller.tenant}"))

@@ -129,9 +129,9 @@ class EmbeddedStack:
         if not self.background:
             return self
         self._spawn("sqs", self._poll_forever)
-        for function, every_s in self.stack.schedules():
+        for function, every_s, event in self.stack.schedules():
             self._spawn(f"schedule-{function}", self._every, _handler(template, function), function,
-                        max(0.5, every_s / self.time_scale))
+                        max(0.5, every_s / self.time_scale), event)
         if self.agent is not None and self.restart_agent:
             self._spawn("agent-supervisor", self._supervise_agent)
         return self
@@ -279,11 +279,12 @@ class EmbeddedStack:
                 self.notify(f"agent process exited and could not be restarted: {exc}")
                 wait_s = min(30.0, wait_s * 4)
 
-    def _every(self, handler: Callable[[dict[str, Any], Any], Any], function: str, period_s: float) -> None:
+    def _every(self, handler: Callable[[dict[str, Any], Any], Any], function: str, period_s: float,
+               event: dict[str, Any]) -> None:
         context = LambdaContextStub(function_name=function)
         while not self._stop.wait(period_s):
             try:
-                handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, context)
+                handler(event, context)
             except Exception:  # a failed invocation, as in Lambda: logged, and the schedule goes on
                 logging.getLogger(__name__).exception("%s failed", function)
 

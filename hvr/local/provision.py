@@ -77,6 +77,7 @@ class Route:
 class Schedule(NamedTuple):
     function_logical_id: str
     rate_seconds: int  # the template's period; divide by the time scale locally
+    event: dict[str, Any]  # what EventBridge hands the function: the rule's `Input`, or its scheduled-event shape
 
 
 class SqsSource(NamedTuple):
@@ -100,6 +101,7 @@ def http_routes(template: Mapping[str, Any]) -> list[Route]:
 
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(second|minute|hour|day)s?\s*\)$")
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_SCHEDULED_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
 
 def schedules(template: Mapping[str, Any]) -> list[Schedule]:
@@ -113,7 +115,8 @@ def schedules(template: Mapping[str, Any]) -> list[Schedule]:
         match = _RATE.match(expression.strip())
         if not match:
             raise NotKnownLocally(f"{logical}: only rate(...) schedules run locally, not {expression!r}")
-        found.append(Schedule(logical, int(match.group(1)) * _UNIT_SECONDS[match.group(2)]))
+        event_in = json.loads(event["Input"]) if "Input" in event else dict(_SCHEDULED_EVENT)
+        found.append(Schedule(logical, int(match.group(1)) * _UNIT_SECONDS[match.group(2)], event_in))
     return found
 
 

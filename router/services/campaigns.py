@@ -60,6 +60,7 @@ from router.policy.context import RoutingContext, TargetState
 from router.policy.plan import PLAN_REASON, PlanParams, idle_local, item_input, plan
 from router.services.context import learned_snapshot, priced_queue, routing_context
 from router.services.deps import Deps, default_deps
+from router.services.money import set_budget
 from router.services.submit import InvalidInput, admission_errors
 from router.store.aws import client
 from router.store.campaigns import (
@@ -316,8 +317,8 @@ def _set_budget(campaign: Campaign, spec: CampaignSpec, deps: Deps) -> None:
     if spec.budget_usd is None:
         return
     now = deps.clock()
-    deps.budgets.put(f"campaign:{campaign.id}", period_of(now), BudgetUpdate(limit_usd=spec.budget_usd), now,
-                     by=f"campaign:{campaign.id}")
+    set_budget(deps, f"campaign:{campaign.id}", BudgetUpdate(limit_usd=spec.budget_usd), now,
+               by=f"campaign:{campaign.id}")
 
 
 # --- intake: lines → item rows and invalid lines --------------------------------------------------------------

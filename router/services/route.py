@@ -19,6 +19,7 @@ from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus
 from router.models.offer import Offer
 from router.models.outcome import NOTHING_BILLED, AttemptCode, AttemptOutcome, AttemptReason, Billed
 from router.policy import learning
+from router.policy.context import RoutingContext
 from router.policy.engine import route
 from router.policy.fallback import excluded_offers
 from router.policy.learning import Observation
@@ -156,7 +157,7 @@ def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: dateti
         decision = follow_plan(decision, planned_offer(job), context)
         chosen = decision.chosen
         if chosen is None:
-            refused = refused or _budget_blocked(decision)
+            refused = refused or _budget_blocked(decision, context)
             return decision, refused
         try:
             money.reserve(deps, job.tenant, job.request.campaign_id, job.id, _attempt_id(job),
@@ -169,13 +170,18 @@ def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: dateti
                     decided_at=now), refused
 
 
-def _budget_blocked(decision: Decision) -> BudgetRefused | None:
-    """When budgets are the only thing in the way, name the scope (the job ends `budget_exhausted`)."""
+def _budget_blocked(decision: Decision, context: RoutingContext) -> BudgetRefused | None:
+    """When budgets are the only thing in the way (the job ends `budget_exhausted`): the cheapest offer they
+    refused, the scope with the least left among those that refused it, what that scope has left and the offer's
+    p90 estimate — the figures `GET /v1/budgets` and `POST /v1/quotes` show at this moment."""
     blocked = [c for c in decision.candidates if c.reasons and all(r.code == Refusal.BUDGET for r in c.reasons)]
     if not blocked:
         return None
-    scope = blocked[0].reasons[0].scope or "budget"
-    return BudgetRefused(scope, Decimal(0), blocked[0].estimated_cost_p90_usd or Decimal(0))
+    cheapest = min(blocked, key=lambda c: (c.estimated_cost_p90_usd is None, c.estimated_cost_p90_usd or 0, c.offer))
+    left = {budget.scope: budget.remaining_usd for budget in context.budgets}
+    scope = min((r.scope for r in cheapest.reasons if r.scope in left), key=lambda s: left[s], default=None)
+    return BudgetRefused(scope or "budget", left.get(scope or "", Decimal(0)),
+                         cheapest.estimated_cost_p90_usd or Decimal(0))
 
 
 def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:

@@ -90,3 +90,13 @@ def _action(job: Job, now: datetime, scale: float) -> str | None:
     if attempt is not None and attempt.poll_due_at is not None:
         return None if chain_alive(attempt, now, scale) else "poll"
     return "poll" if quiet_s >= POLL_TIMEOUT_S else None
+
+
+@dataclass
+class DailyReport:
+    drift: list[money.Drift]
+
+
+def daily(deps: Deps) -> DailyReport:
+    """Once a day: every budget's spend counter checked against the ledger (drift is logged and alerted)."""
+    return DailyReport(drift=money.report_drift(deps, deps.clock()))

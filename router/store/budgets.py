@@ -70,11 +70,13 @@ class BudgetRepository:
                 return sorted((_budget(i) for i in items), key=lambda b: b.scope)
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def put(self, scope: str, period: str, update: BudgetUpdate, now: datetime, by: str) -> Budget:
-        """Create or change a budget; remaining is recomputed from what is already spent and reserved."""
+    def put(self, scope: str, period: str, update: BudgetUpdate, now: datetime, by: str,
+            spent_before: Decimal = Decimal(0)) -> Budget:
+        """Create or change a budget; remaining is recomputed from what is already spent and reserved. A new budget
+        starts from `spent_before` (what the scope already spent this period); a changed one keeps its count."""
         for _ in range(5):
             current = self._raw(scope, period) or {}
-            spent = Decimal(current.get("spent_usd", {}).get("N", "0"))
+            spent = Decimal(current["spent_usd"]["N"]) if current else spent_before
             reserved = Decimal(current.get("reserved_usd", {}).get("N", "0"))
             version = int(current.get("version", {}).get("N", "0"))
             item = {

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from router.models.common import iso
+from router.models.common import iso, money
 from router.models.ledger import LedgerEntry
 from router.store.errors import aws_errors
 
@@ -85,6 +85,12 @@ def rank_offers(rows: Iterable[LedgerEntry], scope: str, limit: int) -> list[dic
             totals[row.offer] = totals.get(row.offer, Decimal(0)) + row.actual_usd
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [{"offer": offer, "actual_usd": f"{usd:.4f}"} for offer, usd in ranked]
+
+
+def spent_in(rows: Iterable[LedgerEntry], scope: str) -> Decimal:
+    """What a budget scope spent, over the rows given (one period's): the one definition of spend that budgets,
+    cost reports, charts and refusals all agree with."""
+    return money(sum((row.actual_usd for row in rows if in_scope(row, scope)), Decimal(0)))
 
 
 def in_scope(row: LedgerEntry, scope: str) -> bool:

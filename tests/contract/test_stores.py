@@ -480,6 +480,13 @@ def test_a_new_budget_has_everything_left(stores: Stores) -> None:
     assert (budget.thresholds, budget.spend_mode) == ([0.5, 0.8], SpendMode.NORMAL)
     assert (budget.spend_mode_changed_by, budget.spend_mode_changed_at) == ("admin", NOW)
     assert stores.budgets.get_many(["tenant:acme", "global"], PERIOD) == {"tenant:acme": budget}
+
+
+def test_a_new_budget_starts_from_what_was_spent_before_it_and_a_change_keeps_its_count(stores: Stores) -> None:
+    made = stores.budgets.put("tenant:acme", PERIOD, limit("10"), NOW, "admin", spent_before=Decimal("2.5"))
+    assert (made.spent_usd, made.remaining_usd) == (Decimal("2.5000"), Decimal("7.5000"))
+    changed = stores.budgets.put("tenant:acme", PERIOD, limit("4"), NOW, "admin", spent_before=Decimal("9"))
+    assert (changed.spent_usd, changed.remaining_usd) == (Decimal("2.5000"), Decimal("1.5000"))
     assert stores.budgets.get_many(["tenant:acme"], "2025-04") == {}
 
 

@@ -153,8 +153,12 @@ def test_http_api_uses_the_lambda_authorizer_and_only_public_routes_skip_it() ->
                                                             for r in routes}
 
 
-def test_sweeper_runs_every_minute() -> None:
-    assert schedules(T) == [Schedule("SweeperFunction", 60)]
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+def test_sweeper_runs_every_minute_and_checks_the_books_daily() -> None:
+    assert schedules(T) == [Schedule("SweeperFunction", 60, SCHEDULED),
+                            Schedule("SweeperFunction", 86400, {"task": "daily"})]
 
 
 # --- least privilege ------------------------------------------------------------------------------------------
@@ -451,7 +455,7 @@ def test_invocation_helpers_say_what_the_template_says(aws: dict[str, Any]) -> N
         Route("GET", "/v1/openapi.json", "ApiFunction", auth=False),
         Route("POST", "/v1/webhooks/{provider}", "WebhooksFunction", auth=False),
     ]
-    assert stack.schedules() == [("SweeperFunction", 60)]
+    assert stack.schedules() == [("SweeperFunction", 60, SCHEDULED), ("SweeperFunction", 86400, {"task": "daily"})]
     assert stack.sqs_sources() == [SqsSource("WorkerFunction", "JobsQueue", 10),
                                    SqsSource("CampaignsFunction", "CampaignsQueue", 1)]
 
@@ -468,7 +472,7 @@ def _template(events: dict[str, Any], api_auth: dict[str, Any] | None = None) ->
                                                       ("rate(1 day)", 86400)])
 def test_schedule_rates(expression: str, seconds: int) -> None:
     template = _template({"E": {"Type": "Schedule", "Properties": {"Schedule": expression}}})
-    assert schedules(template) == [Schedule("Fn", seconds)]
+    assert schedules(template) == [Schedule("Fn", seconds, SCHEDULED)]
 
 
 def test_cron_schedules_are_refused_and_disabled_ones_skipped() -> None:

@@ -1,100 +1,32 @@
 """An attempt's life through the worker, on the stores' in-memory twins (tests/twins.py): how each way an attempt
 ends is recorded — its typed reason, its ledger row and outcome, the budget it held, the fallback it leads to.
 
-The provider is a scripted VideoProvider that answers inline (as Veo may, with the video's bytes), so the real
-finalize path stores and probes a real MP4."""
+The provider is a scripted VideoProvider (tests/twins.py `ScriptedVeo`) that answers inline, as Veo may, with the
+video's bytes, so the real finalize path stores and probes a real MP4."""
 
 from __future__ import annotations
 
-import functools
-import itertools
-import tempfile
-from collections import deque
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from hvr.sandbox.base import render_mp4
 from router.models.budget import BudgetUpdate, period_of
 from router.models.common import ProviderKind, utcnow
 from router.models.job import AttemptStatus, Job, JobStatus
-from router.models.outcome import AttemptCode, AttemptOutcome, Billed
+from router.models.outcome import AttemptCode, AttemptOutcome
 from router.models.request import VideoRequest
-from router.providers.base import (
-    ProviderState,
-    ProviderStatus,
-    Submission,
-    TargetHealth,
-    VideoProvider,
-)
 from router.services import cancel, submit
 from router.store.artifacts import output_key
-from tests.twins import Twins, twins
+from tests.twins import ScriptedVeo, Twins, twins
 
-VEO = ProviderKind.VEO
 REQUEST = {"mode": "t2v", "prompt": "a lighthouse at dusk", "resolution": "720p", "duration_s": 4,
            "deadline_s": 6 * 3600}
 
 
-@functools.cache
-def video(width: int, height: int, frames: int, fps: float) -> bytes:
-    """A real MP4 of that spec, encoded once per session (encoding dominates these tests' time)."""
-    with tempfile.TemporaryDirectory(prefix="hvr-twins-") as folder:
-        return render_mp4(Path(folder) / "out.mp4", width, height, frames, fps, "veo", "twins").read_bytes()
-
-
-class ScriptedVeo(VideoProvider):
-    """Each submission takes the next scripted ending: `ok` (the MP4 it was asked for), `wrong_size`, `crash`
-    (the provider's own failure), `filtered` (its safety filter), or `running` (never ends)."""
-
-    kind = VEO
-
-    def __init__(self, endings: list[str]) -> None:
-        self.endings = deque(endings)
-        self.jobs: dict[str, tuple[Submission, str]] = {}
-        self.cancelled: list[str] = []
-        self._ids = itertools.count(1)
-
-    @property
-    def target_name(self) -> str:
-        return "veo"
-
-    def _submit(self, submission: Submission) -> ProviderStatus:
-        job_id = f"operations/{next(self._ids)}"
-        self.jobs[job_id] = (submission, self.endings.popleft())
-        return ProviderStatus(job_id, ProviderState.RUNNING)
-
-    def _lookup(self, attempt_id: str) -> ProviderStatus | None:
-        return next((self._status(ref) for ref, (sub, _) in self.jobs.items() if sub.attempt_id == attempt_id), None)
-
-    def _status(self, provider_job_id: str) -> ProviderStatus:
-        submission, ending = self.jobs[provider_job_id]
-        spec = submission.delivered
-        if ending == "running":
-            return ProviderStatus(provider_job_id, ProviderState.RUNNING, progress=0.5)
-        if ending == "crash":
-            return ProviderStatus(provider_job_id, ProviderState.FAILED, error="INTERNAL: the render crashed")
-        if ending == "filtered":
-            return ProviderStatus(provider_job_id, ProviderState.FAILED, error="celebrity likeness",
-                                  content_filtered=True)
-        width = spec.width // 2 if ending == "wrong_size" else spec.width
-        return ProviderStatus(provider_job_id, ProviderState.SUCCEEDED, progress=1.0,
-                              billed=Billed(output_seconds=spec.duration_s),
-                              output_bytes=video(width, spec.height, spec.frames, spec.fps))
-
-    def _cancel(self, provider_job_id: str) -> ProviderStatus:
-        self.cancelled.append(provider_job_id)
-        return ProviderStatus(provider_job_id, ProviderState.CANCELLED)
-
-    def _health(self) -> TargetHealth:
-        return TargetHealth(name="veo", up=True)
-
-
 def started(endings: list[str]) -> tuple[Twins, ScriptedVeo, Job]:
     veo = ScriptedVeo(endings)
-    world = twins({VEO: veo}, HVR_EXPLORATION_SHARE="0")
+    world = twins({ProviderKind.VEO: veo}, HVR_EXPLORATION_SHARE="0")
     job = submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", world.deps)
     return world, veo, job
 
@@ -163,7 +95,7 @@ def test_a_budget_holds_the_estimate_while_it_runs_and_settles_to_the_ledger() -
 
 def test_a_budget_no_offer_fits_rejects_the_job_and_nothing_is_billed() -> None:
     veo = ScriptedVeo(["ok"])
-    world = twins({VEO: veo}, HVR_EXPLORATION_SHARE="0")
+    world = twins({ProviderKind.VEO: veo}, HVR_EXPLORATION_SHARE="0")
     now = world.deps.clock()
     world.deps.budgets.put("tenant:acme", period_of(now), BudgetUpdate(limit_usd=Decimal("0.01")), now, by="test")
     job = submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", world.deps)
