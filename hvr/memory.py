@@ -31,7 +31,7 @@ from router.models.ledger import LedgerEntry
 from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats
 from router.store.artifacts import OUTPUT_TTL_S, VIDEO_TYPE
-from router.store.budgets import BudgetRefused, Reservation
+from router.store.budgets import BudgetRefused, Reservation, over_limit, unheld_excess
 from router.store.campaigns import ItemRow, StoredCampaign, invalid_keys, own_rows
 from router.store.circuits import circuit_state, open_until
 from router.store.errors import NotFound, StaleWrite, StoreUnavailable
@@ -272,6 +272,7 @@ class MemoryBudgets:
                 row.spend_mode, row.mode_by, row.mode_at = update.spend_mode, by, iso(now)
             row.limit, row.thresholds = update.limit_usd, list(update.thresholds)
             row.remaining = update.limit_usd - row.spent - row.reserved
+            row.overspent = over_limit(row.limit, row.spent, row.reserved, row.overspent)
             row.version += 1
             return row.budget(scope, period)
 
@@ -317,8 +318,8 @@ class MemoryBudgets:
         with self._lock:
             return self._reservations.get(attempt_id)
 
-    def settle(self, reservation: Reservation, actual: Decimal) -> bool:
-        estimate = reservation.estimate
+    def settle(self, reservation: Reservation, actual: Decimal, spent_here: bool = True) -> bool:
+        estimate, actual = reservation.estimate, actual if spent_here else Decimal(0)
         keys = [(scope, reservation.period) for scope in reservation.scopes]
         with self._lock:
             # Checked before the reservation's state, as DynamoDB validates the whole transaction first.
@@ -334,6 +335,17 @@ class MemoryBudgets:
                 row.remaining += estimate - actual
                 row.overspent += max(Decimal(0), actual - estimate)
                 row.version += 1
+        return True
+
+    def add_spent(self, scope: str, period: str, amount: Decimal) -> bool:
+        with self._lock:
+            row = self._budgets.get((scope, period))
+            if row is None:
+                return False
+            row.overspent += unheld_excess(amount, row.remaining)
+            row.spent += amount
+            row.remaining -= amount
+            row.version += 1
         return True
 
     def stale_reservations(self, created_before: datetime) -> list[Reservation]:

@@ -22,7 +22,7 @@ from router.models.common import iso
 from router.models.ledger import LedgerEntry
 from router.policy.context import BudgetState
 from router.services.deps import Deps
-from router.store.budgets import BudgetRefused, Reservation
+from router.store.budgets import BudgetRefused
 from router.store.ledger import spent_in
 
 logger = logging.getLogger(__name__)
@@ -57,14 +57,24 @@ def reserve(deps: Deps, tenant: str, campaign_id: str | None, job_id: str, attem
 
 
 def charge(deps: Deps, entry: LedgerEntry) -> None:
-    """Settle the attempt's reservation with its actual cost, then write its ledger row (each at most once)."""
+    """Settle the attempt's reservation with its actual cost, then write its ledger row (each at most once).
+
+    The cost counts in the period the attempt ended in, as the ledger counts it. Budgets of that period that held
+    nothing for it — made after it reserved, or it reserved in the month before — count it once its row is
+    written; a hold from an earlier period is only released."""
+    period = period_of(entry.ended_at)
     reservation = deps.budgets.reservation(entry.attempt_id)
+    held_here = reservation is not None and reservation.period == period
     if reservation is not None and reservation.state == "reserved":
-        deps.budgets.settle(reservation, entry.actual_usd)
+        deps.budgets.settle(reservation, entry.actual_usd, spent_here=held_here)
+    counted = list(reservation.scopes) if reservation is not None and held_here else []
     if deps.ledger.record(entry):
         deps.exports.write(entry)
-    if reservation is not None:
-        _thresholds(deps, reservation, entry.ended_at)
+        unheld = [scope for scope in deps.budgets.get_many(scopes_for(entry.tenant, entry.campaign_id), period)
+                  if scope not in counted]
+        counted += [scope for scope in unheld if deps.budgets.add_spent(scope, period, entry.actual_usd)]
+    if counted:
+        _thresholds(deps, counted, period, entry.ended_at)
 
 
 def release_stale(deps: Deps, older_than: datetime) -> int:
@@ -88,9 +98,9 @@ def release_stale(deps: Deps, older_than: datetime) -> int:
     return released
 
 
-def _thresholds(deps: Deps, reservation: Reservation, now: datetime) -> None:
+def _thresholds(deps: Deps, scopes: list[str], period: str, now: datetime) -> None:
     rules = spend_rules(deps.settings.spend_rules)
-    for budget in deps.budgets.get_many(list(reservation.scopes), reservation.period).values():
+    for budget in deps.budgets.get_many(scopes, period).values():
         if budget.limit_usd <= 0:
             continue
         used = (budget.spent_usd / budget.limit_usd)

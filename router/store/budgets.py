@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from router.errors import HvrError
 from router.models.budget import Budget, BudgetUpdate, SpendMode
 from router.models.common import iso, money
-from router.store.errors import aws_errors
+from router.store.errors import StoreUnavailable, aws_errors
 
 
 class BudgetRefused(HvrError):
@@ -79,11 +79,13 @@ class BudgetRepository:
             spent = Decimal(current["spent_usd"]["N"]) if current else spent_before
             reserved = Decimal(current.get("reserved_usd", {}).get("N", "0"))
             version = int(current.get("version", {}).get("N", "0"))
+            overspent = over_limit(update.limit_usd, spent, reserved,
+                                   Decimal(current.get("overspent_usd", {}).get("N", "0")))
             item = {
                 **current,
                 "pk": {"S": f"B#{scope}"}, "sk": {"S": period}, "scope": {"S": scope},
                 "limit_usd": _n(update.limit_usd), "spent_usd": _n(spent), "reserved_usd": _n(reserved),
-                "remaining_usd": _n(update.limit_usd - spent - reserved),
+                "remaining_usd": _n(update.limit_usd - spent - reserved), "overspent_usd": _n(overspent),
                 "thresholds": {"L": [{"N": str(t)} for t in update.thresholds]},
                 "version": {"N": str(version + 1)},
             }
@@ -185,8 +187,12 @@ class BudgetRepository:
                            scopes=tuple(s["S"] for s in item["scopes"]["L"]), estimate=Decimal(item["estimate"]["N"]),
                            state=item["state"]["S"], created_at=item["created_at"]["S"])
 
-    def settle(self, reservation: Reservation, actual: Decimal) -> bool:
-        """Move the estimate out of reserved and the actual into spent, once; False if already settled."""
+    def settle(self, reservation: Reservation, actual: Decimal, spent_here: bool = True) -> bool:
+        """Move the estimate out of reserved and the actual into spent, once; False if already settled. With
+        `spent_here` false (the attempt ended in a later period, whose budgets count it) the hold is only
+        released."""
+        if not spent_here:
+            actual = Decimal(0)
         est, excess = reservation.estimate, max(Decimal(0), actual - reservation.estimate)
         actions: list[dict[str, Any]] = [{"Update": {
             "TableName": self._table, "Key": {"pk": {"S": f"R#{reservation.attempt_id}"}, "sk": {"S": "-"}},
@@ -214,12 +220,47 @@ class BudgetRepository:
             raise
         return True
 
+    def add_spent(self, scope: str, period: str, amount: Decimal) -> bool:
+        """Count an attempt that held nothing in this budget (it didn't exist when the attempt reserved, or the
+        attempt reserved in an earlier period); False if there is no such budget."""
+        for _ in range(5):
+            current = self._raw(scope, period)
+            if current is None:
+                return False
+            remaining = Decimal(current["remaining_usd"]["N"])
+            try:
+                self._ddb.update_item(
+                    TableName=self._table, Key={"pk": {"S": f"B#{scope}"}, "sk": {"S": period}},
+                    UpdateExpression="SET spent_usd = spent_usd + :a, remaining_usd = remaining_usd - :a "
+                                     "ADD version :one, overspent_usd :x",
+                    ConditionExpression="version = :v",
+                    ExpressionAttributeValues={":a": _n(amount), ":x": _n(unheld_excess(amount, remaining)),
+                                               ":one": {"N": "1"}, ":v": current["version"]},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue  # a reservation or settle moved it meanwhile: read it again
+                raise
+            return True
+        raise StoreUnavailable(f"budget {scope} kept changing while counting a spend; the daily check will see it")
+
     def stale_reservations(self, created_before: datetime) -> list[Reservation]:
         page = self._ddb.scan(TableName=self._table, FilterExpression="begins_with(pk, :r) AND #s = :reserved "
                               "AND created_at < :t", ExpressionAttributeNames={"#s": "state"},
                               ExpressionAttributeValues={":r": {"S": "R#"}, ":reserved": {"S": "reserved"},
                                                          ":t": {"S": iso(created_before)}})
         return [r for r in (self.reservation(i["pk"]["S"][2:]) for i in page.get("Items", [])) if r is not None]
+
+
+def over_limit(limit: Decimal, spent: Decimal, reserved: Decimal, overspent: Decimal) -> Decimal:
+    """`overspent_usd` after a limit is set: never less than what spent and reserved stand above the new limit, so
+    spent + reserved ≤ limit + overspent holds whatever the limit is moved to."""
+    return max(overspent, spent + reserved - limit, Decimal(0))
+
+
+def unheld_excess(amount: Decimal, remaining: Decimal) -> Decimal:
+    """What a spend that held nothing adds to `overspent_usd`: the part of it the budget had no room left for."""
+    return max(Decimal(0), amount - max(remaining, Decimal(0)))
 
 
 def _budget(item: dict[str, Any]) -> Budget:

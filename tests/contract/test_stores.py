@@ -487,6 +487,31 @@ def test_a_new_budget_starts_from_what_was_spent_before_it_and_a_change_keeps_it
     assert (made.spent_usd, made.remaining_usd) == (Decimal("2.5000"), Decimal("7.5000"))
     changed = stores.budgets.put("tenant:acme", PERIOD, limit("4"), NOW, "admin", spent_before=Decimal("9"))
     assert (changed.spent_usd, changed.remaining_usd) == (Decimal("2.5000"), Decimal("1.5000"))
+    lowered = stores.budgets.put("tenant:acme", PERIOD, limit("1"), NOW, "admin")
+    # Spent stands above the new limit: overspent says by how much, so spent + reserved <= limit + overspent.
+    assert (lowered.remaining_usd, lowered.overspent_usd) == (Decimal("-1.5000"), Decimal("1.5000"))
+    over = stores.budgets.put("global", PERIOD, limit("1"), NOW, "admin", spent_before=Decimal("3"))
+    assert (over.spent_usd, over.overspent_usd) == (Decimal("3.0000"), Decimal("2.0000"))
+
+
+def test_a_spend_that_held_nothing_is_counted_and_its_excess_over_what_was_left_is_overspent(stores: Stores) -> None:
+    stores.budgets.put("global", PERIOD, limit("1"), NOW, "admin")
+    assert stores.budgets.add_spent("global", PERIOD, Decimal("0.4")) is True
+    assert stores.budgets.add_spent("global", PERIOD, Decimal("0.9")) is True
+    budget = stores.budgets.get_many(["global"], PERIOD)["global"]
+    assert (budget.spent_usd, budget.remaining_usd, budget.overspent_usd) == (
+        Decimal("1.3000"), Decimal("-0.3000"), Decimal("0.3000"))
+    assert stores.budgets.add_spent("tenant:none", PERIOD, Decimal(1)) is False  # no budget: nothing to count
+
+
+def test_a_hold_from_an_earlier_period_is_released_without_counting_its_spend(stores: Stores) -> None:
+    stores.budgets.put("global", PERIOD, limit("10"), NOW, "admin")
+    stores.budgets.reserve("acme", "job_1", "att_1", PERIOD, ["global"], Decimal("2"), NOW)
+    held = stores.budgets.reservation("att_1")
+    assert held is not None and stores.budgets.settle(held, Decimal("3"), spent_here=False) is True
+    budget = stores.budgets.get_many(["global"], PERIOD)["global"]
+    assert (budget.spent_usd, budget.reserved_usd, budget.remaining_usd, budget.overspent_usd) == (
+        Decimal(0), Decimal(0), Decimal("10.0000"), Decimal(0))
     assert stores.budgets.get_many(["tenant:acme"], "2025-04") == {}
 
 

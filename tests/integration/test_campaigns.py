@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from hvr.local.embedded import EmbeddedStack
+from router.models.budget import period_of
 from router.models.campaign import Phase, campaign_id, item_job_id
 from router.models.campaign_plan import EntryState, PlanInput
 from router.models.common import ProviderKind
@@ -25,6 +26,7 @@ from router.models.job import Job
 from router.models.offer import LocalEnergyPricing
 from router.policy.catalog import Catalog
 from router.policy.plan import PlanParams
+from router.services import money
 from router.services.campaigns import CampaignDeps, campaign_deps
 from router.store.aws import client
 from router.store.campaigns import plan_key
@@ -122,6 +124,11 @@ def test_bad_lines_are_recorded_exactly_and_the_good_ones_run(stack: EmbeddedSta
     assert next(j for j in jobs if j.id == item_job_id(cid, "g1")).request.prompt == "a paper boat on a pond"
     assert view["offer_mix"]["local/animatediff-sd15"] == 1 and sum(view["offer_mix"].values()) == 3
     assert Decimal(view["spent_usd"]) == sum((j.cost.actual_usd for j in jobs), Decimal(0)) > 0
+    # The same figure as the ledger's, and as the campaign's budget counts it (one definition of spend).
+    period = period_of(deps.clock())
+    assert Decimal(view["spent_usd"]) == money.spent(deps, [f"campaign:{cid}"], period)[f"campaign:{cid}"]
+    assert deps.budgets.get_many([f"campaign:{cid}"], period)[f"campaign:{cid}"].spent_usd == Decimal(
+        view["spent_usd"])
     assert view["plan"]["items"] == 3 and view["budget_usd"] == "5.0000"
 
 

@@ -103,3 +103,43 @@ def test_a_budget_refusal_quotes_the_budget_and_the_cheapest_offer_it_refused() 
                                   f"${budget.remaining_usd} left, the estimate is ${cheapest}")
     assert [r.outcome for r in world.deps.ledger.for_job("acme", job.id)] == []
     assert world.deps.budgets.for_period(period_of(MID_MONTH)) == [budget]  # nothing held, nothing spent
+
+
+def running(world: Twins, tenant: str = "acme") -> str:
+    """A job whose render is under way (held, if any budget applies), its worker between polls."""
+    veo = world.deps.providers[ProviderKind.VEO]
+    veo.endings.append("ok")  # type: ignore[attr-defined]
+    job = submit.accept(VideoRequest.parse_at_edge(REQUEST), tenant, world.deps)
+    while not world.jobs.get(tenant, job.id).attempts or world.jobs.get(tenant, job.id).status is JobStatus.ROUTED:
+        world.step()
+    return job.id
+
+
+def test_a_budget_made_while_a_render_runs_counts_it_when_it_ends() -> None:
+    world = rendered(0)
+    job_id = running(world)
+    money.set_budget(world.deps, "tenant:acme", BudgetUpdate(limit_usd=Decimal(5)), MID_MONTH, "api:ops")
+    world.run()
+    [row] = world.deps.ledger.for_job("acme", job_id)
+    budget = world.deps.budgets.get_many(["tenant:acme"], period_of(MID_MONTH))["tenant:acme"]
+    assert (budget.spent_usd, budget.reserved_usd) == (row.actual_usd, 0) and row.actual_usd > 0
+    assert money.drift(world.deps, period_of(MID_MONTH)) == []
+
+
+def test_a_render_held_in_one_month_and_ended_in_the_next_counts_in_the_month_it_ended() -> None:
+    world = rendered(0)
+    end_of_month = datetime(2026, 12, 31, 23, 50, tzinfo=UTC)
+    world.deps.clock = lambda: end_of_month
+    december = money.set_budget(world.deps, "tenant:acme", BudgetUpdate(limit_usd=Decimal(5)), end_of_month, "api")
+    job_id = running(world)
+    assert world.deps.budgets.get_many(["tenant:acme"], december.period)["tenant:acme"].reserved_usd > 0
+    new_year = datetime(2027, 1, 1, 0, 5, tzinfo=UTC)
+    world.deps.clock = lambda: new_year
+    assert money.roll_over(world.deps, new_year) == 1
+    world.run()
+    [row] = world.deps.ledger.for_job("acme", job_id)
+    held = world.deps.budgets.get_many(["tenant:acme"], december.period)["tenant:acme"]
+    counting = world.deps.budgets.get_many(["tenant:acme"], period_of(new_year))["tenant:acme"]
+    assert (held.spent_usd, held.reserved_usd, held.remaining_usd) == (0, 0, Decimal(5))
+    assert counting.spent_usd == row.actual_usd > 0 and period_of(row.ended_at) == counting.period
+    assert money.drift(world.deps, december.period) == [] and money.drift(world.deps, counting.period) == []
