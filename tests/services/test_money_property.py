@@ -3,7 +3,7 @@ cancellations, budgets set and changed mid-period, and the month rolling over. A
 of the current and the last period: its `spent_usd` = the ledger's figure for its scope and period = `GET /v1/costs`
 total for the same scope and month, to the cent; and spent + reserved <= limit + overspent. On the stores' twins
 (tests/twins.py), through the real worker; the embedded-stack run of the same steps is in
-tests/integration/test_money.py."""
+tests/integration/test_money_property.py."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from router.models.job import JobStatus
 from router.models.request import VideoRequest
 from router.services import cancel, money, submit
 from router.services.costs import GroupBy, cost_report
+from router.services.deps import Deps
 from router.store.messages import MessageKind
 from tests.twins import ScriptedVeo, twins
 
@@ -43,13 +44,17 @@ class MoneyFigures(RuleBasedStateMachine):
         self.now = datetime(2026, 11, 28, 9, tzinfo=UTC)
         self.veo = ScriptedVeo([])
         self.world = twins({ProviderKind.VEO: self.veo}, clock=lambda: self.now, HVR_EXPLORATION_SHARE="0")
+        self.on_stores(self.world.deps)
         self.deferred: list = []  # polls of renders still running: delivered when they finish
+
+    def on_stores(self, deps: Deps) -> None:
+        """Where the jobs, ledger and budgets live: the twins here; DynamoDB in the integration variant."""
 
     def settle_queue(self) -> None:
         """Run every message, holding back the polls of renders that are still running."""
         while (taken := self.world.queue.take()) is not None:
             message, _ = taken
-            job = self.world.jobs.get(message.tenant, message.job_id)
+            job = self.world.deps.jobs.get(message.tenant, message.job_id)
             attempt = job.attempt(message.attempt_id or "") or job.current_attempt
             running = attempt is not None and attempt.provider_job_id in self.veo.jobs and \
                 self.veo.jobs[attempt.provider_job_id][1] == "running"
@@ -80,7 +85,7 @@ class MoneyFigures(RuleBasedStateMachine):
     @rule(pick=st.integers(min_value=0, max_value=50))
     def cancel_one(self, pick: int) -> None:
         open_jobs = [(sub.tenant, sub.job_id) for sub, ending in self.veo.jobs.values() if ending == "running"]
-        live = [(t, j) for t, j in open_jobs if not self.world.jobs.get(t, j).status.terminal]
+        live = [(t, j) for t, j in open_jobs if not self.world.deps.jobs.get(t, j).status.terminal]
         if live:
             tenant, job_id = live[pick % len(live)]
             assert cancel.cancel(tenant, job_id, self.world.deps).status is JobStatus.CANCELLED
