@@ -101,7 +101,7 @@ def route_next(job: Job, deps: Deps) -> None:
         return
     if chosen is None:
         if job.attempts:
-            _fail(job, deps, _failure_code(job), _last_reason(job) or "attempt failed",
+            _fail(job, deps, _failure_code(job), _last_failure(job) or "attempt failed",
                   "no fallback left: " + "; ".join(decision.reasons)[:900])
         else:
             _end(job, deps, JobStatus.REJECTED, "no_feasible_offer",
@@ -417,6 +417,15 @@ def _failure_code(job: Job) -> str:
     reason = job.attempts[-1].reason if job.attempts else None
     return reason.code.value if reason is not None and reason.code in _JOB_ERROR_CODES \
         else AttemptCode.PROVIDER_FAILED.value
+
+
+def _last_failure(job: Job) -> str | None:
+    """The last attempt's failure as the job's error message: its detail where the job's error code already
+    names it, its whole text otherwise."""
+    reason = job.attempts[-1].reason if job.attempts else None
+    if reason is None:
+        return None
+    return reason.detail if reason.code.value == _failure_code(job) else str(reason)
 
 
 def _last_reason(job: Job) -> str | None:

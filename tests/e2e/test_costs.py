@@ -152,3 +152,22 @@ def test_cli_budgets_set_list_and_cost_chart(stack: EmbeddedStack, finished: lis
     assert main(["costs", "--tco", "--api-url", stack.url, "--api-key", "beta-key"]) == 0
     tco = capsys.readouterr().out
     assert "tenant beta: 1 videos delivered" in tco and "static rule" in tco and "monthly at 1,000" in tco
+
+
+def test_a_budget_set_after_spending_agrees_with_the_costs_and_the_chart(stack: EmbeddedStack, finished: list[dict],
+                                                                          acme: httpx.Client) -> None:
+    """One figure of what a scope spent this month, wherever it is shown: the budget (set after the renders), the
+    cost report and the chart's month-to-date series."""
+    today = stack.deps.clock().date()
+    month = {"from": today.replace(day=1).isoformat(), "to": today.isoformat()}
+    put = acme.put("/v1/budgets/tenant:beta", json={"limit_usd": "1.00"})
+    assert put.status_code == 200, put.text
+    budget = next(b for b in acme.get("/v1/budgets").json()["budgets"] if b["scope"] == "tenant:beta")
+    answer = acme.get("/v1/costs", params={**month, "tenant": "beta", "group_by": "provider"})
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    with ApiClient(stack.url, "acme-key") as admin:
+        _, series = daily_spend(admin, {**month, "tenant": "beta"})
+    charted = sum((sum(days.values(), Decimal(0)) for days in series.values()), Decimal(0))
+    assert Decimal(budget["spent_usd"]) == Decimal(report["total_usd"]) == charted > 0
+    assert Decimal(budget["remaining_usd"]) == Decimal("1.00") - Decimal(budget["spent_usd"])

@@ -76,6 +76,7 @@ def test_a_content_filter_bills_nothing_and_rules_out_every_offer_of_its_provide
     world.run()
     done = world.jobs.get("acme", job.id)
     assert done.status is JobStatus.FAILED and done.error is not None and done.error.code == "content_filtered"
+    assert done.error.message == "celebrity likeness"  # the code is said once, in `code`
     [attempt] = done.attempts
     assert attempt.reason is not None and attempt.reason.code is AttemptCode.CONTENT_FILTERED
     [row] = world.deps.ledger.for_job("acme", job.id)
