@@ -2,6 +2,8 @@
 sample campaign completes. It had broken unseen once (exploration, on by default, sent three samples to the untried
 GPU), so it runs here as `make demo` runs it."""
 
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,8 @@ def test_make_demo_runs_every_sample_as_expected(tmp_path: Path, capsys: pytest.
     assert code == 0, out[-3000:]
     assert "12/12 samples as expected" in out and "campaign black-friday.jsonl:" in out
     assert len(list((tmp_path / "demo-out").glob("*.mp4"))) >= 7
+    # Every delivered sample is billed within 0.5-2x its estimate: billing units and estimates in the same time.
+    delivered = re.findall(r"^\S+\s+succeeded\s+(\S+)\s+\$(\S+)\s+\$(\S+)", out, re.MULTILINE)
+    assert len(delivered) >= 7
+    for offer, est, actual in delivered:
+        assert Decimal("0.5") <= Decimal(actual) / Decimal(est) <= 2, (offer, est, actual)
