@@ -31,9 +31,10 @@ from hvr.campaign_text import (
 )
 from hvr.client import DEFAULT_API_URL, Answer, ApiClient, ApiError, UnreadableAnswer
 from router.models.api import BudgetList, KeyCreated, Quote
-from router.models.budget import Budget
+from router.models.budget import AlertList, Budget, BudgetAlert
 from router.models.campaign import CampaignStatus, CampaignView
 from router.models.job import JobStatus, JobView
+from router.models.reconciliation import FindingList, ReconciliationFinding, ReconciliationReport
 from router.services.costs import CostReport, TcoReport
 
 GROUP_BY = ("provider", "offer", "tenant", "campaign", "day")
@@ -163,6 +164,36 @@ def format_tco(report: TcoReport) -> str:
     return "\n".join(lines)
 
 
+def format_reconciliation(report: ReconciliationReport) -> str:
+    """A run's counts, then what it found (each finding's figures, then its detail)."""
+    counts = {name: n for name, n in report.counts.model_dump().items() if n and name != "rows"}
+    first, last = report.start.date(), (report.end - timedelta.resolution).date()
+    lines = [f"reconciliation {first} to {last} (UTC): {report.counts.rows} ledger rows checked against the "
+             f"providers' records, tolerance {report.tolerance.relative:.0%} or {report.tolerance.absolute_s:g} s",
+             "  " + (", ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts.items()) or "nothing to check")]
+    if not report.complete:
+        lines.append(f"  incomplete: time ran out with {report.counts.not_checked} left unchecked; "
+                     "reconcile a shorter window")
+    lines += ["", f"{len(report.findings)} findings, {report.new_findings} new (alerted)"]
+    return "\n".join(lines + _findings(report.findings))
+
+
+def format_findings(found: FindingList) -> str:
+    return "\n".join([f"stored findings of attempts that ended {found.start} to {found.end} (UTC): "
+                      f"{len(found.findings)}", *_findings(found.findings)])
+
+
+def _findings(findings: list[ReconciliationFinding]) -> list[str]:
+    if not findings:
+        return []
+    rows = [(f.kind.value, f.attempt_id, f.provider.value, f.unit, f"{f.ledger_units:.3f}",
+             "-" if f.provider_units is None else f"{f.provider_units:.3f}", dollars(f.ledger_usd),
+             dollars(f.provider_usd)) for f in findings]
+    table = _table(("kind", "attempt", "provider", "unit", "ledger", "provider", "ledger $", "provider $"), rows,
+                   numeric_from=4)
+    return ["", *table, "", *(f"{f.attempt_id}: {f.detail}" for f in findings)]
+
+
 def format_budgets(budgets: list[Budget]) -> str:
     if not budgets:
         return "no budgets this period"
@@ -171,6 +202,15 @@ def format_budgets(budgets: list[Budget]) -> str:
             for b in budgets]
     return "\n".join(_table(("scope", "period", "limit", "spent", "reserved", "remaining", "mode", "thresholds"),
                              rows, numeric_from=2))
+
+
+def format_alerts(alerts: list[BudgetAlert]) -> str:
+    if not alerts:
+        return "no budget alerts"
+    rows = [(a.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"), a.scope, a.kind,
+             a.mode.value if a.mode is not None else f"{a.threshold:.0%}" if a.threshold is not None else "-",
+             dollars(a.spent_usd), dollars(a.limit_usd)) for a in alerts]
+    return "\n".join(_table(("at", "scope", "kind", "threshold/mode", "spent", "limit"), rows, numeric_from=4))
 
 
 # ------------------------------------------------------------------------------------------------------------ charts
@@ -303,8 +343,49 @@ def cmd_costs(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(client: ApiClient, args: argparse.Namespace) -> int:
+    """Run a reconciliation through the API (admin keys), or with --stored list what runs have found."""
+    if args.stored:
+        params = {name: value for name, value in (("from", args.start), ("to", args.end)) if value}
+        found = client.answer(FindingList, "GET", "/v1/reconciliation", params=params)
+        if args.json:
+            _print_json(found.json)
+        else:
+            print(format_findings(found.model))
+        return 0
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    body = {"from": args.start or yesterday, "to": args.end or yesterday}
+    report = client.answer(ReconciliationReport, "POST", "/v1/reconciliation/runs", json_body=body)
+    if args.json:
+        _print_json(report.json)
+    else:
+        print(format_reconciliation(report.model))
+    return 0
+
+
 def cmd_budgets(client: ApiClient, args: argparse.Namespace) -> int:
     print(format_budgets(client.call(BudgetList, "GET", "/v1/budgets").budgets))
+    return 0
+
+
+def cmd_alerts(client: ApiClient, args: argparse.Namespace) -> int:
+    """Every page, newest first: a scope has a few alerts a month, so the whole history is a short read."""
+    params = {name: value for name, value in (("scope", args.scope), ("period", args.period)) if value}
+    alerts: list[BudgetAlert] = []
+    sent: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = client.answer(AlertList, "GET", "/v1/alerts",
+                             params={**params, "limit": "500", **({"cursor": cursor} if cursor else {})})
+        alerts += page.model.alerts
+        sent += page.json["alerts"]
+        cursor = page.model.next_cursor
+        if cursor is None:
+            break
+    if args.json:
+        _print_json({"alerts": sent, "next_cursor": None})
+    else:
+        print(format_alerts(alerts))
     return 0
 
 
@@ -521,6 +602,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the studio's TCO table: as routed vs all Veo, all local and the static rule")
     costs.set_defaults(run=cmd_costs, client=True)
 
+    reconcile = commands.add_parser("reconcile", parents=[api],
+                                    help="check the ledger against the providers' own records (admin)")
+    reconcile.add_argument("--from", dest="start", type=_iso_date, metavar="YYYY-MM-DD",
+                           help="first day, UTC (default: yesterday; with --stored, the 1st of this month)")
+    reconcile.add_argument("--to", dest="end", type=_iso_date, metavar="YYYY-MM-DD",
+                           help="last day, inclusive (default: yesterday; with --stored, today)")
+    reconcile.add_argument("--stored", action="store_true", help="list the findings runs have stored; run nothing")
+    reconcile.add_argument("--json", action="store_true", help="the API's report (or findings) as JSON")
+    reconcile.set_defaults(run=cmd_reconcile, client=True)
+
     budgets = commands.add_parser("budgets", parents=[api], help="list this period's budgets, or set one (admin)")
     budgets.set_defaults(run=cmd_budgets, client=True)
     budget_commands = budgets.add_subparsers(dest="budgets_command", metavar="COMMAND")
@@ -535,6 +626,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="alert at these fractions of the limit (default 0.5,0.8,1.0)")
     put.add_argument("--mode", metavar="MODE", help="spend mode: normal, economy, local_only or paused")
     put.set_defaults(run=cmd_budgets_set)
+
+    alerts = commands.add_parser("alerts", parents=[api],
+                                 help="budget alerts, newest first: thresholds crossed and spend modes moved")
+    alerts.add_argument("--scope", help="global, tenant:<id> or campaign:<id> (default: every scope the key sees)")
+    alerts.add_argument("--period", type=_period, metavar="YYYY-MM", help="one budget period (default: all)")
+    alerts.add_argument("--json", action="store_true", help="the API's alerts as JSON")
+    alerts.set_defaults(run=cmd_alerts, client=True)
     campaign = commands.add_parser("campaign", help="campaigns: many videos, one deadline, one budget")
     campaign_commands = campaign.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
     campaign_submit = campaign_commands.add_parser(
@@ -559,6 +657,16 @@ def _iso_date(text: str) -> str:
         return date.fromisoformat(text).isoformat()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _period(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from exc
+    if len(text) != 7:  # strptime also reads 2026-1
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)")
+    return text
 
 
 def _usd(text: str) -> str:

@@ -22,14 +22,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from router.models.budget import Budget, BudgetUpdate, SpendMode
+from router.models.budget import Budget, BudgetAlert, BudgetUpdate, SpendMode
 from router.models.campaign import Campaign, InvalidItem
 from router.models.campaign_plan import PlanInput
 from router.models.common import Circuit, iso, money, utcnow
 from router.models.job import Job, JobStatus
 from router.models.ledger import LedgerEntry
+from router.models.reconciliation import ReconciliationFinding
 from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats
+from router.store.alert_history import PREFIX as ALERT_PREFIX
+from router.store.alert_history import Row, alert_key, checked_alert_cursor, page_of
 from router.store.artifacts import OUTPUT_TTL_S, VIDEO_TYPE
 from router.store.budgets import BudgetRefused, Reservation, over_limit, unheld_excess
 from router.store.campaigns import ItemRow, StoredCampaign, invalid_keys, own_rows
@@ -37,6 +40,7 @@ from router.store.circuits import circuit_state, open_until
 from router.store.errors import NotFound, StaleWrite, StoreUnavailable
 from router.store.exports import PREFIX as EXPORT_PREFIX
 from router.store.exports import export_key
+from router.store.findings import day_key, days, finding_key
 from router.store.jobs import (
     INDEX_ATTRIBUTES,
     OPEN_SHARDS,
@@ -279,7 +283,7 @@ class MemoryBudgets:
     def set_mode(self, scope: str, period: str, mode: SpendMode, by: str, now: datetime) -> bool:
         with self._lock:
             row = self._budgets.get((scope, period))
-            if row is None:
+            if row is None or row.spend_mode.rank >= mode.rank:
                 return False
             row.spend_mode, row.mode_by, row.mode_at = mode, by, iso(now)
             row.version += 1
@@ -655,3 +659,52 @@ class MemoryEvents:
 
     def job_ended(self, job: Job) -> None:
         self.ended.append(job.model_copy(deep=True))
+
+
+class MemoryFindings:
+    """Reconciliation findings by (day, attempt and kind), stored once each, as the DynamoDB store keys them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], str] = {}  # (pk, sk) -> the finding's JSON document
+
+    def add(self, finding: ReconciliationFinding) -> bool:
+        key = finding_key(finding)
+        with self._lock:
+            if key in self._items:
+                return False
+            self._items[key] = finding.model_dump_json()
+        return True
+
+    def between(self, first: date, last: date) -> builtins.list[ReconciliationFinding]:
+        wanted = {day_key(day) for day in days(first, last)}
+        with self._lock:
+            rows = sorted((key, doc) for key, doc in self._items.items() if key[0] in wanted)
+        return [ReconciliationFinding.model_validate_json(doc) for _, doc in rows]
+
+
+class MemoryAlertHistory:
+    """Alerts by (pk, sk) as the budgets table keys them, listed with the DynamoDB store's own ordering and cursors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], tuple[str, str]] = {}  # (pk, sk) -> (period, the alert's JSON document)
+
+    def record(self, alert: BudgetAlert) -> None:
+        with self._lock:
+            self._items[alert_key(alert)] = (alert.period, alert.model_dump_json())
+
+    def list(self, scopes: builtins.list[str] | None, period: str | None, limit: int = 50,
+             cursor: dict[str, Any] | None = None) -> tuple[builtins.list[BudgetAlert], dict[str, Any] | None]:
+        after = checked_alert_cursor(cursor, scopes) if cursor is not None else None
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        wanted = None if scopes is None else {f"{ALERT_PREFIX}{scope}" for scope in scopes}
+        with self._lock:
+            rows: builtins.list[Row] = [(sk, pk, doc) for (pk, sk), (row_period, doc) in self._items.items()
+                                        if (wanted is None or pk in wanted) and period in (None, row_period)]
+        return page_of(rows, limit, after)
+
+    def scopes(self) -> set[str]:
+        with self._lock:
+            return {pk.removeprefix(ALERT_PREFIX) for pk, _ in self._items}

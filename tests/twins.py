@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hvr.memory import (
+    MemoryAlertHistory,
     MemoryAlerts,
     MemoryArtifacts,
     MemoryBudgets,
@@ -24,6 +25,7 @@ from hvr.memory import (
     MemoryCircuits,
     MemoryEvents,
     MemoryExports,
+    MemoryFindings,
     MemoryJobs,
     MemoryKeys,
     MemoryLearned,
@@ -96,7 +98,8 @@ def twins(providers: Mapping[ProviderKind, VideoProvider], catalog: Catalog | No
     deps = Deps(jobs=jobs, ledger=MemoryLedger(), artifacts=artifacts, queue=queue,
                 catalog=catalog or load_catalog(), providers=dict(providers), learned=MemoryLearned(),
                 circuits=MemoryCircuits(), keys=MemoryKeys(), budgets=MemoryBudgets(), campaigns=MemoryCampaigns(),
-                exports=MemoryExports(), alerts=alerts, nonces=MemoryNonces(), events=events, settings=settings,
+                exports=MemoryExports(), findings=MemoryFindings(), alerts=alerts,
+                alert_history=MemoryAlertHistory(), nonces=MemoryNonces(), events=events, settings=settings,
                 time_scale=settings.time_scale, max_attempts=settings.max_attempts,
                 max_submit_tries=settings.max_submit_tries)
     if clock is not None:

@@ -12,7 +12,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.api import routes_campaigns, routes_costs, routes_jobs, routes_misc
+from functions.api import (
+    routes_alerts,
+    routes_campaigns,
+    routes_costs,
+    routes_jobs,
+    routes_misc,
+    routes_reconciliation,
+)
 from functions.api.http import BEARER, JsonBodies, documented, error_response, json_response
 from router.errors import (
     CONTRACT,
@@ -35,6 +42,8 @@ app.include_router(routes_jobs.router)
 app.include_router(routes_misc.router)
 app.include_router(routes_campaigns.router)
 app.include_router(routes_costs.router)
+app.include_router(routes_alerts.router)
+app.include_router(routes_reconciliation.router)
 
 
 @app.get("/v1/health", summary="Liveness (no auth)", security=[{}], responses=documented({200: "alive"}, auth=False))

@@ -21,8 +21,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         books = daily(default_deps())
         drift = [{"scope": d.scope, "budget": str(d.budget_spent_usd), "ledger": str(d.ledger_spent_usd)}
                  for d in books.drift]
-        logger.info("daily checks", drift=drift)
-        return {"drift": drift}
+        found = books.reconciliation.model_dump(mode="json", exclude={"findings"})
+        logger.info("daily checks", drift=drift, reconciliation=found)
+        return {"drift": drift, "reconciliation": found}
     report = sweep(default_deps())
     logger.info("swept", looked_at=report.looked_at, nudged=report.nudged)
     return {"looked_at": report.looked_at, "nudged": report.nudged}

@@ -4,6 +4,12 @@ A sandbox is a state machine that follows its provider's real protocol closely e
 SDK works against it, pointed only by base URL. Faults are injected per call (`plan.queue(...)`, consumed in
 order) or by rate (`plan.rates`), so a test can script "429 then success" as easily as a soak can ask for 5 % 5xx.
 A `Pace` puts a sandbox in the embedded stack's modelled time.
+
+`plan.overbill` makes a share of jobs bill, later, more than they reported when they finished (what reconciliation,
+router.services.reconcile, is there to catch): `{"rate": 0.05, "factor": 1.3, "after_s": 60}` draws each new job with
+probability `rate`, and once the job has been over for `after_s` seconds of the sandbox's clock its record says
+`factor` times the GPU-seconds it reported at its end. The draws come from a generator of their own, seeded by the
+plan's `seed`, so they don't move the fault draws, and the sandbox lists the jobs drawn (`overbilled`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ class Fault(StrEnum):
     OUT_OF_ORDER_WEBHOOK = "out_of_order_webhook"  # a stale status webhook arrives after the final one
 
 
+OVERBILL_FACTOR = 1.3
+OVERBILL_AFTER_S = 60.0
+
+
 @dataclass
 class FaultPlan:
     """Faults for the next calls of a kind ("create", "get", "download", "webhook"…), then by rate."""
@@ -48,11 +58,27 @@ class FaultPlan:
     scripted: dict[str, list[Fault]] = field(default_factory=dict)
     rates: dict[Fault, float] = field(default_factory=dict)
     seed: int = 0
+    overbill: dict[str, float] = field(default_factory=dict)  # {"rate", "factor", "after_s"}: see the module's doc
     _rng: random.Random = field(init=False, repr=False)
+    _overbill_rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._overbill_rng = random.Random(f"overbill:{self.seed}")
+
+    def overbilled(self) -> float | None:
+        """For a new job: the factor its record's billed figure is revised by later, or None (no revision)."""
+        with self._lock:
+            rate = float(self.overbill.get("rate", 0.0))
+            if rate > 0 and self._overbill_rng.random() < rate:
+                return float(self.overbill.get("factor", OVERBILL_FACTOR))
+        return None
+
+    @property
+    def overbill_after_s(self) -> float:
+        """Seconds of the sandbox's clock after a job's end before its record shows the revised figure."""
+        return float(self.overbill.get("after_s", OVERBILL_AFTER_S))
 
     def queue(self, call: str, *faults: Fault) -> None:
         with self._lock:

@@ -20,6 +20,9 @@ OpenAPI schema leaves them out; the docs say a webhook body is the GET object). 
     download    the output file: OUTPUT_EXPIRED (from then on), SERVER_ERROR, TIMEOUT
     webhook     a completion webhook: DUPLICATE_WEBHOOK (same webhook-id twice), OUT_OF_ORDER_WEBHOOK (a stale
                 `starting` body, with its own id, after the final one)
+
+`plan.overbill` (hvr/sandbox/base.py): a drawn prediction's `metrics.predict_time` is `factor` times what it ran once
+it has been over `after_s` seconds of `now()` (`advance()` moves it on); the predictions drawn are in `overbilled`.
 """
 
 from __future__ import annotations
@@ -216,6 +219,7 @@ class Prediction:
     plan: tuple[int, int, int, float] | None = None  # width, height, frames, fps of the output
     first_body: bytes = b""
     predict_s: float | None = None  # the modelled render time it ran for, when the pace models it
+    overbill: float | None = None  # plan.overbill drew it: its record later bills this times its predict_time
 
 
 @dataclass
@@ -330,6 +334,7 @@ class ReplicateSandbox(SandboxServer):
         self.webhook_secret = webhook_secret or "whsec_" + base64.b64encode(os.urandom(32)).decode()
         self.page_size = page_size
         self.predictions: dict[str, Prediction] = {}
+        self.overbilled: dict[str, float] = {}  # prediction id -> the factor plan.overbill revises its record by
         self.webhooks: list[WebhookDelivery] = []  # every delivery attempt, for tests
         self._lock = threading.Lock()
         self._offset_s = 0.0
@@ -477,10 +482,12 @@ class ReplicateSandbox(SandboxServer):
         prediction = Prediction(
             id="".join(secrets.choice(_ID_CHARS) for _ in range(26)), model=model, version=version_id(model),
             input=given, created_at=time.time(), webhook=webhook, events=events, events_given=events_given,
-            fault=self.plan.next("run", RUN_FAULTS),
+            fault=self.plan.next("run", RUN_FAULTS), overbill=self.plan.overbilled(),
         )
         with self._lock:
             self.predictions[prediction.id] = prediction
+            if prediction.overbill is not None:
+                self.overbilled[prediction.id] = prediction.overbill
             prediction.first_body = json.dumps(self._json(prediction)).encode()
         self._emit(prediction, "start")
         threading.Thread(target=self._drive, args=(prediction, merged), name=f"replicate-{prediction.id}",
@@ -669,6 +676,9 @@ class ReplicateSandbox(SandboxServer):
                 predict = prediction.predict_s
                 if predict is None:
                     predict = modelled(prediction.completed_at - prediction.started_at)
+                if prediction.overbill is not None and \
+                        self.now() >= prediction.completed_at + self.plan.overbill_after_s:
+                    predict *= prediction.overbill  # the bill revised later
                 metrics["predict_time"] = round(predict, 6)
                 metrics["total_time"] = round(modelled(prediction.started_at - prediction.created_at) + predict, 6)
         base = f"{self.url}/v1/predictions/{prediction.id}"

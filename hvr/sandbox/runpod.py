@@ -20,6 +20,9 @@ ticker thread only notices terminal states to send webhooks. Fault call kinds:
     get         /status, /health, /cancel, /retry, /purge-queue: RATE_LIMIT, SERVER_ERROR, TIMEOUT
     download    the output URL: OUTPUT_EXPIRED, SERVER_ERROR, TIMEOUT
     webhook     a completion webhook: DUPLICATE_WEBHOOK, OUT_OF_ORDER_WEBHOOK
+
+`plan.overbill` (hvr/sandbox/base.py): a drawn job's `executionTime` is `factor` times what it ran once the job has
+been over `after_s` seconds of `clock` (`advance()` moves it on); the jobs drawn are in `overbilled`.
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ class _Job:
     details: list[str] | None = None  # worker-comfyui's `details` beside `error`
     filename: str = ""  # the SaveVideo file worker-comfyui would name
     sampler: str | None = None  # the graph's first sampler: where a scripted failure happens
+    overbill: float | None = None  # plan.overbill drew it: its record later bills this times its executionTime
 
     @property
     def start(self) -> float:
@@ -174,6 +178,7 @@ class RunPodSandbox(SandboxServer):
         self.created = 0  # jobs ever created (including those whose response was dropped)
         self.submitted: list[dict[str, Any]] = []  # the body of every created job, in order
         self.retried = 0
+        self.overbilled: dict[str, float] = {}  # job id -> the factor plan.overbill revises its record by
         self._jobs: dict[str, _Job] = {}  # what /status can still see
         self._outputs: dict[str, _Job] = {}  # video URLs outlive the job record (7 days against 30 min)
         self._lock = threading.Lock()
@@ -216,9 +221,15 @@ class RunPodSandbox(SandboxServer):
             self._jobs.clear()
             self._outputs.clear()
             self.submitted.clear()
+            self.overbilled.clear()
             self.webhooks.clear()
             self.calls.clear()
             self.created = self.retried = 0
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox's clock on without waiting: jobs run, end, are revised and deleted by it."""
+        base = self.clock
+        self.clock = lambda: base() + seconds
 
     def job_ids(self) -> list[str]:
         with self._lock:
@@ -276,9 +287,11 @@ class RunPodSandbox(SandboxServer):
                    execution_timeout_s=execution_ms / 1000, ttl_s=ttl_ms / 1000,
                    fate=fault if fault in JOB_FAULTS else None, error=error, output=output,
                    comfy=endpoint in self.comfy_endpoints, details=comfy.details, filename=comfy.filename,
-                   sampler=comfy.sampler)
+                   sampler=comfy.sampler, overbill=self.plan.overbilled())
         with self._lock:
             self._jobs[job_id] = job
+            if job.overbill is not None:
+                self.overbilled[job_id] = job.overbill
             self._outputs[job_id] = job
             self.created += 1
             self.submitted.append(body)
@@ -475,6 +488,8 @@ class RunPodSandbox(SandboxServer):
         if status != "IN_QUEUE":
             view["workerId"] = f"sbx{job.id[:10].replace('-', '')}"
             view["executionTime"] = round(self.pace.modelled(min(end, now) - started) * 1000)
+            if job.overbill is not None and status in TERMINAL and now >= end + self.plan.overbill_after_s:
+                view["executionTime"] = round(view["executionTime"] * job.overbill)  # the bill revised later
         if job.comfy:
             if status == "FAILED":
                 view.update(self._comfy_failure(job))

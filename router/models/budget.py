@@ -69,3 +69,24 @@ class BudgetUpdate(BaseModel):
     @classmethod
     def _sorted_unique(cls, value: list[float]) -> list[float]:
         return sorted(set(value))
+
+
+class BudgetAlert(BaseModel):
+    """One budget alert as it happened: a threshold crossed, or a spend mode moved by a rule (`GET /v1/alerts`)."""
+
+    scope: str
+    period: str
+    kind: Literal["threshold", "spend_mode"]
+    threshold: float | None = None  # the fraction of the limit crossed; for a spend_mode, the rule's that moved it
+    spent_usd: Money
+    limit_usd: Money
+    mode: SpendMode | None = None  # the mode moved to (spend_mode only)
+    at: datetime
+    source: str  # what raised it: "threshold 80% of limit", "aws-budgets hvr-tenant-acme at 85%", …
+
+
+class AlertList(BaseModel):
+    """`GET /v1/alerts`: a page of alerts, newest first."""
+
+    alerts: list[BudgetAlert]
+    next_cursor: str | None

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from router.models.budget import SCOPE_PATTERN, SpendMode, period_of
 from router.services.deps import Deps
-from router.services.money import spend_rules
+from router.services.money import record_mode_move, spend_rules
 
 # AWS budget names map to scopes: `hvr-global`, `hvr-tenant-acme`, `hvr-campaign-bf2026`.
 _NAME = re.compile(r"Budget Name:\s*(?P<name>[^\s]+)", re.IGNORECASE)
@@ -77,5 +77,7 @@ def apply(notice: Notice, deps: Deps, now: datetime) -> SpendMode | None:
     current = deps.budgets.get_many([notice.scope], period).get(notice.scope)
     if current is None or current.spend_mode.rank >= target.rank:
         return None
-    deps.budgets.set_mode(notice.scope, period, target, notice.source, now)
+    if deps.budgets.set_mode(notice.scope, period, target, notice.source, now):
+        rule = next(t for t, mode in rules if mode is target and notice.fraction >= t)
+        record_mode_move(deps, current, target, rule, notice.source, now)
     return target

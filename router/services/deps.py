@@ -13,6 +13,7 @@ from router.models.common import ProviderKind, utcnow
 from router.policy.catalog import Catalog, cached_catalog
 from router.providers.base import VideoProvider
 from router.settings import Settings, get_settings
+from router.store.alert_history import AlertHistoryRepository
 from router.store.alerts import AlertPublisher
 from router.store.artifacts import ArtifactStore
 from router.store.aws import client
@@ -21,6 +22,7 @@ from router.store.campaigns import CampaignsRepository
 from router.store.circuits import CircuitRepository
 from router.store.events import EventPublisher
 from router.store.exports import LedgerExport
+from router.store.findings import FindingsRepository
 from router.store.jobs import JobsRepository
 from router.store.keys import KeysRepository
 from router.store.learned import LearnedRepository
@@ -28,12 +30,14 @@ from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue
 from router.store.nonces import NonceStore
 from router.store.protocols import (
+    AlertHistory,
     Alerts,
     Artifacts,
     BudgetStore,
     CampaignStore,
     CircuitStore,
     Events,
+    Findings,
     JobStore,
     KeyStore,
     LearnedStore,
@@ -67,7 +71,9 @@ class Deps:
     budgets: BudgetStore
     campaigns: CampaignStore  # admission checks a request's campaign_id against it
     exports: LedgerExports
+    findings: Findings  # reconciliation's findings (services.reconcile)
     alerts: Alerts
+    alert_history: AlertHistory  # what alerts said, for GET /v1/alerts
     nonces: Nonces
     events: Events
     settings: Settings
@@ -101,7 +107,9 @@ def build_deps(settings: Settings) -> Deps:
         budgets=BudgetRepository(ddb, settings.budgets_table),
         campaigns=CampaignsRepository(ddb, settings.ledger_table),
         exports=LedgerExport(s3, settings.bucket),
+        findings=FindingsRepository(ddb, settings.ledger_table),
         alerts=AlertPublisher(sns, settings.alerts_topic_arn),
+        alert_history=AlertHistoryRepository(ddb, settings.budgets_table),
         nonces=NonceStore(ddb, settings.idempotency_table),
         events=EventPublisher(sns, settings.events_topic_arn),
         settings=settings,

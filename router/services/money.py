@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from router.models.budget import Budget, BudgetUpdate, SpendMode, period_of, scopes_for
+from router.models.budget import Budget, BudgetAlert, BudgetUpdate, SpendMode, period_of, scopes_for
 from router.models.common import iso
 from router.models.ledger import LedgerEntry
 from router.policy.context import BudgetState
@@ -104,21 +104,40 @@ def _thresholds(deps: Deps, scopes: list[str], period: str, now: datetime) -> No
         if budget.limit_usd <= 0:
             continue
         used = (budget.spent_usd / budget.limit_usd)
-        for threshold in budget.thresholds:
-            if used >= Decimal(str(threshold)) and deps.budgets.claim_alert(budget.scope, budget.period, threshold):
-                _alert(deps, budget.scope, budget.period, threshold, budget.model_dump(mode="json"), now)
+        # The mode moves before the threshold alerts go out: hvr's own alerts come back to budget_alerts over SNS,
+        # which then finds the mode moved already instead of moving (and recording) it a second time.
         target = max((mode for t, mode in rules if used >= Decimal(str(t))), key=lambda m: m.rank, default=None)
         if target is not None and target.rank > budget.spend_mode.rank:
-            deps.budgets.set_mode(budget.scope, budget.period, target, f"threshold {used:.0%} of limit", now)
+            source = f"threshold {used:.0%} of limit"
+            if deps.budgets.set_mode(budget.scope, budget.period, target, source, now):
+                rule = next(t for t, mode in rules if mode is target and used >= Decimal(str(t)))
+                record_mode_move(deps, budget, target, rule, source, now)
+        for threshold in budget.thresholds:
+            if used >= Decimal(str(threshold)) and deps.budgets.claim_alert(budget.scope, budget.period, threshold):
+                _alert(deps, budget, threshold, used, now)
 
 
-def _alert(deps: Deps, scope: str, period: str, threshold: float, budget: dict[str, object], now: datetime) -> None:
+def _alert(deps: Deps, budget: Budget, threshold: float, used: Decimal, now: datetime) -> None:
+    scope, period = budget.scope, budget.period
+    figures = budget.model_dump(mode="json")
     message = {"type": "budget.threshold", "scope": scope, "period": period, "threshold": threshold,
-               "limit_usd": budget["limit_usd"], "spent_usd": budget["spent_usd"],
-               "reserved_usd": budget["reserved_usd"], "at": iso(now),
+               "limit_usd": figures["limit_usd"], "spent_usd": figures["spent_usd"],
+               "reserved_usd": figures["reserved_usd"], "at": iso(now),
                "top_offers": deps.ledger.top_offers(scope, period)}
     logger.warning("budget %s crossed %s of its %s limit", scope, threshold, period)
     deps.alerts.publish(json.dumps(message), subject=f"hvr budget {scope} {period} at {threshold:.0%}")
+    # After the publish: claim_alert has made this the one chance, and the page matters more than the history.
+    deps.alert_history.record(BudgetAlert(
+        scope=scope, period=period, kind="threshold", threshold=threshold, spent_usd=budget.spent_usd,
+        limit_usd=budget.limit_usd, at=now, source=f"threshold {threshold:.0%} of limit ({used:.0%} spent)"))
+
+
+def record_mode_move(deps: Deps, budget: Budget, mode: SpendMode, rule: float, source: str, now: datetime) -> None:
+    """The history's record of a spend mode a rule moved (here, or on a budget notice), with the figures it saw."""
+    logger.warning("budget %s %s: spend mode %s (%s)", budget.scope, budget.period, mode.value, source)
+    deps.alert_history.record(BudgetAlert(
+        scope=budget.scope, period=budget.period, kind="spend_mode", threshold=rule, spent_usd=budget.spent_usd,
+        limit_usd=budget.limit_usd, mode=mode, at=now, source=source))
 
 
 def spent(deps: Deps, scopes: list[str], period: str) -> dict[str, Decimal]:

@@ -19,6 +19,7 @@ from router.models.job import AttemptStatus, Job, JobStatus
 from router.services import lifecycle, money
 from router.services.deps import Deps
 from router.services.poll_chain import chain_alive
+from router.services.reconcile import ReconciliationReport, daily_reconcile
 from router.store.messages import MessageKind, WorkerMessage
 
 ROUTE_TIMEOUT_S = 60.0  # accepted/routed without progress: the route message was lost or is failing
@@ -92,11 +93,19 @@ def _action(job: Job, now: datetime, scale: float) -> str | None:
     return "poll" if quiet_s >= POLL_TIMEOUT_S else None
 
 
+# The daily task shares the sweeper's 60 s timeout: reconciliation stops asking providers after this long and says
+# how many rows it left unchecked (they are checked by hand with `hvr reconcile`).
+RECONCILE_BUDGET_S = 40.0
+
+
 @dataclass
 class DailyReport:
     drift: list[money.Drift]
+    reconciliation: ReconciliationReport
 
 
 def daily(deps: Deps) -> DailyReport:
-    """Once a day: every budget's spend counter checked against the ledger (drift is logged and alerted)."""
-    return DailyReport(drift=money.report_drift(deps, deps.clock()))
+    """Once a day: every budget's spend counter checked against the ledger, and yesterday's ledger against the
+    providers' own records (router.services.reconcile); what either finds is logged and alerted."""
+    drift = money.report_drift(deps, deps.clock())
+    return DailyReport(drift=drift, reconciliation=daily_reconcile(deps, budget_s=RECONCILE_BUDGET_S))

@@ -111,14 +111,19 @@ class BudgetRepository:
         return item
 
     def set_mode(self, scope: str, period: str, mode: SpendMode, by: str, now: datetime) -> bool:
-        """Move a scope's spend mode (False if that budget doesn't exist)."""
+        """Move a scope's spend mode up to `mode`; False if that budget doesn't exist or is there already (rules
+        only ever tighten a mode, so of two settles crossing a rule together exactly one moves it)."""
+        lower = [m for m in SpendMode if m.rank < mode.rank]
+        if not lower:
+            return False
+        names = {f":l{n}": {"S": m.value} for n, m in enumerate(lower)}
         try:
             self._ddb.update_item(
                 TableName=self._table, Key={"pk": {"S": f"B#{scope}"}, "sk": {"S": period}},
                 UpdateExpression="SET spend_mode = :m, mode_by = :by, mode_at = :at ADD version :one",
-                ConditionExpression="attribute_exists(pk)",
+                ConditionExpression=f"attribute_exists(pk) AND spend_mode IN ({', '.join(names)})",
                 ExpressionAttributeValues={":m": {"S": mode.value}, ":by": {"S": by}, ":at": {"S": iso(now)},
-                                           ":one": {"N": "1"}},
+                                           ":one": {"N": "1"}, **names},
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":

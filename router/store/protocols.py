@@ -15,12 +15,13 @@ if TYPE_CHECKING:  # the store modules import botocore: only their types are nee
     from decimal import Decimal
     from pathlib import Path
 
-    from router.models.budget import Budget, BudgetUpdate, SpendMode
+    from router.models.budget import Budget, BudgetAlert, BudgetUpdate, SpendMode
     from router.models.campaign import Campaign, InvalidItem
     from router.models.campaign_plan import PlanInput
     from router.models.common import Circuit
     from router.models.job import Job, JobStatus
     from router.models.ledger import LedgerEntry
+    from router.models.reconciliation import ReconciliationFinding
     from router.models.request import VideoRequest
     from router.policy.learning import Observation, OfferStats
     from router.store.budgets import Reservation
@@ -153,6 +154,27 @@ class KeyStore(Protocol):
 @runtime_checkable
 class Nonces(Protocol):
     def first_seen(self, scope: str, value: str, expires_at: int) -> bool: ...
+
+
+@runtime_checkable
+class AlertHistory(Protocol):
+    """Budget alerts as they happened (router.services.money, budget_alerts), read by `GET /v1/alerts`."""
+
+    def record(self, alert: BudgetAlert) -> None: ...
+
+    def list(self, scopes: builtins.list[str] | None, period: str | None, limit: int = 50,
+             cursor: dict[str, Any] | None = None) -> tuple[builtins.list[BudgetAlert], dict[str, Any] | None]: ...
+
+    def scopes(self) -> set[str]: ...  # every scope that has an alert, so a caller can pick the ones it may see
+
+
+@runtime_checkable
+class Findings(Protocol):
+    """Reconciliation findings (router.services.reconcile), filed by the UTC day their attempt ended."""
+
+    def add(self, finding: ReconciliationFinding) -> bool: ...  # False: this attempt's finding of that kind is stored
+
+    def between(self, first: date, last: date) -> builtins.list[ReconciliationFinding]: ...  # days, both inclusive
 
 
 # --- S3, SQS and SNS ----------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from hvr.local.moto_server import REGION
 from router.models.campaign_queue import CampaignMessage
 from router.models.job import JobStatus
 from router.policy.learning import Observation
+from router.store.alert_history import AlertHistoryRepository
 from router.store.alerts import AlertPublisher
 from router.store.artifacts import ArtifactStore
 from router.store.budgets import BudgetRepository
@@ -31,6 +32,7 @@ from router.store.circuits import CircuitRepository
 from router.store.errors import StoreUnavailable
 from router.store.events import EventPublisher
 from router.store.exports import LedgerExport
+from router.store.findings import FindingsRepository
 from router.store.jobs import JobsRepository
 from router.store.keys import KeysRepository, Principal, new_key
 from router.store.learned import LearnedRepository
@@ -38,6 +40,8 @@ from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue, MessageKind, WorkerMessage
 from router.store.nonces import NonceStore
 from tests.contract.conftest import moto_client
+from tests.contract.test_alert_history import alert
+from tests.contract.test_findings import finding
 from tests.contract.test_stores import NOW, PERIOD, entry, new_campaign, new_job
 
 SERVICES = ("dynamodb", "s3", "sqs", "sns")  # what a store's constructor names the client it is given
@@ -96,8 +100,14 @@ CALLS: list[tuple[type, str, tuple[Any, ...]]] = [
     (RouteBatches, "send", ([ROUTE],)),
     (JobQueue, "send", (ROUTE,)),
     (AlertPublisher, "publish", ("global at 80%", "hvr budget global")),
+    (AlertHistoryRepository, "record", (alert(),)),
+    (AlertHistoryRepository, "list", (["tenant:acme"], PERIOD)),
+    (AlertHistoryRepository, "list", (None, PERIOD)),
+    (AlertHistoryRepository, "scopes", ()),
     (EventPublisher, "job_ended", (new_job("job_1", status=JobStatus.SUCCEEDED),)),
     (LedgerExport, "write", (entry("att_1"),)),
+    (FindingsRepository, "between", (NOW.date(), NOW.date())),
+    (FindingsRepository, "add", (finding("att_1"),)),
     (ArtifactStore, "upload_stream", ("outputs/acme/job_1/att_1.mp4", io.BytesIO(b"not really a video"))),
 ]
 

@@ -576,6 +576,14 @@ def test_set_mode_moves_an_existing_budget_only(stores: Stores) -> None:
     assert stores.budgets.get_many(["global"], "2025-04") == {}
 
 
+@pytest.mark.parametrize("mode", [SpendMode.NORMAL, SpendMode.ECONOMY, SpendMode.LOCAL_ONLY])
+def test_set_mode_only_tightens_so_two_settles_crossing_a_rule_move_it_once(stores: Stores, mode: SpendMode) -> None:
+    stores.budgets.put("global", PERIOD, limit("10", SpendMode.LOCAL_ONLY), NOW, "admin")
+    assert stores.budgets.set_mode("global", PERIOD, mode, "threshold", NOW + timedelta(minutes=1)) is False
+    budget = stores.budgets.get_many(["global"], PERIOD)["global"]
+    assert (budget.spend_mode, budget.spend_mode_changed_by) == (SpendMode.LOCAL_ONLY, "admin")
+
+
 def test_an_alert_is_claimed_once_per_scope_period_and_threshold(stores: Stores) -> None:
     assert stores.budgets.claim_alert("global", PERIOD, 0.5) is False  # no budget, nothing to alert on
     stores.budgets.put("global", PERIOD, limit("10"), NOW, "admin")

@@ -1,7 +1,9 @@
 """API v1 over HTTP against the embedded stack (docs/architecture.md, "API contract")."""
 
+import json
 import threading
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -204,3 +206,79 @@ def test_list_paginates_with_a_cursor(beta: httpx.Client) -> None:
     assert ids[0] in [j["id"] for j in rest["items"]]
     assert beta.get("/v1/jobs", params={"cursor": "%%%"}).status_code == 400
     assert utcnow()
+
+
+def test_alerts_a_member_sees_its_tenant_and_campaigns_an_admin_every_scope(stack, acme: httpx.Client,
+                                                                               beta: httpx.Client) -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from router.models.budget import BudgetAlert, period_of
+    from router.models.campaign import Campaign, campaign_id
+
+    now = utcnow()
+    ours, theirs = campaign_id("beta", "alerts"), campaign_id("acme", "alerts")
+    for tenant, cid in (("beta", ours), ("acme", theirs)):
+        stack.deps.campaigns.create(Campaign(id=cid, tenant=tenant, name="alerts", created_at=now, origin="inline"))
+    scopes = ["global", "tenant:acme", "tenant:beta", f"campaign:{ours}", f"campaign:{theirs}"]
+    for second, scope in enumerate(scopes):
+        stack.deps.alert_history.record(BudgetAlert(
+            scope=scope, period=period_of(now), kind="threshold", threshold=0.8, spent_usd=Decimal("8.5"),
+            limit_usd=Decimal(10), at=now + timedelta(seconds=second), source="threshold 80% of limit (85% spent)"))
+
+    page = beta.get("/v1/alerts").json()
+    assert [a["scope"] for a in page["alerts"]] == [f"campaign:{ours}", "tenant:beta"]
+    assert page["next_cursor"] is None
+    assert page["alerts"][0]["spent_usd"] == "8.5000" and page["alerts"][0]["limit_usd"] == "10.0000"
+    assert [a["scope"] for a in beta.get("/v1/alerts", params={"scope": f"campaign:{ours}"}).json()["alerts"]] \
+        == [f"campaign:{ours}"]
+    for other in ("global", "tenant:acme", f"campaign:{theirs}", "campaign:cmp_nobodys"):
+        refused = beta.get("/v1/alerts", params={"scope": other})
+        assert refused.status_code == 403, (other, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in refused.json()["errors"]] == ["scope"]
+
+    everything = acme.get("/v1/alerts", params={"period": period_of(now)}).json()["alerts"]
+    assert [a["scope"] for a in everything if a["source"].endswith("(85% spent)")][:5] == scopes[::-1]
+    assert [a["scope"] for a in acme.get("/v1/alerts", params={"scope": f"campaign:{ours}"}).json()["alerts"]] \
+        == [f"campaign:{ours}"]
+    first = acme.get("/v1/alerts", params={"limit": 2}).json()
+    rest = acme.get("/v1/alerts", params={"limit": 500, "cursor": first["next_cursor"]}).json()
+    assert first["alerts"] + rest["alerts"] == acme.get("/v1/alerts", params={"limit": 500}).json()["alerts"]
+    assert acme.get("/v1/alerts", params={"period": "2000-01"}).json() == {"alerts": [], "next_cursor": None}
+    for params, field in (({"cursor": "%%%"}, "cursor"), ({"period": "2026-13"}, "period"),
+                          ({"scope": "tenant:"}, "scope")):
+        bad = acme.get("/v1/alerts", params=params)
+        assert bad.status_code == 400 and [e["field"] for e in bad.json()["errors"]] == [field], bad.text
+
+
+def test_reconciliation_is_for_admin_keys_and_runs_from_the_cli(stack, acme: httpx.Client, member: httpx.Client,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from hvr.cli import main
+
+    job = wait_for(acme, acme.post("/v1/jobs", json=DRAFT).json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    today = utcnow().date().isoformat()
+    window = {"from": today, "to": today}
+    for refused in (member.post("/v1/reconciliation/runs", json=window), member.get("/v1/reconciliation")):
+        assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["type"] == "urn:hvr:problem:forbidden"
+
+    ran = acme.post("/v1/reconciliation/runs", json=window)
+    assert ran.status_code == 200, ran.text
+    report = ran.json()
+    assert (report["from"], report["to"]) == (f"{today}T00:00:00Z", f"{utcnow().date() + timedelta(days=1)}T00:00:00Z")
+    assert report["complete"] and report["counts"]["rows"] >= 1
+    assert job["attempts"][0]["id"] not in {f["attempt_id"] for f in report["findings"]}  # the agent's own figure
+    listed = acme.get("/v1/reconciliation", params=window)
+    assert listed.status_code == 200 and listed.json()["from"] == today
+    assert {f["attempt_id"] for f in listed.json()["findings"]} == {f["attempt_id"] for f in report["findings"]}
+    backwards = acme.post("/v1/reconciliation/runs", json={"from": today, "to": "2000-01-01"})
+    assert backwards.status_code == 400 and [e["field"] for e in backwards.json()["errors"]] == ["to"]
+
+    args = ["reconcile", "--api-url", stack.url, "--from", today, "--to", today]
+    assert main([*args, "--api-key", "acme-key"]) == 0
+    assert capsys.readouterr().out.startswith(f"reconciliation {today} to {today} (UTC): ")
+    assert main([*args, "--api-key", "acme-key", "--stored", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["to"] == today
+    assert main([*args, "--api-key", "member-key"]) == 2  # refused: admin keys only

@@ -352,3 +352,67 @@ def test_quote_says_when_it_explores_and_when_it_gives_up() -> None:
     plain = Quote.model_validate({"candidates": [], "chosen": {**chosen, "explored": None, "explore_until": None},
                                   "fallbacks": [], "reasons": []})
     assert "abandoned at" not in format_quote(plain, now)
+
+
+class AlertsApi:
+    """`GET /v1/alerts` in two pages; a scope other than the caller's own is refused as the API refuses it."""
+
+    ALERTS = [
+        {"scope": "tenant:acme", "period": "2026-12", "kind": "spend_mode", "threshold": 1.0, "spent_usd": "12.0000",
+         "limit_usd": "12.0000", "mode": "local_only", "at": "2026-12-04T12:30:00Z",
+         "source": "threshold 100% of limit", "added_later": True},
+        {"scope": "tenant:acme", "period": "2026-12", "kind": "threshold", "threshold": 0.5, "spent_usd": "6.1000",
+         "limit_usd": "12.0000", "mode": None, "at": "2026-12-04T09:00:00.250000Z",
+         "source": "threshold 50% of limit (51% spent)"},
+    ]
+
+    def __init__(self) -> None:
+        self.queries: list[dict[str, str]] = []
+
+    def routes(self) -> list[Route]:
+        return [Route("GET", "/v1/alerts", self.alerts, auth=True)]
+
+    def alerts(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        query = dict(event.get("queryStringParameters") or {})
+        self.queries.append(query)
+        if query.get("scope", "tenant:acme") != "tenant:acme":
+            return problem(403, "Forbidden", "a member key of acme asked for the alerts of global",
+                           errors=[{"field": "scope", "message": "a member key sees its own tenant only"}])
+        if "cursor" in query:
+            return {"statusCode": 200, "body": json.dumps({"alerts": self.ALERTS[1:], "next_cursor": None})}
+        return {"statusCode": 200, "body": json.dumps({"alerts": self.ALERTS[:1], "next_cursor": "page-2"})}
+
+
+@pytest.fixture
+def alerts_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertsApi]:
+    fake = AlertsApi()
+    with LocalHttpApi(fake.routes(), FakeApi.authorizer) as api:
+        monkeypatch.setenv("HVR_API_URL", api.url)
+        monkeypatch.setenv("HVR_API_KEY", KEY)
+        yield fake
+
+
+def test_alerts_reads_every_page_into_a_table(alerts_api: AlertsApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["alerts", "--scope", "tenant:acme", "--period", "2026-12"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["at", "scope", "kind", "threshold/mode", "spent", "limit"]
+    assert lines[1].split() == ["2026-12-04", "12:30:00Z", "tenant:acme", "spend_mode", "local_only", "$12.0000",
+                                "$12.0000"]
+    assert lines[2].split() == ["2026-12-04", "09:00:00Z", "tenant:acme", "threshold", "50%", "$6.1000", "$12.0000"]
+    assert alerts_api.queries == [{"scope": "tenant:acme", "period": "2026-12", "limit": "500"},
+                                  {"scope": "tenant:acme", "period": "2026-12", "limit": "500", "cursor": "page-2"}]
+
+
+def test_alerts_json_prints_what_the_server_sent(alerts_api: AlertsApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["alerts", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"alerts": AlertsApi.ALERTS, "next_cursor": None}
+    assert alerts_api.queries[0] == {"limit": "500"}
+
+
+def test_alerts_refused_and_usage_errors(alerts_api: AlertsApi, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["alerts", "--scope", "global"]) == 2
+    assert "error 403: Forbidden" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["alerts", "--period", "2026-1"])
+    assert usage.value.code == 2 and "is not a month (YYYY-MM)" in capsys.readouterr().err
+    assert alerts_api.queries == [{"scope": "global", "limit": "500"}]
