@@ -20,6 +20,7 @@ from router.errors import CONTRACT, FieldError, Forbidden, HvrError, InvalidRequ
 from router.models.api import Problem
 from router.models.job import Job, JobView
 from router.services.deps import Deps
+from router.store.errors import BadCursor
 from router.store.keys import Principal
 
 PROBLEM_TYPE = "application/problem+json"
@@ -209,3 +210,19 @@ def job_view(job: Job, deps: Deps) -> JobView:
         key = view.output.s3_uri.split("/", 3)[3]
         view.output.url = deps.artifacts.presign_get(key)
     return view
+
+
+def encode_cursor(last_key: dict[str, Any]) -> str:
+    """A listing's `next_cursor`: the store's last key, opaque to the client."""
+    return base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    """A `cursor` back into the store's key (the store itself checks it is one of its own: BadCursor)."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, RecursionError) as exc:  # RecursionError: a cursor of 1,500 '['s
+        raise BadCursor("not a cursor") from exc
+    if not isinstance(value, dict):
+        raise BadCursor("not a cursor")
+    return value

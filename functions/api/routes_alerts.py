@@ -7,19 +7,16 @@ naming `scope`.
 
 from __future__ import annotations
 
-import base64
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from functions.api.http import documented, json_response, principal, unstated
+from functions.api.http import decode_cursor, documented, encode_cursor, json_response, principal, unstated
 from router.errors import Forbidden
 from router.models.budget import SCOPE_PATTERN, AlertList
 from router.services.deps import Deps, default_deps
-from router.store.errors import BadCursor
 from router.store.keys import Principal
 
 router = Router()
@@ -42,9 +39,9 @@ def list_alerts(
 ) -> Response[AlertList]:
     deps = default_deps()
     scopes = visible_scopes(principal(router), scope, deps)
-    start = _decode_cursor(cursor) if cursor else None
+    start = decode_cursor(cursor) if cursor else None
     alerts, last = deps.alert_history.list(scopes, period, limit=limit, cursor=start)
-    next_cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+    next_cursor = encode_cursor(last) if last else None
     return json_response(AlertList(alerts=alerts, next_cursor=next_cursor))
 
 
@@ -69,12 +66,3 @@ def _owns(tenant: str, scope: str, deps: Deps) -> bool:
         return True
     return scope.startswith(CAMPAIGN) and deps.campaigns.exists(tenant, scope.removeprefix(CAMPAIGN))
 
-
-def _decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, RecursionError) as exc:  # RecursionError: a cursor of 1,500 '['s
-        raise BadCursor("not a cursor") from exc
-    if not isinstance(value, dict):
-        raise BadCursor("not a cursor")
-    return value

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
-from functions.api.http import JobId, documented, job_view, json_response, principal, request_body, unstated
+from functions.api.http import (
+    JobId,
+    decode_cursor,
+    documented,
+    encode_cursor,
+    job_view,
+    json_response,
+    principal,
+    request_body,
+    unstated,
+)
 from router.models.api import JobList, Quote
 from router.models.job import JobStatus, JobView
 from router.models.request import VideoRequest
@@ -19,7 +27,6 @@ from router.services.cancel import cancel
 from router.services.deps import default_deps
 from router.services.quote import explained_quote
 from router.services.submit import submit_checked
-from router.store.errors import BadCursor
 
 router = Router()
 
@@ -78,10 +85,10 @@ def list_jobs(
     cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
 ) -> Response[JobList]:
     deps = default_deps()
-    start = _decode_cursor(cursor) if cursor else None
+    start = decode_cursor(cursor) if cursor else None
     jobs, last = deps.jobs.list(principal(router).tenant, status=status, campaign_id=campaign_id, limit=limit,
                                 cursor=start)
-    next_cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+    next_cursor = encode_cursor(last) if last else None
     return json_response(JobList(items=[job_view(j, deps) for j in jobs], next_cursor=next_cursor))
 
 
@@ -102,12 +109,3 @@ def post_quote(request: Annotated[VideoRequest, Body(embed=False)]) -> Response[
     return json_response(Quote(chosen=decision.chosen, fallbacks=decision.fallbacks,
                                candidates=decision.candidates, reasons=decision.reasons, learned=learned))
 
-
-def _decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, RecursionError) as exc:  # RecursionError: a cursor of 1,500 '['s
-        raise BadCursor("not a cursor") from exc
-    if not isinstance(value, dict):
-        raise BadCursor("not a cursor")
-    return value

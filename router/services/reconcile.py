@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 
 from router.models.common import ProviderKind, iso, money
 from router.models.job import Attempt, Job, JobStatus
@@ -134,17 +135,8 @@ class _Run:
             return
         unit = unit_of(row.provider)
         ours = ledger_units(row, unit)
-        try:
-            status = self.ask(provider, row.provider_job_id, row.attempt_id)
-        except _Gone:
-            self.counts.expired_at_provider += 1
-            return
-        except _NoLookup:
-            self.counts.no_lookup += 1
-            return
-        except ProviderError as exc:
-            logger.warning("reconcile: %s can't be asked about %s now: %s", row.provider.value, row.attempt_id, exc)
-            self.counts.unreachable += 1
+        status = self.answer(provider, row.provider_job_id, row.attempt_id)
+        if status is UNASKED:
             return
         if status is None:
             if row.provider_job_id or ours > 0 or row.actual_usd > 0:
@@ -213,17 +205,8 @@ class _Run:
             self.counts.not_configured += 1
             return
         unit = unit_of(attempt.provider)
-        try:
-            status = self.ask(provider, attempt.provider_job_id, attempt.id)
-        except _Gone:
-            self.counts.expired_at_provider += 1
-            return
-        except _NoLookup:
-            self.counts.no_lookup += 1
-            return
-        except ProviderError as exc:
-            logger.warning("reconcile: %s can't be asked about %s now: %s", attempt.provider.value, attempt.id, exc)
-            self.counts.unreachable += 1
+        status = self.answer(provider, attempt.provider_job_id, attempt.id)
+        if status is UNASKED:
             return
         if status is None:
             return  # no row and no job: consistent
@@ -243,6 +226,21 @@ class _Run:
             ended_at=attempt.ended_at or job.updated_at, found_at=self.now))
 
     # --- asking and recording ------------------------------------------------------------------------------------
+
+    def answer(self, provider: VideoProvider, provider_job_id: str | None,
+               attempt_id: str) -> ProviderStatus | _Unasked | None:
+        """What the provider says of an attempt now (None: no such job), or UNASKED, counted by why: its record is
+        gone, it can't look our attempt up, or it can't be asked now."""
+        try:
+            return self.ask(provider, provider_job_id, attempt_id)
+        except _Gone:
+            self.counts.expired_at_provider += 1
+        except _NoLookup:
+            self.counts.no_lookup += 1
+        except ProviderError as exc:
+            logger.warning("reconcile: %s can't be asked about %s now: %s", provider.kind.value, attempt_id, exc)
+            self.counts.unreachable += 1
+        return UNASKED
 
     def ask(self, provider: VideoProvider, provider_job_id: str | None, attempt_id: str) -> ProviderStatus | None:
         """The provider's record of the job (None: it says there is none), or _Gone / _NoLookup / ProviderError."""
@@ -272,6 +270,13 @@ class _Run:
         self.findings.append(finding)
         if self.deps.findings.add(finding):
             self.new.append(finding)
+
+
+class _Unasked(Enum):
+    UNASKED = "unasked"
+
+
+UNASKED = _Unasked.UNASKED
 
 
 class _Gone(ProviderError):

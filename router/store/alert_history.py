@@ -16,7 +16,7 @@ from datetime import UTC
 from typing import Any
 
 from router.models.budget import SCOPE_PATTERN, BudgetAlert
-from router.store.errors import BadCursor, aws_errors
+from router.store.errors import BadCursor, aws_errors, cursor_key
 
 PREFIX = "A#"
 # A page's rows: (sk, pk, the alert's JSON document).
@@ -32,18 +32,7 @@ def alert_key(alert: BudgetAlert, unique: str | None = None) -> tuple[str, str]:
 def checked_alert_cursor(cursor: dict[str, Any], scopes: list[str] | None) -> tuple[str, str]:
     """(sk, pk) of a cursor this listing handed out, or BadCursor: anything else would reach botocore as a key, or
     start a listing inside a scope it doesn't cover."""
-
-    def key_string(name: str) -> str | None:
-        value = cursor.get(name)
-        if not isinstance(value, dict) or set(value) != {"S"} or not isinstance(value["S"], str):
-            return None
-        try:  # DynamoDB's key limits (2048 bytes for a partition key, 1024 for a sort key)
-            fits = 0 < len(value["S"].encode("utf-8")) <= 1024
-        except UnicodeEncodeError:
-            return None
-        return value["S"] if fits else None
-
-    pk, sk = key_string("pk"), key_string("sk")
+    pk, sk = cursor_key(cursor, "pk"), cursor_key(cursor, "sk")
     if set(cursor) != {"pk", "sk"} or pk is None or sk is None or not pk.startswith(PREFIX):
         raise BadCursor("not a cursor of this listing")
     scope = pk.removeprefix(PREFIX)

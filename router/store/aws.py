@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 # Standard retry mode retries throttles and 5xx with backoff; conditional-check failures are never retried.
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
@@ -21,3 +22,15 @@ def client(service: str, endpoint_url: str | None = None, region: str | None = N
     return session.client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint_url, region_name=region, config=_S3_CONFIG if service == "s3" else _CONFIG
     )
+
+
+def put_new(dynamodb: Any, table: str, item: dict[str, Any], key: str) -> bool:
+    """Write the item unless one with its key is there already (False then): the write-once of ledger rows,
+    findings, nonces, campaigns and keys."""
+    try:
+        dynamodb.put_item(TableName=table, Item=item, ConditionExpression=f"attribute_not_exists({key})")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

@@ -25,6 +25,7 @@ from router.models.campaign_plan import PlanInput, StoredPlan
 from router.models.campaign_queue import CampaignMessage
 from router.models.manifest import MAX_LINE_BYTES
 from router.models.request import VideoRequest
+from router.store.aws import put_new
 from router.store.errors import NotFound, aws_errors
 from router.store.messages import WorkerMessage
 
@@ -80,14 +81,7 @@ class CampaignsRepository:
 
     def create(self, campaign: Campaign) -> bool:
         """False if the campaign (tenant, name) already exists."""
-        try:
-            self._ddb.put_item(TableName=self._table, Item=self._item(campaign),
-                               ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return put_new(self._ddb, self._table, self._item(campaign), "pk")
 
     def advance(self, campaign: Campaign, expected_step: int) -> bool:
         """Store the campaign at its (new) step, only if the stored step is still `expected_step`; False means

@@ -40,6 +40,18 @@ class BadCursor(InvalidRequest, StoreError):
         super().__init__(message, detail="", errors=[{"field": "cursor", "message": message}])
 
 
+def cursor_key(cursor: dict[str, Any], name: str) -> str | None:
+    """A string key attribute of a listing's cursor, as DynamoDB would take it back; None if it isn't one."""
+    value = cursor.get(name)
+    if not isinstance(value, dict) or set(value) != {"S"} or not isinstance(value["S"], str):
+        return None
+    try:  # DynamoDB's key limits (2048 bytes for a partition key, 1024 for a sort key)
+        fits = 0 < len(value["S"].encode("utf-8")) <= 1024
+    except UnicodeEncodeError:
+        return None
+    return value["S"] if fits else None
+
+
 class StoreUnavailable(StoreError):
     """An AWS call failed in a way no caller handles (throttled past the SDK's retries, access denied, a table
     missing); its message, botocore's, names the operation and AWS's error code, for the logs only."""

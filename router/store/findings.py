@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import UTC, date, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from router.models.common import iso
 from router.models.reconciliation import ReconciliationFinding
+from router.store.aws import put_new
 from router.store.errors import aws_errors
 
 PREFIX = "RECON#"
@@ -44,13 +43,7 @@ class FindingsRepository:
         item = {"pk": {"S": pk}, "sk": {"S": sk}, "tenant": {"S": finding.tenant},
                 "provider": {"S": finding.provider.value}, "kind": {"S": finding.kind.value},
                 "found_at": {"S": iso(finding.found_at)}, "doc": {"S": finding.model_dump_json()}}
-        try:
-            self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_new(self._ddb, self._table, item, "sk")
 
     def between(self, first: date, last: date) -> list[ReconciliationFinding]:
         """Every finding of attempts that ended on the days from `first` to `last`, by day, then attempt and kind."""

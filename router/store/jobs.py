@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from router.models.common import iso, utcnow
 from router.models.job import Job, JobStatus, can_transition
-from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite, aws_errors
+from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite, aws_errors, cursor_key
 
 OPEN_SHARDS = 8
 
@@ -231,20 +231,9 @@ def checked_cursor(cursor: dict[str, Any], index: str, key: str, tenant: str) ->
     """A cursor must be a LastEvaluatedKey of this very listing. Anything else would reach botocore (which raises
     ParamValidationError on a wrong shape) or DynamoDB (ValidationException), or start inside another tenant's
     jobs; so it is refused here, as BadCursor."""
-
-    def key_string(name: str) -> str | None:
-        value = cursor.get(name)
-        if not isinstance(value, dict) or set(value) != {"S"} or not isinstance(value["S"], str):
-            return None
-        try:  # DynamoDB's key limits (2048 bytes for a partition key, 1024 for a sort key)
-            fits = 0 < len(value["S"].encode("utf-8")) <= 1024
-        except UnicodeEncodeError:
-            return None
-        return value["S"] if fits else None
-
-    if set(cursor) != {"pk", f"{index}pk", f"{index}sk"} or key_string(f"{index}sk") is None:
+    if set(cursor) != {"pk", f"{index}pk", f"{index}sk"} or cursor_key(cursor, f"{index}sk") is None:
         raise BadCursor("not a cursor of this listing")
-    if key_string(f"{index}pk") != key or not (key_string("pk") or "").startswith(f"T#{tenant}#J#"):
+    if cursor_key(cursor, f"{index}pk") != key or not (cursor_key(cursor, "pk") or "").startswith(f"T#{tenant}#J#"):
         raise BadCursor("not a cursor of this listing")
     return cursor
 

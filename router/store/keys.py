@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from router.errors import Conflict
 from router.models.common import iso
+from router.store.aws import put_new
 from router.store.errors import aws_errors
 
 KEY_PREFIX = "hvr_"
@@ -46,22 +45,10 @@ class KeysRepository:
         self._table = table
 
     def put(self, key: str, principal: Principal, created_at: datetime) -> None:
-        try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item={
-                    "pk": {"S": f"K#{hash_key(key)}"},
-                    "tenant": {"S": principal.tenant},
-                    "role": {"S": principal.role},
-                    "hint": {"S": key[: len(KEY_PREFIX) + 4]},
-                    "created_at": {"S": iso(created_at)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise KeyExists("this API key exists already") from exc
-            raise
+        item = {"pk": {"S": f"K#{hash_key(key)}"}, "tenant": {"S": principal.tenant}, "role": {"S": principal.role},
+                "hint": {"S": key[: len(KEY_PREFIX) + 4]}, "created_at": {"S": iso(created_at)}}
+        if not put_new(self._ddb, self._table, item, "pk"):
+            raise KeyExists("this API key exists already")
 
     def lookup(self, key: str) -> Principal | None:
         item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": f"K#{hash_key(key)}"}}).get("Item")

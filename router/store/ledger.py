@@ -7,10 +7,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from router.models.common import iso, money
 from router.models.ledger import LedgerEntry
+from router.store.aws import put_new
 from router.store.errors import aws_errors
 
 
@@ -36,13 +35,7 @@ class LedgerRepository:
         }
         if entry.campaign_id:
             item["campaign_id"] = {"S": entry.campaign_id}
-        try:
-            self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_new(self._ddb, self._table, item, "sk")
 
     def for_job(self, tenant: str, job_id: str) -> list[LedgerEntry]:
         page = self._ddb.query(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from router.store.aws import put_new
 from router.store.errors import aws_errors
 
 
@@ -17,14 +16,5 @@ class NonceStore:
 
     def first_seen(self, scope: str, value: str, expires_at: int) -> bool:
         """Record `value` atomically; False if it was already recorded (a replay or a duplicate)."""
-        try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item={"id": {"S": f"seen#{scope}#{value}"}, "expiration": {"N": str(expires_at)}},
-                ConditionExpression="attribute_not_exists(id)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        item = {"id": {"S": f"seen#{scope}#{value}"}, "expiration": {"N": str(expires_at)}}
+        return put_new(self._ddb, self._table, item, "id")
