@@ -52,6 +52,9 @@ class AttemptOutcome(StrEnum):
     EXPIRED = "expired"
 
 
+# Failures after the provider reported the render done: it rendered, and bills, whatever we then made of its output.
+_RENDERED = frozenset({AttemptCode.OUTPUT_REJECTED, AttemptCode.OUTPUT_MISSING, AttemptCode.OUTPUT_UNPLAYABLE,
+                       AttemptCode.OUTPUT_MISMATCH})
 # The failures whose ledger row says more than `failed`.
 _OWN_OUTCOME = {AttemptCode.CONTENT_FILTERED: AttemptOutcome.CONTENT_FILTERED,
                 AttemptCode.SUBMIT_UNKNOWN: AttemptOutcome.SUBMIT_UNKNOWN}
@@ -64,6 +67,11 @@ class AttemptReason:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"[:REASON_CHARS]
+
+    @property
+    def rendered(self) -> bool:
+        """Whether the provider rendered the video (and bills it as delivered) though the attempt failed."""
+        return self.code in _RENDERED
 
     @property
     def outcome(self) -> AttemptOutcome:

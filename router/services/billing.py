@@ -31,7 +31,8 @@ def ledger_entry(job: Job, attempt: Attempt, offer: Offer, pricing_version: str,
 
     The provider's own stated charge wins where it gives one (RunPod's `cost`); otherwise units times unit price,
     by the provider's billing: GPU time is billed whatever the outcome, per-second and per-video prices only for
-    a delivered video, and a content-filtered output is never billed."""
+    a video the provider rendered (delivered, or refused by our checks: it bills it all the same), and a
+    content-filtered output is never billed."""
     spec = attempt.delivered
     gpu_seconds = Decimal(f"{billed.gpu_seconds or 0.0:.3f}")
     output_seconds = Decimal(f"{spec.duration_s:.3f}")

@@ -349,7 +349,8 @@ def attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason,
                    provider_cost: Decimal | None = None) -> None:
     attempt = job.attempt(attempt_id)
     assert attempt is not None
-    actual = record_ledger(job, attempt, deps, reason.outcome, billed, None, provider_cost=provider_cost)
+    actual = record_ledger(job, attempt, deps, reason.outcome, billed, None, provider_cost=provider_cost,
+                           rendered=reason.rendered)
     if reason.code is not AttemptCode.CONTENT_FILTERED:  # the prompt's doing, not the offer's
         _learn_failure(attempt, deps)
     fall_back(job, attempt_id, deps, reason, billed, actual)

@@ -67,8 +67,11 @@ def test_an_output_of_the_wrong_size_rules_its_offer_out_for_the_job() -> None:
     first, second = done.attempts
     assert first.reason is not None and first.reason.code is AttemptCode.OUTPUT_MISMATCH
     assert first.offer != second.offer and done.status is JobStatus.SUCCEEDED
-    assert [r.outcome for r in world.deps.ledger.for_job("acme", job.id)] == [AttemptOutcome.FAILED,
-                                                                               AttemptOutcome.SUCCEEDED]
+    refused, delivered = world.deps.ledger.for_job("acme", job.id)
+    assert (refused.outcome, delivered.outcome) == (AttemptOutcome.FAILED, AttemptOutcome.SUCCEEDED)
+    # It rendered and the provider bills it, though we refused it: per-second prices count its seconds.
+    assert refused.actual_usd == (refused.unit_price_usd * refused.billed_units["output_seconds"]).quantize(
+        Decimal("0.0001")) > 0
 
 
 def test_a_content_filter_bills_nothing_and_rules_out_every_offer_of_its_provider() -> None:
