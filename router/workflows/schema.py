@@ -1,4 +1,5 @@
-"""The node schema (`node_schema.json`) and a validator that answers the way ComfyUI's `validate_prompt` does.
+"""The node schema (`node_schema.json`, derived from a real ComfyUI's /object_info by `hvr/tools/node_schema.py`)
+and a validator that answers the way ComfyUI's `validate_prompt` does.
 
 One validator serves both ends: the builders check every graph they emit (strict: an input name the schema doesn't
 know is a typo here, though ComfyUI would silently ignore it), and the ComfyUI sandbox answers `POST /prompt` with it
@@ -30,11 +31,16 @@ class InputSpec:
     type: str
     required: bool = True
     options: tuple[str, ...] | None = None
-    partial: bool = False  # `options` is the subset we know; a real ComfyUI lists more
-    folder: str | None = None  # a model folder (the combo lists its files)
-    upload: str | None = None  # a file uploaded to the input folder ("image", "audio")
+    folder: str | None = None  # a model folder (the combo lists its files, and `options` that name no file)
+    upload: str | None = None  # a file uploaded to the input folder ("image", "audio", "video")
     min: float | None = None
     max: float | None = None
+    # (a dynamic combo, one of its values): the input exists only while the combo has that value, as ComfyUI expands
+    # a COMFY_DYNAMICCOMBO_V3 into the chosen option's inputs, named `<combo>.<input>`.
+    when: tuple[str, str] | None = None
+
+    def applies(self, inputs: Mapping[str, Any]) -> bool:
+        return self.when is None or inputs.get(self.when[0]) == self.when[1]
 
     def accepts_link_type(self, received: str) -> bool:
         if self.type == "COMBO":
@@ -91,14 +97,18 @@ class NodeSchema:
 
     @classmethod
     def load(cls, path: Path = SCHEMA_FILE) -> NodeSchema:
-        data = json.loads(path.read_text())
+        return cls.parse(json.loads(path.read_text()))
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> NodeSchema:
         nodes: dict[str, NodeSpec] = {}
         for class_type, raw in data["nodes"].items():
             inputs = {
                 name: InputSpec(
                     name=name, type=spec["type"], required=spec.get("required", True),
-                    options=tuple(spec["options"]) if "options" in spec else None, partial=spec.get("partial", False),
+                    options=tuple(spec["options"]) if "options" in spec else None,
                     folder=spec.get("folder"), upload=spec.get("upload"), min=spec.get("min"), max=spec.get("max"),
+                    when=(spec["when"][0], spec["when"][1]) if "when" in spec else None,
                 )
                 for name, spec in raw["inputs"].items()
             }
@@ -179,8 +189,10 @@ class _Validator:
         self._checked[node_id] = errors  # set first: a cycle ends here instead of recursing forever
         if self._strict:
             errors += [_error("unknown_input", "Input not in the node schema", name, input_name=name)
-                       for name in inputs if name not in spec.inputs]
+                       for name in inputs if name not in spec.inputs or not spec.inputs[name].applies(inputs)]
         for name, input_spec in spec.inputs.items():
+            if not input_spec.applies(inputs):
+                continue
             if name not in inputs:
                 if input_spec.required:
                     errors.append(_error("required_input_missing", "Required input is missing", name,
@@ -259,12 +271,13 @@ def _check_combo(spec: InputSpec, value: Any, files: Mapping[str, Collection[str
                            f"{name} - Invalid {spec.upload} file: {value}", input_name=name, received_value=value)]
         return []
     if spec.folder is not None:
+        named = spec.options or ()  # the values that are no file, such as VAELoader's "pixel_space"
         if files is not None and spec.folder in files:
-            allowed: Collection[str] = files[spec.folder]
-        elif isinstance(value, str) and value.lower().endswith(MODEL_EXTENSIONS):
+            allowed: Collection[str] = [*files[spec.folder], *named]
+        elif value in named or (isinstance(value, str) and value.lower().endswith(MODEL_EXTENSIONS)):
             return []
         else:
-            allowed = ()
+            allowed = named
     else:
         allowed = spec.options or ()
     if value in allowed:

@@ -82,4 +82,4 @@ def test_every_part_of_the_runtime_has_its_place() -> None:
 
 
 def test_the_dev_tools_are_not_part_of_the_runtime() -> None:
-    assert not any((RUNTIME / name).exists() for name in ("sandbox", "local", "sim", "cli.py", "demo.py"))
+    assert not any((RUNTIME / name).exists() for name in ("sandbox", "local", "sim", "tools", "cli.py", "demo.py"))

@@ -89,7 +89,8 @@ def test_uploaded_inputs_must_exist_when_the_input_folder_is_known() -> None:
     graph = {"1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
              "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
              "3": {"class_type": "CreateVideo", "inputs": {"images": ["2", 0], "fps": 8.0}},
-             "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0], "filename_prefix": "v", "format": "mp4"}}}
+             "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0], "filename_prefix": "v", "format": "mp4",
+                                                         "codec": "h264"}}}
 
     missing = SCHEMA.validate(graph, files={"input": {"dog.png"}})
     present = SCHEMA.validate(graph, files={"input": {"cat.png"}})
@@ -105,3 +106,57 @@ def test_strict_mode_flags_input_names_comfyui_would_ignore(graph: dict[str, Any
     assert SCHEMA.validate(typo).ok
     assert SCHEMA.validate(typo, strict=True).node_errors[node_of(typo, "KSampler")]["errors"][0]["type"] == \
         "unknown_input"
+
+
+@pytest.mark.parametrize(("change", "refusal"), [
+    ({"codec": "av1"}, "value_not_in_list"),
+    ({"format": "webm"}, "value_not_in_list"),
+    ({"codec": None}, "required_input_missing"),
+])
+def test_save_video_takes_only_what_the_real_comfyui_does(
+    graph: dict[str, Any], change: dict[str, Any], refusal: str
+) -> None:
+    broken = copy.deepcopy(graph)
+    save = node_of(broken, "SaveVideo")
+    for name, value in change.items():
+        if value is None:
+            del broken[save]["inputs"][name]
+        else:
+            broken[save]["inputs"][name] = value
+
+    assert only_error(SCHEMA.validate(broken, strict=True), save)["type"] == refusal
+
+
+def test_inputs_and_ranges_only_the_real_comfyui_listed_validate(graph: dict[str, Any]) -> None:
+    extended = copy.deepcopy(graph)
+    video = node_of(extended, "CreateVideo")
+    extended[video]["inputs"]["bit_depth"] = 10
+    extended[video]["inputs"]["images"] = ["99", 0]
+    extended["99"] = {"class_type": "ImageFromBatch", "inputs": {"image": [node_of(graph, "VAEDecode"), 0],
+                                                                  "batch_index": -1, "length": 1}}
+    extended[node_of(extended, "VAELoader")]["inputs"]["vae_name"] = "pixel_space"
+
+    result = SCHEMA.validate(extended, strict=True)
+
+    assert result.ok and not result.node_errors, result.describe()
+    assert SCHEMA.nodes["SaveVideo"].outputs == ("VIDEO",)
+    assert not SCHEMA.nodes["ADE_ApplyAnimateDiffModelSimple"].inputs["per_block"].required
+
+
+def test_a_dynamic_combo_has_the_inputs_of_the_option_chosen_only() -> None:
+    offer = load_catalog().get("local/wan21-14b")
+    assert offer is not None
+    request = VideoRequest(mode=Mode.S2V, prompt="a singer", seed=1, image="s3://b/i.png", audio="s3://b/a.wav")
+    talking = build_workflow(offer, request, DeliveredSpec(832, 480, 81, 25), ModelFiles.load())
+    talk = node_of(talking, "WanInfiniteTalkToVideo")
+    talking[talk]["inputs"]["mode.mask_1"] = [node_of(talking, "LoadImage"), 1]
+
+    one = SCHEMA.validate(talking, strict=True)
+    talking[talk]["inputs"]["mode"] = "two_speakers"
+    two = SCHEMA.validate(talking, strict=True)
+
+    assert only_error(one, talk)["type"] == "unknown_input"
+    assert only_error(one, talk)["extra_info"]["input_name"] == "mode.mask_1"
+    assert two.ok and not two.node_errors, two.describe()
+    talking[talk]["inputs"]["mode"] = "single_speaker"
+    assert SCHEMA.validate(talking).ok  # ComfyUI ignores the inputs of an option not chosen
