@@ -50,6 +50,10 @@ class Mode(StrEnum):
     S2V = "s2v"
     CAMERA = "camera"
     INPAINT = "inpaint"
+    R2V = "r2v"  # subject/product reference images → video (WAN Phantom)
+    FLF2V = "flf2v"  # first and last frame → the video between them
+    ANIMATE = "animate"  # a character image driven by a video's motion (WAN 2.2 Animate)
+    EXTEND = "extend"  # continue a video
 
 
 class Quality(StrEnum):

@@ -233,6 +233,9 @@ class Offer(BaseModel):
     provider: ProviderKind
     model: Annotated[str, Field(min_length=1)]
     modes: Annotated[list[Mode], Field(min_length=1)]
+    # Inputs the edge lets a mode go without that this offer can render without too: s2v's `image` (HuMo renders a
+    # speaker from the audio alone; every other s2v offer animates the face it is given).
+    optional_inputs: list[Literal["image"]] = []
     sizes: Annotated[list[Annotated[str, Field(pattern=r"^\d{2,5}x\d{2,5}$")]], Field(min_length=1)]
     frames: Frames
     fps: FpsRange

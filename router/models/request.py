@@ -39,8 +39,13 @@ TEXT_CONTROLS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 NAME_CONTROLS = r"[\x00-\x1f\x7f-\x9f]"
 _TEXT_CONTROLS, _NAME_CONTROLS = re.compile(TEXT_CONTROLS), re.compile(NAME_CONTROLS)
 _NAME: dict[str, Any] = {"not": {"pattern": NAME_CONTROLS}}
-MODE_INPUTS = {Mode.I2V: ("image",), Mode.CAMERA: ("image",), Mode.S2V: ("image", "audio"),
-               Mode.INPAINT: ("image", "mask")}
+# Inputs each mode requires at the edge. s2v needs only the audio here: HuMo renders from audio alone, and the
+# offers that also need a face refuse a request without `image` when routing (policy.constraints).
+MODE_INPUTS = {Mode.I2V: ("image",), Mode.CAMERA: ("image",), Mode.S2V: ("audio",),
+               Mode.INPAINT: ("image", "mask"), Mode.R2V: ("reference_images",), Mode.FLF2V: ("image", "last_image"),
+               Mode.ANIMATE: ("image", "video"), Mode.EXTEND: ("video",)}
+MAX_REFERENCE_IMAGES = 4
+_LIST_INPUTS = frozenset({"reference_images"})
 
 
 class CameraMotion(StrEnum):
@@ -89,11 +94,20 @@ InputRef = Annotated[str, Field(max_length=2048)]
 
 def _stated_rules(schema: dict[str, Any]) -> None:
     """_cross_field's rules, stated in the JSON Schema too (OpenAPI 3.1 is JSON Schema 2020-12), so that a client
-    or a fuzzer reading the schema knows them: each mode's inputs, and one deadline at most."""
-    schema["allOf"] = [
-        {"if": {"properties": {"mode": {"const": mode.value}}, "required": ["mode"]},
-         "then": {"properties": {name: {"type": "string"} for name in names}, "required": list(names)}}
-        for mode, names in MODE_INPUTS.items()]
+    or a fuzzer reading the schema knows them: each mode's inputs, and one deadline at most.
+
+    The modes are one `anyOf`, a branch per set of required inputs (a mode's branch names the inputs it needs), not
+    an `if`/`then` per mode: a fuzzer's schema solver expands each `if` into two cases, and nine of them were more
+    than it would."""
+    grouped: dict[tuple[str, ...], list[str]] = {}
+    for mode in Mode:
+        grouped.setdefault(MODE_INPUTS.get(mode, ()), []).append(mode.value)
+    schema["anyOf"] = [
+        {"properties": {"mode": {"enum": modes},
+                        **{name: {"type": "array", "minItems": 1} if name in _LIST_INPUTS else {"type": "string"}
+                           for name in names}},
+         "required": ["mode", *names]}
+        for names, modes in grouped.items()]
     schema["not"] = {"$comment": "deadline or deadline_s, not both",
                      "properties": {"deadline": {"type": "string"}, "deadline_s": {"type": "integer"}},
                      "required": ["deadline", "deadline_s"]}
@@ -112,6 +126,9 @@ class VideoRequest(BaseModel):
     image: InputRef | None = None
     audio: InputRef | None = None
     mask: InputRef | None = None
+    last_image: InputRef | None = None
+    video: InputRef | None = None
+    reference_images: Annotated[list[InputRef], Field(min_length=1, max_length=MAX_REFERENCE_IMAGES)] | None = None
     camera: Camera | None = None
     resolution: str = "480p"
     aspect_ratio: AspectRatio = AspectRatio.WIDE
@@ -148,7 +165,7 @@ class VideoRequest(BaseModel):
             raise ValueError(f"must not contain control characters (found U+{ord(found[0]):04X})")
         return value
 
-    @field_validator("image", "audio", "mask")
+    @field_validator("image", "audio", "mask", "last_image", "video")
     @classmethod
     def _input_ref(cls, value: str | None, info: ValidationInfo) -> str | None:
         return None if value is None else _check_input_ref(value, at_edge=info.context is not None)
@@ -206,11 +223,17 @@ class VideoRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _cross_field(self) -> VideoRequest:
+    def _cross_field(self, info: ValidationInfo) -> VideoRequest:
+        # Each reference image follows the rules of `image`, named by its index (`reference_images[2]`).
+        for index, ref in enumerate(self.reference_images or ()):
+            try:
+                _check_input_ref(ref, at_edge=info.context is not None)
+            except ValueError as exc:
+                raise _field_error(f"reference_images[{index}]", str(exc)) from None
         if self.deadline is not None and self.deadline_s is not None:
             raise _field_error("deadline_s", "give either deadline or deadline_s, not both")
         for name in MODE_INPUTS.get(self.mode, ()):
-            if getattr(self, name) is None:
+            if not getattr(self, name):
                 raise _field_error(name, f"is required for mode {self.mode.value}")
         return self
 
@@ -233,6 +256,15 @@ class VideoRequest(BaseModel):
     def named_tier(self) -> int | None:
         """Short side of a named resolution; None when exact pixels were asked for."""
         return NAMED_TIERS.get(self.resolution)
+
+    def input_refs(self) -> list[tuple[str, str, str]]:
+        """(field as errors name it, key a provider's inputs use, ref) for each input given: `image`, `audio`,
+        `mask`, `last_image`, `video`, and `reference_images[i]` keyed `reference_image_{i+1}`."""
+        refs = [(name, name, ref) for name in ("image", "audio", "mask", "last_image", "video")
+                if (ref := getattr(self, name))]
+        refs += [(f"reference_images[{index}]", f"reference_image_{index + 1}", ref)
+                 for index, ref in enumerate(self.reference_images or ())]
+        return refs
 
     def resolved_deadline(self, accepted_at: datetime) -> datetime | None:
         if self.deadline is not None:

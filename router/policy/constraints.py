@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from router.models.budget import SpendMode
-from router.models.common import MONEY_PLACES, Circuit, ProviderKind
+from router.models.common import MONEY_PLACES, Circuit, Mode, ProviderKind
 from router.models.decision import DeliveredSpec, Reason, Refusal
 from router.models.offer import Offer
 from router.models.request import VideoRequest
@@ -28,6 +28,10 @@ _PAUSED, _LOCAL_ONLY, _LOCAL, _OPEN = SpendMode.PAUSED, SpendMode.LOCAL_ONLY, Pr
 
 
 _NO_MODE, _NO_SIZE = Reason(Refusal.MODE, "not offered"), Reason(Refusal.RESOLUTION, "not offered")
+# s2v needs only `audio` at the edge; an offer that animates the face it is given refuses a request without one
+# (the catalog's `optional_inputs` names the offers that don't).
+_S2V = Mode.S2V
+_S2V_NEEDS_IMAGE = Reason(Refusal.MODE, "s2v without image: this offer animates a given face")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,8 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
         reasons.append(Reason(Refusal.ALREADY_TRIED, "this job failed here twice, or in a way a retry won't fix"))
     if request.mode not in offer.mode_set:
         reasons.append(ask.mode_reason)
+    elif request.image is None and request.mode is _S2V and "image" not in offer.optional_inputs:
+        reasons.append(_S2V_NEEDS_IMAGE)
     if offer.quality < ask.floor:
         reasons.append(Reason(Refusal.QUALITY,
                               f"score {offer.quality} below the {request.quality.value} floor {ask.floor}"))

@@ -53,7 +53,8 @@ class Submission:
     delivered: DeliveredSpec
     output_put_url: str | None = None  # where a pushing provider (the agent) uploads the MP4
     callback_url: str | None = None  # where the provider reports back (token or signature authenticated)
-    inputs: dict[str, str] = field(default_factory=dict)  # image/audio/mask → a URL the provider can GET
+    # input key → a URL the provider can GET: image, audio, mask, last_image, video, reference_image_1..4
+    inputs: dict[str, str] = field(default_factory=dict)
     deadline: datetime | None = None  # for provider-side timeouts/TTLs (RunPod `policy`)
     stop_at: datetime | None = None  # an exploring try: stopped here if unfinished (`Attempt.explore_until`)
 

@@ -48,7 +48,7 @@ from router.services.poll_chain import (
     mark_submitted,
     poll_on,
 )
-from router.services.uploads import INPUT_FIELDS, foreign_refs, own_upload_key
+from router.services.uploads import foreign_refs, own_upload_key
 from router.store.artifacts import output_key
 from router.store.budgets import BudgetRefused
 from router.store.messages import MessageKind, WorkerMessage
@@ -261,15 +261,14 @@ def input_urls(job: Job, deps: Deps) -> dict[str, str]:
     A presigned GET reads any key the bucket holds, so the key is checked against the job's tenant right here,
     not only at admission."""
     urls = {}
-    for field in INPUT_FIELDS:
-        ref = getattr(job.request, field)
-        if ref and ref.startswith("s3://"):
+    for field, name, ref in job.request.input_refs():  # reference_images[i] as reference_image_{i+1}
+        if ref.startswith("s3://"):
             key = own_upload_key(ref, job.tenant, deps.artifacts.bucket)
             if key is None:
                 raise ForeignInput(f"{field}: not an upload of tenant {job.tenant}")
-            urls[field] = deps.artifacts.presign_get(key, expires_s=INPUT_URL_TTL_S)
-        elif ref:
-            urls[field] = ref
+            urls[name] = deps.artifacts.presign_get(key, expires_s=INPUT_URL_TTL_S)
+        else:
+            urls[name] = ref
     return urls
 
 

@@ -1,4 +1,4 @@
-"""Client uploads (input images, audio, masks): presigned PUTs into the tenant's own prefix, checked on use."""
+"""Client uploads (input images, audio, masks, videos): presigned PUTs into the tenant's own prefix, checked on use."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ UPLOAD_TYPES: dict[str, tuple[str, int]] = {
     "audio/mpeg": (".mp3", 50 * MB),
     "video/mp4": (".mp4", 200 * MB),
 }
-INPUT_FIELDS = ("image", "audio", "mask")
+# The single-ref input fields; `reference_images` is a list of up to 4 more (VideoRequest.input_refs lists them all).
+INPUT_FIELDS = ("image", "audio", "mask", "last_image", "video")
 
 
 def upload_prefix(tenant: str) -> str:
@@ -45,7 +46,7 @@ def own_upload_key(ref: str, tenant: str, bucket: str) -> str | None:
 
 def foreign_refs(request: VideoRequest, tenant: str, bucket: str) -> list[str]:
     """The input fields whose `s3://` ref is not one of the tenant's own uploads (https URLs are the client's)."""
-    return [field for field in INPUT_FIELDS if (ref := getattr(request, field)) and ref.startswith("s3://")
+    return [field for field, _key, ref in request.input_refs() if ref.startswith("s3://")
             and own_upload_key(ref, tenant, bucket) is None]
 
 
@@ -73,9 +74,8 @@ def check_input_refs(request: VideoRequest, tenant: str, deps: Deps) -> list[dic
     A presigned PUT can't bound its size, so the cap is enforced here, before any job exists.
     """
     errors = []
-    for field in INPUT_FIELDS:
-        ref = getattr(request, field)
-        if not ref or not ref.startswith("s3://"):
+    for field, _key, ref in request.input_refs():
+        if not ref.startswith("s3://"):
             continue
         key = own_upload_key(ref, tenant, deps.artifacts.bucket)
         if key is None:

@@ -20,6 +20,7 @@ from router.workflows.common import INPUT_FILES, BuildContext, WorkflowError
 from router.workflows.control import fun_camera, vace_inpaint
 from router.workflows.graph import Graph
 from router.workflows.models import ModelFiles, ModelFilesError
+from router.workflows.reference import humo_s2v, phantom_r2v, wan21_flf2v, wan22_animate
 from router.workflows.schema import NodeSchema, Validation, default_schema
 from router.workflows.speech import infinitetalk, wan22_s2v
 from router.workflows.wan import wan21_fun_inp_i2v, wan21_i2v, wan21_t2v, wan22_5b, wan22_14b
@@ -64,6 +65,12 @@ _BUILDERS: dict[tuple[str, Mode], _Builder] = {
     ("wan22-s2v-14b", Mode.S2V): _Builder(wan22_s2v, "wan22_s2v", ("s2v", "audio_encoder", *_WAN21)),
     ("wan22-5b-ti2v", Mode.T2V): _Builder(wan22_5b, "wan22_5b", ("ti2v", *_WAN21)),
     ("wan22-5b-ti2v", Mode.I2V): _Builder(wan22_5b, "wan22_5b", ("ti2v", *_WAN21)),
+    # WAN's fine-tuned families on core nodes (reference.py).
+    ("wan21-phantom-14b", Mode.R2V): _Builder(phantom_r2v, "wan21_phantom", ("r2v", *_WAN21)),
+    ("wan21-flf2v-14b", Mode.FLF2V): _Builder(wan21_flf2v, "wan21_flf2v", ("flf2v", "clip_vision", *_WAN21)),
+    ("wan22-animate-14b", Mode.ANIMATE): _Builder(wan22_animate, "wan22_animate",
+                                                  ("animate", "clip_vision", *_WAN21)),
+    ("humo-17b", Mode.S2V): _Builder(humo_s2v, "humo", ("s2v", "audio_encoder", *_WAN21)),
 }
 
 

@@ -57,4 +57,13 @@ PRESETS: dict[str, dict[Quality, Sampling]] = {
     "wan22_s2v": _tiers(12, 20, 30, 6.0, "uni_pc", "simple", 8.0),
     # video_wan2_2_5B_ti2v: 20 steps, cfg 5, uni_pc/simple, shift 8.
     "wan22_5b": _tiers(12, 20, 30, 5.0, "uni_pc", "simple", 8.0),
+    # wan2.1_flf2v_720_f16: 20 steps, cfg 3, uni_pc/simple, shift 8.
+    "wan21_flf2v": _tiers(12, 20, 30, 3.0, "uni_pc", "simple", 8.0),
+    # video_humo runs 6 steps at cfg 1 with the lightx2v step-distill LoRA (uni_pc/simple, shift 8); without the LoRA
+    # these steps and cfg are a judgement, as for InfiniteTalk.
+    "humo": _tiers(12, 20, 30, 5.0, "uni_pc", "simple", 8.0),
+    # No official template for Phantom or WAN 2.2 Animate on core nodes: the WAN 2.1 14B image-to-video settings
+    # (20 steps, cfg 6, uni_pc/simple, shift 8) are a judgement until the studio's eye or calibration says otherwise.
+    "wan21_phantom": _tiers(12, 20, 30, 6.0, "uni_pc", "simple", 8.0),
+    "wan22_animate": _tiers(12, 20, 30, 6.0, "uni_pc", "simple", 8.0),
 }

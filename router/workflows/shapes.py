@@ -173,6 +173,11 @@ _RULES: dict[str, Callable[[_Args], tuple[Any, ...]]] = {
     "WanSoundImageToVideo": _conditioned,
     "WanSoundImageToVideoExtend": _sound_extend,
     "WanVaceToVideo": _vace,
+    "WanPhantomSubjectToVideo": lambda args: (None, None, None, _video_latent(args)),
+    "WanFirstLastFrameToVideo": _conditioned,
+    "WanHuMoImageToVideo": _conditioned,
+    # Like VACE: the reference image's latent goes in front and trim_latent cuts it off after sampling.
+    "WanAnimateToVideo": lambda args: (*_vace(args), 0, args.int("length")),
     "WanInfiniteTalkToVideo": lambda args: (None, None, None, _video_latent(args), 0),
     "WanCameraEmbedding": lambda args: (None, args.int("width"), args.int("height"), args.int("length")),
     "KSampler": _passthrough("latent_image"),

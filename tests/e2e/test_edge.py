@@ -206,8 +206,11 @@ def test_every_operation_declares_its_problems(openapi: dict) -> None:
 
 def test_the_schema_states_the_cross_field_rules(openapi: dict) -> None:
     request = openapi["components"]["schemas"]["VideoRequest-Input"]
-    assert {rule["if"]["properties"]["mode"]["const"]: rule["then"]["required"] for rule in request["allOf"]} == {
-        "i2v": ["image"], "camera": ["image"], "s2v": ["image", "audio"], "inpaint": ["image", "mask"]}
+    needs = {mode: branch["required"] for branch in request["anyOf"] for mode in branch["properties"]["mode"]["enum"]}
+    assert needs == {
+        "t2v": ["mode"], "i2v": ["mode", "image"], "camera": ["mode", "image"], "s2v": ["mode", "audio"],
+        "inpaint": ["mode", "image", "mask"], "r2v": ["mode", "reference_images"],
+        "flf2v": ["mode", "image", "last_image"], "animate": ["mode", "image", "video"], "extend": ["mode", "video"]}
     assert request["not"]["required"] == ["deadline", "deadline_s"]
     campaign = openapi["components"]["schemas"]["CampaignCreate"]
     assert [branch["required"] for branch in campaign["oneOf"]] == [["items"], ["manifest"]]

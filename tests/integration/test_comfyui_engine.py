@@ -33,7 +33,7 @@ from hvr.sandbox.comfyui import ComfyUISandbox
 from router.media.probe import check_against_spec, probe
 from router.models.common import Mode, ProviderKind, Quality
 from router.models.decision import DeliveredSpec
-from router.models.request import Camera, CameraMotion, VideoRequest
+from router.models.request import MODE_INPUTS, Camera, CameraMotion, VideoRequest
 from router.policy.catalog import load_catalog
 from router.signing import sign
 from router.workflows import ModelFiles, build_workflow, supported_pairs
@@ -54,6 +54,18 @@ def _png(color: tuple[int, int, int], size: tuple[int, int] = (120, 80)) -> byte
     return buffer.getvalue()
 
 
+def _mp4() -> bytes:
+    """A short real H.264 MP4 (a driving or continued video), from the sim engine's encoder."""
+    import tempfile
+
+    from agent.engines.sim import encode_video
+
+    with tempfile.TemporaryDirectory(prefix="hvr-engine-") as folder:
+        path = Path(folder) / "in.mp4"
+        encode_video(path, 160, 96, 9, 16.0, "driving", "video")
+        return path.read_bytes()
+
+
 def _wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
@@ -68,8 +80,11 @@ class Store:
     """Loopback stand-in for S3: GET serves the inputs, PUT records uploads."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {"/in/image.png": _png((200, 90, 40)), "/in/mask.png": _png((255, 255, 255)),
-                                          "/in/audio.wav": _wav()}
+        image = _png((200, 90, 40))
+        self.objects: dict[str, bytes] = {"/in/image.png": image, "/in/mask.png": _png((255, 255, 255)),
+                                          "/in/audio.wav": _wav(), "/in/last_image.png": _png((40, 90, 200)),
+                                          "/in/video.mp4": _mp4(),
+                                          **{f"/in/reference_image_{n}.png": image for n in (1, 2)}}
         self.uploads: dict[str, bytes] = {}
         store = self
 
@@ -140,12 +155,14 @@ def wait(agent: AgentProcess, attempt_id: str, until: set[str] = TERMINAL,
 def job_body(store: Store, attempt_id: str, model: str, mode: Mode, *, frames: int = 9,
              quality: Quality = Quality.DRAFT, prompt: str = "a paper kite") -> dict[str, Any]:
     offer = LOCAL[model]
-    needs = {Mode.I2V: ("image",), Mode.CAMERA: ("image",), Mode.S2V: ("image", "audio"),
-             Mode.INPAINT: ("image", "mask")}.get(mode, ())
-    inputs = {name: f"{store.url}/in/{name}.{'wav' if name == 'audio' else 'png'}" for name in needs}
+    # Every input the mode takes (s2v's optional identity image too), as the contract names them.
+    needs = (*MODE_INPUTS.get(mode, ()), *(("image",) if mode is Mode.S2V else ()))
+    fields: dict[str, Any] = {name: ["s3://hvr-in/t/r1", "s3://hvr-in/t/r2"] if name == "reference_images"
+                              else "s3://hvr-in/t/x" for name in needs}
     request = VideoRequest(mode=mode, prompt=prompt, seed=5, quality=quality,
-                           camera=Camera(motion=CameraMotion.ZOOM_IN) if mode is Mode.CAMERA else None,
-                           **{name: "s3://hvr-in/t/x" for name in needs})
+                           camera=Camera(motion=CameraMotion.ZOOM_IN) if mode is Mode.CAMERA else None, **fields)
+    extension = {"audio": "wav", "video": "mp4"}
+    inputs = {key: f"{store.url}/in/{key}.{extension.get(key, 'png')}" for _, key, _ in request.input_refs()}
     workflow = build_workflow(offer, request, DeliveredSpec(WIDTH, HEIGHT, frames, FPS), MODELS)
     return {"attempt_id": attempt_id, "job_id": f"job_{attempt_id}", "model": model, "prompt": prompt,
             "spec": {"width": WIDTH, "height": HEIGHT, "frames": frames, "fps": FPS}, "seed": 5,

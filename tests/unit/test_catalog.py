@@ -74,7 +74,13 @@ def test_default_catalog_keeps_the_studios_local_offers_with_their_modes() -> No
     modes = {offer_id: set(offer.modes) for offer_id, offer in local.items()}
     assert modes["local/animatediff-sd15"] == {Mode.T2V}
     assert modes["local/wan21-1.3b"] == {Mode.T2V, Mode.I2V, Mode.CAMERA, Mode.INPAINT}
-    assert modes["local/wan21-14b"] == set(Mode)
+    assert modes["local/wan21-14b"] == {Mode.T2V, Mode.I2V, Mode.S2V, Mode.CAMERA, Mode.INPAINT}
+    # WAN's fine-tuned families (issue 17): one offer each; extend has none yet.
+    assert modes["local/wan21-phantom-14b"] == {Mode.R2V}
+    assert modes["local/wan21-flf2v-14b"] == {Mode.FLF2V}
+    assert modes["local/wan22-animate-14b"] == {Mode.ANIMATE}
+    assert modes["local/humo-17b"] == {Mode.S2V}
+    assert not any(Mode.EXTEND in offer_modes for offer_modes in modes.values())
     assert modes["local/wan22-14b"] >= {Mode.T2V, Mode.I2V}
     assert modes["local/wan22-s2v-14b"] == {Mode.S2V}
     assert modes["local/wan22-5b-ti2v"] == {Mode.T2V, Mode.I2V}

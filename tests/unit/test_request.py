@@ -36,6 +36,19 @@ def refused_field(body: dict) -> str:
         ({"mode": "camera"}, "image"),
         ({"mode": "s2v", "image": "s3://b/i.png"}, "audio"),
         ({"mode": "inpaint", "image": "s3://b/i.png"}, "mask"),
+        ({"mode": "s2v"}, "audio"),
+        ({"mode": "r2v"}, "reference_images"),
+        ({"mode": "r2v", "reference_images": []}, "reference_images"),
+        ({"mode": "r2v", "reference_images": ["s3://b/r.png"] * 5}, "reference_images"),
+        ({"mode": "r2v", "reference_images": ["s3://b/1.png", "s3://b/2.png", "ftp://x/3.png"]}, "reference_images[2]"),
+        ({"mode": "r2v", "reference_images": ["https://127.0.0.1/r.png"]}, "reference_images[0]"),
+        ({"mode": "flf2v"}, "image"),
+        ({"mode": "flf2v", "image": "s3://b/i.png"}, "last_image"),
+        ({"mode": "animate", "video": "s3://b/v.mp4"}, "image"),
+        ({"mode": "animate", "image": "s3://b/i.png"}, "video"),
+        ({"mode": "extend"}, "video"),
+        ({"video": "ftp://x/v.mp4"}, "video"),
+        ({"last_image": "http://example.com/l.png"}, "last_image"),
         ({"image": "ftp://x/y.png"}, "image"),
         ({"callback_url": "http://example.com/hook"}, "callback_url"),
         ({"callback_url": "https://127.0.0.1/hook"}, "callback_url"),
@@ -195,6 +208,17 @@ def test_the_schema_and_the_validator_agree_on_every_control_character(codepoint
     ({"mode": "s2v", "image": "s3://b/i.png", "audio": "s3://b/a.wav"}, True),
     ({"mode": "inpaint", "image": "s3://b/i.png"}, False),
     ({"mode": "inpaint", "image": "s3://b/i.png", "mask": "s3://b/m.png"}, True),
+    ({"mode": "s2v", "audio": "s3://b/a.wav"}, True),  # HuMo needs no image; the other s2v offers refuse it
+    ({"mode": "s2v"}, False),
+    ({"mode": "r2v"}, False),
+    ({"mode": "r2v", "reference_images": []}, False),
+    ({"mode": "r2v", "reference_images": ["s3://b/1.png", "s3://b/2.png"]}, True),
+    ({"mode": "flf2v", "image": "s3://b/i.png"}, False),
+    ({"mode": "flf2v", "image": "s3://b/i.png", "last_image": "s3://b/l.png"}, True),
+    ({"mode": "animate", "image": "s3://b/i.png"}, False),
+    ({"mode": "animate", "image": "s3://b/i.png", "video": "s3://b/v.mp4"}, True),
+    ({"mode": "extend"}, False),
+    ({"mode": "extend", "video": "s3://b/v.mp4"}, True),
     ({"deadline": "2026-11-26T11:00:00Z", "deadline_s": 60}, False),
     ({"deadline": None, "deadline_s": 60}, True),
     ({"deadline": "2026-11-26T11:00:00Z", "deadline_s": None}, True),
@@ -209,3 +233,13 @@ def test_the_schema_states_the_cross_field_rules_as_the_model_applies_them(chang
     else:
         with pytest.raises(ValidationError):
             VideoRequest.parse_at_edge(body, NOW)
+
+
+def test_input_refs_name_each_reference_image_for_errors_and_for_providers() -> None:
+    request = VideoRequest.parse_at_edge({**BASE, "mode": "r2v", "video": "s3://b/v.mp4",
+                                          "reference_images": ["s3://b/1.png", "https://example.com/2.png"]}, NOW)
+    assert request.input_refs() == [
+        ("video", "video", "s3://b/v.mp4"),
+        ("reference_images[0]", "reference_image_1", "s3://b/1.png"),
+        ("reference_images[1]", "reference_image_2", "https://example.com/2.png"),
+    ]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from hvr.tools.node_schema import load_object_info
 from router.models.common import Mode, ProviderKind, Quality
 from router.models.decision import DeliveredSpec
 from router.models.offer import FrameRule
@@ -38,7 +39,9 @@ CASES = [
 
 
 def request(mode: Mode, **extra: Any) -> VideoRequest:
-    inputs = {"image": "s3://hvr-in/t/img.png", "audio": "s3://hvr-in/t/a.wav", "mask": "s3://hvr-in/t/m.png"}
+    inputs = {"image": "s3://hvr-in/t/img.png", "audio": "s3://hvr-in/t/a.wav", "mask": "s3://hvr-in/t/m.png",
+              "last_image": "s3://hvr-in/t/last.png", "video": "s3://hvr-in/t/v.mp4",
+              "reference_images": ["s3://hvr-in/t/r1.png", "s3://hvr-in/t/r2.png"]}
     return VideoRequest(mode=mode, prompt="a paper kite over a harbour", seed=11, **{**inputs, **extra})
 
 
@@ -211,3 +214,80 @@ def test_a_request_without_seed_gets_a_fresh_one_each_build() -> None:
 
     assert len(seeds) > 1
     assert all(0 <= seed < 2**32 for seed in seeds)
+
+
+# --- WAN's fine-tuned families (reference.py), checked against the real server's /object_info -------------------
+
+FAMILY_NODES = {("wan21-phantom-14b", Mode.R2V): "WanPhantomSubjectToVideo",
+                ("wan21-flf2v-14b", Mode.FLF2V): "WanFirstLastFrameToVideo",
+                ("wan22-animate-14b", Mode.ANIMATE): "WanAnimateToVideo",
+                ("humo-17b", Mode.S2V): "WanHuMoImageToVideo"}
+
+
+@pytest.mark.parametrize(("model", "mode"), sorted(FAMILY_NODES))
+def test_each_family_node_takes_exactly_the_object_infos_inputs(model: str, mode: Mode) -> None:
+    graph = build(model, mode, 832, 480, 33)
+    (node,) = nodes(graph, FAMILY_NODES[(model, mode)])
+    spec = default_schema().nodes[FAMILY_NODES[(model, mode)]].inputs
+    required = {name for name, item in spec.items() if item.required}
+
+    assert required <= set(node["inputs"]) <= set(spec)
+    for name, value in node["inputs"].items():
+        if isinstance(value, int) and spec[name].min is not None:
+            assert spec[name].min <= value <= (spec[name].max if spec[name].max is not None else value), name
+    assert node["inputs"]["width"] % 16 == 0 and node["inputs"]["height"] % 16 == 0  # the nodes' "step": 16
+
+
+def test_phantom_batches_every_reference_image_in_order() -> None:
+    graph = build("wan21-phantom-14b", Mode.R2V, 832, 480, 33,
+                  reference_images=[f"s3://hvr-in/t/r{i}.png" for i in range(1, 5)])
+    loaded = [node["inputs"]["image"] for node in nodes(graph, "LoadImage")]
+    (phantom,) = nodes(graph, "WanPhantomSubjectToVideo")
+
+    assert loaded == [INPUT_FILES[f"reference_image_{i}"] for i in range(1, 5)]
+    assert len(nodes(graph, "ImageBatch")) == 3
+    assert graph[phantom["inputs"]["images"][0]]["class_type"] == "ImageBatch"
+    (sampler,) = nodes(graph, "KSampler")
+    # positive and the text-only negative (output 1), the latent (output 3)
+    assert [sampler["inputs"][k][1] for k in ("positive", "negative", "latent_image")] == [0, 1, 3]
+
+
+def test_flf2v_conditions_on_both_frames_and_their_clip_vision() -> None:
+    graph = build("wan21-flf2v-14b", Mode.FLF2V, 1280, 720, 81)
+    (wan,) = nodes(graph, "WanFirstLastFrameToVideo")
+    loaded = sorted(node["inputs"]["image"] for node in nodes(graph, "LoadImage"))
+
+    assert loaded == sorted([INPUT_FILES["image"], INPUT_FILES["last_image"]])
+    assert {"start_image", "end_image", "clip_vision_start_image", "clip_vision_end_image"} <= set(wan["inputs"])
+
+
+def test_animate_drives_the_character_with_the_video_and_trims_the_reference() -> None:
+    graph = build("wan22-animate-14b", Mode.ANIMATE, 832, 480, 77)
+    (video,) = nodes(graph, "LoadVideo")
+    (animate,) = nodes(graph, "WanAnimateToVideo")
+    (trim,) = nodes(graph, "TrimVideoLatent")
+    animate_id = next(nid for nid, node in graph.items() if node is animate)
+
+    assert video["inputs"]["file"] == INPUT_FILES["video"]
+    assert {"reference_image", "pose_video", "clip_vision_output"} <= set(animate["inputs"])
+    assert trim["inputs"]["trim_amount"] == [animate_id, 3]  # its trim_latent output
+
+
+def test_humo_takes_the_image_only_when_the_request_has_one() -> None:
+    offer = LOCAL["humo-17b"]
+    spec = DeliveredSpec(832, 480, 97, offer.fps.default)
+    audio_only = VideoRequest(mode=Mode.S2V, prompt="a singer", seed=3, audio="s3://hvr-in/t/a.wav")
+    with_face = audio_only.model_copy(update={"image": "s3://hvr-in/t/img.png"})
+    schema = default_schema()
+
+    (bare,) = nodes(build_workflow(offer, audio_only, spec, MODELS, schema), "WanHuMoImageToVideo")
+    (faced,) = nodes(build_workflow(offer, with_face, spec, MODELS, schema), "WanHuMoImageToVideo")
+    assert "ref_image" not in bare["inputs"] and "ref_image" in faced["inputs"]
+    assert offer.fps.default == 25
+
+
+def test_the_object_info_has_every_class_the_builders_use() -> None:
+    info = load_object_info()
+    used = {node["class_type"] for model, mode in sorted(FAMILY_NODES) for node in build(model, mode, 832, 480, 33)
+            .values()}
+    assert used <= set(info), used - set(info)
