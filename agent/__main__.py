@@ -1,4 +1,5 @@
-"""`hvr-agent` / `python -m agent`: run the agent under uvicorn until SIGINT or SIGTERM."""
+"""`hvr-agent` / `python -m agent`: run the agent under uvicorn until SIGINT or SIGTERM; `hvr-agent models check`
+lists the model files the box holds (agent.models_cli)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ class _Server(uvicorn.Server):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["models"]:
+        from agent.models_cli import main as models_main
+
+        return models_main(args[1:])
     try:
         settings = load_settings(argv)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

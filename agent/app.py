@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Response, status
@@ -13,9 +13,11 @@ from agent.config import AgentSettings
 from agent.delivery import CallbackSender
 from agent.engines import build_engine
 from agent.engines.base import Engine, EngineError
+from agent.models_check import FamilyStatus, family_status, known_facts, lock_path, read_lock
 from agent.runner import Runner
 from agent.schemas import CreateJobRequest, Health, Job, QueuedJob
 from agent.store import JobRecord, JobStore
+from router.workflows.models import ModelFiles
 
 log = logging.getLogger("hvr.agent")
 
@@ -29,6 +31,7 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
     store = JobStore(settings.db_path)
     callbacks = CallbackSender(store, settings.secrets[0])
     runner = Runner(store, engine, slots=settings.slots, work_dir=settings.work_dir, callbacks=callbacks)
+    families = _families_probe(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +71,7 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
             eta_s=round(sum(left) / settings.slots, 1),
             vram=engine.vram(),
             models=engine.runnable_models(),
+            families=families(),
             queue=[QueuedJob(model=r.request.model, spec=r.request.spec, status=r.job.status, progress=r.job.progress,
                              deadline=r.request.deadline, left_s=round(seconds, 1), stop_at=r.request.stop_at)
                    for r, seconds in zip(active, left, strict=True)],
@@ -104,6 +108,17 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
         return record.job
 
     return app
+
+
+def _families_probe(settings: AgentSettings) -> Callable[[], dict[str, FamilyStatus] | None]:
+    """The health check's `families`: the models file read once at start (a bad one stops the agent), the folders
+    looked at (stat, no hashing) on every call; None without --comfyui-root."""
+    root = settings.comfyui_root
+    if root is None:
+        return lambda: None
+    models = ModelFiles.load(settings.models_file)
+    facts = known_facts(models, read_lock(lock_path(settings.models_file)))
+    return lambda: family_status(models, root, facts)
 
 
 def _remaining_gpu_s(engine: Engine, record: JobRecord) -> float:

@@ -21,6 +21,9 @@ READY_PREFIX = "hvr agent ready: "
 # Set by agent.launcher to its own pid: the agent stops when that process is gone, however it died.
 PARENT_ENV = "HVR_AGENT_EXIT_WITH_PARENT"
 LOOPBACK_INPUTS_ENV = "HVR_AGENT_ALLOW_LOOPBACK_INPUTS"
+MODELS_FILE_ENV = "HVR_AGENT_MODELS_FILE"
+# ComfyUI's folder (the one holding models/): where the health check and `hvr-agent models check` look for files.
+COMFYUI_ROOT_ENV = "HVR_AGENT_COMFYUI_ROOT"
 
 
 class ConfigError(Exception):
@@ -44,6 +47,8 @@ class AgentSettings(BaseModel):
     agent_id: str = Field(default="local-gpu", min_length=1)
     time_scale: float = Field(default=1.0, gt=0)
     models_file: Path = DEFAULT_MODELS_FILE
+    # When set, /v1/health lists each models-file family as ready or missing files (agent.models_check).
+    comfyui_root: Path | None = None
     # The first secret signs callbacks; all of them verify, so a rotation can overlap.
     secrets: tuple[str, ...] = Field(min_length=1, repr=False)
 
@@ -62,7 +67,8 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     defaults = AgentSettings.model_fields
     parser = argparse.ArgumentParser(
         prog="hvr-agent",
-        description=f"GPU-side job agent for hvr. Secrets come from ${SECRETS_ENV} (comma-separated).",
+        description=f"GPU-side job agent for hvr. Secrets come from ${SECRETS_ENV} (comma-separated). "
+                    "`hvr-agent models check --help`: which model families the box's files can serve.",
     )
     parser.add_argument("--host", default=env.get("HVR_AGENT_HOST", defaults["host"].default))
     parser.add_argument(
@@ -86,7 +92,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="sim only: wall time = modelled GPU seconds / time_scale",
     )
     parser.add_argument("--models-file", type=Path,
-                        default=Path(env.get("HVR_AGENT_MODELS_FILE", DEFAULT_MODELS_FILE)))
+                        default=Path(env.get(MODELS_FILE_ENV, DEFAULT_MODELS_FILE)))
+    parser.add_argument("--comfyui-root", type=Path, default=env.get(COMFYUI_ROOT_ENV) or None,
+                        help="ComfyUI's folder (holding models/): /v1/health then lists which families are ready")
     return parser
 
 

@@ -113,4 +113,7 @@ class Health(BaseModel):
     # Model → modes the engine can run now (its files present, its VRAM need within the card); null when the engine
     # can't tell. For the router to mark local offers missing here unavailable.
     models: dict[str, list[str]] | None = None
+    # Models-file family → whether every file it loads is in ComfyUI's model folders (a wrong-size file counts as
+    # missing); null unless the agent was given --comfyui-root. The router doesn't read it yet (`models` decides).
+    families: dict[str, Literal["ready", "missing files"]] | None = None
     queue: list[QueuedJob] = Field(default_factory=list)  # running, then queued, in the order they run
