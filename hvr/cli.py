@@ -82,6 +82,11 @@ def _read_request(path: str) -> bytes:
         raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
 
 
+def _with_uploads(client: ApiClient, path: str) -> bytes:
+    """The request file, its `@file` inputs uploaded first (paths relative to the request file)."""
+    return client.with_uploads(_read_request(path), Path.cwd() if path == "-" else Path(path).parent)
+
+
 def format_quote(quote: Quote, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     header = ("offer", "feasible", "score", "est. cost", "ready at", "reasons")
@@ -287,7 +292,7 @@ def _wait(client: ApiClient, job: Answer[JobView], interval_s: float, progress: 
 
 def cmd_submit(client: ApiClient, args: argparse.Namespace) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    accepted = client.answer(JobView, "POST", "/v1/jobs", body=_read_request(args.file), headers=headers)
+    accepted = client.answer(JobView, "POST", "/v1/jobs", body=_with_uploads(client, args.file), headers=headers)
     if args.no_wait:
         _print_json(accepted.json)
         return 0
@@ -312,7 +317,7 @@ def cmd_status(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_quote(client: ApiClient, args: argparse.Namespace) -> int:
-    quote = client.call(Quote, "POST", "/v1/quotes", body=_read_request(args.file))
+    quote = client.call(Quote, "POST", "/v1/quotes", body=_with_uploads(client, args.file))
     print(format_quote(quote))
     return 0 if quote.chosen else 1
 

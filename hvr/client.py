@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from router.services.uploads import UploadTicket
+
 DEFAULT_API_URL = "http://127.0.0.1:8787"
 
 
@@ -38,6 +40,14 @@ class UnreadableAnswer(ApiError):
 
 
 M = TypeVar("M", bound=BaseModel)
+# What `POST /v1/uploads` takes, by file suffix.
+UPLOAD_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+                ".wav": "audio/wav", ".mp3": "audio/mpeg", ".mp4": "video/mp4"}
+
+
+def _local(value: Any) -> bool:
+    """`@path`: a local file to upload in place of an input ref."""
+    return isinstance(value, str) and value.startswith("@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,42 @@ class ApiClient:
                 lines.append("  (no API key: pass --api-key or set HVR_API_KEY)")
             raise ApiError(lines, response.status_code)
         return response.json() if response.content else None
+
+    def upload(self, path: Path) -> str:
+        """A local file as an input the API takes: a presigned PUT of the tenant's own (`POST /v1/uploads`), and the
+        `s3://` ref that names it."""
+        content_type = UPLOAD_TYPES.get(path.suffix.lower())
+        if content_type is None:
+            raise ApiError([f"{path}: not a file type the API takes ({', '.join(sorted(UPLOAD_TYPES))})"], 400)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
+        ticket = self.call(UploadTicket, "POST", "/v1/uploads", json_body={"content_type": content_type})
+        try:  # the URL is presigned: our Authorization header would make S3 refuse it
+            response = httpx.put(ticket.upload_url, content=data, headers={"Content-Type": content_type}, timeout=120)
+        except httpx.HTTPError as exc:
+            raise ApiError([f"cannot upload {path}: {exc}"]) from exc
+        if response.status_code >= 300:
+            raise ApiError([f"uploading {path}: HTTP {response.status_code}"])
+        return ticket.ref
+
+    def with_uploads(self, body: bytes, base: Path) -> bytes:
+        """A request whose inputs may name local files (`"image": "@kite.png"`, relative to `base`): each uploaded
+        and replaced by its ref. Anything else, JSON or not, is sent as it is, for the API to judge."""
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(request, dict) or not any(_local(v) or (isinstance(v, list) and any(map(_local, v)))
+                                                    for v in request.values()):
+            return body
+        for field, value in request.items():
+            if _local(value):
+                request[field] = self.upload(base / value[1:])
+            elif isinstance(value, list):
+                request[field] = [self.upload(base / v[1:]) if _local(v) else v for v in value]
+        return json.dumps(request).encode()
 
     def download(self, url: str, path: Path) -> int:
         # A presigned URL carries its own signature; our Authorization header would make S3 refuse it.

@@ -21,6 +21,7 @@ import httpx
 import yaml
 
 from hvr.campaign_text import campaign_body, format_campaign
+from hvr.client import ApiClient
 from hvr.timescale import default_time_scale
 from router.models.api import FieldProblem, Problem
 from router.models.campaign import CampaignStatus, CampaignView
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         answers: dict[str, JobView | Problem] = {}
         for path in samples:
             started[path.name] = time.monotonic()
-            response = api.post("/v1/jobs", content=path.read_bytes(), headers={"content-type": "application/json"})
+            with ApiClient(stack.url, stack.admin_key) as uploads:  # `@file` inputs, relative to the samples
+                body = uploads.with_uploads(path.read_bytes(), path.parent)
+            response = api.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
             answers[path.name] = (JobView if response.status_code == 202 else Problem).model_validate(response.json())
         finals = _follow(api, answers, timeout_s=180)
         rows = [_row(name, answers[name], finals.get(name), stack, args.out, expected.get(name, {}))

@@ -1,17 +1,21 @@
 """API v1 over HTTP against the embedded stack (docs/architecture.md, "API contract")."""
 
 import json
+import shutil
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from hvr.local.embedded import EmbeddedStack
 from router.media.probe import probe
 from router.models.common import utcnow
 
+REPO = Path(__file__).resolve().parents[2]
 DRAFT = {"mode": "t2v", "prompt": "a paper boat", "resolution": "512x512", "aspect_ratio": "1:1",
          "duration_s": 2, "quality": "draft", "deadline_s": 86400}
 TERMINAL = {"succeeded", "failed", "cancelled", "expired", "rejected"}
@@ -282,3 +286,20 @@ def test_reconciliation_is_for_admin_keys_and_runs_from_the_cli(stack, acme: htt
     assert main([*args, "--api-key", "acme-key", "--stored", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["to"] == today
     assert main([*args, "--api-key", "member-key"]) == 2  # refused: admin keys only
+
+
+def test_cli_submits_a_request_whose_inputs_are_local_files(stack: EmbeddedStack, acme: httpx.Client, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`"image": "@file"` in a request file: the CLI uploads it (POST /v1/uploads, a presigned PUT), sends its ref."""
+    from hvr.cli import main
+
+    shutil.copy(REPO / "samples/requests/inputs/character.png", tmp_path / "face.png")
+    request = tmp_path / "i2v.json"
+    request.write_text(json.dumps({**DRAFT, "mode": "i2v", "image": "@face.png", "model": "local/wan21-1.3b"}))
+    api = ["--api-url", stack.url, "--api-key", "acme-key"]
+    assert main(["submit", str(request), "--no-wait", *api]) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["request"]["image"].startswith("s3://") and "/acme/" in job["request"]["image"]
+    (tmp_path / "bad.json").write_text(json.dumps({**DRAFT, "mode": "i2v", "image": "@face.gif"}))
+    assert main(["submit", str(tmp_path / "bad.json"), "--no-wait", *api]) == 2
+    assert "face.gif: not a file type the API takes" in capsys.readouterr().err

@@ -20,7 +20,7 @@ def test_make_demo_runs_every_sample_as_expected(tmp_path: Path, capsys: pytest.
     code = demo.main(["--out", str(tmp_path / "demo-out")])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
-    assert "15/15 samples as expected" in out and "campaign black-friday.jsonl:" in out
+    assert "17/17 samples as expected" in out and "campaign black-friday.jsonl:" in out
     assert len(list((tmp_path / "demo-out").glob("*.mp4"))) >= 7
     # Every delivered sample is billed within 0.5-2x its estimate: billing units and estimates in the same time.
     delivered = re.findall(r"^\S+\s+succeeded\s+(\S+)\s+\$(\S+)\s+\$(\S+)", out, re.MULTILINE)
