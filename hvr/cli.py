@@ -29,7 +29,7 @@ from hvr.campaign_text import (
     format_campaign,
     when,
 )
-from hvr.client import DEFAULT_API_URL, Answer, ApiClient, ApiError, UnreadableAnswer
+from hvr.client import DEFAULT_API_URL, Answer, ApiClient, ApiError, M, UnreadableAnswer
 from router.models.api import BudgetList, KeyCreated, Quote
 from router.models.budget import AlertList, Budget, BudgetAlert
 from router.models.campaign import CampaignStatus, CampaignView
@@ -352,20 +352,21 @@ def cmd_reconcile(client: ApiClient, args: argparse.Namespace) -> int:
     """Run a reconciliation through the API (admin keys), or with --stored list what runs have found."""
     if args.stored:
         params = {name: value for name, value in (("from", args.start), ("to", args.end)) if value}
-        found = client.answer(FindingList, "GET", "/v1/reconciliation", params=params)
-        if args.json:
-            _print_json(found.json)
-        else:
-            print(format_findings(found.model))
+        _show(client.answer(FindingList, "GET", "/v1/reconciliation", params=params), format_findings, args.json)
         return 0
     yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
     body = {"from": args.start or yesterday, "to": args.end or yesterday}
-    report = client.answer(ReconciliationReport, "POST", "/v1/reconciliation/runs", json_body=body)
-    if args.json:
-        _print_json(report.json)
-    else:
-        print(format_reconciliation(report.model))
+    _show(client.answer(ReconciliationReport, "POST", "/v1/reconciliation/runs", json_body=body),
+          format_reconciliation, args.json)
     return 0
+
+
+def _show(answer: Answer[M], formatted: Callable[[M], str], as_json: bool) -> None:
+    """The server's JSON as it sent it, or the answer as text."""
+    if as_json:
+        _print_json(answer.json)
+    else:
+        print(formatted(answer.model))
 
 
 def cmd_budgets(client: ApiClient, args: argparse.Namespace) -> int:

@@ -109,9 +109,10 @@ def ksampler(g: Graph, ctx: BuildContext, model: Link, positive: Link, negative:
                  scheduler=s.scheduler, positive=positive, negative=negative, latent_image=latent, denoise=1.0).out()
 
 
-def load_image(g: Graph, width: int, height: int) -> Link:
-    """The request's image, scaled and centre-cropped to the delivered size (the WAN nodes would stretch it)."""
-    image = g.add("LoadImage", image=INPUT_FILES["image"])
+def load_image(g: Graph, width: int, height: int, file: str = INPUT_FILES["image"]) -> Link:
+    """An input image (the request's `image` unless named), scaled and centre-cropped to the delivered size (the WAN
+    nodes would stretch it)."""
+    image = g.add("LoadImage", image=file)
     return g.add("ImageScale", image=image.out(), upscale_method="lanczos", width=width, height=height,
                  crop="center").out()
 

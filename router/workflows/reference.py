@@ -26,12 +26,6 @@ WAN_NODE_MULTIPLE = 16
 ANIMATE_CONTINUE_FRAMES = 5
 
 
-def _scaled(g: Graph, file: str, width: int, height: int) -> Link:
-    image = g.add("LoadImage", image=file)
-    return g.add("ImageScale", image=image.out(), upscale_method="lanczos", width=width, height=height,
-                 crop="center").out()
-
-
 def _reference_files(ctx: BuildContext) -> list[str]:
     count = len(ctx.request.reference_images or ())
     if not count:
@@ -53,7 +47,7 @@ def phantom_r2v(ctx: BuildContext) -> Graph:
     model = diffusion_model(g, ctx.file("r2v"), ctx.sampling.shift)
     images: Link | None = None
     for file in _reference_files(ctx):
-        image = _scaled(g, file, width, height)
+        image = load_image(g, width, height, file)
         images = image if images is None else g.add("ImageBatch", image1=images, image2=image).out()
     phantom = g.add("WanPhantomSubjectToVideo", positive=text.positive, negative=text.negative, vae=text.vae.out(),
                     width=width, height=height, length=ctx.wan_length(), batch_size=1, images=images)
@@ -70,7 +64,7 @@ def wan21_flf2v(ctx: BuildContext) -> Graph:
     text = wan_text(g, ctx)
     model = diffusion_model(g, ctx.file("flf2v"), ctx.sampling.shift)
     first = load_image(g, width, height)
-    last = _scaled(g, INPUT_FILES["last_image"], width, height)
+    last = load_image(g, width, height, INPUT_FILES["last_image"])
     wan = g.add("WanFirstLastFrameToVideo", positive=text.positive, negative=text.negative, vae=text.vae.out(),
                 width=width, height=height, length=ctx.wan_length(), batch_size=1, start_image=first, end_image=last,
                 clip_vision_start_image=clip_vision(g, ctx, first), clip_vision_end_image=clip_vision(g, ctx, last))
