@@ -44,6 +44,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{''.join(reversed(chars))}"
 
 
+# The longest video a request may ask for: past one render's length only offers that declare `long_form` serve it,
+# as chained segments (docs/architecture.md, "Long-form").
+MAX_DURATION_S = 300.0
+
+
 class Mode(StrEnum):
     T2V = "t2v"
     I2V = "i2v"

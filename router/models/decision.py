@@ -69,16 +69,26 @@ ReasonText = Annotated[Reason, BeforeValidator(Reason.from_text), PlainSerialize
 
 @dataclass(frozen=True, slots=True)
 class DeliveredSpec:
-    """What an offer will actually render for a request, after its rounding rules."""
+    """What an offer will actually render for a request, after its rounding rules: `frames` in all, as `segments`
+    equal renders chained by their last frame where the video is longer than one render (long-form)."""
 
     width: int
     height: int
     frames: int
     fps: float
+    segments: int = 1
 
     @property
     def duration_s(self) -> float:
         return self.frames / self.fps
+
+    @property
+    def segment_frames(self) -> int:
+        return self.frames // self.segments
+
+    def first_segment(self) -> DeliveredSpec:
+        """What one render of a long-form delivery makes: the spec an attempt renders and is checked against."""
+        return DeliveredSpec(self.width, self.height, self.segment_frames, self.fps)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.models.common import Money, ProviderKind, money
+from router.models.common import Mode, Money, ProviderKind, money
 from router.models.decision import Decision, DeliveredSpec
 from router.models.outcome import AttemptOutcome, AttemptReason, AttemptReasonText, Billed, BilledUnits
 from router.models.request import VideoRequest
@@ -129,6 +129,38 @@ class JobOutput(BaseModel):
     url: str | None = None  # presigned GET, filled in when the job is read, never stored
 
 
+class Segment(BaseModel):
+    """A rendered segment of a long-form job: its video in our bucket, paid for by its attempt."""
+
+    model_config = ConfigDict(extra="forbid")
+    attempt_id: str
+    s3_uri: str
+    frames: int
+    # The frame the next segment starts from (an `s3://` ref in the tenant's uploads); None on the last one.
+    last_frame: str | None = None
+
+
+class Segments(BaseModel):
+    """A long-form job's plan and what of it is done (docs/architecture.md, "Long-form"). A failed segment is
+    rendered again from the last good one; a fallback hop may split what is left differently, so `frames` is
+    what is done plus what the latest decision plans for the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+    width: int
+    height: int
+    fps: float
+    frames: int
+    done: list[Segment] = []
+
+    @property
+    def done_frames(self) -> int:
+        return sum(segment.frames for segment in self.done)
+
+    @property
+    def remaining_s(self) -> float:
+        return (self.frames - self.done_frames) / self.fps
+
+
 class JobError(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str
@@ -160,6 +192,7 @@ class JobView(BaseModel):
     output: JobOutput | None = None
     error: JobError | None = None
     cancel: JobCancel | None = None
+    segments: Segments | None = None  # long-form jobs only
 
 
 class Job(JobView):
@@ -179,6 +212,29 @@ class Job(JobView):
     def total_actual(self) -> Decimal:
         """What the job's attempts cost so far."""
         return money(sum((a.actual_cost_usd or Decimal(0) for a in self.attempts), Decimal(0)))
+
+    def work_request(self) -> VideoRequest:
+        """What the next attempt is routed and sent for: the request itself, or for a long-form job with segments
+        done, the rest of it as an i2v continuing from the last good segment's last frame, at the same size and
+        frame rate (so the segments join without re-encoding) and within what is left of the cost cap."""
+        plan = self.segments
+        if plan is None or not plan.done:
+            return self.request
+        cap = self.request.max_cost_usd
+        return self.request.model_copy(update={
+            "mode": Mode.I2V, "image": plan.done[-1].last_frame, "audio": None, "mask": None, "last_image": None,
+            "video": None, "reference_images": None, "camera": None,
+            "duration_s": round(plan.remaining_s, 6), "fps": plan.fps, "resolution": f"{plan.width}x{plan.height}",
+            "max_cost_usd": None if cap is None else max(money(cap - self.total_actual()), Decimal("0.0001")),
+        })
+
+    def overall_progress(self, attempt_progress: float) -> float:
+        """The job's progress while its current attempt is `attempt_progress` done: a long-form job counts the
+        segments done and the current one's share of the frames."""
+        plan, attempt = self.segments, self.current_attempt
+        if plan is None or attempt is None or not plan.frames:
+            return attempt_progress
+        return min(1.0, (plan.done_frames + attempt_progress * attempt.delivered.frames) / plan.frames)
 
     def view(self) -> JobView:
         return JobView.model_validate(self.model_dump(exclude={"version", "tenant", "notified"}))

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.models.common import AspectRatio, Mode, ProviderKind
+from router.models.common import MAX_DURATION_S, AspectRatio, Mode, ProviderKind
 
 
 class FrameRule(StrEnum):
@@ -221,6 +221,16 @@ class Latency(BaseModel):
         return self.overhead_s + per_frame * frames * scale
 
 
+class LongForm(BaseModel):
+    """Videos longer than one render, as chained segments: the first in the request's own mode, each next one
+    continuing from the last frame of the one before in `continue_mode` (docs/architecture.md, "Long-form")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_duration_s: Annotated[float, Field(gt=0, le=MAX_DURATION_S)]
+    continue_mode: Literal[Mode.I2V] = Mode.I2V
+    source: Annotated[str, Field(min_length=3)]
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     width, _, height = text.partition("x")
     return int(width), int(height)
@@ -244,6 +254,7 @@ class Offer(BaseModel):
     vram_mb: Annotated[int, Field(ge=0)] | None = None
     pricing: Pricing
     latency: Latency
+    long_form: LongForm | None = None
 
     @field_validator("sizes")
     @classmethod
@@ -257,6 +268,8 @@ class Offer(BaseModel):
     def _consistent(self) -> Offer:
         if self.id.split("/", 1)[0] != self.provider.value:
             raise ValueError(f"id prefix must match provider {self.provider.value}")
+        if self.long_form is not None and self.long_form.continue_mode not in self.modes:
+            raise ValueError(f"long_form.continue_mode {self.long_form.continue_mode.value} is not one of its modes")
         return self
 
     # Derived once per offer and cached on the instance: the engine asks for them on every decision.

@@ -15,7 +15,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from router.errors import field_errors as field_errors  # its home before router.errors; still imported from here
 from router.hosts import HostRefused, public_dns_host
-from router.models.common import AspectRatio, Mode, Money, Priority, ProviderKind, Quality, utcnow
+from router.models.common import MAX_DURATION_S, AspectRatio, Mode, Money, Priority, ProviderKind, Quality, utcnow
 
 # Named sizes follow the aspect ratio; the short side names the tier.
 NAMED_TIERS = {"480p": 480, "720p": 720, "1080p": 1080}
@@ -132,7 +132,7 @@ class VideoRequest(BaseModel):
     camera: Camera | None = None
     resolution: str = "480p"
     aspect_ratio: AspectRatio = AspectRatio.WIDE
-    duration_s: Annotated[float, Field(ge=0.5, le=60)] = 4.0
+    duration_s: Annotated[float, Field(ge=0.5, le=MAX_DURATION_S)] = 4.0
     fps: Annotated[float, Field(ge=4, le=60)] | None = None
     quality: Quality = Quality.STANDARD
     max_cost_usd: Annotated[Money, Field(gt=Decimal(0), le=Decimal(10000), decimal_places=4)] | None = None

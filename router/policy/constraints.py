@@ -102,6 +102,12 @@ def deliver(offer: Offer, request: VideoRequest, size: tuple[int, int]) -> Deliv
     rates, frames_rule = offer.fps, offer.frames
     fps = min(rates.max, max(rates.min, request.fps or rates.default))
     duration = frames_rule.snap_duration(request.duration_s) or request.duration_s
+    long_form = offer.long_form
+    if long_form is not None and duration * fps > frames_rule.max and duration <= long_form.max_duration_s:
+        # Equal segments, each as long as one render may be at most: the fewest renders, so the fewest joins.
+        segments = math.ceil(duration * fps / frames_rule.max)
+        each = frames_rule.snap(duration * fps / segments)
+        return DeliveredSpec(size[0], size[1], each * segments, fps, segments)
     return DeliveredSpec(size[0], size[1], frames_rule.snap(duration * fps), fps)
 
 
@@ -120,14 +126,17 @@ def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None,
     """Cost and ready times, p50 and p90; None when the offer states no price for this delivery."""
     model = learned or CATALOG
     latency = offer.latency
-    p50, p90 = render_seconds(offer, delivered.width, delivered.height, delivered.frames, model)
+    segments = delivered.segments
+    p50, p90 = render_seconds(offer, delivered.width, delivered.height, delivered.segment_frames, model)
+    if segments > 1:  # each segment is a render of its own: its overhead included
+        p50, p90 = p50 * segments, p90 * segments
     cold_start_s = latency.cold_start_s if model.cold_start_s is None else model.cold_start_s
     cold = 0.0 if target is None or target.warm else cold_start_s
     wait = target.queue_wait_s if target is not None else 0.0
     if model.queue_wait_s is not None and target is not None:
         wait = max(wait, model.queue_wait_s)  # even a warm endpoint takes this long to pick a job up
     width, height = delivered.width, delivered.height
-    priced = offer.price_for(width, height, delivered.duration_s)
+    priced = offer.price_for(width, height, delivered.segment_frames / delivered.fps)
     if priced is None:
         return None
     unit, price = priced
@@ -139,7 +148,7 @@ def estimate(offer: Offer, delivered: DeliveredSpec, target: TargetState | None,
     elif unit == "output_second":
         cost_p50 = cost_p90 = price * Decimal(f"{delivered.duration_s:.3f}")
     else:
-        cost_p50 = cost_p90 = price
+        cost_p50 = cost_p90 = price * segments
     if model.cost != 1.0:
         cost_p50, cost_p90 = cost_p50 * model.cost_decimal, cost_p90 * model.cost_decimal
     # By position, and quantized in place (each is a Decimal already): one of these per offer per decision.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Generator
 from datetime import datetime
@@ -59,13 +58,14 @@ class AgentProvider(VideoProvider):
         return self._name
 
     def _submit(self, submission: Submission) -> ProviderStatus:
+        spec = submission.delivered  # one render: a long-form job's segment is an attempt of its own
         body = {
             "attempt_id": submission.attempt_id,
             "job_id": submission.job_id,
             "model": submission.offer.model,
             "prompt": submission.request.prompt,
             "negative_prompt": submission.request.negative_prompt,
-            "spec": dataclasses.asdict(submission.delivered),
+            "spec": {name: getattr(spec, name) for name in ("width", "height", "frames", "fps")},
             "seed": submission.request.seed,
             "workflow": self._workflow(submission),
             "inputs": dict(submission.inputs),

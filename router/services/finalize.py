@@ -17,7 +17,7 @@ from router.policy.learning import Observation
 from router.providers.base import ProviderState, ProviderStatus
 from router.providers.download import OUTPUT_HOSTS, UnsafeDownload, fetch_to_s3, store_bytes
 from router.providers.errors import ProviderError
-from router.services import circuits, lifecycle
+from router.services import circuits, lifecycle, segments
 from router.services.billing import offer_of, record_ledger
 from router.services.deps import Deps
 from router.services.poll import on_status
@@ -69,19 +69,30 @@ def on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
         attempt_failed(job, attempt.id, deps, problem, status.billed, provider_cost=status.cost_usd)
         return
     assert probed is not None
+    # A long-form job's segment: the last frame the next one starts from, or, the last, all of them joined.
+    handed = segments.finish_segment(job, attempt, key, deps)
+    if isinstance(handed, AttemptReason):
+        attempt_failed(job, attempt.id, deps, handed, status.billed, provider_cost=status.cost_usd)
+        return
     circuits.succeeded(deps, attempt.target)
     uri = s3_uri(deps.artifacts.bucket, key)
     actual = record_ledger(job, attempt, deps, AttemptOutcome.SUCCEEDED, status.billed, uri,
                            provider_cost=status.cost_usd)
     _learn(attempt, status, actual, deps)
-    output = JobOutput(s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames,
-                       fps=probed.fps, duration_s=round(probed.duration_s, 3))
+    if isinstance(handed, str):
+        segments.continue_after(job, attempt, key, handed, status.billed, actual, deps)
+        return
+    output = handed[0] if handed is not None else JobOutput(
+        s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames, fps=probed.fps,
+        duration_s=round(probed.duration_s, 3))
 
     def succeed(draft: Job) -> JobStatus | None:
         current = draft.attempt(attempt.id)
         if current is None or current.status.ended:
             return None
         current.close(deps.clock(), AttemptStatus.SUCCEEDED, None, status.billed, actual)
+        if handed is not None and draft.segments is not None:
+            draft.segments.done.append(handed[1])
         draft.output = output
         draft.progress = 1.0
         draft.cost.actual_usd = draft.total_actual()

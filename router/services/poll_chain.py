@@ -101,8 +101,9 @@ def poll_on(job: Job, attempt: Attempt, deps: Deps, status: ProviderStatus | Non
             current.status = AttemptStatus.RUNNING
             worth = True
         if status is not None:
-            worth = worth or status.progress - draft.progress >= 0.05
-            draft.progress = round(max(draft.progress, status.progress), 3)
+            progress = draft.overall_progress(status.progress)
+            worth = worth or progress - draft.progress >= 0.05
+            draft.progress = round(max(draft.progress, progress), 3)
         numbers.append(current.poll_chain)
         if not worth:
             return None

@@ -14,10 +14,12 @@ from decimal import Decimal
 from router.backoff import backoff
 from router.errors import HvrError
 from router.models.common import ProviderKind
-from router.models.decision import Decision, Refusal
-from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus
+from router.models.common import money as common_money
+from router.models.decision import Decision, DeliveredSpec, Refusal
+from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus, Segments
 from router.models.offer import Offer
 from router.models.outcome import NOTHING_BILLED, AttemptCode, AttemptOutcome, AttemptReason, Billed
+from router.models.request import VideoRequest
 from router.policy import learning
 from router.policy.context import RoutingContext
 from router.policy.engine import route
@@ -84,15 +86,17 @@ def route_next(job: Job, deps: Deps) -> None:
     tried = excluded_offers(((a.offer, a.provider, a.reason.code if a.reason else None) for a in job.attempts
                              if a.status is AttemptStatus.FAILED),
                             deps.catalog.offers)
-    if len(job.attempts) >= deps.max_attempts:
-        _fail(job, deps, _failure_code(job), f"gave up after {len(job.attempts)} attempts", _last_reason(job))
+    # A long-form job's delivered segments don't count: each segment has the attempts a job has.
+    tries = sum(1 for a in job.attempts if a.status is not AttemptStatus.SUCCEEDED)
+    if tries >= deps.max_attempts:
+        _fail(job, deps, _failure_code(job), f"gave up after {tries} attempts", _last_reason(job))
         return
     foreign = foreign_refs(job.request, job.tenant, deps.artifacts.bucket)
     if foreign:  # admission refuses these; a job that got past it anyway ends before any money is held
         _end(job, deps, JobStatus.FAILED if job.attempts else JobStatus.REJECTED, "invalid_input",
              f"{', '.join(foreign)}: not an upload of tenant {job.tenant}; never presigned")
         return
-    decision, refused = _decide_and_reserve(job, deps, tried, now)
+    decision, refused = _decide_and_reserve(job, job.work_request(), deps, tried, now)
     chosen = decision.chosen
     if chosen is None and refused is not None:
         _end(job, deps, JobStatus.FAILED if job.attempts else JobStatus.REJECTED, "budget_exhausted",
@@ -108,6 +112,8 @@ def route_next(job: Job, deps: Deps) -> None:
                  "no offer can meet this request", details=decision.reasons, decision=decision)
         return
     offer = offer_of(deps, chosen.offer)
+    planned = chosen.delivered
+    rendered = planned.first_segment()  # all of it, unless it is one segment of a long-form video
     attempt = Attempt(
         n=len(job.attempts) + 1,
         id=_attempt_id(job),
@@ -115,10 +121,10 @@ def route_next(job: Job, deps: Deps) -> None:
         provider=offer.provider,
         target=chosen.target,
         started_at=now,
-        delivered=chosen.delivered,
-        estimated_cost_usd=chosen.estimated_cost_usd,
+        delivered=rendered,
+        estimated_cost_usd=per_render(chosen.estimated_cost_usd, planned),
         estimated_render_s=round(offer.latency.compute_seconds(
-            chosen.delivered.width, chosen.delivered.height, chosen.delivered.frames, p90=False), 3),
+            rendered.width, rendered.height, rendered.frames, p90=False), 3),
         explore_until=chosen.explore_until,
     )
 
@@ -128,6 +134,11 @@ def route_next(job: Job, deps: Deps) -> None:
         draft.routing = decision
         draft.attempts.append(attempt)
         draft.cost.estimated_usd = chosen.estimated_cost_usd
+        if planned.segments > 1 or draft.segments is not None:
+            plan = draft.segments or Segments(width=planned.width, height=planned.height, fps=planned.fps, frames=0)
+            plan.frames = plan.done_frames + planned.frames
+            draft.segments = plan
+            draft.cost.estimated_usd = draft.total_actual() + chosen.estimated_cost_usd  # spent, and the rest
         return JobStatus.ROUTED
 
     job = lifecycle.update(deps, job.tenant, job.id, add_intent)
@@ -142,7 +153,12 @@ def _attempt_id(job: Job) -> str:
     return f"att_{job.id.removeprefix('job_')}_{len(job.attempts) + 1}"
 
 
-def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: datetime,
+def per_render(amount: Decimal, planned: DeliveredSpec) -> Decimal:
+    """An estimate for a whole delivery, for the one render an attempt makes of it (a long-form segment)."""
+    return amount if planned.segments == 1 else common_money(amount / planned.segments)
+
+
+def _decide_and_reserve(job: Job, request: VideoRequest, deps: Deps, tried: frozenset[str], now: datetime,
                         tries: int = 3) -> tuple[Decision, BudgetRefused | None]:
     """Route, then hold the chosen offer's p90 estimate in the job's budgets. A refusal (another job took the
     money since the context was read) routes again with fresh budgets, so a cheaper offer can still fit."""
@@ -152,7 +168,7 @@ def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: dateti
         seed = None if any(a.explore_until is not None for a in job.attempts) else job.id
         context = routing_context(deps, tried, tenant=job.tenant, campaign_id=job.request.campaign_id,
                                   explore_seed=seed)
-        decision = route(job.request, deps.catalog.offers, context, now, job.deadline)
+        decision = route(request, deps.catalog.offers, context, now, job.deadline)
         # A campaign job carries its planned offer: kept while the engine still finds it feasible.
         decision = follow_plan(decision, planned_offer(job), context)
         chosen = decision.chosen
@@ -161,7 +177,7 @@ def _decide_and_reserve(job: Job, deps: Deps, tried: frozenset[str], now: dateti
             return decision, refused
         try:
             money.reserve(deps, job.tenant, job.request.campaign_id, job.id, _attempt_id(job),
-                          chosen.estimated_cost_p90_usd, now)
+                          per_render(chosen.estimated_cost_p90_usd, chosen.delivered), now)
         except BudgetRefused as exc:
             refused = exc
             continue
@@ -197,7 +213,7 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
         job_id=job.id,
         tenant=job.tenant,
         offer=offer,
-        request=job.request,
+        request=job.work_request(),
         delivered=attempt.delivered,
         output_put_url=deps.artifacts.presign_put(output_key(job.tenant, job.id, attempt.id)) if pushes else None,
         callback_url=callbacks.provider_callback_url(deps, offer.provider, job),
@@ -261,7 +277,7 @@ def input_urls(job: Job, deps: Deps) -> dict[str, str]:
     A presigned GET reads any key the bucket holds, so the key is checked against the job's tenant right here,
     not only at admission."""
     urls = {}
-    for field, name, ref in job.request.input_refs():  # reference_images[i] as reference_image_{i+1}
+    for field, name, ref in job.work_request().input_refs():  # reference_images[i] as reference_image_{i+1}
         if ref.startswith("s3://"):
             key = own_upload_key(ref, job.tenant, deps.artifacts.bucket)
             if key is None:
@@ -385,7 +401,7 @@ def fall_back(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, bill
             return None
         current.close(deps.clock(), AttemptStatus.FAILED, reason, billed, actual)
         draft.cost.actual_usd = draft.total_actual()
-        draft.progress = 0.0
+        draft.progress = draft.overall_progress(0.0)  # a long-form job keeps its finished segments
         return JobStatus.ROUTED  # a fallback hop: the next route decides whether anything is left
 
     job = lifecycle.update(deps, job.tenant, job.id, close)

@@ -98,7 +98,7 @@ SPRING = manifest(
     {"item_id": "b1", "prompt": "a red scarf", "colour": "red"},  # 3: unknown field
     {"prompt": "a kite over a beach"},  # 4: item id "4"
     b"{oops",  # 5: not JSON
-    {"item_id": "b2", "prompt": "a mall tour", "duration_s": 120},  # 6: too long
+    {"item_id": "b2", "prompt": "a mall tour", "duration_s": 301},  # 6: too long
     b"",  # 7: blank, nothing
     {"item_id": "g1", "prompt": "the same id again: collapses into line 2"},  # 8
     {"item_id": "g3", "prompt": "a clock", "resolution": "512x512", "aspect_ratio": "1:1", "duration_s": 2,
@@ -114,7 +114,7 @@ def test_bad_lines_are_recorded_exactly_and_the_good_ones_run(stack: EmbeddedSta
         ("b1", 3, "colour"), ("5", 5, ""), ("b2", 6, "duration_s")]
     messages = [i["message"] for i in view["invalid_items"]]
     assert messages[0] == "unknown field" and messages[1].startswith("not JSON")
-    assert messages[2] == "Input should be less than or equal to 60"
+    assert messages[2] == "Input should be less than or equal to 300"
     assert view["invalid_items_total"] == 3 and view["duplicates"] == 1
     assert view["counts"] == {"total": 3, "accepted": 0, "running": 0, "succeeded": 3, "failed": 0, "rejected": 0,
                               "expired": 0, "cancelled": 0}

@@ -86,7 +86,7 @@ def test_the_item_id_is_given_or_the_line_number(raw_id: Any, expected: str) -> 
     (line({"item_id": True, "prompt": "x"}), "3", "item_id", "must be 1-128"),
     (line({"item_id": "b7", "prompt": "x", "campaign_id": "other"}), "b7", "campaign_id", "is set by the campaign"),
     (line({"item_id": "b8", "prompt": "x", "colour": "red"}), "b8", "colour", "unknown field"),
-    (line({"item_id": "b9", "prompt": "x", "duration_s": 120}), "b9", "duration_s", "less than or equal to 60"),
+    (line({"item_id": "b9", "prompt": "x", "duration_s": 301}), "b9", "duration_s", "less than or equal to 300"),
     (line({"item_id": "b10", "prompt": "x", "mode": "i2v"}), "b10", "image", "is required for mode i2v"),
     (b"{" + b" " * MAX_LINE_BYTES + b"}", "3", "", "longer than"),
 ])

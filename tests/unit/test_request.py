@@ -24,7 +24,7 @@ def refused_field(body: dict) -> str:
         ({"resolution": "641x480"}, "resolution"),
         ({"duration_s": 0}, "duration_s"),
         ({"duration_s": -3}, "duration_s"),
-        ({"duration_s": 61}, "duration_s"),
+        ({"duration_s": 301}, "duration_s"),
         ({"fps": 2}, "fps"),
         ({"prompt": ""}, "prompt"),
         ({"prompt": "   "}, "prompt"),

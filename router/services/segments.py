@@ -1,0 +1,105 @@
+"""Long-form jobs (docs/architecture.md, "Long-form"): a delivered segment either hands its last frame to the next
+segment's attempt, or, being the last, is joined with the others into the job's video.
+
+Each segment is an attempt like any other (its own decision, money held, ledger row, fallback hops), so a failed
+segment is rendered again from the last good one, never from zero: `Job.work_request` is what is left to render.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+from router.media.probe import ProbeError, check_against_spec
+from router.models.job import Attempt, AttemptStatus, Job, JobOutput, JobStatus, Segment
+from router.models.outcome import AttemptCode, AttemptReason, Billed
+from router.services import lifecycle
+from router.services.deps import Deps
+from router.services.uploads import upload_prefix
+from router.store.artifacts import output_key, s3_uri
+
+
+def finish_segment(job: Job, attempt: Attempt, key: str, deps: Deps) -> str | tuple[JobOutput, Segment] | \
+        AttemptReason | None:
+    """For a long-form job's delivered (and checked) segment: the last frame handed over (its ref), or, for the
+    last segment, the joined video; or why neither could be made. None for a job rendered in one go."""
+    plan = job.segments
+    if plan is None:
+        return None
+    if plan.done_frames + attempt.delivered.frames >= plan.frames:
+        return join(job, attempt, key, deps)
+    return hand_over(job, attempt, key, deps)
+
+
+def hand_over(job: Job, attempt: Attempt, key: str, deps: Deps) -> str | AttemptReason:
+    """Store the segment's last frame among the tenant's uploads (where the next attempt's `image` may point);
+    its ref, or why the segment can't be continued from."""
+    from router.media.stitch import last_frame_png
+
+    path = deps.artifacts.download(key)
+    try:
+        png = last_frame_png(path)
+    except ProbeError as exc:
+        return AttemptReason(AttemptCode.OUTPUT_UNPLAYABLE, f"no last frame to continue from: {exc}")
+    finally:
+        Path(path).unlink(missing_ok=True)
+    frame_key = f"{upload_prefix(job.tenant)}{job.id}-{attempt.id}-last.png"
+    deps.artifacts.upload_stream(frame_key, io.BytesIO(png), "image/png")
+    return s3_uri(deps.artifacts.bucket, frame_key)
+
+
+def continue_after(job: Job, attempt: Attempt, key: str, last_frame: str, billed: Billed, actual: Decimal,
+                   deps: Deps) -> None:
+    """Close the delivered segment's attempt and route the next segment."""
+    from router.services.route import route_next
+
+    def close(draft: Job) -> JobStatus | None:
+        current = draft.attempt(attempt.id)
+        if current is None or current.status.ended or draft.segments is None:
+            return None
+        current.close(deps.clock(), AttemptStatus.SUCCEEDED, None, billed, actual)
+        draft.segments.done.append(Segment(attempt_id=attempt.id, s3_uri=s3_uri(deps.artifacts.bucket, key),
+                                           frames=current.delivered.frames, last_frame=last_frame))
+        draft.cost.actual_usd = draft.total_actual()
+        draft.progress = round(draft.segments.done_frames / draft.segments.frames, 3)
+        return JobStatus.ROUTED  # the next segment's hop
+
+    job = lifecycle.update(deps, job.tenant, job.id, close)
+    if job.status is JobStatus.ROUTED:
+        route_next(job, deps)
+
+
+def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> tuple[JobOutput, Segment] | AttemptReason:
+    """The job's video: every segment, this last one included, joined in our bucket and checked against the
+    whole plan; or why it can't be made (the attempt then fails like any output that didn't check out)."""
+    from router.media.stitch import stitch
+
+    plan = job.segments
+    assert plan is not None
+    last = Segment(attempt_id=attempt.id, s3_uri=s3_uri(deps.artifacts.bucket, key), frames=attempt.delivered.frames)
+    parts = [*plan.done, last]
+    with tempfile.TemporaryDirectory() as directory:
+        paths = [deps.artifacts.download(_key(part.s3_uri), directory) for part in parts]
+        target = Path(directory) / "joined.mp4"
+        try:
+            stitch(paths, target)
+            probed = deps.probe(target)
+        except ProbeError as exc:
+            return AttemptReason(AttemptCode.OUTPUT_UNPLAYABLE, f"the segments can't be joined: {exc}")
+        frames = sum(part.frames for part in parts)
+        mismatches = check_against_spec(probed, plan.width, plan.height, frames, plan.fps)
+        if mismatches:
+            return AttemptReason(AttemptCode.OUTPUT_MISMATCH, "joined video: " + "; ".join(mismatches))
+        joined = output_key(job.tenant, job.id, "joined")
+        with target.open("rb") as stream:
+            deps.artifacts.upload_stream(joined, stream)
+    output = JobOutput(s3_uri=s3_uri(deps.artifacts.bucket, joined), bytes=probed.bytes, width=probed.width,
+                       height=probed.height, frames=probed.frames, fps=probed.fps,
+                       duration_s=round(probed.duration_s, 3))
+    return output, last
+
+
+def _key(uri: str) -> str:
+    return uri.split("/", 3)[3]  # s3://bucket/key
