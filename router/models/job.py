@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -151,6 +152,8 @@ class Segments(BaseModel):
     fps: float
     frames: int
     done: list[Segment] = []
+    # How the segments became one video: packets copied, or (streams that differ) decoded and encoded once more.
+    joined: Literal["copied", "re-encoded"] | None = None
 
     @property
     def done_frames(self) -> int:

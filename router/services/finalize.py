@@ -82,7 +82,7 @@ def on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
     if isinstance(handed, str):
         segments.continue_after(job, attempt, key, handed, status.billed, actual, deps)
         return
-    output = handed[0] if handed is not None else JobOutput(
+    output = handed.output if handed is not None else JobOutput(
         s3_uri=uri, bytes=size, width=probed.width, height=probed.height, frames=probed.frames, fps=probed.fps,
         duration_s=round(probed.duration_s, 3))
 
@@ -92,7 +92,8 @@ def on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
             return None
         current.close(deps.clock(), AttemptStatus.SUCCEEDED, None, status.billed, actual)
         if handed is not None and draft.segments is not None:
-            draft.segments.done.append(handed[1])
+            draft.segments.done.append(handed.last)
+            draft.segments.joined = handed.method
         draft.output = output
         draft.progress = 1.0
         draft.cost.actual_usd = draft.total_actual()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import tempfile
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router.media.probe import ProbeError, check_against_spec
 from router.models.job import Attempt, AttemptStatus, Job, JobOutput, JobStatus, Segment
@@ -20,9 +22,11 @@ from router.services.deps import Deps
 from router.services.uploads import upload_prefix
 from router.store.artifacts import output_key, s3_uri
 
+if TYPE_CHECKING:
+    from router.media.stitch import StitchMethod
 
-def finish_segment(job: Job, attempt: Attempt, key: str, deps: Deps) -> str | tuple[JobOutput, Segment] | \
-        AttemptReason | None:
+
+def finish_segment(job: Job, attempt: Attempt, key: str, deps: Deps) -> str | Joined | AttemptReason | None:
     """For a long-form job's delivered (and checked) segment: the last frame handed over (its ref), or, for the
     last segment, the joined video; or why neither could be made. None for a job rendered in one go."""
     plan = job.segments
@@ -71,7 +75,14 @@ def continue_after(job: Job, attempt: Attempt, key: str, last_frame: str, billed
         route_next(job, deps)
 
 
-def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> tuple[JobOutput, Segment] | AttemptReason:
+@dataclass(frozen=True)
+class Joined:
+    output: JobOutput
+    last: Segment
+    method: StitchMethod
+
+
+def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> Joined | AttemptReason:
     """The job's video: every segment, this last one included, joined in our bucket and checked against the
     whole plan; or why it can't be made (the attempt then fails like any output that didn't check out)."""
     from router.media.stitch import stitch
@@ -84,7 +95,7 @@ def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> tuple[JobOutput, S
         paths = [deps.artifacts.download(_key(part.s3_uri), directory) for part in parts]
         target = Path(directory) / "joined.mp4"
         try:
-            stitch(paths, target)
+            method = stitch(paths, target)
             probed = deps.probe(target)
         except ProbeError as exc:
             return AttemptReason(AttemptCode.OUTPUT_UNPLAYABLE, f"the segments can't be joined: {exc}")
@@ -98,7 +109,7 @@ def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> tuple[JobOutput, S
     output = JobOutput(s3_uri=s3_uri(deps.artifacts.bucket, joined), bytes=probed.bytes, width=probed.width,
                        height=probed.height, frames=probed.frames, fps=probed.fps,
                        duration_s=round(probed.duration_s, 3))
-    return output, last
+    return Joined(output, last, method)
 
 
 def _key(uri: str) -> str:

@@ -63,7 +63,7 @@ def test_a_video_longer_than_one_render_is_rendered_as_segments_each_continuing_
     assert done.segments is not None and [s.frames for s in done.segments.done] == [65, 65, 65]
     assert done.output is not None and (done.output.frames, done.output.fps) == (195, 16.0)
     assert done.output.duration_s == pytest.approx(195 / 16, abs=1e-3)
-    assert done.output.s3_uri.endswith(output_key("acme", job.id, "joined"))
+    assert done.output.s3_uri.endswith(output_key("acme", job.id, "joined")) and done.segments.joined == "copied"
     assert world.artifacts.size(output_key("acme", job.id, "joined")) == done.output.bytes
     first, second, third = gpu.submissions()
     # The first segment is the request's own mode; each next one an i2v from the frame the one before ended on.
