@@ -3,8 +3,9 @@
 Segments of one job are rendered at one size and frame rate, usually by one model, so their streams normally agree
 (codec, size, pixel format, codec extradata): then the packets are copied into one MP4 with their timestamps moved
 on, nothing decoded or encoded, so the join loses nothing and costs a file copy. Where they don't agree (a fallback
-hop went to a model that encodes differently), every frame is decoded and encoded once more as H.264 at the first
-segment's size and rate, each output frame the source frame showing at that instant.
+hop went to a model that encodes differently, or an `extend` job's first segment is the client's own video), every
+frame is decoded and encoded once more as H.264 at the asked size and rate, each output frame the source frame
+showing at that instant. Only the video streams are joined: a client's video loses its sound.
 
 A continuing segment starts from the frame the one before ended on, so each join shows that frame twice (one frame
 in the segment's frame rate); dropping it would mean re-encoding the segment, since its first frame is the one
@@ -48,8 +49,10 @@ def last_frame_png(source: str | Path) -> bytes:
     return b"".join(bytes(packet) for packet in [*encoder.encode(rgb), *encoder.encode(None)])
 
 
-def stitch(segments: Sequence[str | Path], target: str | Path) -> StitchMethod:
-    """Join the segments, in order, into one MP4 at `target`; how it was done."""
+def stitch(segments: Sequence[str | Path], target: str | Path, spec: tuple[int, int, float] | None = None,
+           ) -> StitchMethod:
+    """Join the segments, in order, into one MP4 at `target`, at `spec` (width, height, fps; by default the first
+    segment's); how it was done."""
     import av  # deferred: see the module docstring
 
     if not segments:
@@ -57,10 +60,14 @@ def stitch(segments: Sequence[str | Path], target: str | Path) -> StitchMethod:
     containers = [av.open(str(path)) for path in segments]
     try:
         streams = [container.streams.video[0] for container in containers]
-        if _copyable(streams):
+        first = streams[0]
+        width, height, fps = spec or (first.codec_context.width, first.codec_context.height,
+                                      float(first.average_rate or 16))
+        if _copyable(streams) and (first.codec_context.width, first.codec_context.height) == (width, height) \
+                and abs(float(first.average_rate or 0) - fps) < 1e-3:
             _copy(containers, streams, target)
             return "copied"
-        _reencode(containers, streams, target)
+        _reencode(containers, streams, target, width, height, Fraction(fps).limit_denominator(1001))
         return "re-encoded"
     except av.FFmpegError as exc:
         raise ProbeError(f"can't stitch the segments: {exc}") from exc
@@ -100,13 +107,10 @@ def _copy(containers: Sequence[InputContainer], streams: Sequence[VideoStream],
             offset = end
 
 
-def _reencode(containers: Sequence[InputContainer], streams: Sequence[VideoStream],
-              target: str | Path) -> None:
+def _reencode(containers: Sequence[InputContainer], streams: Sequence[VideoStream], target: str | Path,
+              width: int, height: int, rate: Fraction) -> None:
     import av
 
-    first = streams[0]
-    rate = Fraction(first.average_rate or 16)
-    width, height = first.codec_context.width, first.codec_context.height
     with av.open(str(target), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

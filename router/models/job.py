@@ -130,6 +130,10 @@ class JobOutput(BaseModel):
     url: str | None = None  # presigned GET, filled in when the job is read, never stored
 
 
+# The `attempt_id` of an `extend` job's first segment: the client's video, which no attempt rendered.
+CLIENT_VIDEO = "client"
+
+
 class Segment(BaseModel):
     """A rendered segment of a long-form job: its video in our bucket, paid for by its attempt."""
 
@@ -154,6 +158,17 @@ class Segments(BaseModel):
     done: list[Segment] = []
     # How the segments became one video: packets copied, or (streams that differ) decoded and encoded once more.
     joined: Literal["copied", "re-encoded"] | None = None
+
+    def adopt(self, width: int, height: int, fps: float) -> None:
+        """Make the joined video at this size and rate (the first render's), the client's video counted at it."""
+        for segment in self.done:
+            segment.frames = round(segment.frames / self.fps * fps)
+        self.width, self.height, self.fps = width, height, fps
+
+    @property
+    def rendered(self) -> bool:
+        """Whether any segment was rendered here (an `extend` job starts with the client's video done)."""
+        return any(segment.attempt_id != CLIENT_VIDEO for segment in self.done)
 
     @property
     def done_frames(self) -> int:
@@ -224,12 +239,22 @@ class Job(JobView):
         if plan is None or not plan.done:
             return self.request
         cap = self.request.max_cost_usd
-        return self.request.model_copy(update={
+        rest: dict[str, object] = {
             "mode": Mode.I2V, "image": plan.done[-1].last_frame, "audio": None, "mask": None, "last_image": None,
             "video": None, "reference_images": None, "camera": None,
-            "duration_s": round(plan.remaining_s, 6), "fps": plan.fps, "resolution": f"{plan.width}x{plan.height}",
-            "max_cost_usd": None if cap is None else max(money(cap - self.total_actual()), Decimal("0.0001")),
-        })
+            "max_cost_usd": None if cap is None else max(money(cap - self.total_actual()), Decimal("0.0001"))}
+        if not plan.rendered:
+            # `extend` before its first render: the client's own video is all that is done, and what to add is
+            # the request's own length, size and rate (the joined video is made at whatever renders it).
+            return self.request.model_copy(update=rest)
+        # The same model all the way, so the video doesn't change its look at a join; after a failed try the
+        # fallback may take any offer that can continue it.
+        last = self.attempt(plan.done[-1].attempt_id)
+        if last is not None and self.attempts[-1] is last and self.request.model is None:
+            rest["model"] = last.offer
+        return self.request.model_copy(update={
+            **rest, "duration_s": round(plan.remaining_s, 6), "fps": plan.fps,
+            "resolution": f"{plan.width}x{plan.height}"})
 
     def overall_progress(self, attempt_progress: float) -> float:
         """The job's progress while its current attempt is `attempt_progress` done: a long-form job counts the

@@ -283,7 +283,9 @@ class Offer(BaseModel):
 
     @cached_property
     def mode_set(self) -> frozenset[Mode]:
-        return frozenset(self.modes)
+        # An offer that chains segments can continue a client's video too: `extend` is long-form whose first segment
+        # the client brought.
+        return frozenset(self.modes) | ({Mode.EXTEND} if self.long_form is not None else set())
 
     @cached_property
     def price_cache(self) -> tuple[Offer, dict[tuple[int, int, float], tuple[str, Decimal] | None]]:

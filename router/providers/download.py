@@ -207,8 +207,9 @@ class _Body(io.RawIOBase):
         self._pending = chunk
 
 
-def fetch_to_s3(url: str, allowed_hosts: Sequence[str], artifacts: object, key: str, *, allow_loopback: bool = False,
-                max_bytes: int = MAX_BYTES, timeout_s: float = 60.0, client: httpx.Client | None = None) -> Fetched:
+def fetch_to_s3(url: str, allowed_hosts: Sequence[str] | None, artifacts: object, key: str, *,
+                allow_loopback: bool = False, max_bytes: int = MAX_BYTES, timeout_s: float = 60.0,
+                client: httpx.Client | None = None) -> Fetched:
     """Download `url` into `artifacts` (an ArtifactStore) at `key`; every hop checked as the module says."""
     http = client or _client(timeout_s)
     try:

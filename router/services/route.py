@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from router.backoff import backoff
 from router.errors import HvrError
-from router.models.common import ProviderKind
+from router.models.common import Mode, ProviderKind
 from router.models.common import money as common_money
 from router.models.decision import Decision, DeliveredSpec, Refusal
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus, Segments
@@ -35,7 +35,7 @@ from router.providers.errors import (
     RateLimited,
     Unavailable,
 )
-from router.services import callbacks, circuits, lifecycle, money, settle
+from router.services import callbacks, circuits, lifecycle, money, segments, settle
 from router.services.billing import offer_of, record_ledger
 from router.services.context import routing_context
 from router.services.deps import Deps
@@ -96,6 +96,10 @@ def route_next(job: Job, deps: Deps) -> None:
         _end(job, deps, JobStatus.FAILED if job.attempts else JobStatus.REJECTED, "invalid_input",
              f"{', '.join(foreign)}: not an upload of tenant {job.tenant}; never presigned")
         return
+    if job.request.mode is Mode.EXTEND and job.segments is None:
+        job = segments.take_client_video(job, deps)
+        if job.segments is None:
+            return  # the video can't be continued: the job ended saying why
     decision, refused = _decide_and_reserve(job, job.work_request(), deps, tried, now)
     chosen = decision.chosen
     if chosen is None and refused is not None:
@@ -136,6 +140,8 @@ def route_next(job: Job, deps: Deps) -> None:
         draft.cost.estimated_usd = chosen.estimated_cost_usd
         if planned.segments > 1 or draft.segments is not None:
             plan = draft.segments or Segments(width=planned.width, height=planned.height, fps=planned.fps, frames=0)
+            if not plan.rendered:  # the first render sets the size and rate the joined video is made at
+                plan.adopt(planned.width, planned.height, planned.fps)
             plan.frames = plan.done_frames + planned.frames
             draft.segments = plan
             draft.cost.estimated_usd = draft.total_actual() + chosen.estimated_cost_usd  # spent, and the rest

@@ -15,15 +15,72 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router.media.probe import ProbeError, check_against_spec
-from router.models.job import Attempt, AttemptStatus, Job, JobOutput, JobStatus, Segment
+from router.models.job import (
+    CLIENT_VIDEO,
+    Attempt,
+    AttemptStatus,
+    Job,
+    JobError,
+    JobOutput,
+    JobStatus,
+    Segment,
+    Segments,
+)
 from router.models.outcome import AttemptCode, AttemptReason, Billed
 from router.services import lifecycle
 from router.services.deps import Deps
-from router.services.uploads import upload_prefix
+from router.services.uploads import own_upload_key, upload_prefix
 from router.store.artifacts import output_key, s3_uri
 
 if TYPE_CHECKING:
     from router.media.stitch import StitchMethod
+
+
+def take_client_video(job: Job, deps: Deps) -> Job:
+    """An `extend` job's first segment is the client's video: brought into our bucket (an https one fetched under
+    the download rules), probed, and its last frame stored for the first render to continue from. The job as it
+    is now: with its segments, or rejected saying why the video can't be continued."""
+    import httpx
+
+    from router.media.stitch import last_frame_png
+    from router.providers.download import UnsafeDownload, fetch_to_s3
+
+    ref = job.request.video
+    assert ref is not None  # the edge requires it for extend
+    key = own_upload_key(ref, job.tenant, deps.artifacts.bucket)
+    try:
+        if key is None:
+            key = f"inputs/{job.tenant}/{job.id}/client-video.mp4"
+            fetch_to_s3(ref, None, deps.artifacts, key, allow_loopback=deps.settings.allow_loopback_downloads)
+        path = deps.artifacts.download(key)
+        try:
+            probed = deps.probe(path)
+            png = last_frame_png(path)
+        finally:
+            Path(path).unlink(missing_ok=True)
+    except (ProbeError, UnsafeDownload, httpx.HTTPError) as exc:
+        return _reject(job, deps, f"video: can't be continued: {exc}")
+    frame_key = f"{upload_prefix(job.tenant)}{job.id}-client-last.png"
+    deps.artifacts.upload_stream(frame_key, io.BytesIO(png), "image/png")
+    plan = Segments(width=probed.width, height=probed.height, fps=probed.fps, frames=probed.frames, done=[
+        Segment(attempt_id=CLIENT_VIDEO, s3_uri=s3_uri(deps.artifacts.bucket, key), frames=probed.frames,
+                last_frame=s3_uri(deps.artifacts.bucket, frame_key))])
+
+    def take(draft: Job) -> JobStatus | None:
+        if draft.segments is not None:
+            return None
+        draft.segments = plan
+        return draft.status
+
+    return lifecycle.update(deps, job.tenant, job.id, take)
+
+
+def _reject(job: Job, deps: Deps, why: str) -> Job:
+    def reject(draft: Job) -> JobStatus | None:
+        draft.error = JobError(code="invalid_input", message=why)
+        return JobStatus.REJECTED
+
+    return lifecycle.update(deps, job.tenant, job.id, reject)
 
 
 def finish_segment(job: Job, attempt: Attempt, key: str, deps: Deps) -> str | Joined | AttemptReason | None:
@@ -95,7 +152,7 @@ def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> Joined | AttemptRe
         paths = [deps.artifacts.download(_key(part.s3_uri), directory) for part in parts]
         target = Path(directory) / "joined.mp4"
         try:
-            method = stitch(paths, target)
+            method = stitch(paths, target, (plan.width, plan.height, plan.fps))
             probed = deps.probe(target)
         except ProbeError as exc:
             return AttemptReason(AttemptCode.OUTPUT_UNPLAYABLE, f"the segments can't be joined: {exc}")

@@ -9,14 +9,14 @@ from decimal import Decimal
 import pytest
 
 from router.models.common import Mode, ProviderKind
-from router.models.job import AttemptStatus, Job, JobStatus
+from router.models.job import CLIENT_VIDEO, AttemptStatus, Job, JobStatus
 from router.models.outcome import AttemptOutcome, Billed
 from router.models.request import VideoRequest
 from router.providers.base import ProviderState, ProviderStatus, TargetHealth
 from router.services import submit
-from router.services.uploads import own_upload_key
+from router.services.uploads import own_upload_key, upload_prefix
 from router.store.artifacts import output_key
-from tests.twins import ScriptedVeo, Twins, twins
+from tests.twins import ScriptedVeo, Twins, twins, video
 
 # 12 s at 16 fps is 192 frames; one WAN render makes at most 81, so three segments of 65 (4n+1).
 REQUEST = {"mode": "t2v", "prompt": "a slow walk along the harbour", "resolution": "480p", "duration_s": 12,
@@ -121,3 +121,38 @@ def test_a_segment_video_that_does_not_continue_is_refused_before_any_join() -> 
     assert done.status is JobStatus.FAILED and done.output is None and done.error is not None
     assert done.error.message.startswith("output_mismatch: size 416x480")
     assert done.segments is not None and len(done.segments.done) == 1
+
+
+def test_extend_continues_the_clients_video_from_its_last_frame_and_delivers_both_joined() -> None:
+    gpu = ScriptedGpu(["ok", "ok"])
+    world = twins({ProviderKind.LOCAL: gpu}, HVR_EXPLORATION_SHARE="0")
+    clip = f"{upload_prefix('acme')}clip.mp4"
+    world.artifacts.put(clip, video(640, 360, 48, 24.0))  # 2 s at 24 fps, smaller than what continues it
+    asked = {"mode": "extend", "prompt": "the walk goes on", "video": f"s3://{world.artifacts.bucket}/{clip}",
+             "duration_s": 8, "model": "local/wan21-1.3b"}
+    job = submit.accept(VideoRequest.parse_at_edge(asked), "acme", world.deps)
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    assert done.segments is not None and done.segments.joined == "re-encoded"
+    client, *rendered = done.segments.done
+    assert client.attempt_id == CLIENT_VIDEO and client.frames == 32  # its 2 s at the rendered 16 fps
+    first = gpu.submissions()[0].request
+    assert first.mode is Mode.I2V and first.image == client.last_frame and first.video is None
+    assert [s.frames for s in rendered] == [65, 65]  # 8 s more: two renders of 65 frames
+    assert done.output is not None and (done.output.width, done.output.height, done.output.fps) == (832, 480, 16.0)
+    assert done.output.frames == 32 + 130
+
+
+def test_a_video_that_cant_be_continued_rejects_the_extend_job_naming_the_field_before_any_money() -> None:
+    gpu = ScriptedGpu([])
+    world = twins({ProviderKind.LOCAL: gpu}, HVR_EXPLORATION_SHARE="0")
+    clip = f"{upload_prefix('acme')}broken.mp4"
+    world.artifacts.put(clip, b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 500)
+    asked = {"mode": "extend", "prompt": "more", "video": f"s3://{world.artifacts.bucket}/{clip}", "duration_s": 4}
+    job = submit.accept(VideoRequest.parse_at_edge(asked), "acme", world.deps)
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.REJECTED and done.error is not None and done.error.code == "invalid_input"
+    assert done.error.message.startswith("video: can't be continued")
+    assert not done.attempts and not gpu.jobs and not world.deps.ledger.for_job("acme", job.id)

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from router.models.common import Mode
-from router.models.job import Job, JobStatus, Segment, Segments
+from router.models.common import Mode, ProviderKind
+from router.models.decision import DeliveredSpec
+from router.models.job import Attempt, AttemptStatus, Job, JobStatus, Segment, Segments
 from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy.catalog import load_catalog
@@ -95,3 +96,18 @@ def test_a_long_form_job_with_segments_done_sends_the_rest_as_an_i2v_from_the_la
     assert rest.max_cost_usd == Decimal("5")  # nothing spent yet in this job's record
     untouched = job.model_copy(update={"segments": None})
     assert untouched.work_request() is asked
+
+
+def attempt(n: int, offer_id: str, status: AttemptStatus) -> Attempt:
+    return Attempt(n=n, id=f"att_1_{n}", offer=offer_id, provider=ProviderKind.RUNPOD, target="runpod", status=status,
+                   started_at=NOW, delivered=DeliveredSpec(832, 480, 65, 16.0), estimated_cost_usd=Decimal("0.1"))
+
+
+def test_the_rest_stays_on_the_model_that_rendered_the_last_segment_unless_a_try_since_failed() -> None:
+    done = Segment(attempt_id="att_1_1", s3_uri="s3://b/k.mp4", frames=65, last_frame="s3://b/uploads/acme/f.png")
+    job = Job(id="job_1", tenant="acme", status=JobStatus.ROUTED, created_at=NOW, updated_at=NOW,
+              request=request(duration_s=12), attempts=[attempt(1, "runpod/wan21-14b-comfy", AttemptStatus.SUCCEEDED)],
+              segments=Segments(width=832, height=480, fps=16.0, frames=195, done=[done]))
+    assert job.work_request().model == "runpod/wan21-14b-comfy"  # no change of look at the join
+    job.attempts.append(attempt(2, "runpod/wan21-14b-comfy", AttemptStatus.FAILED))
+    assert job.work_request().model is None  # the fallback may continue it elsewhere
