@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -33,7 +34,7 @@ from hvr.client import DEFAULT_API_URL, Answer, ApiClient, ApiError, M, Unreadab
 from router.models.api import BudgetList, KeyCreated, Quote
 from router.models.budget import AlertList, Budget, BudgetAlert
 from router.models.campaign import CampaignStatus, CampaignView
-from router.models.job import JobStatus, JobView
+from router.models.job import CLIENT_VIDEO, JobStatus, JobView
 from router.models.reconciliation import FindingList, ReconciliationFinding, ReconciliationReport
 from router.services.costs import CostReport, TcoReport
 
@@ -58,7 +59,7 @@ class Progress:
             return
         self._last = state
         filled = round(fraction * self.WIDTH)
-        line = f"{job.id} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {state[1]:3d}% {status}"
+        line = f"{job.id} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {state[1]:3d}% {status}{_segment(job)}"
         self._stream.write(f"\r{line}\x1b[K" if self._tty else f"{line}\n")
         self._stream.flush()
 
@@ -66,6 +67,17 @@ class Progress:
         if self._tty and self._last is not None:
             self._stream.write("\n")
             self._stream.flush()
+
+
+def _segment(job: JobView) -> str:
+    """", segment 3 of 6" while a long-form job renders (the rest counted in renders like the current one)."""
+    plan = job.segments
+    if plan is None or not job.attempts or job.status.terminal:
+        return ""
+    each = max(1, job.attempts[-1].delivered.frames)
+    done = sum(1 for s in plan.done if s.attempt_id != CLIENT_VIDEO)
+    rest = max(0, plan.frames - plan.done_frames)
+    return f", segment {min(done + 1, done + math.ceil(rest / each))} of {done + math.ceil(rest / each)}"
 
 
 def _print_json(value: Any) -> None:
