@@ -403,7 +403,7 @@ class Simulation:
     def _p50(attempt: AttemptRecord) -> float:
         spec = attempt.delivered
         assert spec is not None
-        return attempt.offer.latency.compute_seconds(spec.width, spec.height, spec.frames, p90=False)
+        return attempt.offer.latency.delivery_seconds(spec, p90=False)
 
     def _runpod_endpoints(self, t: float) -> dict[str, TargetState]:
         """What the RunPod adapter reads from each endpoint's /health: its queue (queued jobs x 70 s over its

@@ -105,8 +105,8 @@ class Truth:
             return cached
         bias = by_offer(self.config.time_bias, offer, 1.0)
         latency = offer.latency
-        p50 = latency.compute_seconds(delivered.width, delivered.height, delivered.frames, p90=False) * bias
-        p90 = latency.compute_seconds(delivered.width, delivered.height, delivered.frames, p90=True) * bias
+        p50 = latency.delivery_seconds(delivered, p90=False) * bias
+        p90 = latency.delivery_seconds(delivered, p90=True) * bias
         sigma = math.log(p90 / p50) / Z90 if p90 > p50 > 0 else 0.0
         draw = random.Random(f"render:{self.config.seed}:{key}:{offer.id}").lognormvariate(math.log(p50), sigma)
         value = round(max(draw, 0.001), 3)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from router.models.common import MAX_DURATION_S, AspectRatio, Mode, ProviderKind
+from router.models.decision import DeliveredSpec
 
 
 class FrameRule(StrEnum):
@@ -219,6 +220,10 @@ class Latency(BaseModel):
         per_frame = self.seconds_per_frame_p90 if p90 else self.seconds_per_frame_p50
         scale = (width * height) / (self.ref_width * self.ref_height)
         return self.overhead_s + per_frame * frames * scale
+
+    def delivery_seconds(self, spec: DeliveredSpec, *, p90: bool) -> float:
+        """All of a delivery's renders: a long-form one pays each segment's overhead."""
+        return spec.segments * self.compute_seconds(spec.width, spec.height, spec.segment_frames, p90=p90)
 
 
 class LongForm(BaseModel):
