@@ -32,6 +32,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from agent.engines.base import Engine, EngineCancelled, EngineError, ProgressFn, RenderResult
 from agent.schemas import CreateJobRequest, Vram
+from router.media.camera_render import CameraRenderError, RenderPlan, find_plan, render_mp4
 from router.models.common import ProviderKind
 from router.policy.catalog import DEFAULT_CATALOG, load_catalog
 from router.providers.download import UnsafeDownload, fetch_bytes
@@ -262,11 +263,16 @@ class ComfyUIEngine(Engine):
     def _stage_inputs(self, graph: Mapping[str, Any], files: Mapping[str, bytes | str],
                       prompt_id: str) -> dict[str, Any]:
         """Upload each input under a name of this prompt's (two jobs may share a ComfyUI) and point the graph's
-        references to it; a graph loading one of the router's input names the job lacks is an error here."""
+        references to it; a graph loading one of the router's input names the job lacks is an error here. A graph
+        that carries a camera render plan (Uni3C) gets its render made here from the job's image, unless sent."""
         staged: dict[str, Any] = json.loads(json.dumps(graph))
         uploaded: dict[str, str] = {}
-        for placeholder, source in files.items():
-            data = source if isinstance(source, bytes) else _download(source, self._allow_loopback_inputs)
+        sources = {placeholder: source if isinstance(source, bytes) else _download(source, self._allow_loopback_inputs)
+                   for placeholder, source in files.items()}
+        plan = _render_plan(staged)
+        if plan is not None and INPUT_FILES["camera_render"] not in sources:
+            sources[INPUT_FILES["camera_render"]] = _camera_render(sources, plan)
+        for placeholder, data in sources.items():
             name = f"{prompt_id[:13]}-{placeholder}"
             response = self._http.post("/upload/image", files={"image": (name, data)},
                                        data={"overwrite": "true", "type": "input"})
@@ -490,6 +496,30 @@ def _describe_refusal(response: httpx.Response) -> str:
         return f"HTTP 400: {response.text[:300]}"
     result = Validation(error=body.get("error"), node_errors=body.get("node_errors") or {})
     return result.describe() or f"HTTP 400: {response.text[:300]}"
+
+
+def _render_plan(graph: Mapping[str, Any]) -> RenderPlan | None:
+    try:
+        return find_plan(graph)
+    except CameraRenderError as exc:
+        raise EngineError(f"the workflow's camera render plan is unusable: {exc}") from exc
+
+
+def _camera_render(inputs: Mapping[str, bytes], plan: RenderPlan) -> bytes:
+    """Uni3C's render_video from the job's image (router/media/camera_render.py): made here, where the image is."""
+    image = inputs.get(INPUT_FILES["image"])
+    if image is None:
+        raise EngineError("the workflow needs a camera render of the job's image, and the job has no image input")
+    started = time.monotonic()
+    try:
+        video = render_mp4(image, plan)
+    except CameraRenderError as exc:
+        raise EngineError(f"camera render failed: {exc}") from exc
+    except ImportError as exc:  # numpy, Pillow and PyAV come with the agent's lock (the sim extra)
+        raise EngineError(f"camera render needs numpy, Pillow and PyAV on the agent: {exc}") from exc
+    log.info("rendered the %s camera path (%dx%d, %d frames) in %.1f s", plan.motion.value, plan.width,
+             plan.height, plan.frames, time.monotonic() - started)
+    return video
 
 
 def _download(url: str, allow_loopback: bool) -> bytes:

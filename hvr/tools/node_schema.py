@@ -22,7 +22,7 @@ from typing import Any
 
 from hvr.tools.builder_graphs import builder_graphs
 from router.workflows import WorkflowError
-from router.workflows.schema import MODEL_EXTENSIONS, SCHEMA_FILE, NodeSchema
+from router.workflows.schema import MODEL_EXTENSIONS, SCHEMA_FILE, NodeSchema, wrapper_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECT_INFO_FILE = ROOT / "tests" / "workflows" / "data" / "comfyui-object-info-0.29.0.json.gz"
@@ -98,7 +98,8 @@ def derive(object_info: Mapping[str, Any], source: Path = OBJECT_INFO_FILE) -> d
 
 def selected_classes(object_info: Mapping[str, Any]) -> set[str]:
     wan = {name for name, info in object_info.items() if name.startswith("Wan") and not info.get("api_node")}
-    return {*CORE, *wan, *builder_classes(object_info)}
+    # The wrapper builders' ComfyUI-WanVideoWrapper classes have their own schema (hvr/tools/wrapper_schema.py).
+    return {*CORE, *wan, *(builder_classes(object_info) - set(wrapper_schema().nodes))}
 
 
 def builder_classes(object_info: Mapping[str, Any]) -> set[str]:

@@ -1,8 +1,8 @@
 """ComfyUI API-format graphs for the local offers: one builder per (offer model, mode).
 
 `build_workflow` turns a routed request into the graph the agent queues (and a worker-comfyui endpoint runs
-unchanged); every graph is checked against `node_schema.json` before it leaves, so a builder bug fails here, at
-submit, and not on the GPU.
+unchanged); every graph is checked against `node_schema.json` (plus `wrapper_node_schema.json` for the families on
+ComfyUI-WanVideoWrapper's nodes) before it leaves, so a builder bug fails here, at submit, and not on the GPU.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from router.workflows.control import fun_camera, vace_inpaint
 from router.workflows.graph import Graph
 from router.workflows.models import ModelFiles, ModelFilesError
 from router.workflows.reference import humo_s2v, phantom_r2v, wan21_flf2v, wan22_animate
-from router.workflows.schema import NodeSchema, Validation, default_schema
+from router.workflows.schema import NodeSchema, Validation, default_schema, wrapper_schema
 from router.workflows.speech import infinitetalk, wan22_s2v
+from router.workflows.uni3c import uni3c_camera
 from router.workflows.wan import wan21_fun_inp_i2v, wan21_i2v, wan21_t2v, wan22_5b, wan22_14b
+from router.workflows.wrapper import fantasytalking_s2v, longcat_avatar_s2v, longcat_video, skyreels_df
 
 __all__ = [
     "INPUT_FILES",
@@ -33,6 +35,7 @@ __all__ = [
     "Validation",
     "WorkflowError",
     "build_workflow",
+    "needs_wrapper",
     "required_roles",
     "supported",
     "supported_pairs",
@@ -46,6 +49,7 @@ class _Builder:
     build: Callable[[BuildContext], Graph]
     family: str  # the presets' key
     roles: tuple[str, ...]  # the models.yaml files it loads
+    wrapper: bool = False  # uses ComfyUI-WanVideoWrapper nodes (wrapper_node_schema.json) besides core ones
 
 
 _BUILDERS: dict[tuple[str, Mode], _Builder] = {
@@ -71,6 +75,19 @@ _BUILDERS: dict[tuple[str, Mode], _Builder] = {
     ("wan22-animate-14b", Mode.ANIMATE): _Builder(wan22_animate, "wan22_animate",
                                                   ("animate", "clip_vision", *_WAN21)),
     ("humo-17b", Mode.S2V): _Builder(humo_s2v, "humo", ("s2v", "audio_encoder", *_WAN21)),
+    # Families core ComfyUI has no nodes for, on ComfyUI-WanVideoWrapper's (wrapper.py). FantasyTalking's `s2v` file
+    # is its audio-projection weights, `i2v` the WAN 2.1 I2V 14B 720P model they patch.
+    ("fantasytalking-14b", Mode.S2V): _Builder(fantasytalking_s2v, "fantasytalking",
+                                               ("i2v", "s2v", "clip_vision", *_WAN21), wrapper=True),
+    ("skyreels-v2-df-14b", Mode.T2V): _Builder(skyreels_df, "skyreels_df", ("t2v", *_WAN21), wrapper=True),
+    ("skyreels-v2-df-14b", Mode.I2V): _Builder(skyreels_df, "skyreels_df", ("t2v", *_WAN21), wrapper=True),
+    ("longcat-video-13.6b", Mode.T2V): _Builder(longcat_video, "longcat_video", ("ti2v", *_WAN21), wrapper=True),
+    ("longcat-video-13.6b", Mode.I2V): _Builder(longcat_video, "longcat_video", ("ti2v", *_WAN21), wrapper=True),
+    ("longcat-avatar-13.6b", Mode.S2V): _Builder(longcat_avatar_s2v, "longcat_avatar", ("s2v", *_WAN21),
+                                                 wrapper=True),
+    # Uni3C camera control on WAN 2.1 14B I2V (uni3c.py): sampled as image_to_video_wan, the controlnet a model patch.
+    ("wan21-uni3c-14b", Mode.CAMERA): _Builder(uni3c_camera, "wan21_i2v", ("i2v", "model_patch", "clip_vision",
+                                                                           *_WAN21)),
 }
 
 
@@ -80,6 +97,11 @@ def supported(offer_model: str, mode: Mode | str) -> bool:
         return (offer_model, Mode(mode)) in _BUILDERS
     except ValueError:
         return False
+
+
+def needs_wrapper(offer_model: str, mode: Mode | str) -> bool:
+    """Whether the (model, mode) graph uses ComfyUI-WanVideoWrapper nodes (a ComfyUI without it can't run it)."""
+    return _builder(offer_model, Mode(mode)).wrapper
 
 
 def supported_pairs() -> list[tuple[str, Mode]]:
@@ -110,7 +132,10 @@ def build_workflow(
         graph = builder.build(BuildContext.create(offer, request, delivered, models, builder.family)).to_api()
     except ModelFilesError as exc:
         raise WorkflowError(str(exc)) from exc
-    result = (schema or default_schema()).validate(graph, strict=True)
+    chosen = schema or default_schema()
+    if builder.wrapper and schema is not None:  # a core schema given (the deriver's): add the wrapper's classes
+        chosen = chosen.merged(wrapper_schema())
+    result = chosen.validate(graph, strict=True)
     if not result.ok or result.node_errors:
         raise WorkflowError(f"{offer.model} {request.mode.value} graph fails the node schema: {result.describe()}")
     return graph

@@ -15,8 +15,10 @@ from router.workflows.presets import PRESETS, Sampling
 
 # Names the graph gives the request's uploaded inputs. The agent uploads each input to ComfyUI under a name of its
 # own and rewrites these; worker-comfyui callers send `images: [{"name": <this>, ...}]`, which it uploads as is.
+# `camera_render` is no request input: the agent renders it from `image` (router/media/camera_render.py) unless sent.
 INPUT_FILES = {"image": "hvr-input-image.png", "mask": "hvr-input-mask.png", "audio": "hvr-input-audio.wav",
                "last_image": "hvr-input-last-image.png", "video": "hvr-input-video.mp4",
+               "camera_render": "hvr-camera-render.mp4",
                **{f"reference_image_{i}": f"hvr-input-reference-{i}.png" for i in range(1, 5)}}
 OUTPUT_PREFIX = "video/hvr"
 # The official WAN templates' negative prompt (text_to_video_wan and the rest), used when the request has none;

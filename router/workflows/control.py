@@ -1,7 +1,8 @@
 """Controlled WAN 2.1: camera motion on the Fun-Camera models, inpainting with VACE (docs/providers.md §5a).
 
-Uni3C (the wrapper's camera controlnet) is not built: it steers by a `render_latent`, a point-cloud render of the
-image along the path, and nothing in the node vocabulary renders one from a preset motion.
+Uni3C camera control (core's WanUni3CControlnetApply) is the other camera offer, `wan21-uni3c-14b`, in uni3c.py: its
+`render_video`, the image as a point cloud along the path, is rendered by the agent (router/media/camera_render.py),
+which takes the same presets as CAMERA_POSES below, with Fun-Camera's directions and roll angle.
 """
 
 from __future__ import annotations

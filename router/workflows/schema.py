@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_FILE = Path(__file__).with_name("node_schema.json")
+# ComfyUI-WanVideoWrapper's classes (derived by hvr/tools/wrapper_schema.py from the wrapper's source at a pinned
+# commit): the studio's ComfyUI has the wrapper installed for the families core ComfyUI lacks.
+WRAPPER_SCHEMA_FILE = Path(__file__).with_name("wrapper_node_schema.json")
 # folder_paths.supported_pt_extensions: what a model combo lists from its folder.
 MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft")
 SCALAR_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
@@ -99,6 +102,13 @@ class NodeSchema:
     def load(cls, path: Path = SCHEMA_FILE) -> NodeSchema:
         return cls.parse(json.loads(path.read_text()))
 
+    def merged(self, other: NodeSchema) -> NodeSchema:
+        """Both schemas' classes; a class in both must be the same (two packs defining one name is a conflict)."""
+        clash = sorted(name for name in set(self.nodes) & set(other.nodes) if self.nodes[name] != other.nodes[name])
+        if clash:
+            raise ValueError(f"node classes defined differently in two schemas: {', '.join(clash)}")
+        return NodeSchema({**self.nodes, **other.nodes})
+
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> NodeSchema:
         nodes: dict[str, NodeSpec] = {}
@@ -127,8 +137,21 @@ class NodeSchema:
 
 
 @cache
-def default_schema() -> NodeSchema:
+def core_schema() -> NodeSchema:
+    """node_schema.json: core ComfyUI (and AnimateDiff-Evolved), from a real server's /object_info."""
     return NodeSchema.load()
+
+
+@cache
+def wrapper_schema() -> NodeSchema:
+    """wrapper_node_schema.json: the ComfyUI-WanVideoWrapper classes the wrapper builders use."""
+    return NodeSchema.load(WRAPPER_SCHEMA_FILE)
+
+
+@cache
+def default_schema() -> NodeSchema:
+    """What the studio's ComfyUI runs: core plus the wrapper's classes."""
+    return core_schema().merged(wrapper_schema())
 
 
 class _Validator:

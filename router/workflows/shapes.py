@@ -152,6 +152,29 @@ def _repeat(args: _Args) -> tuple[Any, ...]:
     return (replace(images, frames=images.frames * amount),)
 
 
+def _wrapper_embeds(args: _Args) -> Latent | None:
+    """ComfyUI-WanVideoWrapper's image embeds carry the target latent shape (width, height, num_frames)."""
+    width, height, frames = args.int("width"), args.int("height"), args.int("num_frames")
+    if width is None or height is None or frames is None:
+        return None
+    return Latent(width, height, latent_steps(frames), video=True)
+
+
+def _wrapper_window(args: _Args) -> tuple[Any, ...]:
+    """WanVideoLongCatAvatarExtendEmbeds: `num_frames` new frames at the size of `prev_latents`."""
+    previous, frames = args("prev_latents"), args.int("num_frames")
+    if not isinstance(previous, Latent) or frames is None:
+        return (None, None)
+    return (Latent(previous.width, previous.height, latent_steps(frames), video=True), None)
+
+
+def _wrapper_encode(args: _Args) -> tuple[Any, ...]:
+    images = args("image")
+    if not isinstance(images, Images):
+        return (None,)
+    return (Latent(images.width, images.height, latent_steps(images.frames), video=True),)
+
+
 def _passthrough(name: str) -> Callable[[_Args], tuple[Any, ...]]:
     return lambda args: (args(name),)
 
@@ -195,6 +218,15 @@ _RULES: dict[str, Callable[[_Args], tuple[Any, ...]]] = {
     "InvertMask": _passthrough("mask"),
     "ImageCompositeMasked": _passthrough("destination"),
     "CreateVideo": _create_video,
+    # ComfyUI-WanVideoWrapper (router/workflows/wrapper.py): the samplers render the embeds' target shape.
+    "WanVideoEmptyEmbeds": lambda args: (_wrapper_embeds(args),),
+    "WanVideoImageToVideoEncode": lambda args: (_wrapper_embeds(args),),
+    "WanVideoLongCatAvatarExtendEmbeds": _wrapper_window,
+    "WanVideoSampler": lambda args: (args("image_embeds"), args("image_embeds")),
+    "WanVideoSamplerv2": lambda args: (args("image_embeds"), args("image_embeds")),
+    "WanVideoDiffusionForcingSampler": _passthrough("image_embeds"),
+    "WanVideoEncode": _wrapper_encode,
+    "WanVideoDecode": _decode,
 }
 
 

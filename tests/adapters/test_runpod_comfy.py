@@ -7,6 +7,7 @@ import base64
 import io
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from hvr.sandbox.base import Fault, FaultPlan
+from hvr.sandbox.base import Fault, FaultPlan, render_mp4
 from hvr.sandbox.runpod import RunPodSandbox
 from router.media.probe import probe
 from router.models.common import ProviderKind
@@ -235,3 +236,56 @@ def test_the_comfy_offer_is_supported_only_with_the_endpoint_setting() -> None:
     with_endpoint = build_providers(settings(HVR_RUNPOD_COMFY_ENDPOINT=ENDPOINT))[ProviderKind.RUNPOD]
     assert isinstance(with_endpoint, RunPodComfyProvider)
     assert with_endpoint.supports(comfy) and with_endpoint.supports(public)
+
+
+def _wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
+
+
+# WAN's fine-tuned families on the studio endpoint: each offer's request and the inputs it sends (by kind).
+FAMILIES = [
+    ("runpod/wan21-phantom-14b-comfy", {"mode": "r2v", "reference_images": ["https://in.example.com/a.png",
+                                                                             "https://in.example.com/b.png"]},
+     {"reference_image_1": "png", "reference_image_2": "png"}),
+    ("runpod/wan21-flf2v-14b-comfy", {"mode": "flf2v", "image": "https://in.example.com/a.png",
+                                      "last_image": "https://in.example.com/b.png"},
+     {"image": "png", "last_image": "png"}),
+    ("runpod/wan22-animate-14b-comfy", {"mode": "animate", "image": "https://in.example.com/a.png",
+                                        "video": "https://in.example.com/d.mp4"},
+     {"image": "png", "video": "mp4"}),
+    ("runpod/humo-17b-comfy", {"mode": "s2v", "audio": "https://in.example.com/v.wav"}, {"audio": "wav"}),
+]
+
+
+@pytest.mark.parametrize(("offer_id", "fields", "inputs"), FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_each_wan_family_runs_its_core_graph_on_the_studio_endpoint(sandbox: RunPodSandbox, tmp_path: Path,
+                                                                   offer_id: str, fields: dict[str, Any],
+                                                                   inputs: dict[str, str]) -> None:
+    offer = CATALOG.get(offer_id)
+    assert offer is not None
+    bodies = {"png": png(), "mp4": render_mp4(tmp_path / "drive.mp4", 160, 96, 17, 16.0, "t", "drive").read_bytes(),
+              "wav": _wav()}
+    buckets = {kind: Bucket(body) for kind, body in bodies.items()}
+    try:
+        request = VideoRequest.model_validate({"prompt": "a red fox in snow", "duration_s": 1, "seed": 3, **fields})
+        sub = Submission(attempt_id="att_1", job_id="job_1", tenant="t1", offer=offer, request=request,
+                         delivered=deliver(offer, request, (832, 480)),
+                         inputs={name: buckets[kind].url for name, kind in inputs.items()})
+        adapter = provider(sandbox)
+        started = adapter.submit(sub)
+        sent = sandbox.submitted[0]["input"]
+        assert sent["workflow"] == build_workflow(offer, request, sub.delivered, ModelFiles.load())
+        done = poll_until_ended(adapter, started.provider_job_id)
+        assert done.state is ProviderState.SUCCEEDED, done.error
+        assert done.output_bytes is not None
+        spec = sub.delivered
+        assert probed(done.output_bytes, tmp_path) == (832, 480, spec.frames, pytest.approx(spec.fps))
+    finally:
+        for bucket in buckets.values():
+            bucket.close()

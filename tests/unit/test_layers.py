@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "router.settings": {"router.models"},
     "router.policy": {"router.models"},
     "router.store": {"router.models", "router.policy", "router.backoff"},
-    "router.workflows": {"router.models"},
+    # The Uni3C graph carries the camera render's plan (router.media.camera_render) for the agent to render from.
+    "router.workflows": {"router.models", "router.media"},
     "router.media": {"router.models"},
     # A provider sends a workflow graph (RunPod's ComfyUI worker) and signs what it sends to the agent.
     "router.providers": {"router.models", "router.workflows", "router.settings", "router.signing", "router.hosts"},
