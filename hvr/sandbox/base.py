@@ -14,6 +14,7 @@ plan's `seed`, so they don't move the fault draws, and the sandbox lists the job
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -21,6 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
+import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -278,6 +280,17 @@ def _write(http: BaseHTTPRequestHandler, response: Response) -> None:
     http.send_header("content-length", str(len(payload)))
     http.end_headers()
     http.wfile.write(payload)
+
+
+def silent_wav(seconds: float, rate: int = 16000) -> bytes:
+    """A mono 16-bit WAV of silence: real audio for the paths that take speech (s2v inputs)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
 
 
 def render_mp4(path: Path, width: int, height: int, frames: int, fps: float, label: str, text: str) -> Path:

@@ -213,13 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     except DeriveError as exc:
         print(f"node_schema: {exc}", file=sys.stderr)
         return 2
+    return write_or_check(schema, args.out, check=args.check, tool="hvr.tools.node_schema")
+
+
+def write_or_check(schema: Mapping[str, Any], out: Path, *, check: bool, tool: str) -> int:
+    """Write the rendered schema to `out`, or with `check` only say whether `out` is current; the exit status."""
     text = render(schema)
-    if args.check:
-        current = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
-        print(f"{args.out}: {'current' if current else 'stale: regenerate with python -m hvr.tools.node_schema'}")
+    if check:
+        current = out.is_file() and out.read_text(encoding="utf-8") == text
+        print(f"{out}: {'current' if current else f'stale: regenerate with python -m {tool}'}")
         return 0 if current else 1
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {len(schema['nodes'])} classes to {args.out}")
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {len(schema['nodes'])} classes to {out}")
     return 0
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hvr.tools.node_schema import render
+from hvr.tools.node_schema import write_or_check
 from router.workflows.schema import WRAPPER_SCHEMA_FILE
 
 REPO = "kijai/ComfyUI-WanVideoWrapper"
@@ -451,14 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeriveError as exc:
         print(f"wrapper_schema: {exc}", file=sys.stderr)
         return 2
-    text = render(schema)
-    if args.check:
-        current = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
-        print(f"{args.out}: {'current' if current else 'stale: regenerate with python -m hvr.tools.wrapper_schema'}")
-        return 0 if current else 1
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {len(schema['nodes'])} classes to {args.out}")
-    return 0
+    return write_or_check(schema, args.out, check=args.check, tool="hvr.tools.wrapper_schema")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 import time
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,7 +18,7 @@ import replicate
 from replicate.exceptions import ReplicateError
 from standardwebhooks.webhooks import Webhook
 
-from hvr.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer
+from hvr.sandbox.base import Fault, FaultPlan, Request, Response, SandboxServer, silent_wav
 from hvr.sandbox.replicate import SCHEMAS, ReplicateSandbox, Timing, validate_input, version_id
 from router.errors import WebhookRefused
 from router.media.probe import probe
@@ -174,14 +172,8 @@ def png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-def wav(seconds: float, rate: int = 8000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(struct.pack("<h", 0) * int(seconds * rate))
-    return buffer.getvalue()
+def wav(seconds: float) -> bytes:
+    return silent_wav(seconds, rate=8000)
 
 
 def signed(body: bytes, secret: str, msg_id: str = "msg_1", at: float | None = None) -> dict[str, str]:

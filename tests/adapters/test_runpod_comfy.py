@@ -7,7 +7,6 @@ import base64
 import io
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from hvr.sandbox.base import Fault, FaultPlan, render_mp4
+from hvr.sandbox.base import Fault, FaultPlan, render_mp4, silent_wav
 from hvr.sandbox.runpod import RunPodSandbox
 from router.media.probe import probe
 from router.models.common import ProviderKind
@@ -238,14 +237,8 @@ def test_the_comfy_offer_is_supported_only_with_the_endpoint_setting() -> None:
     assert with_endpoint.supports(comfy) and with_endpoint.supports(public)
 
 
-def _wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buffer.getvalue()
+def _wav(seconds: float = 1.0) -> bytes:
+    return silent_wav(seconds)
 
 
 # WAN's fine-tuned families on the studio endpoint: each offer's request and the inputs it sends (by kind).

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +28,7 @@ from PIL import Image
 
 from agent.engines.comfyui import prompt_id_for
 from agent.launcher import AgentProcess
+from hvr.sandbox.base import silent_wav
 from hvr.sandbox.comfyui import ComfyUISandbox
 from router.media.probe import check_against_spec, probe
 from router.models.common import Mode, ProviderKind, Quality
@@ -66,14 +66,8 @@ def _mp4() -> bytes:
         return path.read_bytes()
 
 
-def _wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buffer.getvalue()
+def _wav(seconds: float = 1.0) -> bytes:
+    return silent_wav(seconds)
 
 
 class Store:
