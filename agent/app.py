@@ -70,6 +70,7 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
             running=len(running),
             eta_s=round(sum(left) / settings.slots, 1),
             vram=engine.vram(),
+            ram_mb=engine.ram_mb(),
             models=engine.runnable_models(),
             families=families(),
             queue=[QueuedJob(model=r.request.model, spec=r.request.spec, status=r.job.status, progress=r.job.progress,

@@ -110,6 +110,7 @@ class Health(BaseModel):
     running: int
     eta_s: float
     vram: Vram
+    ram_mb: int | None = None  # system memory, what offloading spills into (the router's hardware fit reads it)
     # Model → modes the engine can run now (its files present, its VRAM need within the card); null when the engine
     # can't tell. For the router to mark local offers missing here unavailable.
     models: dict[str, list[str]] | None = None

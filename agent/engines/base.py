@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -55,6 +56,13 @@ class Engine(ABC):
     @abstractmethod
     def vram(self) -> Vram:
         """Total and free GPU memory as the engine sees it now."""
+
+    def ram_mb(self) -> int | None:
+        """The box's system memory (what offloading spills into), for the router's hardware fit: the host's own."""
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+        except (ValueError, OSError, AttributeError):  # not a POSIX host: say nothing rather than guess
+            return None
 
     def refusal(self, request: CreateJobRequest) -> str | None:
         """Why this engine can never run the job as asked (a GPU too small for it), checked before the job is

@@ -102,6 +102,9 @@ class ComfyUIEngine(Engine):
         offers = [o for o in load_catalog(catalog_file).offers if o.provider is ProviderKind.LOCAL]
         self._vram = {o.model: _VramFigure(o.vram_mb, o.latency.ref_width * o.latency.ref_height)
                       for o in offers if o.vram_mb}
+        # The hardware fit where the catalog states one: the least a render runs in, offloading included (a card
+        # below the recommendation still runs the model, slower), rather than the recommendation.
+        self._fit = {o.model: o.vram for o in offers if o.vram is not None}
         self._latency = {o.model: o.latency for o in offers}
         self._http = httpx.Client(base_url=self._base, timeout=httpx.Timeout(timeout_s, connect=5.0))
         self._poll_s = poll_s
@@ -124,12 +127,22 @@ class ComfyUIEngine(Engine):
             return Vram(total_mb=0, free_mb=0)
         return Vram(total_mb=int(device["vram_total"]) // _MB, free_mb=int(device["vram_free"]) // _MB)
 
+    def _least_mb(self, model: str, width: int | None = None, height: int | None = None) -> int | None:
+        """The least VRAM `model` runs in (at that size; at any size where none is given), offloading allowed."""
+        fit = self._fit.get(model)
+        if fit is not None:
+            tiers = [fit.tier(min(width, height))] if width and height else list(fit.tiers.values())
+            return min(t.offload_min_mb or t.min_mb for t in tiers)
+        figure = self._vram.get(model)
+        if figure is None:
+            return None
+        return figure.need(width, height) if width and height else figure.mb
+
     def refusal(self, request: CreateJobRequest) -> str | None:
-        figure = self._vram.get(request.model)
-        device = self._device(max_age_s=0.0) if figure is not None else None
-        if figure is None or device is None:
+        need = self._least_mb(request.model, request.spec.width, request.spec.height)
+        device = self._device(max_age_s=0.0) if need is not None else None
+        if need is None or device is None:
             return None  # no figure to check, or ComfyUI unreachable: the render will say what is wrong
-        need = figure.need(request.spec.width, request.spec.height)
         total = int(device["vram_total"]) // _MB
         if need <= total:
             return None
@@ -148,8 +161,8 @@ class ComfyUIEngine(Engine):
         present = self._present_files()
         runnable: dict[str, list[str]] = {}
         for model, mode in supported_pairs():
-            figure = self._vram.get(model)
-            fits = figure is None or figure.mb <= total
+            least = self._least_mb(model)
+            fits = least is None or least <= total
             roles = required_roles(model, mode)
             if fits and all(self._models.has(model, r) and self._models.file(model, r) in present.get(
                     ROLE_FOLDERS[r], ()) for r in roles):

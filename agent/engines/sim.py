@@ -58,6 +58,7 @@ class SimCatalog(BaseModel):
     noise_sigma: float = Field(ge=0, le=2)
     vram_total_mb: int = Field(gt=0)
     vram_source: str = ""
+    ram_total_mb: int | None = Field(default=None, gt=0)  # the simulated box's system memory; None: the host's
     models: dict[str, SimModel] = Field(min_length=1)
 
     @classmethod
@@ -122,6 +123,9 @@ class SimEngine(Engine):
         rng = random.Random(f"{self._seed}:{request.attempt_id}")
         factor = math.exp(rng.gauss(0.0, self._catalog.noise_sigma))
         return model.nominal_seconds(spec.width, spec.height, spec.frames) * factor
+
+    def ram_mb(self) -> int | None:
+        return self._catalog.ram_total_mb or super().ram_mb()
 
     def vram(self) -> Vram:
         total = self._catalog.vram_total_mb

@@ -41,6 +41,7 @@ class Refusal(StrEnum):
     BUDGET = "budget"
     DEADLINE = "deadline"
     DISPLACES = "displaces"
+    VRAM = "vram"
 
 
 @dataclass(frozen=True, slots=True)

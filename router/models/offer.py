@@ -226,6 +226,33 @@ class Latency(BaseModel):
         return spec.segments * self.compute_seconds(spec.width, spec.height, spec.segment_frames, p90=p90)
 
 
+class VramTier(BaseModel):
+    """What one resolution tier of a model needs on a GPU."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_mb: Annotated[int, Field(gt=0)]  # runs with every weight in VRAM
+    offload_min_mb: Annotated[int, Field(gt=0)] | None = None  # runs with part of the model in system RAM
+
+
+class VramFit(BaseModel):
+    """The hardware fit of a local model (docs/catalog.md, "Hardware fit"): per resolution tier (short side in
+    pixels) the VRAM it needs with and without offloading, the system RAM offloading needs, and how much slower an
+    offloaded render is. Minimum, recommended and offload figures are separate facts: a card below the
+    recommendation may still run a model, offloaded and slower."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    recommended_mb: Annotated[int, Field(gt=0)]
+    tiers: Annotated[dict[int, VramTier], Field(min_length=1)]
+    offload_ram_mb: Annotated[int, Field(ge=0)] = 0
+    offload_slowdown: Annotated[float, Field(ge=1.0, le=10.0)] = 1.0
+    source: Annotated[str, Field(min_length=3)]
+
+    def tier(self, short_side: int) -> VramTier:
+        """The needs of the smallest tier at least `short_side` (the largest where it is above every tier)."""
+        fitting = [tier for tier in sorted(self.tiers) if tier >= short_side]
+        return self.tiers[fitting[0] if fitting else max(self.tiers)]
+
+
 class LongForm(BaseModel):
     """Videos longer than one render, as chained segments: the first in the request's own mode, each next one
     continuing from the last frame of the one before in `continue_mode` (docs/architecture.md, "Long-form")."""
@@ -256,7 +283,8 @@ class Offer(BaseModel):
     fps: FpsRange
     aspect_ratios: Annotated[list[AspectRatio], Field(min_length=1)]
     quality: Annotated[int, Field(ge=1, le=5)]
-    vram_mb: Annotated[int, Field(ge=0)] | None = None
+    vram_mb: Annotated[int, Field(ge=0)] | None = None  # the recommendation; what a box must have: `vram`
+    vram: VramFit | None = None
     pricing: Pricing
     latency: Latency
     long_form: LongForm | None = None

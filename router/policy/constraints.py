@@ -194,9 +194,36 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
     return reasons
 
 
-def spec_reasons(offer: Offer, ask: Ask, delivered: DeliveredSpec) -> list[Reason]:
+def vram_reason(offer: Offer, delivered: DeliveredSpec, target: TargetState | None) -> Reason | None:
+    """Why the box can't hold this render, where it reports its memory and the offer states its hardware fit: the
+    tier's full need, else the offloading one (part of the model in system RAM). None: it fits."""
+    fit = offer.vram
+    if fit is None or target is None or target.vram_mb is None:
+        return None
+    short_side = min(delivered.width, delivered.height)
+    needs = fit.tier(short_side)
+    if target.vram_mb >= needs.min_mb:
+        return None
+    ram_ok = target.ram_mb is None or target.ram_mb >= fit.offload_ram_mb
+    if needs.offload_min_mb is not None and target.vram_mb >= needs.offload_min_mb and ram_ok:
+        return None
+    detail = f"{_gb(target.vram_mb)} card, needs {_gb(needs.min_mb)} for {offer.model} {short_side}p"
+    if needs.offload_min_mb is not None:
+        detail += f" ({_gb(needs.offload_min_mb)} offloading to {_gb(fit.offload_ram_mb)} of RAM"
+        detail += ")" if ram_ok or target.ram_mb is None else f"; the box has {_gb(target.ram_mb)})"
+    return Reason(Refusal.VRAM, detail)
+
+
+def _gb(mb: int) -> str:
+    return f"{mb / 1024:.0f} GB" if mb >= 1024 else f"{mb} MB"
+
+
+def spec_reasons(offer: Offer, ask: Ask, delivered: DeliveredSpec, target: TargetState | None = None) -> list[Reason]:
+    """What is wrong with the delivery itself: its rate, its length, and whether the box can hold it."""
     request = ask.request
     reasons: list[Reason] = []
+    if (too_big := vram_reason(offer, delivered, target)) is not None:
+        reasons.append(too_big)
     if request.fps is not None and abs(delivered.fps - request.fps) > FPS_TOLERANCE * request.fps:
         reasons.append(Reason(Refusal.FPS, f"{request.fps:g} requested, {delivered.fps:g} delivered"))
     if abs(delivered.duration_s - ask.duration_s) > ask.tolerance_s:

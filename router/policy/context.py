@@ -29,6 +29,9 @@ class TargetState:
     # a newcomer's wait from its own deadline, and `queue_wait_s` is the wait of one due last. Empty: use that.
     queue: tuple[Work, ...] = ()
     slots: int = 1
+    # The GPU box's memory, where it reports it: offers whose hardware fit it can't meet are refused (`vram`).
+    vram_mb: int | None = None
+    ram_mb: int | None = None
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def route(
         delivered = constraints.deliver(offer, request, size)
         learned = context.learned.get(offer.id)
         est = constraints.estimate(offer, delivered, target, learned, now)
-        reasons += constraints.spec_reasons(offer, ask, delivered)
+        reasons += constraints.spec_reasons(offer, ask, delivered, target)
         if est is None:
             reasons.append(Reason(Refusal.PRICING, f"no stated price for {min(size)}p {delivered.duration_s:.2f} s"))
             rows[offer.id] = _candidate(offer, None, reasons, delivered=delivered)

@@ -121,7 +121,14 @@ class AgentProvider(VideoProvider):
             detail=f"queue {data.get('queue_depth', 0)}, running {data.get('running', 0)}",
             queue=tuple(_queued(item) for item in data.get("queue") or ()),
             slots=max(1, int(data.get("slots") or 1)),
+            vram_mb=_positive_int((data.get("vram") or {}).get("total_mb")),
+            ram_mb=_positive_int(data.get("ram_mb")),
         )
+
+
+def _positive_int(value: Any) -> int | None:
+    """A memory figure from the agent's health; None where it says nothing usable (an older agent)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _queued(item: dict[str, Any]) -> QueuedRender:

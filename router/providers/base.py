@@ -108,6 +108,8 @@ class TargetHealth:
     # A GPU agent's jobs and slots, for the router to price in what it has learned (services.context).
     queue: tuple[QueuedRender, ...] = ()
     slots: int = 1
+    vram_mb: int | None = None  # the GPU's total memory, as its driver reports it
+    ram_mb: int | None = None  # the box's system memory (what offloading spills into)
 
 
 def offer_health(health: TargetHealth, provider: VideoProvider, offer: Offer) -> EndpointHealth:

@@ -477,3 +477,26 @@ def test_sandbox_uploads_and_view_behave_like_comfyui(sandbox: ComfyUISandbox) -
     assert httpx.get(f"{sandbox.url}/view", params={"filename": "x", "subfolder": "../..",
                                                    "type": "input"}).status_code == 403
     assert httpx.get(f"{sandbox.url}/view", params={"filename": "absent.png", "type": "input"}).status_code == 404
+
+
+def test_on_the_studios_24_gb_card_wan22_runs_offloaded_and_only_wan21_1_3b_drops_out_on_a_10_gb_one(
+        agent: AgentProcess, sandbox: ComfyUISandbox) -> None:
+    # WAN 2.2's recommendation is 32 GB, but 24 GB is its minimum offloading: a 24 GB card lists it (it didn't when
+    # the agent compared the card with the recommendation, so WAN 2.2 never ran locally).
+    def models_on(card_mb: int) -> set[str]:
+        before, sandbox.vram_total_mb = sandbox.vram_total_mb, card_mb
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while True:  # the engine caches what it can run for a moment
+                health = httpx.get(f"{agent.url}/v1/health", timeout=5).json()
+                if health["vram"]["total_mb"] == card_mb and health["models"] is not None:
+                    listed = set(health["models"])
+                    if time.monotonic() > deadline or ("wan22-14b" in listed) == (card_mb >= 24576):
+                        return listed
+                time.sleep(0.2)
+        finally:
+            sandbox.vram_total_mb = before
+
+    assert {"wan22-14b", "wan22-s2v-14b", "wan21-14b"} <= models_on(24576)
+    on_a_3080 = models_on(10240)
+    assert "animatediff-sd15" in on_a_3080 and not {"wan21-1.3b", "wan21-14b", "wan22-14b"} & on_a_3080
