@@ -42,6 +42,7 @@ class Refusal(StrEnum):
     DEADLINE = "deadline"
     DISPLACES = "displaces"
     VRAM = "vram"
+    NOT_INSTALLED = "not_installed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ _NO_MODE, _NO_SIZE = Reason(Refusal.MODE, "not offered"), Reason(Refusal.RESOLUT
 # s2v needs only `audio` at the edge; an offer that animates the face it is given refuses a request without one
 # (the catalog's `optional_inputs` names the offers that don't).
 _S2V = Mode.S2V
+_EXTEND = Mode.EXTEND
 _S2V_NEEDS_IMAGE = Reason(Refusal.MODE, "s2v without image: this offer animates a given face")
 
 
@@ -182,6 +183,12 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
             reasons.append(Reason(Refusal.TARGET_DOWN, f"{down} is not healthy"))
         elif target.circuit is _OPEN:
             reasons.append(Reason(Refusal.CIRCUIT_OPEN, f"{target.name} is failing; its circuit is open"))
+    if target is not None and target.models is not None and target.up:
+        # What the agent says its box can run now: an offer whose files aren't there can't take the job.
+        runs = offer.long_form.continue_mode if request.mode is _EXTEND and offer.long_form else request.mode
+        if runs.value not in target.models.get(offer.model, ()):
+            reasons.append(Reason(Refusal.NOT_INSTALLED, f"{target.name} can't run {offer.model} {runs.value} "
+                                                         "(its files are missing, or its card is too small)"))
     if offer.id in context.exclude_offers:
         reasons.append(Reason(Refusal.ALREADY_TRIED, "this job failed here twice, or in a way a retry won't fix"))
     if request.mode not in offer.mode_set:

@@ -32,6 +32,9 @@ class TargetState:
     # The GPU box's memory, where it reports it: offers whose hardware fit it can't meet are refused (`vram`).
     vram_mb: int | None = None
     ram_mb: int | None = None
+    # Model → modes the box can run now (its files present, its card big enough), where its agent reports them;
+    # None: it doesn't say, and every model counts as installed.
+    models: Mapping[str, frozenset[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,17 @@ class AgentProvider(VideoProvider):
             slots=max(1, int(data.get("slots") or 1)),
             vram_mb=_positive_int((data.get("vram") or {}).get("total_mb")),
             ram_mb=_positive_int(data.get("ram_mb")),
+            models=_runnable(data.get("models")),
         )
+
+
+def _runnable(value: Any) -> dict[str, frozenset[str]] | None:
+    """The agent's `models` (model → modes it can run now); None where it doesn't say (the sim engine, an older
+    agent) or says it in a shape we don't read."""
+    if not isinstance(value, dict):
+        return None
+    return {str(model): frozenset(str(m) for m in modes) for model, modes in value.items()
+            if isinstance(modes, list)}
 
 
 def _positive_int(value: Any) -> int | None:

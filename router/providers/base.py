@@ -110,6 +110,7 @@ class TargetHealth:
     slots: int = 1
     vram_mb: int | None = None  # the GPU's total memory, as its driver reports it
     ram_mb: int | None = None  # the box's system memory (what offloading spills into)
+    models: Mapping[str, frozenset[str]] | None = None  # model → modes it can run now; None: it doesn't say
 
 
 def offer_health(health: TargetHealth, provider: VideoProvider, offer: Offer) -> EndpointHealth:

@@ -37,7 +37,8 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
             continue
         health = provider.health()
         targets[kind] = TargetState(name=health.name, up=health.up, queue_wait_s=health.queue_wait_s,
-                                    circuit=circuit, vram_mb=health.vram_mb, ram_mb=health.ram_mb)
+                                    circuit=circuit, vram_mb=health.vram_mb, ram_mb=health.ram_mb,
+                                    models=health.models)
         if health.queue:
             reported[kind] = health
         if not health.endpoints:

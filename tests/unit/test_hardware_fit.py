@@ -61,3 +61,21 @@ def test_every_local_offer_states_its_hardware_fit_and_the_minimum_never_exceeds
         for tier in offer.vram.tiers.values():
             assert (tier.offload_min_mb or tier.min_mb) <= offer.vram.recommended_mb, offer.id
             assert tier.offload_min_mb is None or tier.offload_min_mb < tier.min_mb, offer.id
+
+
+def test_a_box_that_lists_what_it_can_run_gets_only_those_offers_and_modes() -> None:
+    box = TargetState(name="agent-3090", models={"wan21-1.3b": frozenset({"t2v"})})
+    context = RoutingContext(targets={ProviderKind.LOCAL: box}, configured=frozenset({ProviderKind.LOCAL}))
+    ask = {"prompt": "a kite", "duration_s": 2, "priority": "batch", "quality": "draft", "resolution": "480p"}
+
+    def reasons(**fields: object) -> dict[str, list[str]]:
+        decision = route(VideoRequest.parse_at_edge({**ask, **fields}, NOW), OFFERS, context, NOW)
+        return {c.offer: [r for r in map(str, c.reasons) if r.startswith("not_installed")] for c in decision.candidates}
+
+    t2v = reasons(mode="t2v")
+    assert not t2v["local/wan21-1.3b"]
+    assert t2v["local/wan21-14b"] == [
+        "not_installed: agent-3090 can't run wan21-14b t2v (its files are missing, or its card is too small)"]
+    # extend continues in i2v, which this box can't run with the 1.3B model.
+    assert reasons(mode="extend", video="s3://b/uploads/t/v.mp4")["local/wan21-1.3b"] == [
+        "not_installed: agent-3090 can't run wan21-1.3b i2v (its files are missing, or its card is too small)"]
