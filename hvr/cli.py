@@ -122,6 +122,10 @@ def format_quote(quote: Quote, now: datetime | None = None) -> str:
                      f"ready {when(chosen.estimated_ready_at, now)}, score {chosen.score:.3f}")
         if chosen.reason:
             lines.append(f"  why: {chosen.reason}")
+        spec = chosen.delivered
+        if spec.segments > 1:
+            lines.append(f"  long-form: {spec.segments} renders of {spec.segment_frames} frames, each continuing "
+                         "from the last frame of the one before, joined into one video")
         if chosen.explored:
             lines.append(f"  exploring, abandoned at {when(chosen.explore_until, now)} if not done: {chosen.explored}")
         if quote.fallbacks:

@@ -416,3 +416,14 @@ def test_alerts_refused_and_usage_errors(alerts_api: AlertsApi, capsys: pytest.C
         main(["alerts", "--period", "2026-1"])
     assert usage.value.code == 2 and "is not a month (YYYY-MM)" in capsys.readouterr().err
     assert alerts_api.queries == [{"scope": "global", "limit": "500"}]
+
+
+def test_quote_says_a_long_video_is_rendered_in_segments() -> None:
+    now = datetime(2026, 12, 4, 9, tzinfo=UTC)
+    chosen = {"offer": "local/wan21-1.3b", "provider": "local", "target": "agent-1", "estimated_cost_usd": "21.0276",
+              "estimated_cost_p90_usd": "25.0000", "estimated_ready_at": "2026-12-06T11:50:00Z", "score": 0.96,
+              "delivered": {"width": 832, "height": 480, "frames": 2916, "fps": 16.0, "segments": 36}, "reason": ""}
+    lines = format_quote(Quote.model_validate({"candidates": [], "chosen": chosen, "fallbacks": [], "reasons": []}),
+                         now).splitlines()
+    assert ("  long-form: 36 renders of 81 frames, each continuing from the last frame of the one before, joined "
+            "into one video") in lines
