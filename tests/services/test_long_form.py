@@ -13,7 +13,7 @@ from router.models.job import CLIENT_VIDEO, AttemptStatus, Job, JobStatus
 from router.models.outcome import AttemptOutcome, Billed
 from router.models.request import VideoRequest
 from router.providers.base import ProviderState, ProviderStatus, TargetHealth
-from router.services import submit
+from router.services import cancel, submit
 from router.services.uploads import own_upload_key, upload_prefix
 from router.store.artifacts import output_key
 from tests.twins import ScriptedVeo, Twins, twins, video
@@ -156,3 +156,18 @@ def test_a_video_that_cant_be_continued_rejects_the_extend_job_naming_the_field_
     assert done.status is JobStatus.REJECTED and done.error is not None and done.error.code == "invalid_input"
     assert done.error.message.startswith("video: can't be continued")
     assert not done.attempts and not gpu.jobs and not world.deps.ledger.for_job("acme", job.id)
+
+
+def test_a_cancel_between_segments_stops_the_one_rendering_and_keeps_what_was_paid_for_on_record() -> None:
+    world, gpu, job = started(["ok", "running"])
+    while len(gpu.jobs) < 2:
+        world.step()
+    cancelled = cancel.cancel("acme", job.id, world.deps)
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.CANCELLED and cancelled.status is JobStatus.CANCELLED
+    assert done.output is None and len(gpu.jobs) == 2  # no third segment was started
+    assert [a.status for a in done.attempts] == [AttemptStatus.SUCCEEDED, AttemptStatus.CANCELLED]
+    assert done.segments is not None and len(done.segments.done) == 1
+    outcomes = [r.outcome for r in world.deps.ledger.for_job("acme", job.id)]
+    assert outcomes == [AttemptOutcome.SUCCEEDED, AttemptOutcome.CANCELLED]
