@@ -21,6 +21,8 @@ class Settings(BaseModel):
     # In AWS this comes from Secrets Manager via the deployment; locally from the environment.
     agent_secret: str | None = Field(default=None, alias="HVR_AGENT_SECRET")
     agent_name: str = Field(default="agent-1", alias="HVR_AGENT_NAME")
+    # A fleet of GPU boxes, `name=url,name=url` (one agent secret for all): replaces HVR_AGENT_URL/NAME when set.
+    agents: str | None = Field(default=None, alias="HVR_AGENTS")
     # >1 shrinks poll delays in the embedded stack; production leaves it at 1.
     time_scale: float = Field(default=1.0, gt=0, alias="HVR_TIME_SCALE")
     max_attempts: int = Field(default=3, ge=1, alias="HVR_MAX_ATTEMPTS")
@@ -67,6 +69,18 @@ class Settings(BaseModel):
     allow_loopback_downloads: bool = Field(default=False, alias="HVR_ALLOW_LOOPBACK_DOWNLOADS")
     # Embedded stack only: `host=127.0.0.1:port,…` delivers https://host/… callbacks over http to loopback.
     dev_callback_hosts: str | None = Field(default=None, alias="HVR_DEV_CALLBACK_HOSTS")
+
+    def fleet(self) -> dict[str, str]:
+        """The GPU boxes by name → agent URL: HVR_AGENTS, else the one HVR_AGENT_URL as HVR_AGENT_NAME."""
+        if self.agents:
+            boxes = {}
+            for entry in self.agents.split(","):
+                name, _, url = entry.strip().partition("=")
+                if not name or not url:
+                    raise ValueError(f"HVR_AGENTS: {entry.strip()!r} is not name=url")
+                boxes[name.strip()] = url.strip()
+            return boxes
+        return {self.agent_name: self.agent_url} if self.agent_url else {}
 
     def secret(self, value: str | None, arn: str | None) -> str | None:
         """A secret given directly (local runs) or by Secrets Manager ARN (AWS; cached by Powertools)."""

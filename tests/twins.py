@@ -159,3 +159,34 @@ class ScriptedVeo(VideoProvider):
 
     def _health(self) -> TargetHealth:
         return TargetHealth(name="veo", up=True)
+
+
+class ScriptedGpu(ScriptedVeo):
+    """A GPU box's agent, scripted like ScriptedVeo: it bills GPU-seconds and answers inline with the MP4. `name`,
+    `up` and the memory it reports make it one box of a fleet (router.providers.fleet)."""
+
+    kind = ProviderKind.LOCAL
+
+    def __init__(self, endings: list[str], name: str = "agent-1", *, up: bool = True, vram_mb: int | None = None,
+                 ram_mb: int | None = None) -> None:
+        super().__init__(endings)
+        self.name, self.up, self.vram_mb, self.ram_mb = name, up, vram_mb, ram_mb
+
+    @property
+    def target_name(self) -> str:
+        return self.name
+
+    def _status(self, provider_job_id: str) -> ProviderStatus:
+        status = super()._status(provider_job_id)
+        if status.state is not ProviderState.SUCCEEDED:
+            return status
+        submission, _ = self.jobs[provider_job_id]
+        return ProviderStatus(provider_job_id, ProviderState.SUCCEEDED, progress=1.0,
+                              billed=Billed(gpu_seconds=10.0 * submission.delivered.frames),
+                              output_bytes=status.output_bytes)
+
+    def _health(self) -> TargetHealth:
+        return TargetHealth(name=self.name, up=self.up, vram_mb=self.vram_mb, ram_mb=self.ram_mb)
+
+    def submissions(self) -> list[Submission]:
+        return [submission for submission, _ in self.jobs.values()]

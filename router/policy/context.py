@@ -82,6 +82,9 @@ class RoutingContext:
     learned: Mapping[str, Learned] = field(default_factory=dict)
     exclude_offers: frozenset[str] = frozenset()  # offers already tried for this job (fallback hops)
     exploration: Exploration | None = None  # None: this decision doesn't explore
+    # Where one provider has several boxes (a fleet of GPU agents): each box, and the engine places an offer on
+    # the best of them. Empty: one target per provider (`targets`).
+    boxes: Mapping[ProviderKind, tuple[TargetState, ...]] = field(default_factory=dict)
 
     @property
     def spend_mode(self) -> SpendMode:

@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 
+from router.models.budget import SpendMode
 from router.models.decision import Candidate, Chosen, Decision, DeliveredSpec, Reason, Refusal
 from router.models.offer import Offer
 from router.models.request import VideoRequest
 from router.policy import constraints, exploration, localqueue
-from router.policy.context import RoutingContext
+from router.policy.context import RoutingContext, TargetState
+from router.policy.learning import Learned
 from router.policy.scoring import profile_for, score
 
 
@@ -41,33 +44,29 @@ def route(
     if deadline is None:
         scout = None  # the abandon point is measured back from the deadline
     explorable: list[tuple[constraints.Estimate, Offer]] = []
+    placed: dict[str, str] = {}  # offer id → the box it would run on, where its provider has several
     for offer in offers:
-        target = context.target(offer.id, offer.provider)
-        reasons = constraints.eligibility_reasons(offer, ask, context, spend_mode, target)
-        size = constraints.delivered_size(offer, ask)
-        if size is None:
-            reasons.append(ask.size_reason)
-        if reasons:
-            # Blocked before any rendering question: no estimate to show, and none worth the time it costs.
-            rows[offer.id] = Candidate(offer.id, offer.provider, False, reasons)
-            continue
-        assert size is not None
-        if target is not None and target.queue:
-            # The agent runs its queue by deadline: this request waits only for what runs and what is due first.
-            target = replace(target, queue_wait_s=localqueue.wait_s(target.queue, deadline, target.slots))
-        delivered = constraints.deliver(offer, request, size)
-        learned = context.learned.get(offer.id)
-        est = constraints.estimate(offer, delivered, target, learned, now)
-        reasons += constraints.spec_reasons(offer, ask, delivered, target)
+        boxes = context.boxes.get(offer.provider) if context.boxes else None
+        if boxes:
+            assessed = _place(offer, boxes, request, ask, context, spend_mode, deadline, now)
+            if assessed.target is not None:
+                placed[offer.id] = assessed.target.name
+        else:
+            target = context.target(offer.id, offer.provider)
+            blocked = constraints.eligibility_reasons(offer, ask, context, spend_mode, target)
+            size = constraints.delivered_size(offer, ask)
+            if size is None:
+                blocked.append(ask.size_reason)
+            if blocked or size is None:
+                # Blocked before any rendering question: no estimate to show, and none worth the time it costs.
+                rows[offer.id] = Candidate(offer.id, offer.provider, False, blocked)
+                continue
+            assessed = _estimate(offer, target, size, request, ask, context, deadline, now)
+        reasons, est = assessed.reasons, assessed.estimate
         if est is None:
-            reasons.append(Reason(Refusal.PRICING, f"no stated price for {min(size)}p {delivered.duration_s:.2f} s"))
-            rows[offer.id] = _candidate(offer, None, reasons, delivered=delivered)
+            rows[offer.id] = _candidate(offer, None, reasons, delivered=assessed.delivered)
             continue
-        reasons += constraints.money_and_time_reasons(request, est, deadline, context)
-        if target is not None and target.queue and localqueue.displaces(target.queue, deadline, est.compute_p90_s,
-                                                                        target.slots, now):
-            reasons.append(Reason(Refusal.DISPLACES, "it would push a job queued on the GPU past that job's deadline"))
-        if scout is not None and exploration.worth_a_look(scout, offer, target, learned, reasons):
+        if scout is not None and exploration.worth_a_look(scout, offer, assessed.target, assessed.learned, reasons):
             explorable.append((est, offer))
         if reasons:
             rows[offer.id] = _candidate(offer, est, reasons)
@@ -92,14 +91,13 @@ def route(
     if explorable and scout is not None and deadline is not None and cheapest is not None:
         explored = exploration.best(scout, explorable, ranked, ask, context, profile, cheapest, now, deadline)
         if explored is not None:
-            return _exploring(explored, ranked, rows, offers, context, now)
+            return _exploring(explored, ranked, rows, offers, _target_name(explored.offer, context, placed), now)
     best, est, offer = ranked[0]
-    target = context.target(offer.id, offer.provider)
     spec = est.delivered
     chosen = Chosen(
         offer=offer.id,
         provider=offer.provider,
-        target=target.name if target else offer.provider.value,
+        target=_target_name(offer, context, placed),
         estimated_cost_usd=est.cost_p50,
         estimated_cost_p90_usd=est.cost_p90,
         estimated_ready_at=est.ready_p90,
@@ -116,15 +114,13 @@ def route(
 
 
 def _exploring(explored: exploration.Explored, ranked: list[tuple[float, constraints.Estimate, Offer]],
-               rows: dict[str, Candidate], offers: Sequence[Offer], context: RoutingContext,
-               now: datetime) -> Decision:
+               rows: dict[str, Candidate], offers: Sequence[Offer], target: str, now: datetime) -> Decision:
     offer, est = explored.offer, explored.estimate
-    target = context.target(offer.id, offer.provider)
     spec = est.delivered
     chosen = Chosen(
         offer=offer.id,
         provider=offer.provider,
-        target=target.name if target else offer.provider.value,
+        target=target,
         estimated_cost_usd=est.cost_p50,
         estimated_cost_p90_usd=est.cost_p90,
         estimated_ready_at=explored.ready_at,
@@ -141,6 +137,71 @@ def _exploring(explored: exploration.Explored, ranked: list[tuple[float, constra
                                estimated_ready_at=explored.ready_at, score=explored.score, delivered=spec)
     return Decision(chosen=chosen, fallbacks=[o.id for _, _, o in ranked if o.id != offer.id],
                     candidates=[rows[o.id] for o in offers], reasons=[], decided_at=now)
+
+
+class _Assessed(NamedTuple):
+    """One offer on one target: what stops it (none: feasible), and its estimate where it got that far. A tuple:
+    one is made per offer per decision."""
+
+    target: TargetState | None
+    reasons: list[Reason]
+    estimate: constraints.Estimate | None = None
+    delivered: DeliveredSpec | None = None
+    learned: Learned | None = None
+
+
+def _assess(offer: Offer, target: TargetState | None, request: VideoRequest, ask: constraints.Ask,
+            context: RoutingContext, spend_mode: SpendMode, deadline: datetime | None, now: datetime) -> _Assessed:
+    reasons = constraints.eligibility_reasons(offer, ask, context, spend_mode, target)
+    size = constraints.delivered_size(offer, ask)
+    if size is None:
+        reasons.append(ask.size_reason)
+    if reasons or size is None:
+        return _Assessed(target, reasons)
+    return _estimate(offer, target, size, request, ask, context, deadline, now)
+
+
+def _estimate(offer: Offer, target: TargetState | None, size: tuple[int, int], request: VideoRequest,
+              ask: constraints.Ask, context: RoutingContext, deadline: datetime | None, now: datetime) -> _Assessed:
+    """An offer past the eligibility checks: what it would deliver, its estimate, and what that fails on."""
+    reasons: list[Reason] = []
+    if target is not None and target.queue:
+        # The agent runs its queue by deadline: this request waits only for what runs and what is due first.
+        target = replace(target, queue_wait_s=localqueue.wait_s(target.queue, deadline, target.slots))
+    delivered = constraints.deliver(offer, request, size)
+    learned = context.learned.get(offer.id)
+    est = constraints.estimate(offer, delivered, target, learned, now)
+    reasons += constraints.spec_reasons(offer, ask, delivered, target)
+    if est is None:
+        reasons.append(Reason(Refusal.PRICING, f"no stated price for {min(size)}p {delivered.duration_s:.2f} s"))
+        return _Assessed(target, reasons, None, delivered, learned)
+    reasons += constraints.money_and_time_reasons(request, est, deadline, context)
+    if target is not None and target.queue and localqueue.displaces(target.queue, deadline, est.compute_p90_s,
+                                                                    target.slots, now):
+        reasons.append(Reason(Refusal.DISPLACES, "it would push a job queued on the GPU past that job's deadline"))
+    return _Assessed(target, reasons, est, delivered, learned)
+
+
+def _place(offer: Offer, boxes: Sequence[TargetState], request: VideoRequest, ask: constraints.Ask,
+           context: RoutingContext, spend_mode: SpendMode, deadline: datetime | None, now: datetime) -> _Assessed:
+    """The offer on the best of several boxes: among those it fits, the cheapest expected, then the soonest ready,
+    then the name; where it fits none, every box's reasons, each named by its box."""
+    assessed = [_assess(offer, box, request, ask, context, spend_mode, deadline, now) for box in boxes]
+    fitting = [a for a in assessed if not a.reasons and a.estimate is not None]
+    if fitting:
+        return min(fitting, key=lambda a: (a.estimate.expected_cost, a.estimate.ready_p90,  # type: ignore[union-attr]
+                                           a.target.name if a.target else ""))
+    named = [Reason(r.code, f"{a.target.name}: {r.detail}" if a.target else r.detail, r.scope)
+             for a in assessed for r in a.reasons]
+    first = next((a for a in assessed if a.estimate is not None), assessed[0])
+    return _Assessed(first.target, named, first.estimate, first.delivered, first.learned)
+
+
+def _target_name(offer: Offer, context: RoutingContext, placed: dict[str, str]) -> str:
+    if offer.id in placed:
+        return placed[offer.id]
+    target = context.target(offer.id, offer.provider)
+    return target.name if target else offer.provider.value
 
 
 def _candidate(offer: Offer, est: constraints.Estimate | None, reasons: list[Reason], score: float | None = None,

@@ -57,6 +57,7 @@ class Submission:
     inputs: dict[str, str] = field(default_factory=dict)
     deadline: datetime | None = None  # for provider-side timeouts/TTLs (RunPod `policy`)
     stop_at: datetime | None = None  # an exploring try: stopped here if unfinished (`Attempt.explore_until`)
+    target: str | None = None  # the box the engine placed it on, where the provider has several (a GPU fleet)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class TargetHealth:
     vram_mb: int | None = None  # the GPU's total memory, as its driver reports it
     ram_mb: int | None = None  # the box's system memory (what offloading spills into)
     models: Mapping[str, frozenset[str]] | None = None  # model → modes it can run now; None: it doesn't say
+    boxes: tuple[TargetHealth, ...] = ()  # a fleet's GPU boxes, each its own target (`providers.fleet`)
 
 
 def offer_health(health: TargetHealth, provider: VideoProvider, offer: Offer) -> EndpointHealth:

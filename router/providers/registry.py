@@ -13,10 +13,18 @@ from router.settings import Settings
 def build_providers(settings: Settings) -> dict[ProviderKind, VideoProvider]:
     providers: dict[ProviderKind, VideoProvider] = {}
     agent_secret = settings.secret(settings.agent_secret, settings.agent_secret_arn)
-    if settings.agent_url and agent_secret:
+    boxes = settings.fleet()
+    if boxes and agent_secret:
         from router.providers.agent import AgentProvider
 
-        providers[ProviderKind.LOCAL] = AgentProvider(settings.agent_url, agent_secret, settings.agent_name)
+        if settings.agents:  # a fleet: each box its own target, the engine places each job on one
+            from router.providers.fleet import FleetProvider
+
+            providers[ProviderKind.LOCAL] = FleetProvider(
+                {name: AgentProvider(url, agent_secret, name) for name, url in boxes.items()})
+        else:
+            [(name, url)] = boxes.items()
+            providers[ProviderKind.LOCAL] = AgentProvider(url, agent_secret, name)
     if settings.runpod_api_key and settings.runpod_comfy_endpoint:
         from router.providers.runpod_comfy import RunPodComfyProvider
 

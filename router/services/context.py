@@ -28,6 +28,7 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
     offer_targets = {}
     # Targets that list their jobs (the GPU agent): priced below, once the learned models are read.
     reported: dict[ProviderKind, TargetHealth] = {}
+    fleets: dict[ProviderKind, tuple[TargetHealth, ...]] = {}  # several GPU boxes behind one provider
     for kind, provider in deps.providers.items():
         circuit = circuits.get(provider.target_name, Circuit.CLOSED)
         if circuit is Circuit.OPEN:
@@ -41,6 +42,8 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
                                     models=health.models)
         if health.queue:
             reported[kind] = health
+        if health.boxes:
+            fleets[kind] = health.boxes
         if not health.endpoints:
             continue
         # Each endpoint has its own queue and workers: its offers see those, under the target's name and circuit.
@@ -52,13 +55,24 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
     learned = learned_snapshot(deps, targets, offer_targets)
     for kind, health in reported.items():
         targets[kind] = priced_queue(targets[kind], health, deps.catalog.offers, learned, deps.clock())
+    boxes = {kind: tuple(_box(box, circuits.get(box.name, Circuit.CLOSED), deps, learned) for box in fleet)
+             for kind, fleet in fleets.items()}
     budgets = money.budget_states(deps, tenant, campaign_id, deps.clock()) if tenant else ()
     unsupported = frozenset(o.id for o in deps.catalog.offers
                             if o.provider in deps.providers and not deps.providers[o.provider].supports(o))
-    return RoutingContext(targets=targets, offer_targets=offer_targets, configured=frozenset(deps.providers),
+    return RoutingContext(targets=targets, offer_targets=offer_targets, boxes=boxes,
+                          configured=frozenset(deps.providers),
                           unsupported_offers=unsupported,
                           learned=learned, budgets=budgets, exclude_offers=tried,
                           exploration=exploration(deps, explore_seed, deps.clock()) if explore_seed else None)
+
+
+def _box(health: TargetHealth, circuit: Circuit, deps: Deps, learned: Mapping[str, learning.Learned]) -> TargetState:
+    """One GPU box of a fleet as the engine sees it: its own health, circuit, memory, models and priced queue."""
+    state = TargetState(name=health.name, up=health.up,
+                        queue_wait_s=health.queue_wait_s, circuit=circuit, vram_mb=health.vram_mb,
+                        ram_mb=health.ram_mb, models=health.models)
+    return priced_queue(state, health, deps.catalog.offers, learned, deps.clock()) if health.queue else state
 
 
 def priced_queue(target: TargetState, health: TargetHealth, offers: Sequence[Offer],

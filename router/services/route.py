@@ -226,6 +226,7 @@ def _submit(job: Job, attempt: Attempt, offer: Offer, deps: Deps) -> None:
         inputs=inputs,
         deadline=job.deadline,
         stop_at=attempt.explore_until,
+        target=attempt.target,
     )
     try:
         status = circuits.watch(deps, attempt.target, lambda: provider.submit(submission))

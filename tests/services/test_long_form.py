@@ -10,42 +10,16 @@ import pytest
 
 from router.models.common import Mode, ProviderKind
 from router.models.job import CLIENT_VIDEO, AttemptStatus, Job, JobStatus
-from router.models.outcome import AttemptOutcome, Billed
+from router.models.outcome import AttemptOutcome
 from router.models.request import VideoRequest
-from router.providers.base import ProviderState, ProviderStatus, TargetHealth
 from router.services import cancel, submit
 from router.services.uploads import own_upload_key, upload_prefix
 from router.store.artifacts import output_key
-from tests.twins import ScriptedVeo, Twins, twins, video
+from tests.twins import ScriptedGpu, Twins, twins, video
 
 # 12 s at 16 fps is 192 frames; one WAN render makes at most 81, so three segments of 65 (4n+1).
 REQUEST = {"mode": "t2v", "prompt": "a slow walk along the harbour", "resolution": "480p", "duration_s": 12,
            "model": "local/wan21-1.3b"}
-
-
-class ScriptedGpu(ScriptedVeo):
-    """The local GPU's agent, scripted like ScriptedVeo: it bills GPU-seconds and answers inline with the MP4."""
-
-    kind = ProviderKind.LOCAL
-
-    @property
-    def target_name(self) -> str:
-        return "agent-1"
-
-    def _status(self, provider_job_id: str) -> ProviderStatus:
-        status = super()._status(provider_job_id)
-        if status.state is not ProviderState.SUCCEEDED:
-            return status
-        submission, _ = self.jobs[provider_job_id]
-        return ProviderStatus(provider_job_id, ProviderState.SUCCEEDED, progress=1.0,
-                              billed=Billed(gpu_seconds=10.0 * submission.delivered.frames),
-                              output_bytes=status.output_bytes)
-
-    def _health(self) -> TargetHealth:
-        return TargetHealth(name="agent-1", up=True)
-
-    def submissions(self) -> list:
-        return [submission for submission, _ in self.jobs.values()]
 
 
 def started(endings: list[str], **request: object) -> tuple[Twins, ScriptedGpu, Job]:

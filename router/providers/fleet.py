@@ -1,0 +1,74 @@
+"""Several GPU boxes behind the one `local` provider: each box is its own agent (`AgentProvider`) and its own target
+(circuit, queue, memory, models), and the engine places each local job on one of them (`policy.engine._place`).
+
+A submission goes to the box the engine chose (`Submission.target`). The provider's job id is `box/attempt`, so a
+status, cancel or finalize reaches the box that has the job without any lookup; a lookup by attempt id (an
+unconfirmed submit) asks every box, since the attempt may have reached any of them before its answer was lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from router.models.common import ProviderKind
+from router.providers.base import ProviderStatus, Submission, TargetHealth, VideoProvider
+from router.providers.errors import Rejected
+
+FLEET_TARGET = "local"
+
+
+class FleetProvider(VideoProvider):
+    kind = ProviderKind.LOCAL
+
+    def __init__(self, boxes: Mapping[str, VideoProvider]) -> None:
+        if not boxes:
+            raise ValueError("a fleet needs at least one box")
+        self._boxes = dict(boxes)
+
+    @property
+    def target_name(self) -> str:
+        return FLEET_TARGET
+
+    @property
+    def box_names(self) -> tuple[str, ...]:
+        return tuple(self._boxes)
+
+    def _submit(self, submission: Submission) -> ProviderStatus:
+        name = submission.target or next(iter(self._boxes))
+        box = self._boxes.get(name)
+        if box is None:
+            raise Rejected(f"no GPU box named {name!r} in this fleet (it has: {', '.join(self._boxes)})")
+        return _named(name, box.submit(submission))
+
+    def _lookup(self, attempt_id: str) -> ProviderStatus | None:
+        for name, box in self._boxes.items():
+            found = box.lookup(attempt_id)
+            if found is not None:
+                return _named(name, found)
+        return None
+
+    def _status(self, provider_job_id: str) -> ProviderStatus:
+        name, box, job = self._split(provider_job_id)
+        return _named(name, box.status(job))
+
+    def _cancel(self, provider_job_id: str) -> ProviderStatus:
+        name, box, job = self._split(provider_job_id)
+        return _named(name, box.cancel(job))
+
+    def _health(self) -> TargetHealth:
+        boxes = tuple(box.health() for box in self._boxes.values())
+        return TargetHealth(name=FLEET_TARGET, up=any(b.up for b in boxes),
+                            queue_wait_s=min((b.queue_wait_s for b in boxes if b.up), default=0.0),
+                            detail=", ".join(f"{b.name}: {'up' if b.up else 'down'}" for b in boxes), boxes=boxes)
+
+    def _split(self, provider_job_id: str) -> tuple[str, VideoProvider, str]:
+        name, _, job = provider_job_id.partition("/")
+        box = self._boxes.get(name)
+        if box is None or not job:
+            raise Rejected(f"job {provider_job_id!r} names no box of this fleet")
+        return name, box, job
+
+
+def _named(box: str, status: ProviderStatus) -> ProviderStatus:
+    return dataclasses.replace(status, provider_job_id=f"{box}/{status.provider_job_id}")
