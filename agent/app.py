@@ -14,6 +14,7 @@ from agent.delivery import CallbackSender
 from agent.engines import build_engine
 from agent.engines.base import Engine, EngineError
 from agent.models_check import FamilyStatus, family_status, known_facts, lock_path, read_lock
+from agent.registration import start_registration
 from agent.runner import Runner
 from agent.schemas import CreateJobRequest, Health, Job, QueuedJob
 from agent.store import JobRecord, JobStore
@@ -41,9 +42,12 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
                      recovered.requeued, recovered.cancelled)
         callbacks.start()
         runner.start()
+        # The fleet registry (agent.registration): the health check below, put to the router every heartbeat.
+        stop_registration = start_registration(settings, health)
         try:
             yield
         finally:
+            stop_registration()
             runner.stop()
             callbacks.stop()
             store.close()

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from router.models.agent import AGENT_NAME_PATTERN
 from router.workflows.models import DEFAULT_MODELS_FILE
 
 SECRETS_ENV = "HVR_AGENT_SECRETS"
@@ -24,6 +25,9 @@ LOOPBACK_INPUTS_ENV = "HVR_AGENT_ALLOW_LOOPBACK_INPUTS"
 MODELS_FILE_ENV = "HVR_AGENT_MODELS_FILE"
 # ComfyUI's folder (the one holding models/): where the health check and `hvr-agent models check` look for files.
 COMFYUI_ROOT_ENV = "HVR_AGENT_COMFYUI_ROOT"
+# The fleet registry (agent.registration): the agent's own key, issued by `hvr agents create NAME`. The secret only
+# from the environment, as the signing secrets.
+KEY_SECRET_ENV = "HVR_AGENT_KEY_SECRET"
 
 
 class ConfigError(Exception):
@@ -51,6 +55,28 @@ class AgentSettings(BaseModel):
     comfyui_root: Path | None = None
     # The first secret signs callbacks; all of them verify, so a rotation can overlap.
     secrets: tuple[str, ...] = Field(min_length=1, repr=False)
+    # Registration with the router's fleet registry (PUT /v1/agents/{name} every heartbeat_s): on only when
+    # router_url is given, and then every field up to key_secret is needed. Off, the agent is the single
+    # agent the router's settings name (HVR_AGENT_URL), as before.
+    router_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    agent_name: str | None = Field(default=None, pattern=AGENT_NAME_PATTERN)
+    tunnel_url: str | None = Field(default=None, pattern=r"^https?://")  # where the router reaches this agent
+    key_id: str | None = Field(default=None, min_length=1, max_length=100)
+    key_secret: str | None = Field(default=None, min_length=1, repr=False)
+    heartbeat_s: float = Field(default=30.0, gt=0, le=3600)
+    gpu: str | None = Field(default=None, min_length=1, max_length=100)  # unset: what nvidia-smi names
+    power_w: int | None = Field(default=None, ge=1, le=5000)  # the box's draw while rendering
+
+    @model_validator(mode="after")
+    def _registration_complete(self) -> AgentSettings:
+        if self.router_url is None:
+            return self
+        missing = [flag for flag, value in (("--agent-name", self.agent_name), ("--tunnel-url", self.tunnel_url),
+                                            ("--key-id", self.key_id), (KEY_SECRET_ENV, self.key_secret))
+                   if not value]
+        if missing:
+            raise ValueError(f"--router-url registers this agent, which also needs {', '.join(missing)}")
+        return self
 
     @property
     def work_dir(self) -> Path:
@@ -95,6 +121,23 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
                         default=Path(env.get(MODELS_FILE_ENV, DEFAULT_MODELS_FILE)))
     parser.add_argument("--comfyui-root", type=Path, default=env.get(COMFYUI_ROOT_ENV) or None,
                         help="ComfyUI's folder (holding models/): /v1/health then lists which families are ready")
+    registry = parser.add_argument_group(
+        "fleet registry", f"announce this box to the router every --heartbeat-s (off unless --router-url is given; "
+                          f"the key's secret comes from ${KEY_SECRET_ENV})")
+    registry.add_argument("--router-url", default=env.get("HVR_AGENT_ROUTER_URL") or None,
+                          help="the router's API base URL")
+    registry.add_argument("--agent-name", default=env.get("HVR_AGENT_NAME") or None,
+                          help="this box's name in the registry, as its key was issued for")
+    registry.add_argument("--tunnel-url", default=env.get("HVR_AGENT_TUNNEL_URL") or None,
+                          help="where the router reaches this agent (the tunnel's public https URL)")
+    registry.add_argument("--key-id", default=env.get("HVR_AGENT_KEY_ID") or None,
+                          help="the key id `hvr agents create NAME` printed")
+    registry.add_argument("--heartbeat-s", type=float,
+                          default=float(env.get("HVR_AGENT_HEARTBEAT_S", defaults["heartbeat_s"].default)))
+    registry.add_argument("--gpu", default=env.get("HVR_AGENT_GPU") or None,
+                          help="the card's name (default: what nvidia-smi says)")
+    registry.add_argument("--power-w", type=int, default=int(env["HVR_AGENT_POWER_W"]) if env.get(
+        "HVR_AGENT_POWER_W") else None, help="the box's draw while rendering, for its energy cost per job")
     return parser
 
 
@@ -111,6 +154,6 @@ def load_settings(
     if not secrets:
         raise ConfigError(f"refusing to start without a signing secret: set {SECRETS_ENV}")
     try:
-        return AgentSettings(secrets=secrets, **vars(args))
+        return AgentSettings(secrets=secrets, key_secret=env.get(KEY_SECRET_ENV) or None, **vars(args))
     except ValidationError as exc:
         raise ConfigError(str(exc)) from exc

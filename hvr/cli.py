@@ -31,6 +31,7 @@ from hvr.campaign_text import (
     when,
 )
 from hvr.client import DEFAULT_API_URL, Answer, ApiClient, ApiError, M, UnreadableAnswer
+from router.models.agent import AgentKey, AgentKeysRevoked, AgentList, AgentView
 from router.models.api import BudgetList, KeyCreated, Quote
 from router.models.budget import AlertList, Budget, BudgetAlert
 from router.models.campaign import CampaignStatus, CampaignView
@@ -225,6 +226,33 @@ def format_budgets(budgets: list[Budget]) -> str:
                              rows, numeric_from=2))
 
 
+def format_agents(agents: list[AgentView], now: datetime | None = None) -> str:
+    if not agents:
+        return "no GPU agents have registered"
+    now = now or datetime.now(UTC)
+    rows = [(a.name, a.state.value, a.registration.gpu, f"{a.registration.vram_mb / 1024:.0f} GB",
+             f"{a.registration.ram_mb / 1024:.0f} GB", str(a.registration.slots),
+             ",".join(a.registration.models) or "-", _queue_text(a), f"{_ago(a.last_seen, now)} ago")
+            for a in agents]
+    return "\n".join(_table(("name", "state", "gpu", "vram", "ram", "slots", "models", "queue", "last seen"), rows,
+                             numeric_from=3))
+
+
+def _queue_text(agent: AgentView) -> str:
+    queue = agent.registration.queue
+    if not queue:
+        return "empty"
+    running = sum(1 for work in queue if work.status == "running")
+    return f"{running} running, {len(queue) - running} queued, done in {max(w.eta_s for w in queue):.0f}s"
+
+
+def _ago(at: datetime, now: datetime) -> str:
+    seconds = max(0, round((now - at).total_seconds()))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def format_alerts(alerts: list[BudgetAlert]) -> str:
     if not alerts:
         return "no budget alerts"
@@ -408,6 +436,39 @@ def cmd_alerts(client: ApiClient, args: argparse.Namespace) -> int:
         _print_json({"alerts": sent, "next_cursor": None})
     else:
         print(format_alerts(alerts))
+    return 0
+
+
+def cmd_agents(client: ApiClient, args: argparse.Namespace) -> int:
+    _show(client.answer(AgentList, "GET", "/v1/agents"), lambda listed: format_agents(listed.agents), args.json)
+    return 0
+
+
+def cmd_agents_key(client: ApiClient, args: argparse.Namespace) -> int:
+    """create and rotate: one route. The key id and secret alone on stdout, as the agent's environment takes them
+    (`hvr agents create gpu-1 > gpu-1.env`); the secret is kept only in Secrets Manager and never shown again."""
+    key = client.call(AgentKey, "POST", f"/v1/agents/{quote(args.name, safe='')}/keys")
+    print(f"HVR_AGENT_KEY_ID={key.key_id}")
+    print(f"HVR_AGENT_KEY_SECRET={key.secret}")
+    note = f"key {key.key_id} for agent {key.name} created {key.created_at:%Y-%m-%dT%H:%M:%SZ}; shown only once"
+    if key.previous_key_id and key.previous_valid_until:
+        note += (f"; the previous key {key.previous_key_id} still signs until "
+                 f"{key.previous_valid_until:%Y-%m-%dT%H:%M:%SZ}: give the agent the new one before then")
+    print(note, file=sys.stderr)
+    return 0
+
+
+def cmd_agents_revoke(client: ApiClient, args: argparse.Namespace) -> int:
+    gone = client.call(AgentKeysRevoked, "DELETE", f"/v1/agents/{quote(args.name, safe='')}/keys")
+    print(f"revoked {', '.join(gone.revoked_key_ids) or 'no live key'} of agent {gone.name}: "
+          f"its next heartbeat is refused")
+    return 0
+
+
+def cmd_agents_drain(client: ApiClient, args: argparse.Namespace) -> int:
+    method = "POST" if args.agents_command == "drain" else "DELETE"
+    agent = client.call(AgentView, method, f"/v1/agents/{quote(args.name, safe='')}/drain")
+    print(format_agents([agent]))
     return 0
 
 
@@ -649,6 +710,24 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--mode", metavar="MODE", help="spend mode: normal, economy, local_only or paused")
     put.set_defaults(run=cmd_budgets_set)
 
+    agents = commands.add_parser("agents", parents=[api],
+                                 help="the GPU boxes (admin): list, or create|rotate|revoke a key, drain|undrain")
+    agents.add_argument("--json", action="store_true", help="the API's listing as JSON")
+    agents.set_defaults(run=cmd_agents, client=True)
+    agent_commands = agents.add_subparsers(dest="agents_command", metavar="COMMAND")
+    agents_api = argparse.ArgumentParser(add_help=False)  # as api_again: `hvr agents --api-key K drain …` keeps K
+    agents_api.add_argument("--api-url", default=argparse.SUPPRESS, help="as for hvr agents")
+    agents_api.add_argument("--api-key", default=argparse.SUPPRESS, help="as for hvr agents")
+    for command, run, text in (
+            ("create", cmd_agents_key, "a key for an agent: HVR_AGENT_KEY_ID and _SECRET on stdout, shown once"),
+            ("rotate", cmd_agents_key, "a new key; the previous one signs for an overlap (1 h by default)"),
+            ("revoke", cmd_agents_revoke, "every key of the agent stops signing now"),
+            ("drain", cmd_agents_drain, "finish what the box holds, take nothing new"),
+            ("undrain", cmd_agents_drain, "take work again")):
+        sub = agent_commands.add_parser(command, parents=[agents_api], help=text)
+        sub.add_argument("name", help="the agent's name (lowercase letters, digits, '-')")
+        sub.set_defaults(run=run)
+
     alerts = commands.add_parser("alerts", parents=[api],
                                  help="budget alerts, newest first: thresholds crossed and spend modes moved")
     alerts.add_argument("--scope", help="global, tenant:<id> or campaign:<id> (default: every scope the key sees)")
@@ -712,7 +791,7 @@ def _fractions(text: str) -> list[float]:
 def _command(args: argparse.Namespace) -> str:
     """`hvr campaign status`, say: which command a one-line failure is about."""
     words = [args.command, *(getattr(args, dest, None) for dest in ("keys_command", "budgets_command",
-                                                                    "campaign_command"))]
+                                                                    "campaign_command", "agents_command"))]
     return " ".join(["hvr", *(word for word in words if word)])
 
 

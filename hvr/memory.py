@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from router.models.agent import AgentKey, AgentRecord, AgentRegistration
 from router.models.budget import Budget, BudgetAlert, BudgetUpdate, SpendMode
 from router.models.campaign import Campaign, InvalidItem
 from router.models.campaign_plan import PlanInput
@@ -31,6 +32,8 @@ from router.models.ledger import LedgerEntry
 from router.models.reconciliation import ReconciliationFinding
 from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats
+from router.store.agent_keys import KeyRing, issued, live_key_ids, revoked, rotated, secret_for
+from router.store.agents import unknown
 from router.store.alert_history import PREFIX as ALERT_PREFIX
 from router.store.alert_history import Row, alert_key, checked_alert_cursor, page_of
 from router.store.artifacts import OUTPUT_TTL_S, VIDEO_TYPE
@@ -554,6 +557,79 @@ class MemoryKeys:
     def lookup(self, key: str) -> Principal | None:
         with self._lock:
             return self._principals.get(hash_key(key))
+
+
+# --- the fleet registry and its keys ----------------------------------------------------------------------------
+
+
+class MemoryAgents:
+    """The registry as DynamoDB holds it: one JSON document per agent name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, str] = {}
+
+    def heartbeat(self, name: str, registration: AgentRegistration, key_id: str, now: datetime) -> AgentRecord:
+        with self._lock:
+            known = self._records.get(name)
+            before = AgentRecord.model_validate_json(known) if known else None
+            record = AgentRecord(name=name, registration=registration, key_id=key_id, last_seen=now,
+                                 registered_at=before.registered_at if before else now,
+                                 draining=before.draining if before else False,
+                                 drained_at=before.drained_at if before else None)
+            self._records[name] = record.model_dump_json()
+        return record
+
+    def set_draining(self, name: str, draining: bool, now: datetime) -> AgentRecord:
+        with self._lock:
+            known = self._records.get(name)
+            if known is None:
+                raise unknown(name)
+            record = AgentRecord.model_validate_json(known).model_copy(
+                update={"draining": draining, "drained_at": now if draining else None})
+            self._records[name] = record.model_dump_json()
+        return record
+
+    def get(self, name: str) -> AgentRecord | None:
+        with self._lock:
+            known = self._records.get(name)
+        return AgentRecord.model_validate_json(known) if known else None
+
+    def all(self) -> builtins.list[AgentRecord]:
+        with self._lock:
+            documents = [self._records[name] for name in sorted(self._records)]
+        return [AgentRecord.model_validate_json(document) for document in documents]
+
+
+class MemoryAgentKeys:
+    """One key ring per agent, as the Secrets Manager secret holds it (its JSON)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rings: dict[str, str] = {}
+
+    def issue(self, name: str, now: datetime, overlap_s: float) -> AgentKey:
+        with self._lock:
+            fresh = rotated(self._ring(name), now, overlap_s)
+            self._rings[name] = fresh.model_dump_json()
+        return issued(name, fresh)
+
+    def revoke(self, name: str, now: datetime) -> builtins.list[str] | None:
+        with self._lock:
+            ring = self._ring(name)
+            if ring is None:
+                return None
+            self._rings[name] = revoked(ring, now).model_dump_json()
+        return live_key_ids(ring, now)
+
+    def secret(self, name: str, key_id: str, now: datetime) -> str:
+        with self._lock:
+            ring = self._ring(name)
+        return secret_for(ring, name, key_id, now)
+
+    def _ring(self, name: str) -> KeyRing | None:
+        known = self._rings.get(name)
+        return KeyRing.model_validate_json(known) if known else None
 
 
 # --- seen-once values -------------------------------------------------------------------------------------------

@@ -23,6 +23,14 @@ class Settings(BaseModel):
     agent_name: str = Field(default="agent-1", alias="HVR_AGENT_NAME")
     # A fleet of GPU boxes, `name=url,name=url` (one agent secret for all): replaces HVR_AGENT_URL/NAME when set.
     agents: str | None = Field(default=None, alias="HVR_AGENTS")
+    # The fleet registry (router.store.agents): its table, how often agents announce themselves (a box that misses
+    # 3 heartbeats is down), where their per-agent keys live in Secrets Manager, and how long a rotated-out key
+    # still signs (the time to give the agent its new key).
+    agents_table: str = Field(alias="HVR_AGENTS_TABLE")
+    agent_heartbeat_s: float = Field(default=30.0, gt=0, le=3600, alias="HVR_AGENT_HEARTBEAT_S")
+    agent_keys_prefix: str = Field(default="hvr/agents/", pattern=r"^[A-Za-z0-9/_+=.@-]{1,256}$",
+                                   alias="HVR_AGENT_KEYS_PREFIX")
+    agent_key_overlap_s: float = Field(default=3600.0, ge=0, le=7 * 86400, alias="HVR_AGENT_KEY_OVERLAP_S")
     # >1 shrinks poll delays in the embedded stack; production leaves it at 1.
     time_scale: float = Field(default=1.0, gt=0, alias="HVR_TIME_SCALE")
     max_attempts: int = Field(default=3, ge=1, alias="HVR_MAX_ATTEMPTS")

@@ -19,6 +19,8 @@ from router.errors import Unauthorized
 TIMESTAMP_HEADER = "X-HVR-Timestamp"
 NONCE_HEADER = "X-HVR-Nonce"
 SIGNATURE_HEADER = "X-HVR-Signature"
+# An agent's heartbeat (PUT /v1/agents/{name}) names which of its keys signed it: each agent has keys of its own.
+KEY_ID_HEADER = "X-HVR-Key-Id"
 MAX_SKEW_S = 300
 _SCHEME = "v1"
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from hvr.memory import (
+    MemoryAgentKeys,
+    MemoryAgents,
     MemoryAlertHistory,
     MemoryAlerts,
     MemoryArtifacts,
@@ -45,8 +47,8 @@ from router.settings import Settings
 # The names a deployment's settings must carry; the twins never read them.
 _NAMES = {"HVR_JOBS_TABLE": "jobs", "HVR_LEDGER_TABLE": "ledger", "HVR_BUCKET": "hvr-memory",
           "HVR_JOBS_QUEUE_URL": "memory://jobs", "HVR_KEYS_TABLE": "keys", "HVR_BUDGETS_TABLE": "budgets",
-          "HVR_IDEMPOTENCY_TABLE": "nonces", "HVR_ALERTS_TOPIC_ARN": "memory://alerts",
-          "HVR_EVENTS_TOPIC_ARN": "memory://events"}
+          "HVR_AGENTS_TABLE": "agents", "HVR_IDEMPOTENCY_TABLE": "nonces",
+          "HVR_ALERTS_TOPIC_ARN": "memory://alerts", "HVR_EVENTS_TOPIC_ARN": "memory://events"}
 
 
 def twin_settings(**env: Any) -> Settings:
@@ -99,7 +101,8 @@ def twins(providers: Mapping[ProviderKind, VideoProvider], catalog: Catalog | No
                 catalog=catalog or load_catalog(), providers=dict(providers), learned=MemoryLearned(),
                 circuits=MemoryCircuits(), keys=MemoryKeys(), budgets=MemoryBudgets(), campaigns=MemoryCampaigns(),
                 exports=MemoryExports(), findings=MemoryFindings(), alerts=alerts,
-                alert_history=MemoryAlertHistory(), nonces=MemoryNonces(), events=events, settings=settings,
+                alert_history=MemoryAlertHistory(), nonces=MemoryNonces(), events=events, agents=MemoryAgents(),
+                agent_keys=MemoryAgentKeys(), settings=settings,
                 time_scale=settings.time_scale, max_attempts=settings.max_attempts,
                 max_submit_tries=settings.max_submit_tries)
     if clock is not None:

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import (
+    routes_agents,
     routes_alerts,
     routes_campaigns,
     routes_costs,
@@ -44,6 +45,7 @@ app.include_router(routes_campaigns.router)
 app.include_router(routes_costs.router)
 app.include_router(routes_alerts.router)
 app.include_router(routes_reconciliation.router)
+app.include_router(routes_agents.router)
 
 
 @app.get("/v1/health", summary="Liveness (no auth)", security=[{}], responses=documented({200: "alive"}, auth=False))
@@ -72,7 +74,21 @@ def openapi_document() -> str:
                 del operation["responses"]["422"]
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         document["components"]["schemas"].pop(name, None)
+    _add_signed_bodies(document)
     return json.dumps(document)
+
+
+def _add_signed_bodies(document: dict[str, Any]) -> None:
+    """The bodies routes read only after a signature check (routes_agents.SIGNED_BODIES), which Powertools
+    therefore doesn't know of: each as the operation's requestBody, its schemas beside the others."""
+    schemas = document["components"]["schemas"]
+    for (path, method), model in routes_agents.SIGNED_BODIES.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas.setdefault(model.__name__, schema)
+        document["paths"][path][method]["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
 
 
 @app.exception_handler(HvrError)

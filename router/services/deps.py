@@ -13,6 +13,8 @@ from router.models.common import ProviderKind, utcnow
 from router.policy.catalog import Catalog, cached_catalog
 from router.providers.base import VideoProvider
 from router.settings import Settings, get_settings
+from router.store.agent_keys import AgentKeysRepository
+from router.store.agents import AgentsRepository
 from router.store.alert_history import AlertHistoryRepository
 from router.store.alerts import AlertPublisher
 from router.store.artifacts import ArtifactStore
@@ -30,6 +32,8 @@ from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue
 from router.store.nonces import NonceStore
 from router.store.protocols import (
+    AgentKeyStore,
+    AgentRegistry,
     AlertHistory,
     Alerts,
     Artifacts,
@@ -76,6 +80,8 @@ class Deps:
     alert_history: AlertHistory  # what alerts said, for GET /v1/alerts
     nonces: Nonces
     events: Events
+    agents: AgentRegistry  # the fleet registry (router.store.agents)
+    agent_keys: AgentKeyStore  # each agent's HMAC keys, Secrets Manager in a deployment
     settings: Settings
     probe: Callable[[Path], Any] = _default_probe
     clock: Callable[[], datetime] = utcnow
@@ -112,6 +118,9 @@ def build_deps(settings: Settings) -> Deps:
         alert_history=AlertHistoryRepository(ddb, settings.budgets_table),
         nonces=NonceStore(ddb, settings.idempotency_table),
         events=EventPublisher(sns, settings.events_topic_arn),
+        agents=AgentsRepository(ddb, settings.agents_table),
+        agent_keys=AgentKeysRepository(client("secretsmanager", settings.aws_endpoint_url),
+                                       settings.agent_keys_prefix),
         settings=settings,
         time_scale=settings.time_scale,
         max_attempts=settings.max_attempts,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the store modules import botocore: only their types are nee
     from decimal import Decimal
     from pathlib import Path
 
+    from router.models.agent import AgentKey, AgentRecord, AgentRegistration
     from router.models.budget import Budget, BudgetAlert, BudgetUpdate, SpendMode
     from router.models.campaign import Campaign, InvalidItem
     from router.models.campaign_plan import PlanInput
@@ -149,6 +150,30 @@ class KeyStore(Protocol):
     def put(self, key: str, principal: Principal, created_at: datetime) -> None: ...
 
     def lookup(self, key: str) -> Principal | None: ...
+
+
+@runtime_checkable
+class AgentRegistry(Protocol):
+    """The fleet registry (router.store.agents): each box's latest registration, last heartbeat and drain."""
+
+    def heartbeat(self, name: str, registration: AgentRegistration, key_id: str, now: datetime) -> AgentRecord: ...
+
+    def set_draining(self, name: str, draining: bool, now: datetime) -> AgentRecord: ...  # NotFound if unregistered
+
+    def get(self, name: str) -> AgentRecord | None: ...
+
+    def all(self) -> builtins.list[AgentRecord]: ...
+
+
+@runtime_checkable
+class AgentKeyStore(Protocol):
+    """Per-agent HMAC keys (router.store.agent_keys): Secrets Manager in a deployment."""
+
+    def issue(self, name: str, now: datetime, overlap_s: float) -> AgentKey: ...  # create, or rotate with overlap
+
+    def revoke(self, name: str, now: datetime) -> builtins.list[str] | None: ...  # None: it never had a key
+
+    def secret(self, name: str, key_id: str, now: datetime) -> str: ...  # KeyRefused saying why not
 
 
 @runtime_checkable

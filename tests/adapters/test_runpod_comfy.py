@@ -220,6 +220,7 @@ def settings(**extra: str) -> Settings:
     return Settings.model_validate({"HVR_JOBS_TABLE": "jobs", "HVR_LEDGER_TABLE": "ledger", "HVR_BUCKET": "bucket",
                                     "HVR_JOBS_QUEUE_URL": "https://sqs.example.com/q", "HVR_KEYS_TABLE": "keys",
                                     "HVR_BUDGETS_TABLE": "budgets", "HVR_IDEMPOTENCY_TABLE": "nonces",
+                                    "HVR_AGENTS_TABLE": "agents",
                                     "HVR_ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:0:alerts",
                                     "HVR_EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:0:events",
                                     "HVR_RUNPOD_API_KEY": "key", **extra})

@@ -23,6 +23,7 @@ from hvr.local.moto_server import REGION
 from router.models.campaign_queue import CampaignMessage
 from router.models.job import JobStatus
 from router.policy.learning import Observation
+from router.store.agents import AgentsRepository
 from router.store.alert_history import AlertHistoryRepository
 from router.store.alerts import AlertPublisher
 from router.store.artifacts import ArtifactStore
@@ -109,6 +110,8 @@ CALLS: list[tuple[type, str, tuple[Any, ...]]] = [
     (FindingsRepository, "between", (NOW.date(), NOW.date())),
     (FindingsRepository, "add", (finding("att_1"),)),
     (ArtifactStore, "upload_stream", ("outputs/acme/job_1/att_1.mp4", io.BytesIO(b"not really a video"))),
+    (AgentsRepository, "get", ("gpu-1",)),
+    (AgentsRepository, "all", ()),
 ]
 
 

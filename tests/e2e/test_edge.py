@@ -198,7 +198,9 @@ def test_every_operation_declares_its_problems(openapi: dict) -> None:
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     assert response["content"], (method, path, status)
-            if path != "/v1/health":
+            if (method, path) == ("put", "/v1/agents/{name}"):
+                assert "401" in responses, (method, path)  # signed by the agent's own key, no API key to forbid
+            elif path != "/v1/health":
                 assert {"401", "403"} <= set(responses), (method, path)
             if "requestBody" in operation:
                 assert {"400", "413", "415"} <= set(responses), (method, path)

@@ -40,7 +40,8 @@ FUNCTIONS = {k: r["Properties"] for k, r in RES.items() if r["Type"] == "AWS::Se
 QUEUES = {k: r.get("Properties", {}) for k, r in RES.items() if r["Type"] == "AWS::SQS::Queue"}
 DLQS = {q["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for q in QUEUES.values() if "RedrivePolicy" in q}
 ALARMS = {k: r["Properties"] for k, r in RES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-UNAUTHENTICATED = {("GET", "/v1/health"), ("GET", "/v1/openapi.json"), ("POST", "/v1/webhooks/{provider}")}
+UNAUTHENTICATED = {("GET", "/v1/health"), ("GET", "/v1/openapi.json"), ("POST", "/v1/webhooks/{provider}"),
+                   ("PUT", "/v1/agents/{name}")}  # the heartbeat is signed with the agent's own key instead
 NOT_IN_LAMBDA_PATH = {"av", "numpy", "pillow", "fastapi", "uvicorn", "moto", "scipy", "matplotlib", "runpod"}
 
 
@@ -104,6 +105,7 @@ def test_every_sqs_event_reports_batch_item_failures_and_the_worker_is_capped() 
     ("JobsTable", [("pk", "HASH")]),
     ("LedgerTable", [("pk", "HASH"), ("sk", "RANGE")]),
     ("KeysTable", [("pk", "HASH")]),
+    ("AgentsTable", [("pk", "HASH")]),
     ("IdempotencyTable", [("id", "HASH")]),
 ])
 def test_table_keys(table: str, keys: list[tuple[str, str]]) -> None:
@@ -164,8 +166,16 @@ def test_sweeper_runs_every_minute_and_checks_the_books_daily() -> None:
 # --- least privilege ------------------------------------------------------------------------------------------
 
 
+# Secrets the API creates at run time, one per GPU agent (router/store/agent_keys.py): named under this stack's prefix.
+AGENT_SECRETS = ("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                 "${AWS::StackName}/agents/*")
+
+
 def _named(value: Any) -> bool:
-    """True if the value points at this template's resources or parameters (no wildcard of its own)."""
+    """True if the value points at this template's resources or parameters (no wildcard of its own), or at the
+    agents' secrets under this stack's own prefix."""
+    if value == {"Fn::Sub": AGENT_SECRETS}:
+        return True
     if isinstance(value, dict) and "Ref" in value:
         return value["Ref"] in RES or value["Ref"] in T["Parameters"]
     if isinstance(value, dict) and "Fn::GetAtt" in value:
@@ -194,6 +204,22 @@ def test_every_policy_is_scoped_to_named_resources() -> None:
                 [(template_name, params)] = policy.items()
                 assert template_name.endswith("Policy") and params, (logical, policy)
                 assert all(_named(v) for v in params.values()), (logical, policy)
+
+
+def test_only_the_api_touches_the_agents_secrets_and_only_to_create_rotate_and_read_them() -> None:
+    def statements(logical: str) -> list[dict[str, Any]]:
+        return [statement for policy in FUNCTIONS[logical]["Policies"] for p in strip_if(policy)
+                for statement in (p.get("Statement", []) if isinstance(p, dict) else [])]
+
+    touching = {logical for logical in FUNCTIONS for statement in statements(logical)
+                if statement["Resource"] == {"Fn::Sub": AGENT_SECRETS}}
+    assert touching == {"ApiFunction"}
+    [granted] = [s for s in statements("ApiFunction") if s["Resource"] == {"Fn::Sub": AGENT_SECRETS}]
+    assert set(granted["Action"]) == {"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                                      "secretsmanager:GetSecretValue"}
+    env = FUNCTIONS["ApiFunction"]["Environment"]["Variables"]
+    assert env["HVR_AGENT_KEYS_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/agents/"}
+    assert GLOBAL_FN["Environment"]["Variables"]["HVR_AGENTS_TABLE"] == {"Ref": "AgentsTable"}
 
 
 def test_only_the_worker_may_touch_the_whole_bucket_and_the_authorizer_only_reads_keys() -> None:
@@ -394,7 +420,8 @@ def fresh(aws: dict[str, Any], **kwargs: Any) -> Stack:
 
 def test_provision_creates_what_the_template_declares(aws: dict[str, Any]) -> None:
     stack = fresh(aws)
-    assert set(stack.table_names) == {"JobsTable", "LedgerTable", "KeysTable", "IdempotencyTable", "BudgetsTable"}
+    assert set(stack.table_names) == {"JobsTable", "LedgerTable", "KeysTable", "IdempotencyTable", "BudgetsTable",
+                                      "AgentsTable"}
     assert set(stack.table_names.values()) <= set(aws["dynamodb"].list_tables()["TableNames"])
     ttl = aws["dynamodb"].describe_time_to_live(TableName=stack.table_names["IdempotencyTable"])
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expiration"
@@ -453,6 +480,7 @@ def test_invocation_helpers_say_what_the_template_says(aws: dict[str, Any]) -> N
         Route("ANY", "/v1/{proxy+}", "ApiFunction", auth=True),
         Route("GET", "/v1/health", "ApiFunction", auth=False),
         Route("GET", "/v1/openapi.json", "ApiFunction", auth=False),
+        Route("PUT", "/v1/agents/{name}", "ApiFunction", auth=False),
         Route("POST", "/v1/webhooks/{provider}", "WebhooksFunction", auth=False),
     ]
     assert stack.schedules() == [("SweeperFunction", 60, SCHEDULED), ("SweeperFunction", 86400, {"task": "daily"})]
