@@ -498,7 +498,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from hvr.local.embedded import run_dev  # the whole embedded stack: imported only when asked for
 
     return int(run_dev(port=args.port, time_scale=args.time_scale, api_keys=os.environ.get("HVR_DEV_API_KEYS"),
-                       agent_engine=args.agent_engine, comfyui_url=args.comfyui_url))
+                       agent_engine=args.agent_engine, comfyui_url=args.comfyui_url, agents=args.agents))
 
 
 # --------------------------------------------------------------------------------------------------------- calibrate
@@ -625,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--agent-engine", choices=["sim", "comfyui"], default="sim",
                      help="the GPU agent's engine; comfyui runs against the ComfyUI sandbox unless --comfyui-url")
     dev.add_argument("--comfyui-url", default=None, help="a real ComfyUI for the agent instead of the sandbox")
+    dev.add_argument("--agents", default=None, metavar="CARDS",
+                     help="a fleet of sim GPU boxes, e.g. 5090,4090,3090 (each its card's VRAM and speed)")
     dev.set_defaults(run=cmd_dev, client=False)
 
     demo = commands.add_parser("demo", help="the sample requests and campaign end to end (what `make demo` runs)")

@@ -10,6 +10,7 @@ every render (agent, sandboxes) still reports and bills modelled seconds.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import os
@@ -19,6 +20,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,40 @@ def parse_api_keys(spec: str | None) -> list[tuple[str, str, str]]:
     return keys
 
 
+@dataclass(frozen=True)
+class Card:
+    """A GPU box's card for the embedded stack's fleet: the memory its driver would report and how much longer it
+    takes than the studio's card, whose figures the sim models file holds."""
+
+    vram_mb: int
+    slower: float
+    source: str
+
+
+# ESTIMATES except the VRAM (the cards' specifications; the studio's document calls its 5090 "24 GB", its driver
+# says 32): render time relative to the studio's 5090, from the cards' relative FP16 throughput, not measured here.
+CARDS = {
+    "5090": Card(32768, 1.0, "RTX 5090, 32 GB: the studio's card, its figures as they are"),
+    "4090": Card(24576, 1.3, "RTX 4090, 24 GB: estimate, ~1.3x the 5090's render time"),
+    "3090": Card(24576, 2.0, "RTX 3090, 24 GB: estimate, ~2x the 5090's render time"),
+    "3080": Card(10240, 2.5, "RTX 3080, 10 GB: estimate, ~2.5x the 5090's render time"),
+}
+BOX_RAM_MB = 65536  # every box: the RAM offloading WAN 14B needs (router/catalog/default.yaml `vram`)
+
+
+def parse_agents(text: str) -> list[tuple[str, Card]]:
+    """`5090,4090,3090` → one box per card, named after it (`3090-2` for a second 3090)."""
+    boxes: list[tuple[str, Card]] = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        if item not in CARDS:
+            raise ValueError(f"--agents: {item!r} is not one of {', '.join(CARDS)}")
+        same = sum(1 for name, _ in boxes if name.split("-")[0] == item)
+        boxes.append((item if not same else f"{item}-{same + 1}", CARDS[item]))
+    if not boxes:
+        raise ValueError("--agents: name at least one card")
+    return boxes
+
+
 def _handler(template: dict[str, Any], logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
     module_name, _, attr = template["Resources"][logical_id]["Properties"]["Handler"].rpartition(".")
     handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), attr)
@@ -53,8 +89,12 @@ class EmbeddedStack:
     def __init__(self, workdir: Path, time_scale: float = 1.0, port: int = 0, api_keys: str | None = None,
                  with_agent: bool = True, callback_hosts: str | None = None, background: bool = True,
                  with_sandboxes: bool = True, agent_engine: str = "sim", comfyui_url: str | None = None,
-                 restart_agent: bool | None = None, notify: Callable[[str], None] | None = None) -> None:
+                 restart_agent: bool | None = None, notify: Callable[[str], None] | None = None,
+                 agents: str | None = None) -> None:
+        """`agents`: a fleet of sim GPU boxes (`5090,4090,3090`, see CARDS) instead of the one agent."""
         self.workdir = Path(workdir)
+        self.fleet = parse_agents(agents) if agents else []
+        self.boxes: dict[str, Any] = {}  # box name → its agent process, in a fleet
         self.time_scale = time_scale
         self.port = port
         self.keys = parse_api_keys(api_keys)
@@ -102,7 +142,9 @@ class EmbeddedStack:
         self.moto.start()
         self._set_env({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.moto.url})
         clients = {name: client(name, self.moto.url) for name in ("dynamodb", "sqs", "s3", "sns")}
-        if self.with_agent:
+        if self.with_agent and self.fleet:
+            self._start_fleet()
+        elif self.with_agent:
             from agent.launcher import AgentProcess
 
             self.agent = AgentProcess(self.workdir / "agent.sqlite", secrets=[self.agent_secret],
@@ -136,6 +178,29 @@ class EmbeddedStack:
             self._spawn("agent-supervisor", self._supervise_agent)
         return self
 
+    def _start_fleet(self) -> None:
+        """One sim agent process per box, each with the sim models file made for its card: its VRAM, the boxes' RAM,
+        and every model's time stretched by how much slower the card is than the studio's."""
+        import yaml
+
+        from agent.launcher import AgentProcess
+        from router.workflows.models import DEFAULT_MODELS_FILE
+
+        base = yaml.safe_load(DEFAULT_MODELS_FILE.read_text(encoding="utf-8"))
+        for name, card in self.fleet:
+            models = copy.deepcopy(base)
+            sim = models["sim"]
+            sim["vram_total_mb"], sim["vram_source"], sim["ram_total_mb"] = card.vram_mb, card.source, BOX_RAM_MB
+            for figures in sim["models"].values():
+                figures["overhead_s"] *= card.slower
+                figures["seconds_per_frame"] *= card.slower
+            path = self.workdir / f"models-{name}.yaml"
+            path.write_text(yaml.safe_dump(models), encoding="utf-8")
+            self.boxes[name] = AgentProcess(self.workdir / f"agent-{name}.sqlite", secrets=[self.agent_secret],
+                                            time_scale=self.time_scale, agent_id=name,
+                                            env={"HVR_AGENT_MODELS_FILE": str(path)}).start()
+        self.agent = next(iter(self.boxes.values()))  # what a single-agent caller reads
+
     def _agent_env(self) -> dict[str, str]:
         from agent.config import LOOPBACK_INPUTS_ENV
 
@@ -160,8 +225,8 @@ class EmbeddedStack:
             if part is not None:
                 _quietly(part.stop)
         with self._agent_lock:
-            if self.agent is not None:
-                _quietly(self.agent.stop)
+            for process in self.boxes.values() or ([self.agent] if self.agent is not None else []):
+                _quietly(process.stop)
         _quietly(self.moto.stop)
         for key, value in self._saved_env.items():
             if value is None:
@@ -173,13 +238,16 @@ class EmbeddedStack:
     def restart_dead_agent(self) -> bool:
         """Start the agent process again if it has died, on its port and SQLite file, so the router's URL still
         reaches it and its queued and running jobs resume; True if it did. The supervisor calls this."""
-        with self._agent_lock:
-            if self.agent is None or self.agent.running or self._stop.is_set():
-                return False
-            code = self.agent.returncode
-            self.agent.start()
-        self.notify(f"agent process exited (code {code}); restarted it at {self.agent.url} (pid {self.agent.pid})")
-        return True
+        restarted = False
+        for process in self.boxes.values() or ([self.agent] if self.agent is not None else []):
+            with self._agent_lock:
+                if process.running or self._stop.is_set():
+                    continue
+                code = process.returncode
+                process.start()
+            self.notify(f"agent process exited (code {code}); restarted it at {process.url} (pid {process.pid})")
+            restarted = True
+        return restarted
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()
@@ -238,6 +306,7 @@ class EmbeddedStack:
         env.update({
             "HVR_TIME_SCALE": str(self.time_scale),
             "HVR_AGENT_SECRET": self.agent_secret if self.agent else "",
+            "HVR_AGENTS": ",".join(f"{name}={process.url}" for name, process in self.boxes.items()),
             "HVR_CALLBACK_SECRET": self.callback_secret,
             "HVR_PUBLIC_API_URL": self.url,
             "HVR_DEV_CALLBACK_HOSTS": self.callback_hosts or "",
@@ -302,7 +371,7 @@ def _quietly(stop: Callable[[], object]) -> None:
 
 
 def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_engine: str = "sim",
-            comfyui_url: str | None = None) -> int:
+            comfyui_url: str | None = None, agents: str | None = None) -> int:
     """`hvr dev`: keep the stack up until interrupted."""
     import tempfile
 
@@ -312,12 +381,14 @@ def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_eng
     with tempfile.TemporaryDirectory(prefix="hvr-dev-") as tmp, EmbeddedStack(
         Path(tmp), time_scale=scale, port=port, api_keys=api_keys or os.environ.get("HVR_DEV_API_KEYS"),
         agent_engine=agent_engine, comfyui_url=comfyui_url, restart_agent=True,
-        notify=lambda line: print(f"hvr dev: {line}", flush=True),
+        notify=lambda line: print(f"hvr dev: {line}", flush=True), agents=agents,
     ) as stack:
         if not (api_keys or os.environ.get("HVR_DEV_API_KEYS")):
             print(f"dev API key (admin, tenant {DEV_TENANT}): {stack.admin_key}")
         print(f"time scale {scale:.0f}x; moto {stack.moto.url}; agent {stack.agent.url if stack.agent else '-'} "
               f"({agent_engine}{' on ' + (comfyui_url or stack.comfyui.url) if agent_engine == 'comfyui' else ''})")
+        for name, process in stack.boxes.items():
+            print(f"GPU box {name}: {process.url} ({CARDS[name.split('-')[0]].source})")
         print(f"hvr dev ready: {stack.url}", flush=True)
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
