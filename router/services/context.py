@@ -18,6 +18,7 @@ from router.policy.exploration import Limits, allowance, drawn
 from router.providers.base import TargetHealth, offer_health
 from router.services import money
 from router.services.deps import Deps
+from router.store import agents
 
 
 def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str | None = None,
@@ -57,6 +58,8 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
         targets[kind] = priced_queue(targets[kind], health, deps.catalog.offers, learned, deps.clock())
     boxes = {kind: tuple(_box(box, circuits.get(box.name, Circuit.CLOSED), deps, learned) for box in fleet)
              for kind, fleet in fleets.items()}
+    if ProviderKind.LOCAL in deps.providers:
+        targets, boxes = _registry_says(deps, targets, boxes)
     budgets = money.budget_states(deps, tenant, campaign_id, deps.clock()) if tenant else ()
     unsupported = frozenset(o.id for o in deps.catalog.offers
                             if o.provider in deps.providers and not deps.providers[o.provider].supports(o))
@@ -65,6 +68,31 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
                           unsupported_offers=unsupported,
                           learned=learned, budgets=budgets, exclude_offers=tried,
                           exploration=exploration(deps, explore_seed, deps.clock()) if explore_seed else None)
+
+
+def _registry_says(deps: Deps, targets: dict[ProviderKind, TargetState],
+                   boxes: dict[ProviderKind, tuple[TargetState, ...]],
+                   ) -> tuple[dict[ProviderKind, TargetState], dict[ProviderKind, tuple[TargetState, ...]]]:
+    """The fleet registry's word on the GPU boxes it knows: one an admin drains, or that missed its heartbeats,
+    takes no new job (its running ones finish: their polls don't route). A box that never registered is judged by
+    its health check alone, so a deployment without heartbeats routes as before."""
+    records = {record.name: record for record in deps.agents.all()}
+    if not records:
+        return targets, boxes
+    now, heartbeat_s = deps.clock(), deps.settings.agent_heartbeat_s
+
+    def judged(target: TargetState) -> TargetState:
+        record = records.get(target.name)
+        if record is None or agents.routable(record, now, heartbeat_s):
+            return target
+        return replace(target, up=False)
+
+    local = targets.get(ProviderKind.LOCAL)
+    if local is not None:
+        targets = {**targets, ProviderKind.LOCAL: judged(local)}
+    if ProviderKind.LOCAL in boxes:
+        boxes = {**boxes, ProviderKind.LOCAL: tuple(judged(box) for box in boxes[ProviderKind.LOCAL])}
+    return targets, boxes
 
 
 def _box(health: TargetHealth, circuit: Circuit, deps: Deps, learned: Mapping[str, learning.Learned]) -> TargetState:

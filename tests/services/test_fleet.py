@@ -3,8 +3,11 @@ on a box that can hold it and answers, the job's provider id names the box, and 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from router.models.agent import AgentRegistration
 from router.models.common import ProviderKind, utcnow
 from router.models.job import JobStatus
 from router.models.outcome import AttemptOutcome
@@ -89,3 +92,34 @@ def test_a_lookup_asks_every_box_and_a_job_id_naming_no_box_is_refused() -> None
     assert provider.lookup("att_nobody_1") is None
     with pytest.raises(Rejected, match="names no box"):
         provider.status("ghost/operations/1")
+
+
+def heard_from(world: Twins, name: str, *, minutes_ago: float = 0.0, draining: bool = False) -> None:
+    registration = AgentRegistration(tunnel_url=f"https://{name}.gpu.example.com", gpu="RTX", vram_mb=32 * GB,
+                                     ram_mb=64 * GB, slots=1, models=["wan22-14b"])
+    world.deps.agents.heartbeat(name, registration, "key_1", utcnow() - timedelta(minutes=minutes_ago))
+    if draining:
+        world.deps.agents.set_draining(name, True, utcnow())
+
+
+@pytest.mark.parametrize(("minutes_ago", "draining"), [(0.0, True), (5.0, False)], ids=["drained", "silent"])
+def test_a_box_the_registry_says_is_drained_or_silent_takes_no_new_job(minutes_ago: float, draining: bool) -> None:
+    # Two boxes alike: placement would take box-a (ties go by name) but for what the registry says of it.
+    first = ScriptedGpu(["ok"], "box-a", vram_mb=32 * GB, ram_mb=64 * GB)
+    second = ScriptedGpu(["ok"], "box-b", vram_mb=32 * GB, ram_mb=64 * GB)
+    world = fleet(first, second)
+    heard_from(world, "box-a", minutes_ago=minutes_ago, draining=draining)
+    heard_from(world, "box-b")
+    job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.SUCCEEDED and [a.target for a in done.attempts] == ["box-b"] and not first.jobs
+
+
+def test_a_box_that_never_registered_is_judged_by_its_health_alone() -> None:
+    box = ScriptedGpu(["ok"], "5090", vram_mb=32 * GB, ram_mb=64 * GB)
+    world = fleet(box)
+    heard_from(world, "some-other-box", draining=True)
+    job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
+    world.run()
+    assert world.jobs.get("acme", job.id).status is JobStatus.SUCCEEDED and len(box.jobs) == 1
