@@ -11,6 +11,7 @@ addresses, and connects to exactly the address it checked.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -59,3 +60,14 @@ def public_dns_host(url: str) -> str:
     if len(labels) < 2:
         raise HostRefused(f"host {host!r} is not a public DNS name")
     return host
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address literal: the embedded stack's hosts, exempted from the public-host rules
+    only where a caller says so."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

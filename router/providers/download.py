@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from router.errors import HvrError
-from router.hosts import HostRefused, public_dns_host
+from router.hosts import HostRefused, is_loopback_host, public_dns_host
 
 MAX_BYTES = 2 * 1024**3
 MAX_REDIRECTS = 3
@@ -54,15 +54,6 @@ class Fetched:
     sha256: str
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if not address.is_global or address.is_multicast:
         return False
@@ -81,7 +72,7 @@ def check_url(url: str, allowed_hosts: Sequence[str] | None, allow_loopback: boo
     admits any public host; `any_port` any port (a client's own URLs), else only 443 (provider outputs)."""
     parts = urlsplit(url)
     host = _host_of(url)
-    if allow_loopback and _is_loopback_host(host) and parts.scheme in ("http", "https"):
+    if allow_loopback and is_loopback_host(host) and parts.scheme in ("http", "https"):
         return host, "127.0.0.1" if host == "localhost" else host
     if parts.scheme != "https":
         raise UnsafeDownload(f"not https: {parts.scheme}://")
@@ -128,7 +119,7 @@ def send_checked(http: httpx.Client, method: str, url: str, allowed_hosts: Seque
     host, address = check_url(url, allowed_hosts, allow_loopback, any_port=any_port)
     port = urlsplit(url).port
     host_header = f"[{host}]" if ":" in host else host
-    extensions = {} if _is_loopback_host(host) else {"sni_hostname": host}
+    extensions = {} if is_loopback_host(host) else {"sni_hostname": host}
     request = http.build_request(method, _pinned(url, address), content=content, extensions=extensions,
                                  headers={**(headers or {}), "Host": f"{host_header}:{port}" if port else host_header})
     return http.send(request, stream=stream, follow_redirects=False)
@@ -139,7 +130,7 @@ def _get(http: httpx.Client, url: str, allowed_hosts: Sequence[str] | None, *, a
          any_port: bool) -> Iterator[httpx.Response]:
     """The first answer to GET `url` that isn't a redirect, each hop checked. Only a loopback URL keeps the
     loopback exemption for its redirects: a public URL can't redirect its way into it."""
-    allow_loopback = allow_loopback and _is_loopback_host(_host_of(url))
+    allow_loopback = allow_loopback and is_loopback_host(_host_of(url))
     for _ in range(MAX_REDIRECTS + 1):
         response = send_checked(http, "GET", url, allowed_hosts, allow_loopback=allow_loopback, any_port=any_port,
                                 stream=True)

@@ -9,7 +9,6 @@ refused before the registry is written.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from router.errors import CONTRACT, FieldError, InvalidRequest, NotFound, field_errors
-from router.hosts import HostRefused, public_dns_host
+from router.hosts import HostRefused, is_loopback_host, public_dns_host
 from router.models.agent import AgentKey, AgentKeysRevoked, AgentList, AgentRecord, AgentRegistration, AgentView
 from router.services.deps import Deps
 from router.signing import KEY_ID_HEADER, MAX_SKEW_S, SignatureError, verify
@@ -76,7 +75,7 @@ def _tunnel_errors(url: str, allow_loopback: bool) -> list[FieldError]:
     embedded stack's agent is on loopback, which its exemption (HVR_ALLOW_LOOPBACK_DOWNLOADS) admits there only."""
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".").lower()
-    if allow_loopback and _loopback(host):
+    if allow_loopback and is_loopback_host(host):
         return []
     if parts.scheme != "https":
         return [{"field": "tunnel_url", "message": "must be https (the tunnel's public name)"}]
@@ -85,15 +84,6 @@ def _tunnel_errors(url: str, allow_loopback: bool) -> list[FieldError]:
     except HostRefused as exc:
         return [{"field": "tunnel_url", "message": str(exc)}]
     return []
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def model_names() -> frozenset[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hvr.local.embedded import EmbeddedStack
+from hvr.local.embedded import EmbeddedStack, parse_agents
 
 TIME_SCALE = 5000.0
 KEYS = "acme:acme-key:admin"
@@ -69,3 +69,10 @@ def test_a_box_killed_mid_render_loses_its_attempt_and_the_job_finishes_on_anoth
     lost, *_, delivered = done["attempts"]
     assert lost["target"] == first and lost["status"] == "failed" and lost["reason"].startswith("agent_lost")
     assert delivered["target"] != first and delivered["target"] != "3080"
+
+
+def test_the_fleet_is_named_after_its_cards_and_an_unknown_card_is_refused() -> None:
+    assert [(name, card.vram_mb) for name, card in parse_agents("5090, 3090,3090")] == [
+        ("5090", 32768), ("3090", 24576), ("3090-2", 24576)]
+    with pytest.raises(ValueError, match="--agents: 'a100' is not one of 5090, 4090, 3090, 3080"):
+        parse_agents("5090,a100")

@@ -255,10 +255,13 @@ def test_dev_calls_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HVR_DEV_API_KEYS", "acme:k1:admin")
     assert main(["dev", "--port", "9999", "--time-scale", "50"]) == 0
     assert main(["dev", "--agent-engine", "comfyui"]) == 0
-    sim = {"agent_engine": "sim", "comfyui_url": None}
+    assert main(["dev", "--agents", "5090,4090,3090"]) == 0
+    sim = {"agent_engine": "sim", "comfyui_url": None, "agents": None}
     assert calls == [{"port": 9999, "time_scale": 50.0, "api_keys": "acme:k1:admin", **sim},
                      {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin", **sim,
-                      "agent_engine": "comfyui"}]
+                      "agent_engine": "comfyui"},
+                     {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin", **sim,
+                      "agents": "5090,4090,3090"}]
 
 
 class CalibrationApi:
