@@ -9,22 +9,29 @@ unconfirmed submit) asks every box, since the attempt may have reached any of th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from router.models.common import ProviderKind
 from router.providers.base import ProviderStatus, Submission, TargetHealth, VideoProvider
 from router.providers.errors import Rejected
 
 FLEET_TARGET = "local"
+DOWN_RECHECK_S = 10.0  # how long a box that failed its health check is taken as down without asking again
 
 
 class FleetProvider(VideoProvider):
     kind = ProviderKind.LOCAL
 
-    def __init__(self, boxes: Mapping[str, VideoProvider]) -> None:
+    def __init__(self, boxes: Mapping[str, VideoProvider], down_recheck_s: float = DOWN_RECHECK_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not boxes:
             raise ValueError("a fleet needs at least one box")
         self._boxes = dict(boxes)
+        self._down_recheck_s, self._clock = down_recheck_s, clock
+        self._down_since: dict[str, tuple[float, TargetHealth]] = {}  # box → when it last failed its health check
+        self._pool = ThreadPoolExecutor(max_workers=min(8, len(self._boxes)), thread_name_prefix="hvr-fleet-health")
 
     @property
     def target_name(self) -> str:
@@ -57,7 +64,24 @@ class FleetProvider(VideoProvider):
         return _named(name, box.cancel(job))
 
     def _health(self) -> TargetHealth:
-        boxes = tuple(box.health() for box in self._boxes.values())
+        # Asked side by side, so a decision waits for the slowest box, not their sum; a box that just failed its
+        # check is taken as down until DOWN_RECHECK_S has passed, so a dead box doesn't cost every decision its
+        # timeout (its attempts end `agent_lost` on their own bound).
+        now = self._clock()
+        asked = {name: self._pool.submit(box.health) for name, box in self._boxes.items()
+                 if name not in self._down_since or now - self._down_since[name][0] >= self._down_recheck_s}
+        answers: list[TargetHealth] = []
+        for name in self._boxes:
+            if name not in asked:
+                answers.append(self._down_since[name][1])
+                continue
+            health = asked[name].result()
+            if health.up:
+                self._down_since.pop(name, None)
+            else:
+                self._down_since[name] = (now, health)
+            answers.append(health)
+        boxes = tuple(answers)
         return TargetHealth(name=FLEET_TARGET, up=any(b.up for b in boxes),
                             queue_wait_s=min((b.queue_wait_s for b in boxes if b.up), default=0.0),
                             detail=", ".join(f"{b.name}: {'up' if b.up else 'down'}" for b in boxes), boxes=boxes)

@@ -13,6 +13,7 @@ from router.models.job import JobStatus
 from router.models.outcome import AttemptOutcome
 from router.models.request import VideoRequest
 from router.policy.engine import route
+from router.providers.base import TargetHealth
 from router.providers.errors import Rejected
 from router.providers.fleet import FleetProvider
 from router.services import submit
@@ -123,3 +124,25 @@ def test_a_box_that_never_registered_is_judged_by_its_health_alone() -> None:
     job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
     world.run()
     assert world.jobs.get("acme", job.id).status is JobStatus.SUCCEEDED and len(box.jobs) == 1
+
+
+def test_a_box_that_failed_its_health_check_is_not_asked_again_until_the_recheck_time() -> None:
+    class Counting(ScriptedGpu):
+        asked = 0
+
+        def _health(self) -> TargetHealth:
+            Counting.asked += 1
+            return super()._health()
+
+    now = [0.0]
+    dead = Counting([], "dead", up=False)
+    fleet_provider = FleetProvider({"dead": dead, "alive": ScriptedGpu([], "alive")}, down_recheck_s=10.0,
+                                   clock=lambda: now[0])
+    for moment in (0.0, 1.0, 9.9):
+        now[0] = moment
+        boxes = {box.name: box.up for box in fleet_provider.health().boxes}
+        assert boxes == {"dead": False, "alive": True}
+    assert Counting.asked == 1  # asked once, then taken as down for 10 s
+    now[0] = 10.0
+    fleet_provider.health()
+    assert Counting.asked == 2
