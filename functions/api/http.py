@@ -20,6 +20,7 @@ from router.errors import CONTRACT, FieldError, Forbidden, HvrError, InvalidRequ
 from router.models.api import Problem
 from router.models.job import Job, JobView
 from router.services.deps import Deps
+from router.store.artifacts import key_of
 from router.store.errors import BadCursor
 from router.store.keys import Principal
 
@@ -207,8 +208,7 @@ def principal(router: Router, admin: bool = False) -> Principal:
 def job_view(job: Job, deps: Deps) -> JobView:
     view = job.view()
     if view.output is not None:
-        key = view.output.s3_uri.split("/", 3)[3]
-        view.output.url = deps.artifacts.presign_get(key)
+        view.output.url = deps.artifacts.presign_get(key_of(view.output.s3_uri))
     return view
 
 

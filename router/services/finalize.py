@@ -64,16 +64,17 @@ def on_finalize(job: Job, message: WorkerMessage, deps: Deps) -> None:
                        AttemptReason(AttemptCode.OUTPUT_MISSING, "the provider reported success but no file arrived"),
                        status.billed, provider_cost=status.cost_usd)
         return
-    problem, probed = _check_output(deps, key, attempt)
-    if problem:
-        attempt_failed(job, attempt.id, deps, problem, status.billed, provider_cost=status.cost_usd)
-        return
-    assert probed is not None
-    # A long-form job's segment: the last frame the next one starts from, or, the last, all of them joined.
-    handed = segments.finish_segment(job, attempt, key, deps)
+    local = deps.artifacts.download(key)  # once: probed, and a segment's last frame or join read from it
+    try:
+        problem, probed = _check_output(deps, local, attempt)
+        # A long-form job's segment: the last frame the next one starts from, or, the last, all of them joined.
+        handed = problem or segments.finish_segment(job, attempt, key, local, deps)
+    finally:
+        Path(local).unlink(missing_ok=True)
     if isinstance(handed, AttemptReason):
         attempt_failed(job, attempt.id, deps, handed, status.billed, provider_cost=status.cost_usd)
         return
+    assert probed is not None
     circuits.succeeded(deps, attempt.target)
     uri = s3_uri(deps.artifacts.bucket, key)
     actual = record_ledger(job, attempt, deps, AttemptOutcome.SUCCEEDED, status.billed, uri,
@@ -136,16 +137,13 @@ def _catalog_priced(offer: Offer, attempt: Attempt, billed: Billed) -> Decimal |
     return price * Decimal(f"{quantity:.3f}")
 
 
-def _check_output(deps: Deps, key: str, attempt: Attempt) -> tuple[AttemptReason | None, ProbeResult | None]:
+def _check_output(deps: Deps, local: Path, attempt: Attempt) -> tuple[AttemptReason | None, ProbeResult | None]:
     from router.media.probe import ProbeError, check_against_spec
 
-    path = deps.artifacts.download(key)
     try:
-        probed = deps.probe(path)
+        probed = deps.probe(local)
     except ProbeError as exc:
         return AttemptReason(AttemptCode.OUTPUT_UNPLAYABLE, str(exc)), None
-    finally:
-        Path(path).unlink(missing_ok=True)
     spec = attempt.delivered
     mismatches = check_against_spec(probed, spec.width, spec.height, spec.frames, spec.fps)
     if mismatches:

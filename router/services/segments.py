@@ -30,7 +30,7 @@ from router.models.outcome import AttemptCode, AttemptReason, Billed
 from router.services import lifecycle
 from router.services.deps import Deps
 from router.services.uploads import own_upload_key, upload_prefix
-from router.store.artifacts import output_key, s3_uri
+from router.store.artifacts import key_of, output_key, s3_uri
 
 if TYPE_CHECKING:
     from router.media.stitch import StitchMethod
@@ -83,29 +83,28 @@ def _reject(job: Job, deps: Deps, why: str) -> Job:
     return lifecycle.update(deps, job.tenant, job.id, reject)
 
 
-def finish_segment(job: Job, attempt: Attempt, key: str, deps: Deps) -> str | Joined | AttemptReason | None:
-    """For a long-form job's delivered (and checked) segment: the last frame handed over (its ref), or, for the
-    last segment, the joined video; or why neither could be made. None for a job rendered in one go."""
+def finish_segment(job: Job, attempt: Attempt, key: str, local: Path, deps: Deps,
+                   ) -> str | Joined | AttemptReason | None:
+    """For a long-form job's delivered (and checked) segment, at `key` in our bucket and already downloaded to
+    `local`: the last frame handed over (its ref), or, for the last segment, the joined video; or why neither could
+    be made. None for a job rendered in one go."""
     plan = job.segments
     if plan is None:
         return None
     if plan.done_frames + attempt.delivered.frames >= plan.frames:
-        return join(job, attempt, key, deps)
-    return hand_over(job, attempt, key, deps)
+        return join(job, attempt, key, local, deps)
+    return hand_over(job, attempt, local, deps)
 
 
-def hand_over(job: Job, attempt: Attempt, key: str, deps: Deps) -> str | AttemptReason:
+def hand_over(job: Job, attempt: Attempt, local: Path, deps: Deps) -> str | AttemptReason:
     """Store the segment's last frame among the tenant's uploads (where the next attempt's `image` may point);
     its ref, or why the segment can't be continued from."""
     from router.media.stitch import last_frame_png
 
-    path = deps.artifacts.download(key)
     try:
-        png = last_frame_png(path)
+        png = last_frame_png(local)
     except ProbeError as exc:
         return AttemptReason(AttemptCode.OUTPUT_UNPLAYABLE, f"no last frame to continue from: {exc}")
-    finally:
-        Path(path).unlink(missing_ok=True)
     frame_key = f"{upload_prefix(job.tenant)}{job.id}-{attempt.id}-last.png"
     deps.artifacts.upload_stream(frame_key, io.BytesIO(png), "image/png")
     return s3_uri(deps.artifacts.bucket, frame_key)
@@ -124,7 +123,7 @@ def continue_after(job: Job, attempt: Attempt, key: str, last_frame: str, billed
         draft.segments.done.append(Segment(attempt_id=attempt.id, s3_uri=s3_uri(deps.artifacts.bucket, key),
                                            frames=current.delivered.frames, last_frame=last_frame))
         draft.cost.actual_usd = draft.total_actual()
-        draft.progress = round(draft.segments.done_frames / draft.segments.frames, 3)
+        draft.progress = round(draft.overall_progress(0.0), 3)  # the done segments; the next hasn't begun
         return JobStatus.ROUTED  # the next segment's hop
 
     job = lifecycle.update(deps, job.tenant, job.id, close)
@@ -139,7 +138,7 @@ class Joined:
     method: StitchMethod
 
 
-def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> Joined | AttemptReason:
+def join(job: Job, attempt: Attempt, key: str, local: Path, deps: Deps) -> Joined | AttemptReason:
     """The job's video: every segment, this last one included, joined in our bucket and checked against the
     whole plan; or why it can't be made (the attempt then fails like any output that didn't check out)."""
     from router.media.stitch import stitch
@@ -149,7 +148,7 @@ def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> Joined | AttemptRe
     last = Segment(attempt_id=attempt.id, s3_uri=s3_uri(deps.artifacts.bucket, key), frames=attempt.delivered.frames)
     parts = [*plan.done, last]
     with tempfile.TemporaryDirectory() as directory:
-        paths = [deps.artifacts.download(_key(part.s3_uri), directory) for part in parts]
+        paths = [*(deps.artifacts.download(key_of(part.s3_uri), directory) for part in plan.done), local]
         target = Path(directory) / "joined.mp4"
         try:
             method = stitch(paths, target, (plan.width, plan.height, plan.fps))
@@ -167,7 +166,3 @@ def join(job: Job, attempt: Attempt, key: str, deps: Deps) -> Joined | AttemptRe
                        height=probed.height, frames=probed.frames, fps=probed.fps,
                        duration_s=round(probed.duration_s, 3))
     return Joined(output, last, method)
-
-
-def _key(uri: str) -> str:
-    return uri.split("/", 3)[3]  # s3://bucket/key

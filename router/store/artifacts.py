@@ -23,6 +23,11 @@ def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def key_of(uri: str) -> str:
+    """The key an `s3_uri` names (one of ours: the bucket is the deployment's)."""
+    return uri.split("/", 3)[3]
+
+
 @aws_errors
 class ArtifactStore:
     def __init__(self, s3: Any, bucket: str) -> None:
