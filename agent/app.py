@@ -14,7 +14,7 @@ from agent.delivery import CallbackSender
 from agent.engines import build_engine
 from agent.engines.base import Engine, EngineError
 from agent.models_check import FamilyStatus, family_status, known_facts, lock_path, read_lock
-from agent.registration import start_registration
+from agent.registration import run_times, start_registration
 from agent.runner import Runner
 from agent.schemas import CreateJobRequest, Health, Job, QueuedJob
 from agent.store import JobRecord, JobStore
@@ -98,7 +98,9 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
 
     @app.get("/v1/jobs/{attempt_id}")
     def get_job(attempt_id: str) -> Job:
-        return existing(attempt_id).job
+        record = existing(attempt_id)
+        starts = _starts_in_s(engine, store, settings.slots, attempt_id) if record.job.status == "queued" else None
+        return record.job if starts is None else record.job.model_copy(update={"starts_in_s": starts})
 
     @app.post("/v1/jobs/{attempt_id}/cancel")
     def cancel_job(attempt_id: str) -> Job:
@@ -124,6 +126,14 @@ def _families_probe(settings: AgentSettings) -> Callable[[], dict[str, FamilySta
     models = ModelFiles.load(settings.models_file)
     facts = known_facts(models, read_lock(lock_path(settings.models_file)))
     return lambda: family_status(models, root, facts)
+
+
+def _starts_in_s(engine: Engine, store: JobStore, slots: int, attempt_id: str) -> float | None:
+    """When a queued job starts, by this agent's own figures: the work ahead of it spread over its slots."""
+    active = store.active()
+    times = run_times([_remaining_gpu_s(engine, r) for r in active], slots)
+    return next((round(start, 1) for r, (start, _) in zip(active, times, strict=True) if r.job.id == attempt_id),
+                None)
 
 
 def _remaining_gpu_s(engine: Engine, record: JobRecord) -> float:

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,17 +33,25 @@ log = logging.getLogger("hvr.agent.registration")
 TIMEOUT_S = 10.0
 
 
+def run_times(left_s: Sequence[float], slots: int) -> list[tuple[float, float]]:
+    """(start, end) in seconds from now of each job, taken in the order they run, each on the slot that frees first
+    (running ones hold their slots from now)."""
+    free = [0.0] * max(1, slots)
+    times = []
+    for seconds in left_s:
+        slot = min(range(len(free)), key=free.__getitem__)
+        times.append((free[slot], free[slot] + seconds))
+        free[slot] += seconds
+    return times
+
+
 def queue_etas(health: Health) -> list[dict[str, Any]]:
     """The health check's queue with, for each job, the seconds until it is done: the jobs taken in the order they
     run, each on the slot that frees first (running ones hold their slots from now)."""
-    free = [0.0] * max(1, health.slots)
-    out = []
-    for work in health.queue:
-        slot = min(range(len(free)), key=free.__getitem__)
-        free[slot] += work.left_s
-        out.append({"model": work.model, "status": work.status, "eta_s": round(free[slot], 1),
-                    "deadline": work.deadline.isoformat() if work.deadline else None})
-    return out
+    times = run_times([work.left_s for work in health.queue], health.slots)
+    return [{"model": work.model, "status": work.status, "eta_s": round(done, 1),
+             "deadline": work.deadline.isoformat() if work.deadline else None}
+            for work, (_, done) in zip(health.queue, times, strict=True)]
 
 
 def gpu_name() -> str | None:

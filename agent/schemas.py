@@ -75,6 +75,9 @@ class Job(BaseModel):
     status: JobStatus
     progress: float = 0.0
     queue_position: int = 0
+    # A queued job's start, as this agent expects it: the work ahead of it (its models.yaml figures), spread over
+    # its slots; null once it has left the queue. The router paces its polls by it (router.services.poll_chain).
+    starts_in_s: float | None = None
     gpu_seconds: float = 0.0
     error: str | None = None
     created_at: str

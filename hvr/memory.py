@@ -705,6 +705,10 @@ class MemoryQueue:
         with self._lock:
             return self._messages.popleft() if self._messages else None
 
+    def backlog(self) -> int:
+        with self._lock:
+            return sum(1 for _, delay_s in self._messages if delay_s <= 0)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._messages)

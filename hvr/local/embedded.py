@@ -90,8 +90,9 @@ class EmbeddedStack:
                  with_agent: bool = True, callback_hosts: str | None = None, background: bool = True,
                  with_sandboxes: bool = True, agent_engine: str = "sim", comfyui_url: str | None = None,
                  restart_agent: bool | None = None, notify: Callable[[str], None] | None = None,
-                 agents: str | None = None) -> None:
-        """`agents`: a fleet of sim GPU boxes (`5090,4090,3090`, see CARDS) instead of the one agent."""
+                 agents: str | None = None, agent_heartbeat_s: float | None = None) -> None:
+        """`agents`: a fleet of sim GPU boxes (`5090,4090,3090`, see CARDS) instead of the one agent.
+        `agent_heartbeat_s`: how often registered agents announce themselves (HVR_AGENT_HEARTBEAT_S, real seconds)."""
         self.workdir = Path(workdir)
         self.fleet = parse_agents(agents) if agents else []
         self.boxes: dict[str, Any] = {}  # box name → its agent process, in a fleet
@@ -105,6 +106,7 @@ class EmbeddedStack:
         self.restart_agent = background if restart_agent is None else restart_agent
         self.notify = notify or logging.getLogger(__name__).warning
         self.with_sandboxes = with_sandboxes
+        self.agent_heartbeat_s = agent_heartbeat_s
         self.agent_engine = agent_engine
         self.comfyui_url = comfyui_url
         self.comfyui: Any = None  # the ComfyUI sandbox, when the agent runs its comfyui engine against it
@@ -309,6 +311,7 @@ class EmbeddedStack:
             "HVR_AGENTS": ",".join(f"{name}={process.url}" for name, process in self.boxes.items()),
             "HVR_CALLBACK_SECRET": self.callback_secret,
             "HVR_PUBLIC_API_URL": self.url,
+            **({"HVR_AGENT_HEARTBEAT_S": str(self.agent_heartbeat_s)} if self.agent_heartbeat_s else {}),
             "HVR_DEV_CALLBACK_HOSTS": self.callback_hosts or "",
             "HVR_WEBHOOK_TOKEN_SECRET": self.webhook_token_secret,
             **(self.sandboxes.env() if self.sandboxes is not None else {}),

@@ -339,6 +339,14 @@ class Offer(BaseModel):
             cache[key] = unit_price(self.pricing, tier_of(min(width, height)), billed)
         return cache[key]
 
+    def on_power(self, power_kw: Decimal) -> Offer:
+        """This offer on a GPU box that draws `power_kw` while rendering (its registration's `power_w`): the energy
+        part of a local GPU-second follows the box's draw; depreciation and every cloud price stay as they are."""
+        pricing = self.pricing
+        if not isinstance(pricing, LocalEnergyPricing) or pricing.power_kw == power_kw:
+            return self
+        return self.model_copy(update={"pricing": pricing.model_copy(update={"power_kw": power_kw})})
+
     def size_for_tier(self, short_side: int, aspect: AspectRatio) -> tuple[int, int] | None:
         """This offer's own size for a named tier: same short side, aspect within 5 %, orientation kept."""
         return self.tier_sizes.get((short_side, aspect))

@@ -35,6 +35,9 @@ class TargetState:
     # Model → modes the box can run now (its files present, its card big enough), where its agent reports them;
     # None: it doesn't say, and every model counts as installed.
     models: Mapping[str, frozenset[str]] | None = None
+    # What the box draws at the wall while rendering, where it registered it: its local GPU-seconds are priced at
+    # that instead of the catalog's figure (the studio's box). None: the catalog's.
+    power_kw: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import NamedTuple
 
 from router.models.budget import SpendMode
@@ -23,6 +24,7 @@ from router.models.request import VideoRequest
 from router.policy import constraints, exploration, localqueue
 from router.policy.context import RoutingContext, TargetState
 from router.policy.learning import Learned
+from router.policy.learning import key as learning_key
 from router.policy.scoring import profile_for, score
 
 
@@ -151,25 +153,32 @@ class _Assessed(NamedTuple):
 
 
 def _assess(offer: Offer, target: TargetState | None, request: VideoRequest, ask: constraints.Ask,
-            context: RoutingContext, spend_mode: SpendMode, deadline: datetime | None, now: datetime) -> _Assessed:
+            context: RoutingContext, spend_mode: SpendMode, deadline: datetime | None, now: datetime,
+            box: bool = False) -> _Assessed:
     reasons = constraints.eligibility_reasons(offer, ask, context, spend_mode, target)
     size = constraints.delivered_size(offer, ask)
     if size is None:
         reasons.append(ask.size_reason)
     if reasons or size is None:
         return _Assessed(target, reasons)
-    return _estimate(offer, target, size, request, ask, context, deadline, now)
+    return _estimate(offer, target, size, request, ask, context, deadline, now, box)
 
 
 def _estimate(offer: Offer, target: TargetState | None, size: tuple[int, int], request: VideoRequest,
-              ask: constraints.Ask, context: RoutingContext, deadline: datetime | None, now: datetime) -> _Assessed:
+              ask: constraints.Ask, context: RoutingContext, deadline: datetime | None, now: datetime,
+              box: bool = False) -> _Assessed:
     """An offer past the eligibility checks: what it would deliver, its estimate, and what that fails on."""
     reasons: list[Reason] = []
     if target is not None and target.queue:
         # The agent runs its queue by deadline: this request waits only for what runs and what is due first.
         target = replace(target, queue_wait_s=localqueue.wait_s(target.queue, deadline, target.slots))
+    learned = None
+    if box and target is not None:  # one box of a fleet: its own speed where it has learned one, its own power
+        learned = context.learned.get(learning_key(offer.id, target.name))
+        if target.power_kw is not None:
+            offer = _on_power(offer, target.power_kw)
     delivered = constraints.deliver(offer, request, size)
-    learned = context.learned.get(offer.id)
+    learned = learned or context.learned.get(offer.id)
     est = constraints.estimate(offer, delivered, target, learned, now)
     reasons += constraints.spec_reasons(offer, ask, delivered, target)
     if est is None:
@@ -186,7 +195,7 @@ def _place(offer: Offer, boxes: Sequence[TargetState], request: VideoRequest, as
            context: RoutingContext, spend_mode: SpendMode, deadline: datetime | None, now: datetime) -> _Assessed:
     """The offer on the best of several boxes: among those it fits, the cheapest expected, then the soonest ready,
     then the name; where it fits none, every box's reasons, each named by its box."""
-    assessed = [_assess(offer, box, request, ask, context, spend_mode, deadline, now) for box in boxes]
+    assessed = [_assess(offer, one, request, ask, context, spend_mode, deadline, now, box=True) for one in boxes]
     fitting = [a for a in assessed if not a.reasons and a.estimate is not None]
     if fitting:
         return min(fitting, key=lambda a: (a.estimate.expected_cost, a.estimate.ready_p90,  # type: ignore[union-attr]
@@ -195,6 +204,17 @@ def _place(offer: Offer, boxes: Sequence[TargetState], request: VideoRequest, as
              for a in assessed for r in a.reasons]
     first = next((a for a in assessed if a.estimate is not None), assessed[0])
     return _Assessed(first.target, named, first.estimate, first.delivered, first.learned)
+
+
+_POWERED: dict[tuple[int, Decimal], tuple[Offer, Offer]] = {}
+
+
+def _on_power(offer: Offer, power_kw: Decimal) -> Offer:
+    """`offer.on_power`, made once per offer and power: a fleet's boxes are priced in every decision."""
+    found = _POWERED.get((id(offer), power_kw))
+    if found is None or found[0] is not offer:  # an id reused by another offer since
+        found = _POWERED[(id(offer), power_kw)] = (offer, offer.on_power(power_kw))
+    return found[1]
 
 
 def _target_name(offer: Offer, context: RoutingContext, placed: dict[str, str]) -> str:

@@ -197,9 +197,48 @@ def read(stats: OfferStats, prior: float = 0.0, group_runs: int = 0) -> Learned:
     )
 
 
-def snapshot(stats: Mapping[str, OfferStats], offers: Iterable[str] = ()) -> dict[str, Learned]:
+def snapshot(stats: Mapping[str, OfferStats], offers: Iterable[str] = (),
+             boxes: Mapping[str, Iterable[str]] | None = None) -> dict[str, Learned]:
     """Every key's estimate, read once per routing context (the engine then only looks them up); and one for each
-    of `offers` (ids) with no model of its own whose group has runs: the group's prior."""
+    of `offers` (ids) with no model of its own whose group has runs: the group's prior. `boxes` (box name → the
+    offer ids it may run) adds, for each pair with no runs of its own, the offer's fleet-wide estimate carried to
+    that box by how much longer it renders than the fleet (`box_factors`)."""
+    found = _snapshot(stats, offers)
+    if boxes:
+        factors = box_factors(stats)
+        for box, box_offers in boxes.items():
+            if (factor := factors.get(box)) is None:
+                continue  # a box that hasn't run anything yet: the fleet's figures as they are
+            for offer_id in box_offers:
+                name = key(offer_id, box)
+                if name not in found:
+                    found[name] = on_box(found.get(offer_id, CATALOG), factor)
+    return found
+
+
+def box_factors(stats: Mapping[str, OfferStats]) -> dict[str, float]:
+    """How much longer each box renders than its fleet, as a log time factor: the median, over the offers it has
+    run, of its median time against the offer's fleet-wide one (every box's runs are the offer's too). A card is a
+    constant factor across models far more than a model's speed is across cards, so one figure per box carries what
+    the fleet learned about a model to a box that hasn't run it yet."""
+    by_box: dict[str, list[float]] = {}
+    for name, value in stats.items():
+        offer_id, _, box = name.partition("@")
+        fleet = stats.get(offer_id)
+        if box and value.times and fleet is not None and fleet.times:
+            by_box.setdefault(box, []).append(_median(value.times) - _median(fleet.times))
+    return {box: _median(tuple(diffs)) for box, diffs in by_box.items()}
+
+
+def on_box(learned: Learned, log_factor: float) -> Learned:
+    """An offer's estimate on a box that renders exp(`log_factor`) times as long as its fleet."""
+    scale = math.exp(log_factor)
+    return replace(learned, time_p50=learned.time_p50 * scale,
+                   time_p90=None if learned.time_p90 is None else learned.time_p90 * scale,
+                   time_floor=None if learned.time_floor is None else learned.time_floor * scale)
+
+
+def _snapshot(stats: Mapping[str, OfferStats], offers: Iterable[str]) -> dict[str, Learned]:
     measured: dict[str, list[tuple[str, float, int]]] = {}
     for name, value in stats.items():
         if value.times and (shared := group(name)) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Generator
 from datetime import datetime
 from typing import Any
@@ -141,6 +142,13 @@ def _positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
+def _non_negative(value: Any) -> float | None:
+    """A duration the agent reports; None where it says nothing usable (an older agent, a started job)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
 def _queued(item: dict[str, Any]) -> QueuedRender:
     spec = item["spec"]
     deadline, stop_at = item.get("deadline"), item.get("stop_at")
@@ -168,4 +176,5 @@ def _status(data: dict[str, Any]) -> ProviderStatus:
         billed=Billed(gpu_seconds=float(data.get("gpu_seconds") or 0.0)),
         error=data.get("error"),
         render_s=render_s,
+        starts_in_s=_non_negative(data.get("starts_in_s")),
     )

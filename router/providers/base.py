@@ -73,6 +73,9 @@ class ProviderStatus:
     start_delay_s: float | None = None  # seconds it waited for a worker, cold start included (RunPod `delayTime`)
     content_filtered: bool = False  # the provider's safety filter dropped the output: not billed, not retried
     cost_usd: Decimal | None = None  # what the provider itself says it charged, where it says (RunPod `cost`)
+    # A queued job's start as the target itself expects it, in modelled seconds (the GPU agent's `starts_in_s`);
+    # None where the target doesn't say.
+    starts_in_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,15 @@ from pydantic import ValidationError
 
 from router.errors import CONTRACT, FieldError, InvalidRequest, NotFound, field_errors
 from router.hosts import HostRefused, is_loopback_host, public_dns_host
-from router.models.agent import AgentKey, AgentKeysRevoked, AgentList, AgentRecord, AgentRegistration, AgentView
+from router.models.agent import (
+    AgentKey,
+    AgentKeysRevoked,
+    AgentList,
+    AgentRecord,
+    AgentRegistration,
+    AgentState,
+    AgentView,
+)
 from router.services.deps import Deps
 from router.signing import KEY_ID_HEADER, MAX_SKEW_S, SignatureError, verify
 from router.store.agents import state
@@ -94,6 +102,14 @@ def model_names() -> frozenset[str]:
 @cache
 def _model_names(path: str) -> frozenset[str]:
     return frozenset(ModelFiles.load(Path(path)).files)
+
+
+def lost(deps: Deps, name: str | None = None) -> dict[str, AgentRecord]:
+    """The registered boxes (or box `name`) that missed their heartbeats: whatever they held is lost unless they
+    come back with it. A box that never registered is never lost by this rule (its silence is timed by its polls)."""
+    records = [deps.agents.get(name)] if name is not None else deps.agents.all()
+    now, heartbeat_s = deps.clock(), deps.settings.agent_heartbeat_s
+    return {r.name: r for r in records if r is not None and state(r, now, heartbeat_s) is AgentState.DOWN}
 
 
 def view(record: AgentRecord, deps: Deps) -> AgentView:

@@ -18,7 +18,7 @@ from router.services.deps import Deps
 def record_ledger(job: Job, attempt: Attempt, deps: Deps, outcome: AttemptOutcome, billed: Billed,
                   uri: str | None, provider_cost: Decimal | None = None, rendered: bool | None = None) -> Decimal:
     """Write the attempt's ledger row (once per attempt) and settle its budget hold; what it cost, in USD."""
-    entry = ledger_entry(job, attempt, offer_of(deps, attempt.offer), deps.catalog.version, deps.clock(), outcome,
+    entry = ledger_entry(job, attempt, priced_offer(deps, attempt), deps.catalog.version, deps.clock(), outcome,
                          billed, uri, provider_cost, rendered)
     money.charge(deps, entry)
     return entry.actual_usd
@@ -79,6 +79,17 @@ def ledger_entry(job: Job, attempt: Attempt, offer: Offer, pricing_version: str,
         provider_job_id=attempt.provider_job_id,
         s3_uri=uri,
     )
+
+
+def priced_offer(deps: Deps, attempt: Attempt) -> Offer:
+    """The attempt's offer as it is billed: on a GPU box that registered its power draw, at that draw (the
+    engine placed it at the same figure, `TargetState.power_kw`)."""
+    offer = offer_of(deps, attempt.offer)
+    if not isinstance(offer.pricing, LocalEnergyPricing):
+        return offer
+    record = deps.agents.get(attempt.target)
+    power = record.registration.power_w if record is not None else None
+    return offer if power is None else offer.on_power(Decimal(power) / 1000)
 
 
 def offer_of(deps: Deps, offer_id: str) -> Offer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 from router.models.common import Circuit, ProviderKind
 from router.models.offer import Offer
@@ -53,10 +54,12 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
                 own = offer_health(health, provider, offer)
                 offer_targets[offer.id] = TargetState(name=health.name, up=own.up, queue_wait_s=own.queue_wait_s,
                                                       circuit=circuit, warm=own.warm)
-    learned = learned_snapshot(deps, targets, offer_targets)
+    learned = learned_snapshot(deps, targets, offer_targets,
+                               {box.name: kind for kind, fleet in fleets.items() for box in fleet})
     for kind, health in reported.items():
         targets[kind] = priced_queue(targets[kind], health, deps.catalog.offers, learned, deps.clock())
-    boxes = {kind: tuple(_box(box, circuits.get(box.name, Circuit.CLOSED), deps, learned) for box in fleet)
+    boxes = {kind: tuple(_box(box, circuits.get(box.name, Circuit.CLOSED), deps, on_box(learned, box.name))
+                         for box in fleet)
              for kind, fleet in fleets.items()}
     if ProviderKind.LOCAL in deps.providers:
         targets, boxes = _registry_says(deps, targets, boxes)
@@ -74,8 +77,9 @@ def _registry_says(deps: Deps, targets: dict[ProviderKind, TargetState],
                    boxes: dict[ProviderKind, tuple[TargetState, ...]],
                    ) -> tuple[dict[ProviderKind, TargetState], dict[ProviderKind, tuple[TargetState, ...]]]:
     """The fleet registry's word on the GPU boxes it knows: one an admin drains, or that missed its heartbeats,
-    takes no new job (its running ones finish: their polls don't route). A box that never registered is judged by
-    its health check alone, so a deployment without heartbeats routes as before."""
+    takes no new job (its running ones finish: their polls don't route); a box that registered its power draw is
+    priced at it. A box that never registered is judged by its health check alone, so a deployment without
+    heartbeats routes as before."""
     records = {record.name: record for record in deps.agents.all()}
     if not records:
         return targets, boxes
@@ -83,9 +87,12 @@ def _registry_says(deps: Deps, targets: dict[ProviderKind, TargetState],
 
     def judged(target: TargetState) -> TargetState:
         record = records.get(target.name)
-        if record is None or agents.routable(record, now, heartbeat_s):
+        if record is None:
             return target
-        return replace(target, up=False)
+        power = record.registration.power_w
+        if power is not None:
+            target = replace(target, power_kw=Decimal(power) / 1000)
+        return target if agents.routable(record, now, heartbeat_s) else replace(target, up=False)
 
     local = targets.get(ProviderKind.LOCAL)
     if local is not None:
@@ -101,6 +108,13 @@ def _box(health: TargetHealth, circuit: Circuit, deps: Deps, learned: Mapping[st
                         queue_wait_s=health.queue_wait_s, circuit=circuit, vram_mb=health.vram_mb,
                         ram_mb=health.ram_mb, models=health.models)
     return priced_queue(state, health, deps.catalog.offers, learned, deps.clock()) if health.queue else state
+
+
+def on_box(learned: Mapping[str, learning.Learned], box: str) -> Mapping[str, learning.Learned]:
+    """The learned models as one box of a fleet runs them: its own (`offer@box`) where it has one."""
+    suffix = f"@{box}"
+    own = {name.removesuffix(suffix): value for name, value in learned.items() if name.endswith(suffix)}
+    return {**learned, **own} if own else learned
 
 
 def priced_queue(target: TargetState, health: TargetHealth, offers: Sequence[Offer],
@@ -144,11 +158,14 @@ def exploration(deps: Deps, seed: str, now: datetime) -> Exploration | None:
     return allowance(limits, draw, jobs, usd)
 
 
-def learned_snapshot(deps: Deps, targets: dict[ProviderKind, TargetState],
-                     offer_targets: dict[str, TargetState]) -> dict[str, learning.Learned]:
+def learned_snapshot(deps: Deps, targets: dict[ProviderKind, TargetState], offer_targets: dict[str, TargetState],
+                     boxes: Mapping[str, ProviderKind] | None = None) -> dict[str, learning.Learned]:
     """The learned models by offer id; where an offer has a model of its own per target (`offer@target`), the one
-    for the target it would run on now."""
-    learned = learning.snapshot(deps.learned.all(), (offer.id for offer in deps.catalog.offers))
+    for the target it would run on now. A fleet's boxes (`boxes`: name → provider) keep theirs under
+    `offer@box`, each box's offers priced at its own speed (learning.snapshot), for the engine to place by."""
+    on_boxes = {name: [o.id for o in deps.catalog.offers if o.provider is kind]
+                for name, kind in (boxes or {}).items()}
+    learned = learning.snapshot(deps.learned.all(), (offer.id for offer in deps.catalog.offers), on_boxes)
     if any("@" in name for name in learned):
         for offer in deps.catalog.offers:
             target = offer_targets.get(offer.id) or targets.get(offer.provider)

@@ -12,17 +12,16 @@ import httpx
 from router.models.job import Attempt, AttemptStatus, Job, JobOutput, JobStatus
 from router.models.offer import Offer
 from router.models.outcome import AttemptCode, AttemptOutcome, AttemptReason, Billed
-from router.policy import learning
 from router.policy.learning import Observation
 from router.providers.base import ProviderState, ProviderStatus
 from router.providers.download import OUTPUT_HOSTS, UnsafeDownload, fetch_to_s3, store_bytes
 from router.providers.errors import ProviderError
 from router.services import circuits, lifecycle, segments
-from router.services.billing import offer_of, record_ledger
+from router.services.billing import priced_offer, record_ledger
 from router.services.deps import Deps
 from router.services.poll import on_status
 from router.services.poll_chain import Chain, hint_chain, poll_on, silent
-from router.services.route import attempt_failed, gave_up
+from router.services.route import attempt_failed, gave_up, observe
 from router.store.artifacts import output_key, s3_uri
 from router.store.messages import MessageKind, WorkerMessage
 
@@ -117,13 +116,13 @@ def _collect_output(attempt: Attempt, status: ProviderStatus, key: str, deps: De
 def _learn(attempt: Attempt, status: ProviderStatus, actual: Decimal, deps: Deps) -> None:
     """Feed the offer's learned model a delivered attempt: its measured GPU-seconds against the catalog's own p50
     for the same delivery, its bill against the catalog's price of what it billed, and the start delay where the
-    provider reports one (RunPod `delayTime`)."""
-    offer = offer_of(deps, attempt.offer)
+    provider reports one (RunPod `delayTime`). A box's own power is the price it was placed at, not a surprise."""
+    offer = priced_offer(deps, attempt)
     priced = _catalog_priced(offer, attempt, status.billed)
-    deps.learned.observe(learning.key(offer.id), Observation(
+    observe(attempt, Observation(
         ok=True, render_s=status.billed.gpu_seconds, catalog_render_s=attempt.estimated_render_s,
         billed_usd=float(actual), priced_usd=float(priced) if priced is not None else None,
-        start_delay_s=status.start_delay_s, cold_start_prior_s=offer.latency.cold_start_s), attempt.id)
+        start_delay_s=status.start_delay_s, cold_start_prior_s=offer.latency.cold_start_s), deps)
 
 
 def _catalog_priced(offer: Offer, attempt: Attempt, billed: Billed) -> Decimal | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import Enum
 
-from router.backoff import backoff
+from router.backoff import SQS_MAX_DELAY_S, backoff
 from router.models.job import Attempt, AttemptStatus, Job, JobStatus
 from router.providers.base import ProviderState, ProviderStatus
 from router.services import circuits, lifecycle
@@ -21,6 +21,10 @@ POLL_BASE_S = 5.0
 
 
 MIN_POLL_DELAY_S = 1.0
+
+
+# A queued attempt is polled again after this share of the time its target expects it to wait.
+QUEUED_POLL_SHARE = 0.5
 
 
 # How far ahead a poll chain records when it is next due: the chain rewrites the job about this often rather than
@@ -68,14 +72,22 @@ def poll_on(job: Job, attempt: Attempt, deps: Deps, status: ProviderStatus | Non
     one: the attempt started running, progress moved, the target stopped (`unanswered`) or started answering
     again, a chain starts, or the chain's recorded due time (HEARTBEAT_S ahead) would run out."""
     now = deps.clock()
-    poll_n = 0 if chain is Chain.START or message is None else message.poll_n + 1
+    running = status is not None and status.state is ProviderState.RUNNING
+    # The backoff counts from the render's start, not from the submit: a job that queued long is then polled as
+    # often as one that started at once.
+    started = running and attempt.status is not AttemptStatus.RUNNING
+    poll_n = 0 if chain is Chain.START or message is None or started else message.poll_n + 1
     delay = max(MIN_POLL_DELAY_S, backoff(poll_n, POLL_BASE_S) / deps.time_scale)
+    if status is not None and status.state is ProviderState.QUEUED and status.starts_in_s:
+        # Nothing moves before the target starts the job, so a deep queue isn't polled at the backoff's pace: the
+        # next poll is about halfway to the target's own estimate (which may be pessimistic: the finish comes by
+        # callback anyway), never past SQS's longest delay. A box that dies meanwhile is found by its heartbeats.
+        delay = max(delay, min(SQS_MAX_DELAY_S, status.starts_in_s * QUEUED_POLL_SHARE / deps.time_scale))
     if attempt.explore_until is not None and attempt.explore_until > now:
         # An exploring attempt's abandon point gets a poll of its own; past it (the target not answering), the
         # backoff stands.
         delay = min(delay, max(MIN_POLL_DELAY_S, (attempt.explore_until - now).total_seconds()))
     due = now + timedelta(seconds=delay)
-    running = status is not None and status.state is ProviderState.RUNNING
     numbers: list[int] = []
 
     def change(draft: Job) -> JobStatus | None:

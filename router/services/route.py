@@ -35,7 +35,7 @@ from router.providers.errors import (
     RateLimited,
     Unavailable,
 )
-from router.services import callbacks, circuits, lifecycle, money, segments, settle
+from router.services import agents, callbacks, circuits, lifecycle, money, segments, settle
 from router.services.billing import offer_of, record_ledger
 from router.services.context import routing_context
 from router.services.deps import Deps
@@ -359,11 +359,16 @@ def gave_up(job: Job, attempt: Attempt, deps: Deps, exc: Exception) -> bool:
     limit = UNREACHABLE_AFTER_S / deps.time_scale
     if job.deadline is not None:
         limit = min(limit, (job.deadline - since).total_seconds() / 2)
-    if waited < max(UNREACHABLE_FLOOR_S, limit):
+    if waited >= max(UNREACHABLE_FLOOR_S, limit):
+        silence = f"answered nothing for {waited:.0f} s (wall clock)"
+    elif attempt.provider is ProviderKind.LOCAL and (box := agents.lost(deps, attempt.target)):
+        # The fleet registry has already timed this box's silence: its heartbeats stopped a window ago.
+        heard = (now - box[attempt.target].last_seen).total_seconds()
+        silence = f"answered nothing and missed its heartbeats (last heard {heard:.0f} s ago)"
+    else:
         return False
     code = AttemptCode.AGENT_LOST if attempt.provider is ProviderKind.LOCAL else AttemptCode.PROVIDER_UNREACHABLE
-    attempt_failed(job, attempt.id, deps,
-                   AttemptReason(code, f"{attempt.target} answered nothing for {waited:.0f} s (wall clock): {exc}"))
+    attempt_failed(job, attempt.id, deps, AttemptReason(code, f"{attempt.target} {silence}: {exc}"))
     return True
 
 
@@ -456,12 +461,20 @@ def _last_reason(job: Job) -> str | None:
     return str(reason) if reason is not None else None
 
 
+def observe(attempt: Attempt, observation: Observation, deps: Deps) -> None:
+    """Teach the attempt's offer what it did; on one box of a fleet, that box's own model of the offer too
+    (`offer@box`), so placement learns each card's speed (learning.box_factors)."""
+    deps.learned.observe(learning.key(attempt.offer), observation, attempt.id)
+    if attempt.target in getattr(deps.providers.get(attempt.provider), "box_names", ()):
+        deps.learned.observe(learning.key(attempt.offer, attempt.target), observation, attempt.id)
+
+
 def _learn_failure(attempt: Attempt, deps: Deps) -> None:
     """A failed attempt teaches only the failure rate: a partial render's time says nothing about a whole one."""
-    deps.learned.observe(learning.key(attempt.offer), Observation(ok=False), attempt.id)
+    observe(attempt, Observation(ok=False), deps)
 
 
 def _learn_censored(attempt: Attempt, ran_s: float | None, deps: Deps) -> None:
     """An exploring attempt stopped unfinished: its render takes at least the seconds it ran (a lower bound)."""
-    deps.learned.observe(learning.key(attempt.offer), Observation(
-        ok=True, render_s=ran_s, catalog_render_s=attempt.estimated_render_s, censored=True), attempt.id)
+    observe(attempt, Observation(ok=True, render_s=ran_s, catalog_render_s=attempt.estimated_render_s,
+                                 censored=True), deps)

@@ -43,3 +43,7 @@ class JobQueue:
             DelaySeconds=delay,
             MessageAttributes={"kind": {"DataType": "String", "StringValue": message.kind.value}},
         )
+
+    def backlog(self) -> int:
+        found = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(found["Attributes"]["ApproximateNumberOfMessages"])

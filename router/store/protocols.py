@@ -224,6 +224,10 @@ class Artifacts(Protocol):
 class Queue(Protocol):
     def send(self, message: WorkerMessage, delay_s: float = 0) -> None: ...
 
+    def backlog(self) -> int:
+        """Messages ready to be received and not yet taken (SQS's approximate count; delayed ones not included)."""
+        ...
+
 
 @runtime_checkable
 class LedgerExports(Protocol):

@@ -20,6 +20,7 @@ import pytest
 from hvr.local.embedded import EmbeddedStack
 from router.signing import KEY_ID_HEADER, sign
 
+HEARTBEAT_S = 5.0  # real seconds: a box silent for three of them is down (router.store.agents.MISSED_HEARTBEATS)
 TIME_SCALE = 4_000.0  # a draft renders in 0.6-1.5 s of wall time: long enough to be killed mid-render
 KEYS = "acme:acme-key:admin"
 BOXES = ("4090", "3090", "3090-2")
@@ -32,7 +33,7 @@ SHAPES = [{"mode": "t2v", "resolution": "512x512", "aspect_ratio": "1:1", "durat
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     with EmbeddedStack(Path(tmp_path_factory.mktemp("fleet-faults")), time_scale=TIME_SCALE, api_keys=KEYS,
-                       agents="4090,3090,3090", restart_agent=False) as stack:
+                       agents="4090,3090,3090", restart_agent=False, agent_heartbeat_s=HEARTBEAT_S) as stack:
         yield stack
 
 
@@ -54,7 +55,7 @@ class Heartbeats:
         httpx.put(f"{self.stack.url}{path}", content=body, headers=headers).raise_for_status()
 
     def _loop(self) -> None:
-        while not self._stop.wait(5.0):
+        while not self._stop.wait(HEARTBEAT_S):
             for name in BOXES:
                 if name not in self.silent:
                     self.beat(name)

@@ -286,6 +286,11 @@ def test_health_is_open_and_shows_the_queue(client: Client, agent: AgentProcess,
     assert sorted(str(job["stop_at"]) for job in listed) == ["2030-01-01T00:10:00Z", "None", "None"]
     queued = client.get(ids[-1])
     assert queued["status"] == "queued" and queued["queue_position"] >= 0
+    # It starts when the first of the two running jobs ends, as the agent's own figures have it (the router paces
+    # its polls by that); a job that has left the queue says nothing.
+    running_left = sorted(job["left_s"] for job in listed if job["status"] == "running")
+    assert 0 < queued["starts_in_s"] <= running_left[0] + 1
+    assert client.get(ids[0])["starts_in_s"] is None
     # Dequeuing a queued job is immediate; the rest are interrupted.
     assert client.call("POST", f"/v1/jobs/{ids[-1]}/cancel").json()["status"] == "cancelled"
     for attempt_id in ids[:-1]:

@@ -13,10 +13,11 @@ from router.models.job import JobStatus
 from router.models.outcome import AttemptOutcome
 from router.models.request import VideoRequest
 from router.policy.engine import route
-from router.providers.base import TargetHealth
-from router.providers.errors import Rejected
+from router.policy.learning import Observation
+from router.providers.base import ProviderState, ProviderStatus, TargetHealth
+from router.providers.errors import Rejected, Unavailable
 from router.providers.fleet import FleetProvider
-from router.services import submit
+from router.services import submit, sweeper
 from router.services.context import routing_context
 from tests.twins import ScriptedGpu, Twins, twins
 
@@ -146,3 +147,103 @@ def test_a_box_that_failed_its_health_check_is_not_asked_again_until_the_recheck
     now[0] = 10.0
     fleet_provider.health()
     assert Counting.asked == 2
+
+
+def test_a_queued_attempt_is_polled_about_halfway_to_its_boxs_own_start_estimate() -> None:
+    """A deep queue isn't polled at the backoff's pace (at 300 jobs the embedded stack's one consumer once fell
+    behind, and every late chain drew a sweeper nudge); once the render starts the backoff starts again."""
+
+    class Queued(ScriptedGpu):
+        answers = [ProviderState.QUEUED, ProviderState.QUEUED, ProviderState.RUNNING]
+        starts_in_s = [1200.0, 400.0]
+
+        def _status(self, provider_job_id: str) -> ProviderStatus:
+            if self.answers:
+                state = self.answers.pop(0)
+                starts = self.starts_in_s.pop(0) if state is ProviderState.QUEUED else None
+                return ProviderStatus(provider_job_id, state, starts_in_s=starts)
+            return super()._status(provider_job_id)
+
+    world = fleet(Queued(["ok"], "box-a", vram_mb=32 * GB, ram_mb=64 * GB))
+    job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
+    world.run()
+    assert world.jobs.get("acme", job.id).status is JobStatus.SUCCEEDED
+    route_delay, first, after_1200, after_400, after_start, *_ = world.delays
+    assert route_delay == 0 and 2.5 <= first <= 5  # the submit's first poll: the backoff's
+    assert after_1200 == pytest.approx(600) and after_400 == pytest.approx(200)  # half the box's estimate
+    assert 2.5 <= after_start <= 5  # running: the backoff from its first step
+
+
+def test_a_box_that_missed_its_heartbeats_loses_its_attempts_at_the_next_sweep() -> None:
+    """Its attempts end `agent_lost` without waiting out their polls' silence bound (a deep queue's next poll may
+    be far off), and the job finishes on a box that still beats."""
+
+    class Dying(ScriptedGpu):
+        dead = False
+
+        def _status(self, provider_job_id: str) -> ProviderStatus:
+            if self.dead:
+                raise Unavailable("connection refused")
+            return super()._status(provider_job_id)
+
+    now = [utcnow()]
+    doomed = Dying(["running"], "box-a", vram_mb=32 * GB, ram_mb=64 * GB)
+    world = twins({ProviderKind.LOCAL: FleetProvider({"box-a": doomed, "box-b": ScriptedGpu(
+        ["ok"], "box-b", vram_mb=32 * GB, ram_mb=64 * GB)})}, clock=lambda: now[0], HVR_EXPLORATION_SHARE="0")
+    registration = AgentRegistration(tunnel_url="https://box.gpu.example.com", gpu="RTX", vram_mb=32 * GB,
+                                     ram_mb=64 * GB, slots=1, models=["wan22-14b"])
+    for name in ("box-a", "box-b"):
+        world.deps.agents.heartbeat(name, registration, "key_1", now[0])
+    job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
+    world.step()  # the route: placed on box-a (ties go by name); its poll chain's next message is far off
+    assert [a.target for a in world.jobs.get("acme", job.id).attempts] == ["box-a"]
+
+    doomed.dead = True
+    now[0] += timedelta(seconds=2 * 60)  # past 3 x 30 s of box-a's silence; box-b beats on
+    world.deps.agents.heartbeat("box-b", registration, "key_1", now[0])
+    assert sweeper.sweep(world.deps).nudged == {"lost_box": 1}
+    world.run()
+
+    done = world.jobs.get("acme", job.id)
+    assert done.status is JobStatus.SUCCEEDED and [a.target for a in done.attempts] == ["box-a", "box-b"]
+    assert str(done.attempts[0].reason).startswith(
+        "agent_lost: box-a answered nothing and missed its heartbeats (last heard 120 s ago)")
+    assert [row.attempt_id for row in world.deps.ledger.for_job("acme", job.id)] == [a.id for a in done.attempts]
+
+
+def test_each_box_learns_its_own_speed_and_placement_goes_by_it() -> None:
+    first = ScriptedGpu(["ok", "ok"], "box-a", vram_mb=32 * GB, ram_mb=64 * GB)
+    second = ScriptedGpu(["ok"], "box-b", vram_mb=32 * GB, ram_mb=64 * GB)
+    world = fleet(first, second)
+    job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
+    world.run()
+    offer = world.jobs.get("acme", job.id).attempts[0].offer
+    assert {offer, f"{offer}@box-a"} <= set(world.deps.learned.all())  # the fleet's model, and the box's own
+    # box-a turns out ten times slower than box-b on this offer: the next job goes to box-b, though ties go by name.
+    for n, (box, factor) in enumerate([("box-a", 10.0)] * 3 + [("box-b", 1.0)] * 3):
+        observation = Observation(ok=True, render_s=100.0 * factor, catalog_render_s=100.0)
+        world.deps.learned.observe(offer, observation, f"att_{n}")
+        world.deps.learned.observe(f"{offer}@{box}", observation, f"att_{n}")
+    job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
+    world.run()
+    assert [a.target for a in world.jobs.get("acme", job.id).attempts] == ["box-b"]
+
+
+def test_a_box_that_draws_less_power_is_placed_and_billed_at_its_own_draw() -> None:
+    """Energy per box: a GPU-second costs what the box that renders it draws (its registration's `power_w`),
+    in the placement and on the ledger row alike."""
+    world = fleet(ScriptedGpu(["ok"], "box-a", vram_mb=32 * GB, ram_mb=64 * GB),
+                  ScriptedGpu(["ok"], "box-b", vram_mb=32 * GB, ram_mb=64 * GB))
+    for name, watts in (("box-a", 900), ("box-b", 450)):
+        registration = AgentRegistration(tunnel_url=f"https://{name}.gpu.example.com", gpu="RTX", vram_mb=32 * GB,
+                                         ram_mb=64 * GB, slots=1, models=["wan22-14b"], power_w=watts)
+        world.deps.agents.heartbeat(name, registration, "key_1", utcnow())
+    job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
+    world.run()
+    done = world.jobs.get("acme", job.id)
+    assert [a.target for a in done.attempts] == ["box-b"]  # ties would go to box-a, by name
+    [row] = world.deps.ledger.for_job("acme", job.id)
+    catalog = world.deps.catalog.get(done.attempts[0].offer)
+    assert catalog is not None and catalog.pricing.kind == "local_energy"
+    assert row.unit == "gpu_second" and row.unit_price_usd == (catalog.pricing.energy_usd_per_gpu_second / 2).quantize(
+        row.unit_price_usd)

@@ -338,3 +338,22 @@ def test_a_failed_or_stopped_sibling_moves_no_prior() -> None:
     stopped = observe(observe(OfferStats(), Observation(ok=False)),
                       Observation(ok=True, render_s=100.0, catalog_render_s=CATALOG_S, censored=True))
     assert snapshot({"local/wan21-14b": stopped}, ["local/wan22-5b-ti2v"]).get("local/wan22-5b-ti2v") is None
+
+
+def test_a_slow_box_is_priced_slow_for_a_model_only_the_fast_box_has_run() -> None:
+    """Each box of a fleet keeps its own model of an offer (`offer@box`) beside the fleet's; a box that has never run
+    an offer gets the fleet's figure times how much longer that box renders the offers it has run."""
+    wan, animatediff = "local/wan21-14b", "local/animatediff-sd15"
+    stats = {
+        animatediff: feed(OfferStats(), [0.1] * 3 + [0.2] * 3),  # both boxes ran it: the fleet's is both
+        key(animatediff, "5090"): feed(OfferStats(), [0.1] * 3),
+        key(animatediff, "3090"): feed(OfferStats(), [0.2] * 3),
+        wan: feed(OfferStats(), [0.05] * 3),  # only the 5090 ran it
+        key(wan, "5090"): feed(OfferStats(), [0.05] * 3),
+    }
+    found = snapshot(stats, OFFERS, {"5090": [wan, animatediff], "3090": [wan, animatediff], "4090": [wan]})
+    assert math.isclose(found[key(wan, "5090")].time_p50, 0.05, rel_tol=1e-3)  # its own runs
+    # The 3090 takes 2x the 5090 on AnimateDiff, so about √2 the fleet's (the fleet's median sits between them).
+    assert math.isclose(found[key(wan, "3090")].time_p50 / found[wan].time_p50, math.sqrt(2), rel_tol=0.02)
+    assert found[key(wan, "3090")].time_p50 > 1.3 * found[key(wan, "5090")].time_p50
+    assert key(wan, "4090") not in found  # a box that ran nothing: the engine takes the fleet's figure

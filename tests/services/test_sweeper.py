@@ -1,0 +1,42 @@
+"""The sweeper (router.services.sweeper) on the twins: what it nudges, and when it holds back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from router.models.common import ProviderKind, utcnow
+from router.models.request import VideoRequest
+from router.services import submit, sweeper
+from tests.twins import ScriptedVeo, twins
+
+REQUEST = {"mode": "t2v", "prompt": "a lighthouse at dusk", "resolution": "720p", "duration_s": 4,
+           "providers": ["veo"]}
+
+
+def test_at_a_high_time_scale_a_queued_route_is_not_sent_again_before_the_real_time_floor() -> None:
+    """A queue lags in wall seconds whatever the time scale: at 4,000x the route timeout is 15 ms, and a saturated
+    embedded stack once got every accepted job routed again at each sweep, which only lengthened the queue."""
+    now = [utcnow()]
+    world = twins({ProviderKind.VEO: ScriptedVeo(["ok"])}, clock=lambda: now[0], HVR_TIME_SCALE="4000")
+    submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", world.deps)
+    assert world.queue.take() is not None  # its route message is lost
+    now[0] += timedelta(seconds=1)  # 4,000 modelled seconds: past ROUTE_TIMEOUT_S, not past the floor
+    assert sweeper.sweep(world.deps).nudged == {}
+    now[0] += timedelta(seconds=5)
+    assert sweeper.sweep(world.deps).nudged == {"route": 1}
+
+
+def test_while_the_queue_has_a_backlog_rescues_wait_for_it_to_clear() -> None:
+    """A quiet job's message is more likely waiting in a backlog than lost: a rescue then only queues behind it
+    (a saturated embedded stack drew 1,276 route nudges for 300 jobs)."""
+    now = [utcnow()]
+    world = twins({ProviderKind.VEO: ScriptedVeo(["ok", "ok"])}, clock=lambda: now[0])
+    for _ in range(2):
+        submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", world.deps)
+    world.queue.take()  # the first job's route message is lost; the second's still waits
+    now[0] += timedelta(minutes=5)
+    assert sweeper.sweep(world.deps).nudged == {"held_for_backlog": 2}
+    world.run()  # the backlog clears: the second job runs, the first is still stuck
+    assert sweeper.sweep(world.deps).nudged == {"route": 1}
+    world.run()
+    assert {job.status.value for job in world.jobs.list("acme")[0]} == {"succeeded"}
