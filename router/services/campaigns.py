@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,6 +56,7 @@ from router.models.decision import Chosen, Decision
 from router.models.job import Job, JobStatus
 from router.models.manifest import ParsedLine, parse_header, parse_line
 from router.models.request import VideoRequest
+from router.policy import localqueue
 from router.policy.context import RoutingContext, TargetState
 from router.policy.plan import PLAN_REASON, PlanParams, idle_local, item_input, plan
 from router.services.context import learned_snapshot, priced_queue, routing_context
@@ -401,10 +402,15 @@ def _params(campaign: Campaign, deps: Deps) -> PlanParams:
 
 
 def _gpu(deps: Deps, now: datetime) -> tuple[bool, TargetState]:
-    """Whether the local GPU can take work, and what it holds: the modelled seconds queued and the jobs."""
+    """Whether the local GPU can take work, and what it holds: the modelled seconds queued and the jobs. A fleet
+    is planned as one pool (`fleet_pool`); the engine places each released item on a box."""
     provider = deps.providers.get(ProviderKind.LOCAL)
     if provider is None:
         return False, TargetState(name="local")
+    if getattr(provider, "box_names", ()):
+        boxes = routing_context(deps).boxes.get(ProviderKind.LOCAL, ())
+        pool = fleet_pool(boxes)
+        return pool.up, pool
     health = provider.health()
     circuits = deps.circuits.states(now)
     target = TargetState(name=health.name, queue_wait_s=health.queue_wait_s)
@@ -412,6 +418,19 @@ def _gpu(deps: Deps, now: datetime) -> tuple[bool, TargetState]:
         target = priced_queue(target, health, deps.catalog.offers,
                               learned_snapshot(deps, {ProviderKind.LOCAL: target}, {}), now)
     return health.up and circuits.get(health.name) is not Circuit.OPEN, target
+
+
+def fleet_pool(boxes: Sequence[TargetState]) -> TargetState:
+    """A fleet's boxes as the plan's one GPU: the boxes that take new work (up, circuit not open, not drained or
+    silent in the registry), their slots summed and their queues, each priced at its own box's learned speed,
+    merged in the agents' run order. Pooling treats a slot on a 3090 like one on a 5090 for the plan's capacity;
+    the engine still places each released item on the box where it runs best, so the plan spreads held items across
+    the boxes by holding as many as the whole fleet can take, not one box's worth."""
+    taking = [box for box in boxes if box.up and box.circuit is not Circuit.OPEN]
+    slots = sum(box.slots for box in taking)
+    queue = localqueue.run_order([work for box in taking for work in box.queue])
+    return TargetState(name="local", up=bool(taking), queue=queue, slots=max(slots, 1),
+                       queue_wait_s=localqueue.wait_s(queue, None, max(slots, 1)))
 
 
 def _budget_left(campaign: Campaign, deps: Deps) -> Decimal | None:
