@@ -28,6 +28,9 @@ from router.models.campaign import CampaignStatus, CampaignView
 from router.models.job import JobView
 
 SAMPLES = Path("samples/requests")
+# The studio's card and two it might add: each box its card's VRAM and speed (hvr.local.embedded.CARDS), and the
+# router places every local job on one of them.
+FLEET = "5090,4090,3090"
 CAMPAIGN = Path("samples/campaigns/black-friday.jsonl")
 
 
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=SAMPLES)
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
+    parser.add_argument("--agents", default=FLEET, help=f"the sim GPU boxes (default {FLEET}; one: 5090)")
     parser.add_argument("--time-scale", type=float, default=None,
                         help="modelled seconds per wall second (default: the slowest sample renders in ~8 s)")
     args = parser.parse_args(argv)
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = sorted(args.samples.glob("*.json"))
     time_scale = args.time_scale or default_time_scale(args.samples)
     print(f"hvr demo: {len(samples)} samples over HTTP, time scale {time_scale:.0f}x "
-          "(modelled GPU seconds per wall second)")
+          f"(modelled GPU seconds per wall second), GPU boxes {args.agents}")
     # The samples show the routing rules, so their outcomes are fixed: a fresh deployment would also try its untried
     # GPU on some of them (exploration, on by default), and which ones depends on whether the GPU is idle just then.
     if os.environ.setdefault("HVR_EXPLORATION_SHARE", "0") == "0":
@@ -52,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedStack(Path(tmp), time_scale=time_scale) as stack:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedStack(Path(tmp), time_scale=time_scale,
+                                                                agents=args.agents) as stack:
         api = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.admin_key}"}, timeout=30)
         started: dict[str, float] = {}
         answers: dict[str, JobView | Problem] = {}
@@ -134,7 +139,9 @@ def _job_row(row: dict[str, Any], job: JobView, stack: Any, target: Path) -> dic
     attempt = job.attempts[-1] if job.attempts else None
     chosen = job.routing.chosen if job.routing else None
     error = job.error
-    row.update(status=job.status.value, offer=attempt.offer if attempt else "",
+    on_box = attempt is not None and attempt.target in stack.boxes
+    row.update(status=job.status.value, offer=(f"{attempt.offer} @{attempt.target}" if on_box else attempt.offer)
+               if attempt else "",
                est=f"${job.cost.estimated_usd}" if job.cost.estimated_usd is not None else "",
                actual=f"${job.cost.actual_usd}")
     if error is None:
@@ -143,23 +150,24 @@ def _job_row(row: dict[str, Any], job: JobView, stack: Any, target: Path) -> dic
         detail = error.details[0] if job.status.value == "rejected" and error.details else error.message
         row["reason"] = f"{error.code}: {detail}"
     turnaround = (job.updated_at - job.created_at).total_seconds()
-    render = _render_seconds(stack, attempt.id) if attempt else None
+    render = _render_seconds(stack, attempt.target, attempt.id) if attempt else None
     row["turnaround"] = f"{turnaround:.1f}s" + (f" (render {render:.1f}s)" if render is not None else "")
     if job.output is not None and job.output.url:
         target.write_bytes(httpx.get(job.output.url, timeout=30).content)
         row["file"] = str(target)
-    return {"status": job.status.value, "offer": row["offer"] or None, "error": error.code if error else None,
-            "provider": attempt.provider.value if attempt else None,
+    return {"status": job.status.value, "offer": attempt.offer if attempt else None,
+            "error": error.code if error else None, "provider": attempt.provider.value if attempt else None,
             "reasons": " ".join(error.details) if error else ""}
 
 
-def _render_seconds(stack: Any, attempt_id: str) -> float | None:
+def _render_seconds(stack: Any, box: str, attempt_id: str) -> float | None:
     """The agent's own wall time for the attempt, to split turnaround into render and router overhead."""
-    if stack.agent is None:
+    agent = stack.boxes.get(box, stack.agent)
+    if agent is None:
         return None
     from router.providers.agent import AgentProvider
 
-    found = AgentProvider(stack.agent.url, stack.agent_secret).lookup(attempt_id)
+    found = AgentProvider(agent.url, stack.agent_secret).lookup(attempt_id)
     return found.render_s if found else None
 
 

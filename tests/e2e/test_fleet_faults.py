@@ -125,6 +125,9 @@ def test_a_killed_box_and_a_drained_one_lose_no_job_and_pay_no_attempt_twice(fle
                 failovers.append((at(after["started_at"]) - killed_at).total_seconds())
     assert lost and failovers and all(job["status"] == "succeeded" for job in finished.values()), Counter(
         j["status"] for j in finished.values())
-    print(f"\nfleet fault run, {jobs} jobs on {', '.join(BOXES)}: {len(lost)} attempts lost with {killed}, failover "
-          f"after the kill: median {statistics.median(failovers):.1f} s, max {max(failovers):.1f} s (wall; the "
-          f"unreachable bound is 5 s real at this time scale); {drained} drained: no new attempt after the drain")
+    found = [(at(a["ended_at"]) - killed_at).total_seconds() for a in lost]
+    print(f"\nfleet fault run, {jobs} jobs on {', '.join(BOXES)}: {len(lost)} attempts lost with {killed}; after "
+          f"the kill (wall s; heartbeat window {3 * HEARTBEAT_S:.0f} s, unreachable bound 5 s at this time scale): "
+          f"ended agent_lost median {statistics.median(found):.1f}, max {max(found):.1f}; next attempt started "
+          f"median {statistics.median(failovers):.1f}, max {max(failovers):.1f}; {drained} drained: no new attempt "
+          f"after the drain")
