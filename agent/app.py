@@ -53,7 +53,9 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
             store.close()
 
     app = FastAPI(title="hvr GPU agent", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(SignatureMiddleware, secrets=settings.secrets, nonce_is_fresh=store.nonce_is_fresh)
+    # A router that reaches its boxes through the fleet registry signs with this box's own key (HVR_AGENTS=registry).
+    verifying = (*settings.secrets, *((settings.key_secret,) if settings.key_secret else ()))
+    app.add_middleware(SignatureMiddleware, secrets=verifying, nonce_is_fresh=store.nonce_is_fresh)
 
     def existing(attempt_id: str) -> JobRecord:
         record = store.get(attempt_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from router.models.offer import LocalCostBasis
 
+REGISTRY_FLEET = "registry"  # HVR_AGENTS=registry: the fleet is whatever boxes registered
 
 class Settings(BaseModel):
     jobs_table: str = Field(alias="HVR_JOBS_TABLE")
@@ -78,8 +79,16 @@ class Settings(BaseModel):
     # Embedded stack only: `host=127.0.0.1:port,…` delivers https://host/… callbacks over http to loopback.
     dev_callback_hosts: str | None = Field(default=None, alias="HVR_DEV_CALLBACK_HOSTS")
 
+    @property
+    def fleet_from_registry(self) -> bool:
+        """HVR_AGENTS=registry: the boxes are those that registered, each reached at its announced tunnel URL."""
+        return self.agents == REGISTRY_FLEET
+
     def fleet(self) -> dict[str, str]:
-        """The GPU boxes by name → agent URL: HVR_AGENTS, else the one HVR_AGENT_URL as HVR_AGENT_NAME."""
+        """The GPU boxes by name → agent URL: HVR_AGENTS, else the one HVR_AGENT_URL as HVR_AGENT_NAME; none from
+        here when the registry names them (`fleet_from_registry`)."""
+        if self.fleet_from_registry:
+            return {}
         if self.agents:
             boxes = {}
             for entry in self.agents.split(","):

@@ -58,6 +58,10 @@ class AgentProvider(VideoProvider):
     def target_name(self) -> str:
         return self._name
 
+    @property
+    def base_url(self) -> str:
+        return str(self._client.base_url).rstrip("/")
+
     def _submit(self, submission: Submission) -> ProviderStatus:
         spec = submission.delivered  # one render: a long-form job's segment is an attempt of its own
         body = {

@@ -24,14 +24,21 @@ DOWN_RECHECK_S = 10.0  # how long a box that failed its health check is taken as
 class FleetProvider(VideoProvider):
     kind = ProviderKind.LOCAL
 
-    def __init__(self, boxes: Mapping[str, VideoProvider], down_recheck_s: float = DOWN_RECHECK_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if not boxes:
+    def __init__(self, boxes: Mapping[str, VideoProvider] | Callable[[], Mapping[str, VideoProvider]],
+                 down_recheck_s: float = DOWN_RECHECK_S, clock: Callable[[], float] = time.monotonic) -> None:
+        """`boxes`: the boxes, or where to read them each time (the fleet registry's, which change as boxes come
+        and go: `router.services.fleet_registry`)."""
+        if not callable(boxes) and not boxes:
             raise ValueError("a fleet needs at least one box")
-        self._boxes = dict(boxes)
+        fixed = dict(boxes) if not callable(boxes) else None
+        self._source: Callable[[], Mapping[str, VideoProvider]] = boxes if callable(boxes) else lambda: fixed or {}
         self._down_recheck_s, self._clock = down_recheck_s, clock
         self._down_since: dict[str, tuple[float, TargetHealth]] = {}  # box → when it last failed its health check
-        self._pool = ThreadPoolExecutor(max_workers=min(8, len(self._boxes)), thread_name_prefix="hvr-fleet-health")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hvr-fleet-health")
+
+    @property
+    def _boxes(self) -> Mapping[str, VideoProvider]:
+        return self._source()
 
     @property
     def target_name(self) -> str:
@@ -42,10 +49,11 @@ class FleetProvider(VideoProvider):
         return tuple(self._boxes)
 
     def _submit(self, submission: Submission) -> ProviderStatus:
-        name = submission.target or next(iter(self._boxes))
-        box = self._boxes.get(name)
+        boxes = self._boxes
+        name = submission.target or next(iter(boxes), "")
+        box = boxes.get(name)
         if box is None:
-            raise Rejected(f"no GPU box named {name!r} in this fleet (it has: {', '.join(self._boxes)})")
+            raise Rejected(f"no GPU box named {name!r} in this fleet (it has: {', '.join(boxes) or 'none'})")
         return _named(name, box.submit(submission))
 
     def _lookup(self, attempt_id: str) -> ProviderStatus | None:
@@ -68,10 +76,11 @@ class FleetProvider(VideoProvider):
         # check is taken as down until DOWN_RECHECK_S has passed, so a dead box doesn't cost every decision its
         # timeout (its attempts end `agent_lost` on their own bound).
         now = self._clock()
-        asked = {name: self._pool.submit(box.health) for name, box in self._boxes.items()
+        current = self._boxes
+        asked = {name: self._pool.submit(box.health) for name, box in current.items()
                  if name not in self._down_since or now - self._down_since[name][0] >= self._down_recheck_s}
         answers: list[TargetHealth] = []
-        for name in self._boxes:
+        for name in current:
             if name not in asked:
                 answers.append(self._down_since[name][1])
                 continue
@@ -82,6 +91,8 @@ class FleetProvider(VideoProvider):
                 self._down_since[name] = (now, health)
             answers.append(health)
         boxes = tuple(answers)
+        if not boxes:
+            return TargetHealth(name=FLEET_TARGET, up=False, detail="no GPU box has registered")
         return TargetHealth(name=FLEET_TARGET, up=any(b.up for b in boxes),
                             queue_wait_s=min((b.queue_wait_s for b in boxes if b.up), default=0.0),
                             detail=", ".join(f"{b.name}: {'up' if b.up else 'down'}" for b in boxes), boxes=boxes)

@@ -126,6 +126,12 @@ def build_deps(settings: Settings) -> Deps:
         max_attempts=settings.max_attempts,
         max_submit_tries=settings.max_submit_tries,
     )
+    if settings.fleet_from_registry:
+        from router.providers.fleet import FleetProvider
+        from router.services.fleet_registry import RegistryBoxes
+
+        deps.providers = {**deps.providers, ProviderKind.LOCAL: FleetProvider(
+            RegistryBoxes(deps.agents, deps.agent_keys, now))}
     return deps
 
 

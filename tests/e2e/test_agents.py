@@ -17,6 +17,8 @@ import pytest
 from agent.launcher import AgentProcess
 from hvr.cli import main
 from hvr.local.embedded import EmbeddedStack
+from router.providers.fleet import FleetProvider
+from router.services.fleet_registry import RegistryBoxes
 from router.signing import KEY_ID_HEADER, sign
 
 PROBLEM = "application/problem+json"
@@ -117,6 +119,11 @@ def test_an_agent_process_registers_itself_and_the_cli_manages_it(stack: Embedde
         assert box["registration"]["tunnel_url"] == f"http://127.0.0.1:{port}"
         assert box["registration"]["power_w"] == 575 and box["state"] == "up"
         wait_for_agent(acme, "gpu-proc", lambda found: found["last_seen"] != box["last_seen"])  # it keeps beating
+        # HVR_AGENTS=registry: the router reaches it where it announced itself, every call signed with its own key.
+        fleet = FleetProvider(RegistryBoxes(stack.deps.agents, stack.deps.agent_keys, stack.deps.clock))
+        [seen] = fleet.health().boxes
+        assert seen.name == "gpu-proc" and seen.up and seen.vram_mb == health["vram"]["total_mb"]
+        assert fleet.lookup("att_never_sent") is None  # the agent's 404: the signature passed (else 401)
 
         assert main(["agents", *api]) == 0
         assert "gpu-proc  up" in capsys.readouterr().out
@@ -130,6 +137,7 @@ def test_an_agent_process_registers_itself_and_the_cli_manages_it(stack: Embedde
         stopped = acme.get("/v1/agents/gpu-proc").json()["last_seen"]
         time.sleep(1.0)  # five heartbeats' time: every one refused
         assert acme.get("/v1/agents/gpu-proc").json()["last_seen"] == stopped
+        assert RegistryBoxes(stack.deps.agents, stack.deps.agent_keys, stack.deps.clock)() == {}  # can't sign now
         assert main(["agents", "rotate", "gpu-proc", *api]) == 0
         assert capsys.readouterr().out.startswith("HVR_AGENT_KEY_ID=ak_")
         assert main(["agents", "drain", "never-registered", *api]) == 2

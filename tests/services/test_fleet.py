@@ -14,11 +14,13 @@ from router.models.outcome import AttemptOutcome
 from router.models.request import VideoRequest
 from router.policy.engine import route
 from router.policy.learning import Observation
+from router.providers.agent import AgentProvider
 from router.providers.base import ProviderState, ProviderStatus, TargetHealth
 from router.providers.errors import Rejected, Unavailable
 from router.providers.fleet import FleetProvider
 from router.services import submit, sweeper
 from router.services.context import routing_context
+from router.services.fleet_registry import RegistryBoxes
 from tests.twins import ScriptedGpu, Twins, twins
 
 GB = 1024
@@ -247,3 +249,34 @@ def test_a_box_that_draws_less_power_is_placed_and_billed_at_its_own_draw() -> N
     assert catalog is not None and catalog.pricing.kind == "local_energy"
     assert row.unit == "gpu_second" and row.unit_price_usd == (catalog.pricing.energy_usd_per_gpu_second / 2).quantize(
         row.unit_price_usd)
+
+
+def test_a_registry_fleet_reaches_each_box_where_it_announced_itself_with_its_own_key() -> None:
+    """HVR_AGENTS=registry (router.services.fleet_registry): read again every REFRESH_S; a client per box, made again
+    only when its address or key changes; a box whose keys were revoked is left out."""
+    world = twins({})
+    ticks = [0.0]
+    boxes = RegistryBoxes(world.deps.agents, world.deps.agent_keys, world.deps.clock, refresh_s=10.0,
+                          monotonic=lambda: ticks[0])
+    key = world.deps.agent_keys.issue("box-a", utcnow(), overlap_s=3600)
+
+    def beat(url: str) -> None:
+        registration = AgentRegistration(tunnel_url=url, gpu="RTX", vram_mb=32 * GB, ram_mb=64 * GB, slots=1,
+                                         models=["wan22-14b"])
+        world.deps.agents.heartbeat("box-a", registration, key.key_id, utcnow())
+
+    assert boxes() == {}
+    beat("https://box-a.gpu.example.com")
+    assert boxes() == {}  # not read again before REFRESH_S
+    ticks[0] = 10.0
+    first = boxes()["box-a"]
+    assert isinstance(first, AgentProvider) and first.base_url == "https://box-a.gpu.example.com"
+    ticks[0] = 20.0
+    assert boxes()["box-a"] is first  # same address, same key: the same client
+    beat("https://box-a-new.gpu.example.com")
+    ticks[0] = 30.0
+    moved = boxes()["box-a"]
+    assert isinstance(moved, AgentProvider) and moved.base_url == "https://box-a-new.gpu.example.com"
+    world.deps.agent_keys.revoke("box-a", utcnow())
+    ticks[0] = 40.0
+    assert boxes() == {}
