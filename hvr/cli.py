@@ -232,10 +232,18 @@ def format_agents(agents: list[AgentView], now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     rows = [(a.name, a.state.value, a.registration.gpu, f"{a.registration.vram_mb / 1024:.0f} GB",
              f"{a.registration.ram_mb / 1024:.0f} GB", str(a.registration.slots),
-             ",".join(a.registration.models) or "-", _queue_text(a), f"{_ago(a.last_seen, now)} ago")
+             ",".join(a.registration.models) or "-", _queue_text(a), _speed_text(a), f"{_ago(a.last_seen, now)} ago")
             for a in agents]
-    return "\n".join(_table(("name", "state", "gpu", "vram", "ram", "slots", "models", "queue", "last seen"), rows,
-                             numeric_from=3))
+    return "\n".join(_table(("name", "state", "gpu", "vram", "ram", "slots", "models", "queue", "learned", "last seen"),
+                             rows, numeric_from=3))
+
+
+def _speed_text(agent: AgentView) -> str:
+    if not agent.learned:
+        return "nothing yet"
+    runs = sum(speed.runs for speed in agent.learned.values())
+    against = f"{agent.time_vs_fleet:.2f}x the fleet's time, " if agent.time_vs_fleet is not None else ""
+    return f"{against}{len(agent.learned)} offers, {runs} runs"
 
 
 def _queue_text(agent: AgentView) -> str:

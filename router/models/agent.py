@@ -138,8 +138,20 @@ class AgentRecord(BaseModel):
     drained_at: AwareDatetime | None = None
 
 
+class BoxSpeed(BaseModel):
+    """What the router has learned of one offer on one box (`offer@box`, router.policy.learning)."""
+
+    runs: int
+    time_vs_catalog: float = Field(description="its learned p50 render time over the catalog's p50 for the same work")
+
+
 class AgentView(AgentRecord):
     state: AgentState
+    # Listing and lookup only (a heartbeat's answer leaves them out): what the box's renders taught the router.
+    learned: dict[str, BoxSpeed] = Field(default_factory=dict, description="by offer id")
+    time_vs_fleet: float | None = Field(default=None, description=(
+        "how much longer this box renders than its fleet, over the offers it has run; what prices a model it "
+        "hasn't run yet"))
 
 
 class AgentList(BaseModel):

@@ -9,6 +9,7 @@ refused before the registry is written.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -28,7 +29,9 @@ from router.models.agent import (
     AgentRegistration,
     AgentState,
     AgentView,
+    BoxSpeed,
 )
+from router.policy.learning import OfferStats, box_factors, read
 from router.services.deps import Deps
 from router.signing import KEY_ID_HEADER, MAX_SKEW_S, SignatureError, verify
 from router.store.agents import state
@@ -112,13 +115,22 @@ def lost(deps: Deps, name: str | None = None) -> dict[str, AgentRecord]:
     return {r.name: r for r in records if r is not None and state(r, now, heartbeat_s) is AgentState.DOWN}
 
 
-def view(record: AgentRecord, deps: Deps) -> AgentView:
+def view(record: AgentRecord, deps: Deps, stats: Mapping[str, OfferStats] | None = None) -> AgentView:
+    """The box as the registry holds it; with `stats` (the learned models), what its renders taught the router."""
     current = state(record, deps.clock(), deps.settings.agent_heartbeat_s)
-    return AgentView(**record.model_dump(), state=current)
+    if stats is None:
+        return AgentView(**record.model_dump(), state=current)
+    suffix = f"@{record.name}"
+    learned = {name.removesuffix(suffix): BoxSpeed(runs=model.runs, time_vs_catalog=round(read(model).time_p50, 4))
+               for name, model in stats.items() if name.endswith(suffix) and model.runs}
+    factor = box_factors(stats).get(record.name)
+    return AgentView(**record.model_dump(), state=current, learned=learned,
+                     time_vs_fleet=None if factor is None else round(math.exp(factor), 3))
 
 
 def listing(deps: Deps) -> AgentList:
-    return AgentList(agents=[view(record, deps) for record in deps.agents.all()],
+    stats = deps.learned.all()
+    return AgentList(agents=[view(record, deps, stats) for record in deps.agents.all()],
                      heartbeat_s=deps.settings.agent_heartbeat_s)
 
 
@@ -126,7 +138,7 @@ def one(name: str, deps: Deps) -> AgentView:
     record = deps.agents.get(name)
     if record is None:
         raise NotFound(f"no agent {name} has registered (an agent appears with its first heartbeat)")
-    return view(record, deps)
+    return view(record, deps, deps.learned.all())
 
 
 def drain(name: str, draining: bool, deps: Deps) -> AgentView:

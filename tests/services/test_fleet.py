@@ -18,7 +18,7 @@ from router.providers.agent import AgentProvider
 from router.providers.base import ProviderState, ProviderStatus, TargetHealth
 from router.providers.errors import Rejected, Unavailable
 from router.providers.fleet import FleetProvider
-from router.services import submit, sweeper
+from router.services import agents, submit, sweeper
 from router.services.context import routing_context
 from router.services.fleet_registry import RegistryBoxes
 from tests.twins import ScriptedGpu, Twins, twins
@@ -229,6 +229,13 @@ def test_each_box_learns_its_own_speed_and_placement_goes_by_it() -> None:
     job = submit.accept(VideoRequest.parse_at_edge(ASK), "acme", world.deps)
     world.run()
     assert [a.target for a in world.jobs.get("acme", job.id).attempts] == ["box-b"]
+    # `GET /v1/agents` (and `hvr agents`) show what each box taught the router.
+    for name in ("box-a", "box-b"):
+        heard_from(world, name)
+    views = {view.name: view for view in agents.listing(world.deps).agents}
+    assert views["box-a"].learned[offer].runs == 4 and views["box-b"].learned[offer].runs == 4
+    assert views["box-a"].time_vs_fleet is not None and views["box-b"].time_vs_fleet is not None
+    assert views["box-a"].time_vs_fleet > 1 and views["box-a"].time_vs_fleet > 5 * views["box-b"].time_vs_fleet
 
 
 def test_a_box_that_draws_less_power_is_placed_and_billed_at_its_own_draw() -> None:
