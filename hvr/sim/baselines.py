@@ -18,6 +18,10 @@ for all of them: queues, renders, failures, fallbacks, deadlines and bills.
 
 The static rules retry a failed attempt on the same offer; the engine-based ones get the services' fallback (the
 context excludes offers already tried). Only hvr explores.
+
+On a fleet of GPU boxes the engine places a local offer on a box (`Chosen.target`), so hvr and local_only, which
+return the engine's `Chosen`, choose their box; for a bare offer id the simulator takes the first box that holds it,
+up, with the shortest queue (`Simulation._placed`). cheapest_feasible takes every box's queue as empty too.
 """
 
 from __future__ import annotations
@@ -160,13 +164,13 @@ class LocalOnly(_Blind):
             raise ValueError("the catalog has no local offer")
 
     def decide(self, request: VideoRequest, context: RoutingContext, now: datetime,
-               deadline: datetime | None, planned: str | None = None) -> str | None:
+               deadline: datetime | None, planned: str | None = None) -> Chosen | str | None:
         if not any(place(o, request).fit is Fit.OK for o in self.offers):
             # Nothing local can render it; the studio's GPU is all there is, so it goes there and misses.
             by_mode = [o for o in self.offers if request.mode in o.mode_set]
             return (by_mode or list(self.offers))[0].id
-        chosen = route(request, self.offers, context, now, deadline).chosen
-        return chosen.offer if chosen else None
+        # The engine's whole choice: on a fleet, it names the box too.
+        return route(request, self.offers, context, now, deadline).chosen
 
 
 class CheapestFeasible(_Blind):
@@ -182,6 +186,8 @@ class CheapestFeasible(_Blind):
             targets={kind: dataclasses.replace(t, queue_wait_s=0.0, queue=()) for kind, t in context.targets.items()},
             offer_targets={oid: dataclasses.replace(t, queue_wait_s=0.0, queue=())
                            for oid, t in context.offer_targets.items()},
+            boxes={kind: tuple(dataclasses.replace(t, queue_wait_s=0.0, queue=()) for t in fleet)
+                   for kind, fleet in context.boxes.items()},
         )
         feasible = [c for c in route(request, self.offers, blind, now, deadline).candidates if c.feasible]
         best = min(feasible, key=lambda c: (c.estimated_cost_usd, c.offer), default=None)

@@ -4,7 +4,10 @@ the report prints (issue 9's counting rules).
 - `deadline_hit_rate`: requests delivered by their deadline, as asked (no capability miss, no floor violation),
   over the requests that are not `infeasible`.
 - `cost_per_video_usd`: total cost over the videos delivered (failed and expired attempts are in the total).
-- `gpu_utilization`: seconds the local GPU rendered (failed and cancelled renders too) over the run's span x slots.
+- `gpu_utilization`: seconds the local GPU rendered (failed and cancelled renders too) over the run's span x slots;
+  on a fleet (`truth.local_boxes`), every box's seconds over the span x every box's slots, and each box's own
+  (`gpu_utilization_by_box`).
+- `vram_violations` (a fleet only): attempts placed on a box whose card can't hold the offer at that delivery.
 - `cost_ratio_to_optimum`: cost over the offline optimum's, which serves every request it can, on the same
   requests: those not `infeasible`. The optimum may not serve an infeasible one, so what a policy spends on those
   (`infeasible_cost_usd`: a learning policy can serve some on time, within their cap, where the catalog said no
@@ -40,7 +43,7 @@ from decimal import Decimal
 from hvr.sim import baselines, optimal
 from hvr.sim.counting import cold_start_cost
 from hvr.sim.simulator import JobRecord, RunResult, SimConfig, infeasible_flags, simulate, window
-from hvr.sim.truth import Truth, TruthConfig
+from hvr.sim.truth import LocalBox, Truth, TruthConfig
 from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind, money
 from router.models.offer import Offer
@@ -105,6 +108,8 @@ class Metrics:
     cost_by_request: dict[int, Decimal] = field(default_factory=dict)
     omitted_by_request: dict[int, Decimal] = field(default_factory=dict)  # the part of each the bound omits
     busy: list[tuple[float, float]] = field(default_factory=list)  # the local GPU's busy spans, run seconds x slot
+    gpu_utilization_by_box: dict[str, float] = field(default_factory=dict)
+    vram_violations: int = 0
     weekly: list[Week] = field(default_factory=list)
     second_half_cost_usd: Decimal | None = None
     second_half_optimum_usd: Decimal | None = None
@@ -148,6 +153,7 @@ class Comparison:
     optimum: optimal.Solution | None
     notes: list[str]
     targets: Targets = field(default_factory=Targets)
+    boxes: tuple[LocalBox, ...] = ()  # the fleet, where the truth has one
 
 
 def compare(arrivals: Sequence[Arrival], offers: Sequence[Offer], seed: int, policies: Sequence[str] = DEFAULT_POLICIES,
@@ -182,10 +188,10 @@ def compare(arrivals: Sequence[Arrival], offers: Sequence[Offer], seed: int, pol
     _ratios(metrics, solution)
     arrival_t = [(a.at - start).total_seconds() for a in arrivals]
     for m in metrics.values():
-        _over_time(m, best.cost_by_request, arrival_t, flags, horizon, truth.config.local_slots)
+        _over_time(m, best.cost_by_request, arrival_t, flags, horizon, truth.config.total_slots)
     return Comparison(workload=workload, seed=seed, videos=len(arrivals), infeasible=sum(flags), start=start,
                       horizon_s=horizon, metrics=metrics, runs=runs, optimum=solution, notes=notes,
-                      targets=targets or Targets())
+                      targets=targets or Targets(), boxes=truth.config.local_boxes)
 
 
 def _metrics(run: RunResult) -> Metrics:
@@ -215,6 +221,9 @@ def _metrics(run: RunResult) -> Metrics:
         omitted_by_request={job.key: omitted for job in jobs if not job.infeasible and (omitted := _omitted(job))},
         busy=[(a.started_at, a.started_at + a.gpu_seconds) for job in jobs for a in job.attempts
               if a.offer.provider is ProviderKind.LOCAL and a.started_at is not None and a.gpu_seconds > 0],
+        gpu_utilization_by_box={name: busy / (run.horizon_s * run.box_slots[name]) if run.horizon_s > 0 else 0.0
+                                for name, busy in run.box_busy_s.items()},
+        vram_violations=sum(a.vram_short for job in jobs for a in job.attempts),
     )
 
 
@@ -228,14 +237,26 @@ def _omitted(job: JobRecord) -> Decimal:
 def _optimum_metrics(solution: optimal.Solution, problem: optimal.Problem, flags: Sequence[bool], start: datetime,
                      horizon: float, truth: Truth | None = None, offers: Sequence[Offer] = ()) -> Metrics:
     """The optimum as a policy: cloud renders start on arrival (or when their outage ends); local ones as
-    preemptive EDF runs them around the GPU's outages."""
-    slots, arrival_t = problem.slots, problem.arrival_t
+    preemptive EDF runs them on their boxes (each box its share, where the bound splits a render) around the boxes'
+    outages."""
+    arrival_t = problem.arrival_t
     by_id = {o.id: o for o in offers}
-    down = {c.request: (truth.outages(by_id[c.offer]) if truth is not None and c.offer in by_id else ())
-            for c in solution.served.values() if c.local}
     busy: list[tuple[float, float]] = []
-    finish = _edf_finish([(c.request, arrival_t[c.request], c.window[1], c.render_s)
-                          for c in solution.served.values() if c.local], slots, down, busy)
+    on_box: dict[str, list[tuple[int, float, float, float]]] = {}  # each box's share of each render
+    down: dict[str, dict[int, tuple[tuple[float, float], ...]]] = {}
+    box_busy = dict.fromkeys(problem.boxes, 0.0)
+    for c in solution.served.values():
+        if not c.local:
+            continue
+        for box, seconds in solution.local_work[c.request].items():
+            on_box.setdefault(box, []).append((c.request, arrival_t[c.request], c.window[1], seconds))
+            down.setdefault(box, {})[c.request] = (truth.outages(by_id[c.offer], box)
+                                                   if truth is not None and c.offer in by_id else ())
+            box_busy[box] += seconds
+    finish: dict[int, float] = {}
+    for name, jobs in on_box.items():
+        for request, end in _edf_finish(jobs, problem.boxes[name].slots, down[name], busy).items():
+            finish[request] = max(end, finish.get(request, end))  # a render split between boxes: its last share
     done = {i: finish.get(i, arrival_t[i] + c.ready_s) for i, c in solution.served.items()}
     turnarounds = [done[i] - arrival_t[i] for i in solution.served]
     by_request = {i: Decimal("0.0000") for i in range(len(flags))} | {i: c.cost for i, c in solution.served.items()}
@@ -244,7 +265,9 @@ def _optimum_metrics(solution: optimal.Solution, problem: optimal.Problem, flags
         delivered=len(solution.served), on_time=len(solution.served), rejected=len(flags) - len(solution.served),
         expired=0, failed=0, total_cost_usd=solution.cost, quality_violations=0, infeasible_cost_usd=ZERO,
         capability_misses=0,
-        gpu_utilization=solution.local_busy_s / (horizon * slots) if horizon > 0 else 0.0,
+        gpu_utilization=solution.local_busy_s / (horizon * problem.slots) if horizon > 0 else 0.0,
+        gpu_utilization_by_box={name: busy / (horizon * problem.boxes[name].slots) if horizon > 0 else 0.0
+                                for name, busy in box_busy.items()},
         p50_turnaround_s=_percentile(turnarounds, 50), p95_turnaround_s=_percentile(turnarounds, 95),
         offer_mix=dict(Counter(c.offer for c in solution.served.values()).most_common()),
         spend=sorted((start + timedelta(seconds=done[i]), c.cost) for i, c in solution.served.items()),

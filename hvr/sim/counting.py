@@ -66,14 +66,17 @@ def place(offer: Offer, request: VideoRequest) -> Placement:
     return Placement(Fit.OK, delivered)
 
 
-def idle_context() -> RoutingContext:
-    """Every provider configured, healthy, warm and idle; no budgets: the world in which feasibility is judged."""
+def idle_context(boxes: Sequence[TargetState] = ()) -> RoutingContext:
+    """Every provider configured, healthy, warm and idle; no budgets: the world in which feasibility is judged.
+    `boxes`: a fleet's GPU boxes, idle, for their memory (none: the one GPU, which holds every model)."""
     return RoutingContext(targets={kind: TargetState(name=kind.value) for kind in ProviderKind},
-                          configured=frozenset(ProviderKind))
+                          configured=frozenset(ProviderKind),
+                          boxes={ProviderKind.LOCAL: tuple(boxes)} if boxes else {})
 
 
-def infeasible(request: VideoRequest, offers: Sequence[Offer], arrival: datetime, deadline: datetime | None) -> bool:
-    return route(request, offers, idle_context(), arrival, deadline).chosen is None
+def infeasible(request: VideoRequest, offers: Sequence[Offer], arrival: datetime, deadline: datetime | None,
+               boxes: Sequence[TargetState] = ()) -> bool:
+    return route(request, offers, idle_context(boxes), arrival, deadline).chosen is None
 
 
 def attempt_cost(offer: Offer, delivered: DeliveredSpec, gpu_seconds: float, succeeded: bool) -> Decimal:

@@ -26,6 +26,10 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f} %"
 
 
+def _mb(value: int | None) -> str:
+    return "unlimited" if value is None else f"{value / 1024:.0f} GB"
+
+
 def _hours(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -33,20 +37,24 @@ def _hours(seconds: float | None) -> str:
 
 
 def to_json(comparison: Comparison) -> dict[str, Any]:
-    return {
+    document = {
         "workload": comparison.workload,
         "seed": comparison.seed,
         "videos": comparison.videos,
         "infeasible": comparison.infeasible,
         "start": comparison.start.isoformat().replace("+00:00", "Z"),
         "span_hours": round(comparison.horizon_s / 3600, 2),
-        "policies": {name: _policy_json(m) for name, m in comparison.metrics.items()},
+        "policies": {name: _policy_json(m, fleet=bool(comparison.boxes)) for name, m in comparison.metrics.items()},
         "targets": targets(comparison),
         "notes": comparison.notes,
     }
+    if comparison.boxes:  # only a fleet: a run of the one GPU reads as it did before fleets
+        document["boxes"] = [{"name": box.name, "vram_mb": box.vram_mb, "ram_mb": box.ram_mb, "speed": box.speed,
+                              "slots": box.slots} for box in comparison.boxes]
+    return document
 
 
-def _policy_json(m: Metrics) -> dict[str, Any]:
+def _policy_json(m: Metrics, fleet: bool = False) -> dict[str, Any]:
     def money(value: Decimal | None) -> str | None:
         return None if value is None else f"{value:.4f}"
 
@@ -85,6 +93,9 @@ def _policy_json(m: Metrics) -> dict[str, Any]:
                     "cost_ratio_to_optimum": rounded(w.cost_ratio_to_optimum),
                     "gpu_utilization": rounded(w.gpu_utilization), "deadline_hit_rate": rounded(w.deadline_hit_rate)}
                    for w in m.weekly],
+        **({"vram_violations": m.vram_violations,
+            "gpu_utilization_by_box": {name: round(value, 4) for name, value in m.gpu_utilization_by_box.items()}}
+           if fleet else {}),
     }
 
 
@@ -113,6 +124,8 @@ def targets(comparison: Comparison) -> dict[str, Any]:
         "deadline_hit_rate": {"value": rate, "target": goal.hit_rate, "holds": _at_least(rate, goal.hit_rate),
                               "optimum": best.deadline_hit_rate if best is not None else None},
         "quality_violations": {"value": hvr.quality_violations, "target": 0, "holds": hvr.quality_violations == 0},
+        **({"vram_violations": {"value": hvr.vram_violations, "target": 0, "holds": hvr.vram_violations == 0}}
+           if comparison.boxes else {}),
         "cost_ratio_to_optimum": {"value": hvr.cost_ratio_to_optimum, "target": goal.optimum_ratio,
                                   "holds": _at_most(hvr.cost_ratio_to_optimum, goal.optimum_ratio)},
     }
@@ -187,6 +200,15 @@ def markdown(comparison: Comparison) -> str:
     if omits:
         lines += ["", "Paid where the optimum assumes nothing is (cold starts, attempts that delivered nothing; in the "
                   "cost and in x optimum): " + ", ".join(omits) + "."]
+    if comparison.boxes:
+        lines += ["", "GPU boxes: " + ", ".join(
+            f"{box.name} ({_mb(box.vram_mb)} VRAM, {box.speed:g}x the render time, {box.slots} "
+            f"slot{'s' if box.slots > 1 else ''})" for box in comparison.boxes) + ".", "",
+                  "| policy | " + " | ".join(f"{box.name} util." for box in comparison.boxes) + " | VRAM violations |",
+                  "|---|" + "---:|" * (len(comparison.boxes) + 1)]
+        lines += [f"| {name} | " + " | ".join(_pct(m.gpu_utilization_by_box.get(box.name))
+                                              for box in comparison.boxes) + f" | {m.vram_violations} |"
+                  for name, m in comparison.metrics.items()]
     lines += ["", "Offer mix (videos delivered):", ""]
     for name, m in comparison.metrics.items():
         mix = ", ".join(f"{offer} {count}" for offer, count in m.offer_mix.items()) or "none"

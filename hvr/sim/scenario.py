@@ -7,11 +7,21 @@
       failure_rate: {veo: 0.10}                                   # per attempt, by kind or offer id
       cold_start_s: {runpod: 240}                                 # a cloud offer's real cold start
       outages: [{provider: veo, from_day: 9, hours: 18}]          # a kind or an offer id; day 0 is the first
-      local_slots: 1
+      local_slots: 1                                              # the one GPU's slots
     workload: {videos: 1000, seed: 3}        # or {file: samples/workloads/month-1000.jsonl}
     budget_usd: 400                          # monthly, global; default none
     local_cost_basis: marginal               # or full; default: as the catalog prices it
     targets: {cost_ratio_to_cheapest_feasible: 0.70}   # optional: tighten or add to issue 14's targets
+
+A fleet of GPU boxes instead of the one GPU (not with `local_slots`), each {card or vram_mb, name, speed, slots,
+ram_mb}:
+
+    truth:
+      local_boxes:
+        - {card: 5090}            # 5090, 4090, 3090 or 3080; named after it (a second 3090: 3090-2); 64 GB of RAM
+        - {card: 3090, slots: 2, speed: 1.8}      # x the render time; default the card's (truth.CARDS); 1 slot
+        - {name: big, vram_mb: 49152, speed: 0.8}  # no card: name, vram_mb and speed
+      outages: [{provider: local@3090, from_day: 3, hours: 6}]   # one box down (or local/wan21-14b@3090)
 
 An offer id wins over its kind; truth keys left out keep the simulator's defaults (`truth.TruthConfig`). A workload
 `file` is read relative to the current directory, else to the repository root (so the sample paths work from
@@ -24,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -34,7 +45,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from hvr.sim.compare import SCENARIO_TARGETS, Comparison, Targets
-from hvr.sim.truth import DEFAULT_FAILURE_RATE, Outage, TruthConfig
+from hvr.sim.truth import BOX_RAM_MB, CARDS, DEFAULT_FAILURE_RATE, LocalBox, Outage, TruthConfig
 from hvr.sim.workload import Arrival
 from router.models.common import ProviderKind
 from router.models.offer import LocalCostBasis, Offer, with_local_cost_basis
@@ -51,6 +62,9 @@ TARGET_KEYS = {
     "gpu_utilization_share_of_optimum": "gpu_share_of_optimum",
     "cost_ratio_to_cheapest_feasible": "cheapest_feasible_ratio",
 }
+BOX_KEYS = {"name", "card", "vram_mb", "ram_mb", "speed", "slots"}
+# A box's name is part of learned-model keys (`offer@box`) and of the fleet's job ids (`box/attempt`).
+BOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class ScenarioError(ValueError):
@@ -164,8 +178,14 @@ class _Reader:
 
     def truth(self, node: yaml.Node, seed: int) -> TruthConfig:
         entries = self.mapping(node, "truth", {"time_bias", "failure_rate", "cold_start_s", "outages",
-                                               "local_slots"})
+                                               "local_slots", "local_boxes"})
         found: dict[str, Any] = {"seed": seed}
+        if "local_slots" in entries and "local_boxes" in entries:
+            self.fail(entries["local_slots"][0], "truth.local_slots",
+                      "not with truth.local_boxes: give each box its own `slots`")
+        boxes: tuple[LocalBox, ...] = ()
+        if "local_boxes" in entries:
+            boxes = found["local_boxes"] = self.boxes(entries["local_boxes"][1])
         if "time_bias" in entries:
             found["time_bias"] = self.by_offer(entries["time_bias"][1], "truth.time_bias",
                                                lambda n, k: self.number(n, k, above=0.0))
@@ -181,12 +201,58 @@ class _Reader:
                     self.fail(key_node, f"truth.cold_start_s.{name}", "the local GPU has no cold start")
             found["cold_start_s"] = colds
         if "outages" in entries:
-            found["outages"] = self.outages(entries["outages"][1])
+            found["outages"] = self.outages(entries["outages"][1], {box.name for box in boxes})
         if "local_slots" in entries:
             found["local_slots"] = self.integer(entries["local_slots"][1], "truth.local_slots", minimum=1)
         return TruthConfig(**found)
 
-    def outages(self, node: yaml.Node) -> tuple[Outage, ...]:
+    def boxes(self, node: yaml.Node) -> tuple[LocalBox, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, "truth.local_boxes", "expected a list of boxes, each {card or vram_mb, name, speed, "
+                                                 "slots, ram_mb}")
+        if not node.value:
+            self.fail(node, "truth.local_boxes", "name at least one box")
+        found: list[LocalBox] = []
+        for n, item in enumerate(node.value):
+            where = f"truth.local_boxes[{n}]"
+            entries = self.mapping(item, where, BOX_KEYS)
+            card = None
+            if "card" in entries:
+                card = self.card(entries["card"][1], f"{where}.card")
+            elif "vram_mb" not in entries:
+                self.fail(item, f"{where}.card", f"missing: give a card ({', '.join(CARDS)}) or the box's vram_mb")
+            vram, speed = CARDS[card] if card is not None else (None, None)
+            if "vram_mb" in entries:
+                vram = self.integer(entries["vram_mb"][1], f"{where}.vram_mb", minimum=1)
+            if "speed" in entries:
+                speed = self.number(entries["speed"][1], f"{where}.speed", above=0.0)
+            elif speed is None:
+                self.fail(item, f"{where}.speed", "missing: a box without a card has no speed to take (x the "
+                                                  "studio's card's render time)")
+            if "name" in entries:
+                name_node = entries["name"][1]
+                name = self.text(name_node, f"{where}.name")
+                if not BOX_NAME.fullmatch(name):
+                    self.fail(name_node, f"{where}.name",
+                              f"{name!r}: letters, digits, `.`, `_` and `-`, starting with a letter or digit")
+            elif card is not None:  # as the embedded stack's `--agents` names them: 3090, 3090-2, ...
+                name, n = card, 1
+                while any(box.name == name for box in found):
+                    n += 1
+                    name = f"{card}-{n}"
+            else:
+                self.fail(item, f"{where}.name", "missing: a box without a card needs a name")
+            if any(box.name == name for box in found):
+                self.fail(entries["name"][1] if "name" in entries else item, f"{where}.name",
+                          f"{name!r} names two boxes")
+            found.append(LocalBox(
+                name=name, vram_mb=vram, speed=speed,
+                slots=self.integer(entries["slots"][1], f"{where}.slots", minimum=1) if "slots" in entries else 1,
+                ram_mb=(self.integer(entries["ram_mb"][1], f"{where}.ram_mb", minimum=1) if "ram_mb" in entries
+                        else BOX_RAM_MB)))
+        return tuple(found)
+
+    def outages(self, node: yaml.Node, boxes: set[str]) -> tuple[Outage, ...]:
         if not isinstance(node, yaml.SequenceNode):
             self.fail(node, "truth.outages", "expected a list of {provider, from_day, hours}")
         found = []
@@ -198,8 +264,14 @@ class _Reader:
                     self.fail(item, f"{where}.{required}", "missing")
             provider_node = entries["provider"][1]
             provider = self.text(provider_node, f"{where}.provider")
-            if provider not in KINDS and provider not in self.offer_ids:
-                self.fail(provider_node, f"{where}.provider", self._unknown_provider(provider))
+            what, at, box = provider.partition("@")
+            if what not in KINDS and what not in self.offer_ids:
+                self.fail(provider_node, f"{where}.provider", self._unknown_provider(what))
+            if at and what != ProviderKind.LOCAL.value and not what.startswith("local/"):
+                self.fail(provider_node, f"{where}.provider", f"{provider!r}: only a local outage names a box")
+            if at and box not in boxes:
+                known = f"truth.local_boxes has {', '.join(sorted(boxes))}" if boxes else "no truth.local_boxes"
+                self.fail(provider_node, f"{where}.provider", f"{provider!r}: no box {box!r} ({known})")
             found.append(Outage(provider=provider,
                                 from_day=self.number(entries["from_day"][1], f"{where}.from_day", at_least=0.0),
                                 hours=self.number(entries["hours"][1], f"{where}.hours", above=0.0)))
@@ -278,6 +350,13 @@ class _Reader:
         if value not in allowed:
             self.fail(node, key, f"expected one of {', '.join(allowed)}; got {value!r}")
         return str(value)
+
+    def card(self, node: yaml.Node, key: str) -> str:
+        value = self.scalar(node, key)
+        name = str(value) if type(value) is int else value  # `card: 5090` reads as a number
+        if name not in CARDS:
+            self.fail(node, key, f"expected one of {', '.join(CARDS)}; got {value!r}")
+        return str(name)
 
     def integer(self, node: yaml.Node, key: str, minimum: int | None = None) -> int:
         value = self.scalar(node, key)

@@ -20,13 +20,24 @@ It stands in for the services and the providers, doing what they do around each 
   `agent/store.py`), never interrupting a render; each cloud offer runs a few jobs at once and queues the rest;
   serverless offers cold-start when no worker is warm. A failed attempt bills what it ran (GPU-time offers) and
   falls back through the policy at once.
+- **A fleet** (`truth.local_boxes`): each box is a local target of its own, as the services build them
+  (`RoutingContext.boxes`: its queue priced as above in what was learned about each offer on that box, its slots,
+  VRAM and RAM; every model installed), and `targets[local]` sums them up as the fleet provider does (up while one
+  box is, the shortest wait among those up). A local attempt goes to the box the engine placed it on
+  (`Chosen.target`); a policy that doesn't place (or a campaign plan followed, whose `Chosen` names no box) gets the
+  first box whose card holds the offer, up, with the shortest queue. Each box runs its own queue and renders at its
+  own speed (`truth`). An attempt placed on a box whose VRAM can't hold it (only a policy that ignores memory gets
+  there) runs out of memory at once, unbilled, counted as a VRAM violation, and falls back. Without a fleet the GPU
+  is one target, `agent-1`, and the context has no boxes, exactly as before fleets.
 - **Deadlines** (the worker and sweeper's expiry): when a job's deadline passes without a result it expires; its
   attempt is dequeued or cancelled, billing the GPU time it ran.
 - **Learning** (finalize's `_learn`), for a policy that `learns` (hvr): every attempt that ends, failed or rendered,
   goes through `router.policy.learning.observe` as finalize would see it — the render seconds the provider reports
   (the agent's GPU-seconds, RunPod's `executionTime`, Replicate's `predict_time`; Veo reports none) against the
   catalog's p50 for the same delivery, RunPod's start delay, and every failure for the failure rate — and the next
-  decision's context carries the learned snapshot. The other policies decide from the catalog alone.
+  decision's context carries the learned snapshot. On a fleet, a local attempt teaches its offer and its offer on
+  its box (`offer@box`, `services.route.observe`), and the snapshot is read with every local offer on every box
+  (`services.context.learned_snapshot`). The other policies decide from the catalog alone.
 - **Exploration** (the worker's), for a policy that explores (hvr): a request not yet explored gets the allowance
   production would give it (its own seeded draw, today's exploring attempts and their p90 cost, counted when an
   exploring attempt is placed). An exploring attempt still unfinished at its abandon point (`Chosen.explore_until`)
@@ -43,7 +54,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -52,7 +63,7 @@ from enum import IntEnum
 from hvr.sim import counting
 from hvr.sim.baselines import Policy
 from hvr.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
-from hvr.sim.truth import Outage, Truth
+from hvr.sim.truth import DEFAULT_BOX, LocalBox, Outage, Truth
 from hvr.sim.workload import Arrival
 from router.models.budget import SpendMode
 from router.models.common import ProviderKind
@@ -106,6 +117,8 @@ class AttemptRecord:
     reserved: Decimal = ZERO
     explore_until: float | None = None  # an exploring attempt's abandon point
     reason: AttemptReason | None = None  # why it failed, as the services record it, for the fallback rule
+    box: str | None = None  # the GPU box a local attempt was placed on
+    vram_short: bool = False  # placed on a box whose card can't hold the offer at this delivery
 
 
 @dataclass
@@ -165,8 +178,10 @@ class RunResult:
     start: datetime
     horizon_s: float
     local_busy_s: float
-    local_slots: int
+    local_slots: int  # every box's together
     learned: dict[str, Learned] = field(default_factory=dict)  # what a learning policy knew at the end
+    box_busy_s: dict[str, float] = field(default_factory=dict)  # seconds each GPU box rendered
+    box_slots: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_cost(self) -> Decimal:
@@ -195,15 +210,18 @@ def window(arrivals: Sequence[Arrival]) -> tuple[datetime, float]:
 
 def infeasible_flags(arrivals: Sequence[Arrival], offers: Sequence[Offer], truth: Truth | None = None) -> list[bool]:
     """Which requests no offer can meet in an idle world, with the offers down at their arrival (`truth`'s
-    outages) taken out."""
-    if truth is None or not truth.config.outages:
+    outages) taken out, on the fleet's boxes where there is one (a request no card can hold is infeasible)."""
+    if truth is None or not (truth.config.outages or truth.config.fleet):
         return [counting.infeasible(a.request, offers, a.at, a.deadline()) for a in arrivals]
     start, _ = window(arrivals)
+    local = [o for o in offers if o.provider is ProviderKind.LOCAL]
     flags = []
     for a in arrivals:
         t = (a.at - start).total_seconds()
         up = [o for o in offers if not truth.down(o, t)]
-        flags.append(counting.infeasible(a.request, up, a.at, a.deadline()))
+        boxes = tuple(dataclasses.replace(box.target, up=not all(truth.down(o, t, box.name) for o in local))
+                      for box in truth.config.local_boxes)
+        flags.append(counting.infeasible(a.request, up, a.at, a.deadline(), boxes))
     return flags
 
 
@@ -226,13 +244,19 @@ class Simulation:
         self._running: dict[str, list[tuple[JobRecord, AttemptRecord]]] = {}
         self._waiting: dict[str, deque[tuple[JobRecord, AttemptRecord]]] = {}
         self._warm_since: dict[str, list[float]] = {}  # when each idle serverless worker of an offer went idle
+        self._boxes = {box.name: box for box in truth.config.boxes}
+        self._fleet = truth.config.fleet
         self._local_busy_s = 0.0
+        self._box_busy_s = dict.fromkeys(self._boxes, 0.0)
         self._spent = ZERO
         self._reserved = ZERO
         self._mode = SpendMode.NORMAL
         # The learning policy's models, as the services' store keeps them, and their snapshot as contexts carry it.
         self._stats: dict[str, OfferStats] | None = {} if policy.learns else None
         self._learned: dict[str, Learned] = {}
+        # Every local offer on every box, for the snapshot to read each box's models by (none without a fleet).
+        local = [o.id for o in offers if o.provider is ProviderKind.LOCAL]
+        self._box_offers = dict.fromkeys(self._boxes, local) if self._fleet else None
         # Exploring attempts placed per UTC day and their p90 cost: the services' `learned.explored` counts.
         self._explored: dict[date, tuple[int, Decimal]] = {}
         # A campaign's items, planned together when its manifest arrives (with its first item), as the services do.
@@ -279,8 +303,9 @@ class Simulation:
             else:
                 self._deliver(job, job.attempts[attempt_n - 1], t)
         return RunResult(policy=self.policy.name, jobs=self.jobs, start=self.start, horizon_s=self.horizon_s,
-                         local_busy_s=self._local_busy_s, local_slots=self.truth.config.local_slots,
-                         learned=self._learned)
+                         local_busy_s=self._local_busy_s, local_slots=self.truth.config.total_slots,
+                         learned=self._learned, box_busy_s=self._box_busy_s,
+                         box_slots={name: box.slots for name, box in self._boxes.items()})
 
     # --- routing -----------------------------------------------------------------------------------------------
 
@@ -299,7 +324,8 @@ class Simulation:
             if campaign in self._campaigns:
                 self._plan(self._campaigns.pop(campaign), t)
             planned = self._planned.get(job.key)  # followed while the engine finds it feasible, first attempt only
-        choice = self.policy.decide(job.arrival.request, self._context(job, t, scout), now, deadline, planned)
+        context = self._context(job, t, scout)
+        choice = self.policy.decide(job.arrival.request, context, now, deadline, planned)
         if choice is None:
             self._end(job, t, "failed" if job.attempts else "rejected", "no feasible offer")
             return
@@ -315,9 +341,20 @@ class Simulation:
             attempt.status, attempt.ended_at = "refused", t
             self._end(job, t, "failed", f"{offer.id} can't take it (capability miss)")
             return
-        if self.truth.down(offer, t):
+        if offer.provider is ProviderKind.LOCAL:
+            attempt.box = self._placed(chosen, offer, placement.delivered, context)
+        if self.truth.down(offer, t, attempt.box):
             # Only a policy that ignores health gets here: the submit fails, nothing is billed, and it falls back.
             attempt.status, attempt.ended_at = "failed", t
+            self._learn(attempt, ok=False)
+            self._route(job, t)
+            return
+        if attempt.box is not None and not self._boxes[attempt.box].holds(offer, placement.delivered):
+            # The card can't hold the model at this size: the agent runs out of memory loading it, before it
+            # renders or bills anything, and the job falls back.
+            attempt.vram_short = True
+            attempt.status, attempt.ended_at = "failed", t
+            attempt.reason = AttemptReason(AttemptCode.PROVIDER_FAILED, f"out of memory on {attempt.box}")
             self._learn(attempt, ok=False)
             self._route(job, t)
             return
@@ -328,8 +365,19 @@ class Simulation:
         if chosen is not None and chosen.explore_until is not None:
             jobs, usd = self._explored.get(now.date(), (0, ZERO))
             self._explored[now.date()] = (jobs + 1, usd + chosen.estimated_cost_p90_usd)
-        self._waiting.setdefault(self._pool(offer), deque()).append((job, attempt))
-        self._pump(self._pool(offer), t)
+        self._waiting.setdefault(self._pool(attempt), deque()).append((job, attempt))
+        self._pump(self._pool(attempt), t)
+
+    def _placed(self, chosen: Chosen | None, offer: Offer, delivered: DeliveredSpec, context: RoutingContext) -> str:
+        """The box a local attempt goes to: where the engine placed it, else the first box that holds it, up,
+        with the shortest queue."""
+        if chosen is not None and chosen.target in self._boxes:
+            return chosen.target
+        states = context.boxes.get(ProviderKind.LOCAL) or (context.targets[ProviderKind.LOCAL],)
+        holding = [state for state in states if self._boxes[state.name].holds(offer, delivered)]
+        # None holds it: it goes to a box anyway (the first, as the fleet provider sends a job that names none).
+        able = [state for state in holding if state.up] or holding or [states[0]]
+        return min(able, key=lambda state: state.queue_wait_s).name
 
     def _plan(self, jobs: list[JobRecord], t: float) -> None:
         """A campaign's plan, made when its manifest arrives, among the jobs the GPU holds (if it is up)."""
@@ -341,8 +389,17 @@ class Simulation:
 
     def _context(self, job: JobRecord, t: float, scout: Exploration | None = None) -> RoutingContext:
         endpoints = self._runpod_endpoints(t)
+        boxes: dict[ProviderKind, tuple[TargetState, ...]] = {}
+        if self._fleet:
+            fleet = boxes[ProviderKind.LOCAL] = self._fleet_targets(t)
+            up = [box for box in fleet if box.up]
+            # As the fleet provider sums its boxes up (providers/fleet.py): up while one is, the shortest wait.
+            local = TargetState(name=ProviderKind.LOCAL.value, up=bool(up),
+                                queue_wait_s=min((box.queue_wait_s for box in up), default=0.0))
+        else:
+            local = self._box_target(self._boxes[DEFAULT_BOX], t)
         targets = {
-            ProviderKind.LOCAL: self._local_target(t),
+            ProviderKind.LOCAL: local,
             ProviderKind.RUNPOD: TargetState(name="runpod", queue_wait_s=max(
                 (e.queue_wait_s for e in endpoints.values()), default=0.0)),
             ProviderKind.REPLICATE: TargetState(name="replicate"),
@@ -356,13 +413,15 @@ class Simulation:
             self._mark_down(targets, endpoints, t)
         return RoutingContext(targets=targets, offer_targets=endpoints, configured=frozenset(ProviderKind),
                               budgets=budgets, learned=self._learned, exclude_offers=self._excluded(job),
-                              exploration=scout)
+                              exploration=scout, boxes=boxes)
 
     def _mark_down(self, targets: dict[ProviderKind, TargetState], offer_targets: dict[str, TargetState],
                    t: float) -> None:
         """What the services' health probes see during an outage: the provider's (or the one offer's) target is
-        not up."""
+        not up. A fleet's boxes are judged on their own (`_fleet_targets`), and its sum from them."""
         for offer in self.offers_list:
+            if self._fleet and offer.provider is ProviderKind.LOCAL:
+                continue
             if not self.truth.down(offer, t):
                 continue
             kind = offer.provider
@@ -379,25 +438,42 @@ class Simulation:
                   for a in job.attempts if a.status == "failed")
         return excluded_offers(failed, self.offers_list)
 
-    def _local_target(self, t: float) -> TargetState:
-        """The GPU as the services see it: the agent's jobs (offer, delivery, progress, deadline), each priced in
-        what the policy has learned about its offer (the catalog's figures for one that doesn't learn)."""
-        pool = ProviderKind.LOCAL.value
+    def _box_target(self, box: LocalBox, t: float) -> TargetState:
+        """A GPU box as the services see it: the agent's jobs (offer, delivery, progress, deadline), each priced in
+        what the policy has learned about its offer on this box, else about its offer (the catalog's figures for a
+        policy that doesn't learn); its memory where it is one of a fleet."""
+        pool = _box_pool(box.name)
         work = []
         for running, items in ((True, self._running.get(pool, [])), (False, self._waiting.get(pool, ()))):
             for job, attempt in items:
                 spec = attempt.delivered
                 assert spec is not None
                 done = (t - (attempt.started_at or t)) / attempt.render_s if running and attempt.render_s else 0.0
-                left = localqueue.work_left(attempt.offer, spec.width, spec.height, spec.frames, done,
-                                            self._learned.get(attempt.offer.id))
+                learned = self._learned.get(learning.key(attempt.offer.id, box.name)) if self._fleet else None
+                if learned is None:
+                    learned = self._learned.get(attempt.offer.id)
+                left = localqueue.work_left(attempt.offer, spec.width, spec.height, spec.frames, done, learned)
                 if attempt.explore_until is not None:  # a try holds the GPU until its abandon point at most
                     left = localqueue.held_until(left, attempt.explore_until - t)
                 work.append(localqueue.Work(left_s=left, due=job.arrival.deadline(), running=running))
-        slots = self.truth.config.local_slots
         queue = localqueue.run_order(work)
-        return TargetState(name="agent-1", queue_wait_s=localqueue.wait_s(queue, None, slots), queue=queue,
-                           slots=slots)
+        return TargetState(name=box.name, queue_wait_s=localqueue.wait_s(queue, None, box.slots), queue=queue,
+                           slots=box.slots, vram_mb=box.vram_mb, ram_mb=box.ram_mb)
+
+    def _fleet_targets(self, t: float) -> tuple[TargetState, ...]:
+        """Every box of the fleet, down where an outage takes every local offer off it, and reporting only the
+        models still up where an outage takes some (as its agent would list what it can run)."""
+        local = [o for o in self.offers_list if o.provider is ProviderKind.LOCAL]
+        found = []
+        for box in self._boxes.values():
+            state = self._box_target(box, t)
+            down = [o for o in local if self.truth.down(o, t, box.name)] if self.truth.config.outages else []
+            if down and len(down) == len(local):
+                state = dataclasses.replace(state, up=False)
+            elif down:
+                state = dataclasses.replace(state, models=_models(o for o in local if o not in down))
+            found.append(state)
+        return tuple(found)
 
     @staticmethod
     def _p50(attempt: AttemptRecord) -> float:
@@ -446,18 +522,19 @@ class Simulation:
     # --- providers ---------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _pool(offer: Offer) -> str:
-        """Local offers share the one GPU; each cloud offer has its own workers."""
-        return ProviderKind.LOCAL.value if offer.provider is ProviderKind.LOCAL else offer.id
+    def _pool(attempt: AttemptRecord) -> str:
+        """Local offers share their GPU box's slots; each cloud offer has its own workers."""
+        return _box_pool(attempt.box) if attempt.box is not None else attempt.offer.id
 
     def _pump(self, pool: str, t: float) -> None:
         queue = self._waiting.get(pool)
         running = self._running.setdefault(pool, [])
         while queue:
             job, attempt = queue[0]
-            if len(running) >= self.truth.workers(attempt.offer):
+            box = self._boxes[attempt.box] if attempt.box is not None else None
+            if len(running) >= (box.slots if box is not None else self.truth.workers(attempt.offer)):
                 return
-            if pool == ProviderKind.LOCAL.value:
+            if box is not None:
                 # The agent's order: earliest deadline first, then first come (agent/store.py `claim_next`).
                 job, attempt = min(queue, key=lambda item: (item[0].deadline_t is None, item[0].deadline_t or 0.0))
                 queue.remove((job, attempt))
@@ -470,7 +547,8 @@ class Simulation:
         offer, spec = attempt.offer, attempt.delivered
         assert spec is not None
         attempt.status, attempt.started_at = "running", t
-        attempt.render_s = self.truth.render_s(job.key, offer, spec)
+        attempt.render_s = (self.truth.render_on(job.key, offer, spec, self._boxes[attempt.box])
+                            if attempt.box is not None else self.truth.render_s(job.key, offer, spec))
         attempt.cold_s = self._cold_start(offer, t)
         attempt.fails_at = self.truth.failure_at(job.key, offer, attempt.n)
         share = attempt.fails_at if attempt.fails_at is not None else 1.0
@@ -491,11 +569,12 @@ class Simulation:
 
     def _release(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
         """Free the attempt's worker or slot, bill what it ran, and start whoever waits."""
-        pool = self._pool(attempt.offer)
+        pool = self._pool(attempt)
         self._running[pool] = [(j, a) for j, a in self._running[pool] if a is not attempt]
         ran = max(0.0, t - (attempt.started_at or t))
-        if attempt.offer.provider is ProviderKind.LOCAL:
+        if attempt.box is not None:
             self._local_busy_s += ran
+            self._box_busy_s[attempt.box] += ran
         elif self.truth.cold_start_s(attempt.offer) > 0:
             self._warm_since.setdefault(attempt.offer.id, []).append(t)
         # What a time-billed offer charges: the local GPU while it rendered; a serverless worker from its start,
@@ -527,7 +606,7 @@ class Simulation:
         """The worker's `_abandon`: an exploring attempt unfinished at its abandon point is stopped, billed for the
         GPU time it ran, learned from as a lower bound, and the job falls back with the offer ruled out."""
         if attempt.status == "queued":  # not the engine's doing (it explores only an idle GPU), but stop it alike
-            pool = self._waiting[self._pool(attempt.offer)]
+            pool = self._waiting[self._pool(attempt)]
             pool.remove(next(item for item in pool if item[1] is attempt))
         elif attempt.status == "running":
             self._release(job, attempt, t)
@@ -556,7 +635,7 @@ class Simulation:
         attempt = job.final
         if attempt is not None and attempt.status in ("queued", "running"):
             if attempt.status == "queued":
-                pool = self._waiting[self._pool(attempt.offer)]
+                pool = self._waiting[self._pool(attempt)]
                 pool.remove(next(item for item in pool if item[1] is attempt))
             else:
                 self._release(job, attempt, t)
@@ -593,26 +672,28 @@ class Simulation:
     def _observe(self, attempt: AttemptRecord, observation: Observation) -> None:
         if self._stats is None:
             return
-        name = learning.key(attempt.offer.id)
-        stats = learning.observe(self._stats.get(name, OfferStats()), observation)
-        self._stats[name] = stats
+        names = [learning.key(attempt.offer.id)]
+        if self._fleet and attempt.box is not None:
+            names.append(learning.key(attempt.offer.id, attempt.box))
+        for name in names:
+            self._stats[name] = learning.observe(self._stats.get(name, OfferStats()), observation)
         # A new snapshot, not an update in place: a context keeps the one it was given. Every key is read again, as
-        # one offer's runs move its group's prior.
-        self._learned = learning.snapshot(self._stats, self.offers)
+        # one offer's runs move its group's prior (and, on a fleet, a box's runs its speed on every offer).
+        self._learned = learning.snapshot(self._stats, self.offers, self._box_offers)
 
     def _outage(self, outage: Outage, t: float) -> None:
         """Everything queued or running on what went down fails now (running GPU time is billed) and falls back."""
         hit: list[tuple[JobRecord, AttemptRecord]] = []
         for pool, queue in self._waiting.items():
-            lost = [(j, a) for j, a in queue if outage.covers(a.offer)]
-            self._waiting[pool] = deque(item for item in queue if not outage.covers(item[1].offer))
+            lost = [(j, a) for j, a in queue if outage.covers(a.offer, a.box)]
+            self._waiting[pool] = deque(item for item in queue if not outage.covers(item[1].offer, item[1].box))
             for _, attempt in lost:
                 attempt.status, attempt.ended_at = "failed", t
                 self._settle(attempt)
                 self._learn(attempt, ok=False)
             hit += lost
         for running in list(self._running.values()):
-            for job, attempt in [(j, a) for j, a in running if outage.covers(a.offer)]:
+            for job, attempt in [(j, a) for j, a in running if outage.covers(a.offer, a.box)]:
                 self._release(job, attempt, t)
                 assert attempt.delivered is not None
                 attempt.cost = attempt_cost(attempt.offer, attempt.delivered, attempt.gpu_seconds, succeeded=False)
@@ -627,6 +708,18 @@ class Simulation:
     def _end(self, job: JobRecord, t: float, status: str, reason: str) -> None:
         assert not job.terminal, f"job {job.key} ended twice"
         job.status, job.ended_at, job.reason = status, t, reason
+
+
+def _box_pool(box: str) -> str:
+    return f"{ProviderKind.LOCAL.value}@{box}"
+
+
+def _models(offers: Iterable[Offer]) -> Mapping[str, frozenset[str]]:
+    """What a box reports it can run: each model, with the modes its offers render."""
+    found: dict[str, frozenset[str]] = {}
+    for offer in offers:
+        found[offer.model] = found.get(offer.model, frozenset()) | {mode.value for mode in offer.modes}
+    return found
 
 
 def simulate(arrivals: Sequence[Arrival], offers: Sequence[Offer], policy: Policy, truth: Truth,

@@ -10,8 +10,13 @@
   waits the cold start, and a GPU-second offer bills it.
 - **Queues**: the local GPU has `local_slots` slots; each cloud offer has a number of concurrent workers per
   provider kind, beyond which its jobs queue in order.
+- **A fleet** (`local_boxes`): several GPU boxes instead of the one, each with its own slots, memory and speed: a
+  local render on a box takes the drawn render time x the box's `speed` (its card against the studio's, whose
+  figures the catalog and `time_bias` describe), and a box whose VRAM can't hold an offer at a delivery can't run
+  it (the engine's own rule, `constraints.vram_reason`). Without `local_boxes` the GPU is one box, `agent-1`, with
+  `local_slots` slots, speed 1 and no memory limit, as before fleets.
 - **Outages**: a provider kind or one offer down for a while: nothing new starts there, and what is queued or
-  running there when it goes down fails.
+  running there when it goes down fails. `local@BOX` (or a local offer id `@BOX`) takes down one box of a fleet.
 
 Time bias, failure rates and cold starts are keyed by provider kind (`local`) or offer id (`local/wan21-14b`); an
 offer's own id wins over its kind. Every draw comes from its own `random.Random` keyed by (seed, request, offer[,
@@ -30,6 +35,8 @@ from typing import TypeVar
 from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
+from router.policy.constraints import vram_reason
+from router.policy.context import TargetState
 
 Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 DAY_S = 86400.0
@@ -48,6 +55,16 @@ DEFAULT_CONCURRENCY: Mapping[ProviderKind, int] = MappingProxyType({
 
 V = TypeVar("V")
 
+# A fleet's cards: the memory their drivers report, and their render time against the studio's RTX 5090, whose
+# figures the catalog holds. The same ESTIMATES as the embedded stack's fleet (hvr.local.embedded.CARDS; a test
+# holds the two equal): from the cards' relative FP16 throughput, not measured. Kept here so that the simulator
+# doesn't import the embedded stack.
+CARDS: Mapping[str, tuple[int, float]] = MappingProxyType({
+    "5090": (32768, 1.0), "4090": (24576, 1.3), "3090": (24576, 2.0), "3080": (10240, 2.5),
+})
+BOX_RAM_MB = 65536  # every box of the embedded stack's fleet (hvr.local.embedded.BOX_RAM_MB): what offloading needs
+DEFAULT_BOX = "agent-1"  # the one GPU's name when there is no fleet: the agent's, as the services see it
+
 
 def by_offer(table: Mapping[str, V], offer: Offer, default: V) -> V:
     """The offer's own entry, else its provider kind's, else `default`."""
@@ -57,9 +74,31 @@ def by_offer(table: Mapping[str, V], offer: Offer, default: V) -> V:
 
 
 @dataclass(frozen=True)
+class LocalBox:
+    """One GPU box: its slots, its card's memory (None: no limit) and the system RAM offloading may use, and how
+    much longer it renders than the studio's card (`speed`, x the drawn render time)."""
+
+    name: str
+    slots: int = 1
+    speed: float = 1.0
+    vram_mb: int | None = None
+    ram_mb: int | None = None
+
+    @property
+    def target(self) -> TargetState:
+        """The box as the engine reads its memory (queue and health are the simulator's)."""
+        return TargetState(name=self.name, slots=self.slots, vram_mb=self.vram_mb, ram_mb=self.ram_mb)
+
+    def holds(self, offer: Offer, delivered: DeliveredSpec) -> bool:
+        """Whether the box's card (offloading into its RAM where the offer allows) can run this render: the
+        engine's own rule, so the simulator, the optimum and the engine never disagree about it."""
+        return offer.provider is not ProviderKind.LOCAL or vram_reason(offer, delivered, self.target) is None
+
+
+@dataclass(frozen=True)
 class Outage:
-    """`provider` (a kind or an offer id) is down for `hours` from `from_day` days after the run's start (day 0
-    begins at the first arrival's UTC midnight)."""
+    """`provider` (a kind or an offer id, optionally `@BOX` for one box of a local fleet) is down for `hours` from
+    `from_day` days after the run's start (day 0 begins at the first arrival's UTC midnight)."""
 
     provider: str
     from_day: float
@@ -73,8 +112,13 @@ class Outage:
     def end_s(self) -> float:
         return self.start_s + self.hours * 3600.0
 
-    def covers(self, offer: Offer) -> bool:
-        return self.provider in (offer.id, offer.provider.value)
+    def covers(self, offer: Offer, box: str | None = None) -> bool:
+        """Whether it takes `offer` down (on `box`, for a local offer on one box of a fleet: an outage naming a
+        box covers that box only)."""
+        what, _, only = self.provider.partition("@")
+        if only and only != box:
+            return False
+        return what in (offer.id, offer.provider.value)
 
 
 @dataclass(frozen=True)
@@ -84,12 +128,26 @@ class TruthConfig:
     failure_rate: Mapping[str, float] = field(default_factory=lambda: DEFAULT_FAILURE_RATE)
     concurrency: Mapping[ProviderKind, int] = field(default_factory=lambda: DEFAULT_CONCURRENCY)
     local_slots: int = 1  # the studio's one RTX 5090
+    local_boxes: tuple[LocalBox, ...] = ()  # a fleet instead (then `local_slots` is unused)
     idle_timeout_s: float = 300.0  # a serverless worker stays warm this long after its last job
     # Truth vs catalog, by kind or offer id: multiplies an offer's p50 and p90 (1.0: the catalog is right on average).
     time_bias: Mapping[str, float] = field(default_factory=dict)
     # By kind or offer id: a cloud offer's real cold start, where it differs from the catalog's.
     cold_start_s: Mapping[str, float] = field(default_factory=dict)
     outages: tuple[Outage, ...] = ()
+
+    @property
+    def boxes(self) -> tuple[LocalBox, ...]:
+        """The GPU boxes: the fleet, or the one GPU of before fleets."""
+        return self.local_boxes or (LocalBox(DEFAULT_BOX, slots=self.local_slots),)
+
+    @property
+    def fleet(self) -> bool:
+        return bool(self.local_boxes)
+
+    @property
+    def total_slots(self) -> int:
+        return sum(box.slots for box in self.boxes)
 
 
 class Truth:
@@ -113,6 +171,11 @@ class Truth:
         self._render[(key, offer.id)] = value
         return value
 
+    def render_on(self, key: int, offer: Offer, delivered: DeliveredSpec, box: LocalBox) -> float:
+        """Seconds box `box` computes request `key` on local `offer` for: the drawn render, at the box's speed."""
+        drawn = self.render_s(key, offer, delivered)
+        return drawn if box.speed == 1.0 else round(max(drawn * box.speed, 0.001), 3)
+
     def failure_at(self, key: int, offer: Offer, attempt: int) -> float | None:
         """The share of the render after which attempt `attempt` fails, or None when it succeeds."""
         rng = random.Random(f"fail:{self.config.seed}:{key}:{offer.id}:{attempt}")
@@ -127,16 +190,18 @@ class Truth:
 
     def workers(self, offer: Offer) -> int:
         if offer.provider is ProviderKind.LOCAL:
-            return self.config.local_slots
+            return self.config.total_slots
         return self.config.concurrency.get(offer.provider, 1)
 
-    def outages(self, offer: Offer) -> tuple[tuple[float, float], ...]:
-        """The offer's down windows, [start, end) in seconds from the run's start, in order."""
-        found = self._down.get(offer.id)
+    def outages(self, offer: Offer, box: str | None = None) -> tuple[tuple[float, float], ...]:
+        """The offer's down windows (on `box`, with that box's own), [start, end) in seconds from the run's start,
+        in order."""
+        name = offer.id if box is None else f"{offer.id}@{box}"
+        found = self._down.get(name)
         if found is None:
-            found = tuple(sorted((o.start_s, o.end_s) for o in self.config.outages if o.covers(offer)))
-            self._down[offer.id] = found
+            found = tuple(sorted((o.start_s, o.end_s) for o in self.config.outages if o.covers(offer, box)))
+            self._down[name] = found
         return found
 
-    def down(self, offer: Offer, t: float) -> bool:
-        return any(start <= t < end for start, end in self.outages(offer))
+    def down(self, offer: Offer, t: float, box: str | None = None) -> bool:
+        return any(start <= t < end for start, end in self.outages(offer, box))
