@@ -24,6 +24,7 @@ from router.models.outcome import AttemptCode
 from router.models.request import VideoRequest
 from router.policy import learning
 from router.policy.catalog import load_catalog
+from tests.unit.test_sim import edf_feasible
 
 OFFERS = load_catalog().offers
 BY_ID = {o.id: o for o in OFFERS}
@@ -319,27 +320,6 @@ def brute_force(arrivals: list[Arrival], truth: Truth) -> tuple[int, Decimal]:
                for box in truth.config.boxes):
             best = key
     return best
-
-
-def edf_feasible(jobs: list[tuple[float, float, float]]) -> bool:
-    jobs = sorted(jobs)
-    left = {n: work for n, (_, _, work) in enumerate(jobs)}
-    t = 0.0
-    while left:
-        ready = [n for n in left if jobs[n][0] <= t + 1e-9]
-        if not ready:
-            t = min(jobs[n][0] for n in left)
-            continue
-        n = min(ready, key=lambda m: jobs[m][1])
-        upcoming = [jobs[m][0] for m in left if jobs[m][0] > t + 1e-9]
-        step = min([left[n], *[u - t for u in upcoming]])
-        t += step
-        left[n] -= step
-        if left[n] <= 1e-9:
-            del left[n]
-            if t > jobs[n][1] + 1e-6:
-                return False
-    return True
 
 
 @pytest.mark.parametrize("seed", [0, 1])
