@@ -19,7 +19,7 @@ from router.models.common import ProviderKind
 from router.models.job import AttemptStatus, JobStatus
 from router.models.request import VideoRequest
 from router.providers.errors import Unavailable
-from router.services import poll_chain, route, sweeper
+from router.services import poll_chain, route, settle, sweeper
 from router.services.cancel import cancel
 from router.services.submit import accept
 from router.store.messages import MessageKind
@@ -90,17 +90,18 @@ def finish(stack, deps, job_id: str, timeout_s: float = 60):
 
 def test_a_killed_agent_ends_its_attempt_agent_lost_and_the_job_falls_back_to_the_cloud(
         stack, deps, sent, short_bound, capsys) -> None:
-    # Replicate's circuit held open for the first decision only, so the local GPU gets the job.
+    # Replicate's circuit held open for the first decision only, so the local GPU gets the job. Closed by hand once
+    # it has: a cooldown that lapses on its own would reopen Replicate mid-decision on a slow machine.
     for _ in range(deps.circuits.threshold):
-        deps.circuits.failure("replicate", deps.clock(), cooldown_s=1.0)
+        deps.circuits.failure("replicate", deps.clock(), cooldown_s=3600.0)
     try:
         job = submitted_to(stack, deps, LOCAL_OR_REPLICATE)
-        assert job.attempts[0].provider is ProviderKind.LOCAL
-        stack.agent.kill()
-        killed, depth = deps.clock(), queued(stack)
-        done = finish(stack, deps, job.id)
     finally:
         deps.circuits.success("replicate")
+    assert job.attempts[0].provider is ProviderKind.LOCAL
+    stack.agent.kill()
+    killed, depth = deps.clock(), queued(stack)
+    done = finish(stack, deps, job.id)
     fallback_s = (done.attempts[1].started_at - killed).total_seconds()
     first, last = done.attempts[0], done.attempts[-1]
     assert first.status is AttemptStatus.FAILED and str(first.reason or "").startswith("agent_lost: agent-1")
@@ -175,7 +176,12 @@ def test_a_lost_poll_chain_is_restarted_once_and_the_old_one_stops(stack, deps, 
     deps.jobs.update(TENANT, job.id, lose)
     sent.here.clear()
     time.sleep(0.1)
-    assert sweeper.sweep(deps).nudged == {"poll": 1}
+    first = sweeper.sweep(deps).nudged
+    give_up = time.monotonic() + 30
+    while first == {"held_for_backlog": 1} and time.monotonic() < give_up:
+        time.sleep(0.1)  # a live message not yet taken (a slow machine's consumer lags): rescues wait for it
+        first = sweeper.sweep(deps).nudged
+    assert first == {"poll": 1}
     # The first nudge still waits in the queue: a second would only queue behind it (sweeper.RESCUES).
     assert sweeper.sweep(deps).nudged == {"held_for_backlog": 1}
     nudges = [m for m in sent.here if m.job_id == job.id]
@@ -216,11 +222,11 @@ def test_cancelling_an_accepted_but_unanswered_runpod_job_bills_what_runpod_repo
     assert runpod.created - before == 1
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "since ~18:00 UTC 2026-12-04 the late settle reads the Veo sandbox's operation as not SUCCEEDED and bills $0, at "
-    "the session's starting commit bdad9dd too (it passed at 16:05 and 17:44): a time-dependent defect, not yet found; "
-    "the first thing for the next session"))
-def test_cancelling_a_veo_render_that_cannot_be_stopped_bills_it_when_it_renders(stack, deps) -> None:
+def test_cancelling_a_veo_render_that_cannot_be_stopped_bills_it_when_it_renders(stack, deps, monkeypatch) -> None:
+    # The sandbox renders in real CPU time, which the time scale doesn't shorten: on a loaded machine an 8 s 720p
+    # render outlasts the late-settle bound's 5 s floor and the attempt closes unbilled (the give-up path, tested on
+    # its own). This test is about the render that does finish, so the bound waits for it.
+    monkeypatch.setattr(settle, "UNREACHABLE_FLOOR_S", 300.0)
     veo = {"mode": "t2v", "prompt": "a perfume bottle", "resolution": "720p", "duration_s": 8, "quality": "premium",
            "providers": ["veo"], "deadline_s": 3600}
     job = submitted_to(stack, deps, veo)
@@ -232,7 +238,8 @@ def test_cancelling_a_veo_render_that_cannot_be_stopped_bills_it_when_it_renders
         return deps.jobs.get(TENANT, job.id).attempts[0].status.ended
 
     nudges = 0
-    for _ in range(30):  # the sweeper's period: it asks again until the render is done
+    give_up = time.monotonic() + 120
+    while time.monotonic() < give_up:  # the sweeper's period: it asks again until the render is done
         time.sleep(0.1)
         nudges += sweeper.sweep(deps).nudged.get("settle", 0)
         if stack.drain(ended, timeout_s=1):
