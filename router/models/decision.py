@@ -104,6 +104,9 @@ class Candidate:
     estimated_ready_at: datetime | None = None
     score: float | None = None
     delivered: DeliveredSpec | None = None
+    # The box of a fleet the estimate was made for (None: the offer's provider is its one target). A campaign's
+    # planned offer is placed there, where its figures hold (policy.plan.follow_plan).
+    target: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ def route(
         if scout is not None and exploration.worth_a_look(scout, offer, assessed.target, assessed.learned, reasons):
             explorable.append((est, offer))
         if reasons:
-            rows[offer.id] = _candidate(offer, est, reasons)
+            rows[offer.id] = _candidate(offer, est, reasons, target=placed.get(offer.id))
         else:
             feasible.append((est, offer))
 
@@ -83,7 +83,7 @@ def route(
         key=lambda item: (-item[0], item[2].id),
     )
     for value, est, offer in ranked:
-        rows[offer.id] = _candidate(offer, est, [], score=value)
+        rows[offer.id] = _candidate(offer, est, [], score=value, target=placed.get(offer.id))
     candidates = [rows[offer.id] for offer in offers]
     if not ranked:
         return Decision(
@@ -93,7 +93,8 @@ def route(
     if explorable and scout is not None and deadline is not None and cheapest is not None:
         explored = exploration.best(scout, explorable, ranked, ask, context, profile, cheapest, now, deadline)
         if explored is not None:
-            return _exploring(explored, ranked, rows, offers, _target_name(explored.offer, context, placed), now)
+            return _exploring(explored, ranked, rows, offers, _target_name(explored.offer, context, placed), now,
+                              placed.get(explored.offer.id))
     best, est, offer = ranked[0]
     spec = est.delivered
     chosen = Chosen(
@@ -116,7 +117,8 @@ def route(
 
 
 def _exploring(explored: exploration.Explored, ranked: list[tuple[float, constraints.Estimate, Offer]],
-               rows: dict[str, Candidate], offers: Sequence[Offer], target: str, now: datetime) -> Decision:
+               rows: dict[str, Candidate], offers: Sequence[Offer], target: str, now: datetime,
+               box: str | None) -> Decision:
     offer, est = explored.offer, explored.estimate
     spec = est.delivered
     chosen = Chosen(
@@ -136,7 +138,8 @@ def _exploring(explored: exploration.Explored, ranked: list[tuple[float, constra
     )
     rows[offer.id] = Candidate(offer=offer.id, provider=offer.provider, feasible=True,
                                estimated_cost_usd=est.cost_p50, estimated_cost_p90_usd=est.cost_p90,
-                               estimated_ready_at=explored.ready_at, score=explored.score, delivered=spec)
+                               estimated_ready_at=explored.ready_at, score=explored.score, delivered=spec,
+                               target=box)
     return Decision(chosen=chosen, fallbacks=[o.id for _, _, o in ranked if o.id != offer.id],
                     candidates=[rows[o.id] for o in offers], reasons=[], decided_at=now)
 
@@ -225,9 +228,9 @@ def _target_name(offer: Offer, context: RoutingContext, placed: dict[str, str]) 
 
 
 def _candidate(offer: Offer, est: constraints.Estimate | None, reasons: list[Reason], score: float | None = None,
-               delivered: DeliveredSpec | None = None) -> Candidate:
+               delivered: DeliveredSpec | None = None, target: str | None = None) -> Candidate:
     if est is None:
-        return Candidate(offer.id, offer.provider, not reasons, reasons, None, None, None, score, delivered)
+        return Candidate(offer.id, offer.provider, not reasons, reasons, None, None, None, score, delivered, target)
     # By position: a row per estimated offer per decision, and keywords cost a third more.
     return Candidate(offer.id, offer.provider, not reasons, reasons, est.cost_p50, est.cost_p90, est.ready_p90, score,
-                     est.delivered)
+                     est.delivered, target)

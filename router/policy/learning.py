@@ -231,11 +231,13 @@ def box_factors(stats: Mapping[str, OfferStats]) -> dict[str, float]:
 
 
 def on_box(learned: Learned, log_factor: float) -> Learned:
-    """An offer's estimate on a box that renders exp(`log_factor`) times as long as its fleet."""
+    """An offer's estimate on a box that renders exp(`log_factor`) times as long as its fleet. A prior, not a
+    measurement: the box has no runs of it (the fleet's are its `group_runs`), so exploration still measures it."""
     scale = math.exp(log_factor)
-    return replace(learned, time_p50=learned.time_p50 * scale,
+    return replace(learned, runs=0, attempts=0, time_p50=learned.time_p50 * scale,
                    time_p90=None if learned.time_p90 is None else learned.time_p90 * scale,
-                   time_floor=None if learned.time_floor is None else learned.time_floor * scale)
+                   time_floor=None if learned.time_floor is None else learned.time_floor * scale,
+                   group_runs=learned.runs, group_time=learned.time_p50 * scale)
 
 
 def _snapshot(stats: Mapping[str, OfferStats], offers: Iterable[str]) -> dict[str, Learned]:

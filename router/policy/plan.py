@@ -431,9 +431,10 @@ def follow_plan(decision: Decision, offer_id: str | None, context: RoutingContex
     if planned is None or planned.estimated_cost_usd is None or planned.estimated_cost_p90_usd is None \
             or planned.estimated_ready_at is None or planned.delivered is None:
         return decision
-    target = context.target(planned.offer, planned.provider)
+    # A fleet's box as the engine placed the offer; else the offer's one target.
+    target = planned.target or getattr(context.target(planned.offer, planned.provider), "name", None)
     follow = Chosen(
-        offer=planned.offer, provider=planned.provider, target=target.name if target else planned.provider.value,
+        offer=planned.offer, provider=planned.provider, target=target or planned.provider.value,
         estimated_cost_usd=planned.estimated_cost_usd, estimated_cost_p90_usd=planned.estimated_cost_p90_usd,
         estimated_ready_at=planned.estimated_ready_at, score=planned.score or 0.0, delivered=planned.delivered,
         reason=f"{PLAN_REASON}: {planned.offer} is still feasible (the engine alone would pick {chosen.offer})")

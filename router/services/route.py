@@ -8,6 +8,7 @@ still `submitting` asks the provider about that attempt id first and submits onl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -349,7 +350,7 @@ def _reconcile_later(job: Job, attempt: Attempt, message: WorkerMessage, deps: D
                     delay_s=delay)
 
 
-def gave_up(job: Job, attempt: Attempt, deps: Deps, exc: Exception) -> bool:
+def gave_up(job: Job, attempt: Attempt, deps: Deps, exc: Exception, next_hop: NextHop | None = None) -> bool:
     """End the attempt when its target has answered nothing for too long: `agent_lost` for the local GPU,
     `provider_unreachable` for a cloud provider; the job falls back like after any failed attempt. The bound
     leaves a fallback at least half the time that was left when the target went quiet."""
@@ -368,19 +369,28 @@ def gave_up(job: Job, attempt: Attempt, deps: Deps, exc: Exception) -> bool:
     else:
         return False
     code = AttemptCode.AGENT_LOST if attempt.provider is ProviderKind.LOCAL else AttemptCode.PROVIDER_UNREACHABLE
-    attempt_failed(job, attempt.id, deps, AttemptReason(code, f"{attempt.target} {silence}: {exc}"))
+    attempt_failed(job, attempt.id, deps, AttemptReason(code, f"{attempt.target} {silence}: {exc}"),
+                   next_hop=next_hop)
     return True
 
 
+NextHop = Callable[[Job, Deps], None]
+
+
+def queue_route(job: Job, deps: Deps) -> None:
+    """The next hop as a message of its own, for a caller that mustn't spend its time routing (the sweeper)."""
+    deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=job.tenant, job_id=job.id))
+
+
 def attempt_failed(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, billed: Billed = NOTHING_BILLED,
-                   provider_cost: Decimal | None = None) -> None:
+                   provider_cost: Decimal | None = None, next_hop: NextHop | None = None) -> None:
     attempt = job.attempt(attempt_id)
     assert attempt is not None
     actual = record_ledger(job, attempt, deps, reason.outcome, billed, None, provider_cost=provider_cost,
                            rendered=reason.rendered)
     if reason.code is not AttemptCode.CONTENT_FILTERED:  # the prompt's doing, not the offer's
         _learn_failure(attempt, deps)
-    fall_back(job, attempt_id, deps, reason, billed, actual)
+    fall_back(job, attempt_id, deps, reason, billed, actual, next_hop)
 
 
 def abandon(job: Job, attempt: Attempt, deps: Deps) -> None:
@@ -404,8 +414,9 @@ def abandon(job: Job, attempt: Attempt, deps: Deps) -> None:
 
 
 def fall_back(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, billed: Billed,
-              actual: Decimal) -> None:
-    """Close a failed attempt (its ledger row written) and route the job's next hop, if anything is left."""
+              actual: Decimal, next_hop: NextHop | None = None) -> None:
+    """Close a failed attempt (its ledger row written) and route the job's next hop, if anything is left: here
+    (`route_next`), or however `next_hop` says."""
 
     def close(draft: Job) -> JobStatus | None:
         current = draft.attempt(attempt_id)
@@ -418,7 +429,7 @@ def fall_back(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, bill
 
     job = lifecycle.update(deps, job.tenant, job.id, close)
     if job.status is JobStatus.ROUTED:
-        route_next(job, deps)
+        (next_hop or route_next)(job, deps)
 
 
 def _fail(job: Job, deps: Deps, code: str, message: str, detail: str | None) -> None:

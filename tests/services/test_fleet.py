@@ -3,17 +3,19 @@ on a box that can hold it and answers, the job's provider id names the box, and 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from router.models.agent import AgentRegistration
 from router.models.common import ProviderKind, utcnow
-from router.models.job import JobStatus
+from router.models.job import AttemptStatus, JobStatus
 from router.models.outcome import AttemptOutcome
 from router.models.request import VideoRequest
 from router.policy.engine import route
 from router.policy.learning import Observation
+from router.policy.plan import follow_plan
 from router.providers.agent import AgentProvider
 from router.providers.base import ProviderState, ProviderStatus, TargetHealth
 from router.providers.errors import Rejected, Unavailable
@@ -21,6 +23,7 @@ from router.providers.fleet import FleetProvider
 from router.services import agents, submit, sweeper
 from router.services.context import routing_context
 from router.services.fleet_registry import RegistryBoxes
+from router.store.messages import MessageKind
 from tests.twins import ScriptedGpu, Twins, twins
 
 GB = 1024
@@ -181,10 +184,11 @@ def test_a_box_that_missed_its_heartbeats_loses_its_attempts_at_the_next_sweep()
     be far off), and the job finishes on a box that still beats."""
 
     class Dying(ScriptedGpu):
-        dead = False
+        dead, asked_dead = False, 0
 
         def _status(self, provider_job_id: str) -> ProviderStatus:
             if self.dead:
+                self.asked_dead += 1
                 raise Unavailable("connection refused")
             return super()._status(provider_job_id)
 
@@ -204,6 +208,11 @@ def test_a_box_that_missed_its_heartbeats_loses_its_attempts_at_the_next_sweep()
     now[0] += timedelta(seconds=2 * 60)  # past 3 x 30 s of box-a's silence; box-b beats on
     world.deps.agents.heartbeat("box-b", registration, "key_1", now[0])
     assert sweeper.sweep(world.deps).nudged == {"lost_box": 1}
+    # Ended by the sweep itself, the box asked once: a message would wait behind whatever the queue holds.
+    ended = world.jobs.get("acme", job.id)
+    assert ended.attempts[0].status is AttemptStatus.FAILED and doomed.asked_dead == 1
+    assert ended.status is JobStatus.ROUTED and len(ended.attempts) == 1  # the fallback is routed by the worker
+    assert [m.kind for m, _ in world.queue._messages][-1:] == [MessageKind.ROUTE]
     world.run()
 
     done = world.jobs.get("acme", job.id)
@@ -287,3 +296,20 @@ def test_a_registry_fleet_reaches_each_box_where_it_announced_itself_with_its_ow
     world.deps.agent_keys.revoke("box-a", utcnow())
     ticks[0] = 40.0
     assert boxes() == {}
+
+
+def test_a_campaigns_planned_local_offer_goes_to_the_box_the_engine_placed_it_on() -> None:
+    """`follow_plan` swaps the engine's choice for the planned offer: the planned offer keeps the box its figures
+    were made for, not the fleet's name."""
+    world = fleet(ScriptedGpu([], "3080", vram_mb=10 * GB, ram_mb=32 * GB),
+                  ScriptedGpu([], "5090", vram_mb=32 * GB, ram_mb=64 * GB))
+    context = routing_context(world.deps)
+    decision = route(VideoRequest.parse_at_edge(ASK), world.deps.catalog.offers, context, utcnow())
+    assert decision.chosen is not None and decision.chosen.target == "5090"
+    [row] = [c for c in decision.candidates if c.offer == "local/wan22-14b"]
+    assert row.feasible and row.target == "5090"
+    engine = replace(decision, chosen=replace(decision.chosen, offer="replicate/wan-2.2-t2v-fast",
+                                              provider=ProviderKind.REPLICATE, target="replicate"))
+    followed = follow_plan(engine, "local/wan22-14b", context)
+    assert followed.chosen is not None and followed.chosen.offer == "local/wan22-14b"
+    assert followed.chosen.target == "5090"

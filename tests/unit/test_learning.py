@@ -356,4 +356,6 @@ def test_a_slow_box_is_priced_slow_for_a_model_only_the_fast_box_has_run() -> No
     # The 3090 takes 2x the 5090 on AnimateDiff, so about √2 the fleet's (the fleet's median sits between them).
     assert math.isclose(found[key(wan, "3090")].time_p50 / found[wan].time_p50, math.sqrt(2), rel_tol=0.02)
     assert found[key(wan, "3090")].time_p50 > 1.3 * found[key(wan, "5090")].time_p50
+    # A prior for the 3090, not its measurement: it has no runs of WAN, so exploration may still measure it there.
+    assert found[key(wan, "3090")].runs == 0 and found[key(wan, "3090")].group_runs == found[wan].runs == 3
     assert key(wan, "4090") not in found  # a box that ran nothing: the engine takes the fleet's figure
