@@ -30,7 +30,7 @@ CANCEL_WAIT_S = 5.0
 def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI:
     engine = build_engine(settings) if engine is None else engine
     store = JobStore(settings.db_path)
-    callbacks = CallbackSender(store, settings.secrets[0])
+    callbacks = _callback_sender(settings, store)
     runner = Runner(store, engine, slots=settings.slots, work_dir=settings.work_dir, callbacks=callbacks)
     families = _families_probe(settings)
 
@@ -144,3 +144,11 @@ def _remaining_gpu_s(engine: Engine, record: JobRecord) -> float:
     except EngineError:  # e.g. an unknown model: it will fail at once, so it adds nothing to the wait
         return 0.0
     return estimate * (1.0 - record.job.progress)
+
+
+def _callback_sender(settings: AgentSettings, store: JobStore) -> CallbackSender:
+    """Callbacks signed with the box's own key where it has one (no fleet secret needed), else the shared one."""
+    if settings.own_key:
+        assert settings.agent_name and settings.key_id and settings.key_secret
+        return CallbackSender(store, settings.key_secret, key=(settings.agent_name, settings.key_id))
+    return CallbackSender(store, settings.secrets[0])

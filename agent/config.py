@@ -53,8 +53,9 @@ class AgentSettings(BaseModel):
     models_file: Path = DEFAULT_MODELS_FILE
     # When set, /v1/health lists each models-file family as ready or missing files (agent.models_check).
     comfyui_root: Path | None = None
-    # The first secret signs callbacks; all of them verify, so a rotation can overlap.
-    secrets: tuple[str, ...] = Field(min_length=1, repr=False)
+    # The fleet's shared secrets: all of them verify, so a rotation can overlap; the first signs callbacks unless
+    # the box has a key of its own (key_id/key_secret), which then signs them. A registered box may have none.
+    secrets: tuple[str, ...] = Field(default=(), repr=False)
     # Registration with the router's fleet registry (PUT /v1/agents/{name} every heartbeat_s): on only when
     # router_url is given, and then every field up to key_secret is needed. Off, the agent is the single
     # agent the router's settings name (HVR_AGENT_URL), as before.
@@ -69,6 +70,9 @@ class AgentSettings(BaseModel):
 
     @model_validator(mode="after")
     def _registration_complete(self) -> AgentSettings:
+        if not self.secrets and not self.own_key:
+            raise ValueError(f"refusing to start without a signing secret: set {SECRETS_ENV}, or give the box its "
+                             f"own key (--agent-name, --key-id and {KEY_SECRET_ENV})")
         if self.router_url is None:
             return self
         missing = [flag for flag, value in (("--agent-name", self.agent_name), ("--tunnel-url", self.tunnel_url),
@@ -77,6 +81,11 @@ class AgentSettings(BaseModel):
         if missing:
             raise ValueError(f"--router-url registers this agent, which also needs {', '.join(missing)}")
         return self
+
+    @property
+    def own_key(self) -> bool:
+        """The box has a key of its own (issued by `hvr agents create NAME`): it signs the box's callbacks."""
+        return bool(self.agent_name and self.key_id and self.key_secret)
 
     @property
     def work_dir(self) -> Path:
@@ -151,8 +160,6 @@ def load_settings(
     except ValueError as exc:  # a malformed HVR_AGENT_* number in the environment
         raise ConfigError(f"bad HVR_AGENT_* value: {exc}") from exc
     secrets = parse_secrets(env.get(SECRETS_ENV))
-    if not secrets:
-        raise ConfigError(f"refusing to start without a signing secret: set {SECRETS_ENV}")
     try:
         return AgentSettings(secrets=secrets, key_secret=env.get(KEY_SECRET_ENV) or None, **vars(args))
     except ValidationError as exc:

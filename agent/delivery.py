@@ -20,7 +20,7 @@ import httpx
 
 from agent.schemas import Job, JobOutput
 from agent.store import JobStore
-from router.signing import sign
+from router.signing import AGENT_NAME_HEADER, KEY_ID_HEADER, sign
 
 log = logging.getLogger("hvr.agent.delivery")
 
@@ -79,13 +79,17 @@ def upload(
 
 
 class CallbackSender:
-    """Posts terminal jobs to their callback URL from one background thread, signed with the first secret."""
+    """Posts terminal jobs to their callback URL from one background thread, signed with `secret`. With `key`
+    (the box's name and key id) the secret is the box's own key, and the callback says whose it is, so the router
+    checks it against that box's keys rather than a secret the fleet shares."""
 
     def __init__(
-        self, store: JobStore, secret: str, *, attempts: int = 4, backoff_s: float = 0.5
+        self, store: JobStore, secret: str, *, key: tuple[str, str] | None = None, attempts: int = 4,
+        backoff_s: float = 0.5
     ) -> None:
         self._store = store
         self._secret = secret
+        self._key_headers = {AGENT_NAME_HEADER: key[0], KEY_ID_HEADER: key[1]} if key else {}
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -130,8 +134,8 @@ class CallbackSender:
                 if attempt and self._stopping.wait(_backoff(attempt - 1, self._backoff_s)):
                     return False
                 # Signed afresh each time: the receiver refuses a nonce it has seen.
-                headers = sign(self._secret, "POST", target, body)
-                headers["Content-Type"] = "application/json"
+                headers = {**sign(self._secret, "POST", target, body), **self._key_headers,
+                           "Content-Type": "application/json"}
                 try:
                     response = client.post(url, content=body, headers=headers)
                 except httpx.TransportError as exc:

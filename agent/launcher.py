@@ -18,7 +18,7 @@ from typing import Self
 
 import httpx
 
-from agent.config import PARENT_ENV, READY_PREFIX, SECRETS_ENV
+from agent.config import KEY_SECRET_ENV, PARENT_ENV, READY_PREFIX, SECRETS_ENV
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +43,8 @@ class AgentProcess:
         env: Mapping[str, str] | None = None,
         startup_timeout_s: float = 30.0,
     ) -> None:
-        if not secrets:
-            raise ValueError("the agent refuses to start without a secret")
+        if not secrets and not (env or {}).get(KEY_SECRET_ENV):
+            raise ValueError("the agent refuses to start without a secret: a shared one, or a key of its own")
         self.db_path = Path(db_path)
         self.log_path = log_path or self.db_path.with_name(self.db_path.name + ".log")
         self._secrets = tuple(secrets)

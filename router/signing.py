@@ -21,6 +21,8 @@ NONCE_HEADER = "X-HVR-Nonce"
 SIGNATURE_HEADER = "X-HVR-Signature"
 # An agent's heartbeat (PUT /v1/agents/{name}) names which of its keys signed it: each agent has keys of its own.
 KEY_ID_HEADER = "X-HVR-Key-Id"
+# A box's callback signed with its own key says whose key it is (the key id is looked up among that box's keys).
+AGENT_NAME_HEADER = "X-HVR-Agent"
 MAX_SKEW_S = 300
 _SCHEME = "v1"
 

@@ -39,9 +39,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if provider == "local":
             settings = deps.settings
             secret = settings.secret(settings.agent_secret, settings.agent_secret_arn)
-            if not secret:
+            if not secret and not settings.fleet_from_registry:
                 raise WebhookRefused(404, "the local agent is not configured")
-            message = agent_callback(raw_path, raw_query, headers, body, deps, [secret])
+            # A registered box signs with its own key; the shared secret, where there is one, for the rest.
+            message = agent_callback(raw_path, raw_query, headers, body, deps, [secret] if secret else [])
         elif provider == "runpod":
             message = runpod_callback(raw_query, body, deps)
         elif provider == "replicate":

@@ -40,18 +40,20 @@ from router.workflows.models import DEFAULT_MODELS_FILE, MODELS_FILE_ENV, ModelF
 NONCE_SCOPE = "agents"
 
 
-def authenticate(name: str, target: str, headers: Mapping[str, str], body: bytes, deps: Deps) -> str:
-    """The key id that signed this heartbeat for agent `name`, or an Unauthorized (401) saying why not: no key id,
-    an unknown, rotated-out or revoked one (router.store.agent_keys.KeyRefused), a bad or stale signature, a
-    replayed nonce (router.signing.SignatureError). `target` is the request's path and query as sent."""
+def authenticate(name: str, target: str, headers: Mapping[str, str], body: bytes, deps: Deps,
+                 method: str = "PUT") -> str:
+    """The key id that signed this request of agent `name` (its heartbeat, or with `method` POST its callback), or
+    an Unauthorized (401) saying why not: no key id, an unknown, rotated-out or revoked one
+    (router.store.agent_keys.KeyRefused), a bad or stale signature, a replayed nonce (router.signing.SignatureError).
+    `target` is the request's path and query as sent."""
     lowered = {key.lower(): value for key, value in headers.items()}
     key_id = lowered.get(KEY_ID_HEADER.lower(), "")
     if not key_id:
-        raise SignatureError(f"missing {KEY_ID_HEADER}: a heartbeat names the key that signed it")
+        raise SignatureError(f"missing {KEY_ID_HEADER}: the request names the key that signed it")
     now = deps.clock()
     secret = deps.agent_keys.secret(name, key_id, now)
     nonces = deps.nonces
-    verify([secret], "PUT", target, body, lowered, now=now.timestamp(),
+    verify([secret], method, target, body, lowered, now=now.timestamp(),
            nonce_is_fresh=lambda nonce, ts: nonces.first_seen(NONCE_SCOPE, nonce, ts + 2 * MAX_SKEW_S))
     return key_id
 

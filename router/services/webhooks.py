@@ -8,21 +8,34 @@ from collections.abc import Mapping
 from functools import cache
 from urllib.parse import parse_qs
 
-from router.errors import WebhookRefused
+from router.errors import Unauthorized, WebhookRefused
+from router.services import agents
 from router.services.deps import Deps
-from router.signing import MAX_SKEW_S, SignatureError, verify
+from router.signing import AGENT_NAME_HEADER, KEY_ID_HEADER, MAX_SKEW_S, verify
 from router.store.messages import MessageKind, WorkerMessage
 
 
 def agent_callback(raw_path: str, raw_query: str, headers: Mapping[str, str], body: bytes, deps: Deps,
                    secrets: list[str]) -> WorkerMessage:
-    """Verify the agent's HMAC signature (replays refused), then queue a poll of the attempt it names."""
+    """Verify the agent's HMAC signature (replays refused), then queue a poll of the attempt it names. A box with a
+    key of its own signs with it and names itself and the key (`X-HVR-Agent`, `X-HVR-Key-Id`): checked against that
+    box's keys, so a revoked box is refused here too. Else the fleet's shared `secrets`, where there are any."""
     nonces = deps.nonces
     target = f"{raw_path}?{raw_query}" if raw_query else raw_path
+    lowered = {key.lower(): value for key, value in headers.items()}
     try:
-        verify(secrets, "POST", target, body, headers, now=deps.clock().timestamp(),
-               nonce_is_fresh=lambda nonce, ts: nonces.first_seen("agent", nonce, ts + 2 * MAX_SKEW_S))
-    except SignatureError as exc:
+        if KEY_ID_HEADER.lower() in lowered:
+            name = lowered.get(AGENT_NAME_HEADER.lower(), "")
+            if not name:
+                raise WebhookRefused(401, f"{KEY_ID_HEADER} without {AGENT_NAME_HEADER}: whose key is it?")
+            agents.authenticate(name, target, lowered, body, deps, method="POST")
+        elif secrets:
+            verify(secrets, "POST", target, body, lowered, now=deps.clock().timestamp(),
+                   nonce_is_fresh=lambda nonce, ts: nonces.first_seen("agent", nonce, ts + 2 * MAX_SKEW_S))
+        else:
+            raise WebhookRefused(401, f"no shared agent secret here: a box signs with its own key and names it "
+                                      f"({AGENT_NAME_HEADER}, {KEY_ID_HEADER})")
+    except Unauthorized as exc:
         raise WebhookRefused(401, str(exc)) from exc
     query = parse_qs(raw_query)
     tenant, job_id = query.get("tenant", [""])[0], query.get("job", [""])[0]

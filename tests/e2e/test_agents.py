@@ -19,7 +19,7 @@ from hvr.cli import main
 from hvr.local.embedded import EmbeddedStack
 from router.providers.fleet import FleetProvider
 from router.services.fleet_registry import RegistryBoxes
-from router.signing import KEY_ID_HEADER, sign
+from router.signing import AGENT_NAME_HEADER, KEY_ID_HEADER, sign
 
 PROBLEM = "application/problem+json"
 
@@ -37,6 +37,16 @@ def put(stack: EmbeddedStack, key: dict[str, Any], body: dict[str, Any], *, name
     path = f"/v1/agents/{name}"
     signed = headers or {**sign(secret or key["secret"], "PUT", path, sent), KEY_ID_HEADER: key["key_id"]}
     return httpx.put(f"{stack.url}{path}", content=sent, headers={**signed, "Content-Type": "application/json"})
+
+
+def callback(stack: EmbeddedStack, key: dict[str, Any], *, name: str = "gpu-e2e",
+             secret: str | None = None) -> httpx.Response:
+    """A finished job's callback as a box with a key of its own sends it (agent.delivery)."""
+    path = "/v1/webhooks/local?tenant=acme&job=job_e2e"
+    body = b'{"id": "att_e2e_1", "status": "succeeded"}'
+    headers = {**sign(secret or key["secret"], "POST", path, body), KEY_ID_HEADER: key["key_id"],
+               **({AGENT_NAME_HEADER: name} if name else {})}
+    return httpx.post(f"{stack.url}{path}", content=body, headers=headers)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -85,11 +95,18 @@ def test_register_heartbeat_list_drain_and_revoke(stack: EmbeddedStack, acme: ht
     assert acme.delete("/v1/agents/gpu-e2e/drain").json()["state"] == "up"
     assert acme.post("/v1/agents/no-such-box/drain").status_code == 404
 
+    # Its callbacks are signed with its own key and say whose it is: no secret shared by the fleet.
+    assert callback(stack, key).status_code == 202
+    assert "signature mismatch" in problem(callback(stack, key, secret="forged"), 401)["detail"]
+    assert "has no keys" in problem(callback(stack, key, name="another-box"), 401)["detail"]
+    assert "X-HVR-Agent" in problem(callback(stack, key, name=""), 401)["detail"]
+
     revoked = acme.delete("/v1/agents/gpu-e2e/keys")
     assert revoked.status_code == 200 and revoked.json()["revoked_key_ids"] == [key["key_id"]]
     last_seen = acme.get("/v1/agents/gpu-e2e").json()["last_seen"]
     assert "revoked" in problem(put(stack, key, body), 401)["detail"]
     assert acme.get("/v1/agents/gpu-e2e").json()["last_seen"] == last_seen
+    assert "revoked" in problem(callback(stack, key), 401)["detail"]  # refused at once, callbacks too
 
 
 def free_port() -> int:

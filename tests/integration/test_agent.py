@@ -212,6 +212,22 @@ def test_callback_arrives_signed_with_the_first_secret(client: Client, sink: Sin
         verify([OLD_SECRET], "POST", path, body, headers, now=time.time(), nonce_is_fresh=fresh)
 
 
+def test_a_box_with_a_key_of_its_own_needs_no_shared_secret_and_signs_its_callbacks_with_its_key(
+        sink: Sink, tmp_path: Path) -> None:
+    own = {"HVR_AGENT_NAME": "box-7", "HVR_AGENT_KEY_ID": "ak_box7", "HVR_AGENT_KEY_SECRET": "box-7-own-secret"}
+    with AgentProcess(tmp_path / "own.db", secrets=[], time_scale=TIME_SCALE, env=own) as process:
+        keyed = Client(process)
+        assert keyed.call("GET", "/v1/jobs/att_none", secret=SECRET).status_code == 401  # no fleet secret here
+        assert keyed.call("POST", "/v1/jobs", job_body(sink, "att_own"), secret=own["HVR_AGENT_KEY_SECRET"]) \
+            .status_code == 201
+        path, headers, body = sink.callback_for("att_own")
+    lowered = {key.lower(): value for key, value in headers.items()}
+    assert lowered["x-hvr-agent"] == "box-7" and lowered["x-hvr-key-id"] == "ak_box7"
+    verify([own["HVR_AGENT_KEY_SECRET"]], "POST", path, body, headers, now=time.time(), nonce_is_fresh=lambda *_: True)
+    with pytest.raises(SignatureError):
+        verify([SECRET], "POST", path, body, headers, now=time.time(), nonce_is_fresh=lambda *_: True)
+
+
 def test_transient_upload_failure_is_retried(client: Client, sink: Sink) -> None:
     assert client.create(job_body(sink, "att_flaky")).status_code == 201
 

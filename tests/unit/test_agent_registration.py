@@ -44,6 +44,11 @@ def test_registration_is_off_unless_configured_and_complete_when_on() -> None:
         load_settings([*FLAGS, "--agent-name", "GPU 1"], ENV)
     settings = load_settings(FLAGS, ENV)
     assert settings.key_secret == "agent-key-secret" and "agent-key-secret" not in repr(settings)
+    # A box with its own key needs no shared secret; one with neither can't sign anything and won't start.
+    own = load_settings(FLAGS, {"HVR_AGENT_KEY_SECRET": "agent-key-secret"})
+    assert own.secrets == () and own.own_key
+    with pytest.raises(ConfigError, match="without a signing secret"):
+        load_settings([], {})
 
 
 def beats(answer: httpx.Response, seen: list[httpx.Request],
