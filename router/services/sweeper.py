@@ -12,6 +12,7 @@ multiplying; past it, the sweeper's poll starts a new chain, which supersedes th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -43,6 +44,9 @@ class SweepReport:
 # ending never announced) that need a message of their own whatever the queue holds.
 RESCUES = frozenset({"route", "reconcile", "poll", "settle"})
 
+# Wall seconds of a sweep spent routing a lost box's jobs itself; the rest go by message. The sweep has a minute.
+LOST_ROUTE_BUDGET_S = 20.0
+
 RESERVATION_REAP_S = 900.0  # a reservation this old whose attempt has ended was left by a crash
 
 
@@ -60,6 +64,7 @@ def sweep(deps: Deps) -> SweepReport:
     # (a deep queue is polled rarely), and that poll ends it `agent_lost` unless the box answers after all.
     lost = frozenset(agents.lost(deps)) if ProviderKind.LOCAL in deps.providers else frozenset()
     probes: dict[str, ProviderError | None] = {}
+    route_until = time.monotonic() + LOST_ROUTE_BUDGET_S
     # While the queue holds messages not yet taken, a quiet job's message is more likely waiting there than lost:
     # a rescue sent now would only queue behind it and lengthen the wait for everyone (a saturated embedded stack
     # once drew 1,276 route nudges for 300 jobs). Rescues wait for the backlog to clear; events don't.
@@ -79,8 +84,12 @@ def sweep(deps: Deps) -> SweepReport:
             lifecycle.announce(job, deps)
             continue
         attempt = job.current_attempt
-        if action == "lost_box" and attempt is not None and _end_lost(job, attempt, deps, probes):
-            continue
+        if action == "lost_box" and attempt is not None:
+            # Routed here while the sweep's budget lasts (fallback at once: a box holds few jobs as a rule); past
+            # it, by message, so a box that held hundreds can't run the sweep past its minute.
+            next_hop = route.route_next if time.monotonic() < route_until else route.queue_route
+            if _end_lost(job, attempt, deps, probes, next_hop):
+                continue
         if action in ("poll", "settle", "lost_box") and attempt is not None:
             # Outside any chain: the worker starts one only where none is alive (poll_chain.hint_chain).
             deps.queue.send(WorkerMessage(kind=MessageKind.POLL, tenant=job.tenant, job_id=job.id,
@@ -92,12 +101,13 @@ def sweep(deps: Deps) -> SweepReport:
     return report
 
 
-def _end_lost(job: Job, attempt: Attempt, deps: Deps, probes: dict[str, ProviderError | None]) -> bool:
-    """End an attempt on a box that missed its heartbeats here, if the box doesn't answer either; its fallback goes
-    to the queue. Ending it by message instead would wait behind any backlog (a 300-job fleet run's lost attempts
-    ended a median 70 s after the kill, against a 15 s heartbeat window). One status call asks for the whole box: a
-    box that answers is back, and its attempts get polls; one that doesn't is asked nothing more this sweep (a
-    black-holed tunnel costs its timeout once, not once per attempt)."""
+def _end_lost(job: Job, attempt: Attempt, deps: Deps, probes: dict[str, ProviderError | None],
+              next_hop: route.NextHop) -> bool:
+    """End an attempt on a box that missed its heartbeats here, if the box doesn't answer either, and route its
+    fallback by `next_hop`. Ending it by message instead would wait behind any backlog (a 300-job fleet run's lost
+    attempts ended a median 70 s after the kill, against a 15 s heartbeat window). One status call asks for the
+    whole box: a box that answers is back, and its attempts get polls; one that doesn't is asked nothing more this
+    sweep (a black-holed tunnel costs its timeout once, not once per attempt)."""
     provider, ref = deps.providers[ProviderKind.LOCAL], attempt.provider_job_id
     if ref is None:
         return False  # still submitting: its poll reconciles it (route.gave_up ends it there if nothing answers)
@@ -108,7 +118,7 @@ def _end_lost(job: Job, attempt: Attempt, deps: Deps, probes: dict[str, Provider
         except ProviderError as exc:
             probes[attempt.target] = exc
     silence = probes[attempt.target]
-    return silence is not None and route.gave_up(job, attempt, deps, silence, next_hop=route.queue_route)
+    return silence is not None and route.gave_up(job, attempt, deps, silence, next_hop=next_hop)
 
 
 def _action(job: Job, now: datetime, scale: float, lost_boxes: frozenset[str] = frozenset()) -> str | None:

@@ -179,9 +179,14 @@ def test_a_queued_attempt_is_polled_about_halfway_to_its_boxs_own_start_estimate
     assert 2.5 <= after_start <= 5  # running: the backoff from its first step
 
 
-def test_a_box_that_missed_its_heartbeats_loses_its_attempts_at_the_next_sweep() -> None:
+@pytest.mark.parametrize("routed_by_the_sweep", [True, False])
+def test_a_box_that_missed_its_heartbeats_loses_its_attempts_at_the_next_sweep(
+        routed_by_the_sweep: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Its attempts end `agent_lost` without waiting out their polls' silence bound (a deep queue's next poll may
-    be far off), and the job finishes on a box that still beats."""
+    be far off), and the job finishes on a box that still beats: routed by the sweep itself while its budget lasts,
+    by a route message after."""
+    if not routed_by_the_sweep:
+        monkeypatch.setattr(sweeper, "LOST_ROUTE_BUDGET_S", 0.0)
 
     class Dying(ScriptedGpu):
         dead, asked_dead = False, 0
@@ -211,8 +216,11 @@ def test_a_box_that_missed_its_heartbeats_loses_its_attempts_at_the_next_sweep()
     # Ended by the sweep itself, the box asked once: a message would wait behind whatever the queue holds.
     ended = world.jobs.get("acme", job.id)
     assert ended.attempts[0].status is AttemptStatus.FAILED and doomed.asked_dead == 1
-    assert ended.status is JobStatus.ROUTED and len(ended.attempts) == 1  # the fallback is routed by the worker
-    assert [m.kind for m, _ in world.queue._messages][-1:] == [MessageKind.ROUTE]
+    if routed_by_the_sweep:
+        assert [a.target for a in ended.attempts] == ["box-a", "box-b"]
+    else:
+        assert ended.status is JobStatus.ROUTED and len(ended.attempts) == 1  # the worker routes the fallback
+        assert [m.kind for m, _ in world.queue._messages][-1:] == [MessageKind.ROUTE]
     world.run()
 
     done = world.jobs.get("acme", job.id)
