@@ -16,7 +16,7 @@ from agent.engines.base import Engine, EngineError
 from agent.models_check import FamilyStatus, family_status, known_facts, lock_path, read_lock
 from agent.registration import run_times, start_registration
 from agent.runner import Runner
-from agent.schemas import CreateJobRequest, Health, Job, QueuedJob
+from agent.schemas import CreateJobRequest, Health, Job, QueuedJob, Utilization
 from agent.store import JobRecord, JobStore
 from router.workflows.models import ModelFiles
 
@@ -25,6 +25,9 @@ log = logging.getLogger("hvr.agent")
 # How long a cancel of a running job waits for the render to stop, so the answer usually shows `cancelled`;
 # past it the answer says `running` and the client polls.
 CANCEL_WAIT_S = 5.0
+# The health check's utilization looks back this far: long enough to smooth over single renders, short enough that
+# `hvr agents` shows the box's recent load, not its average since it was installed.
+UTILIZATION_WINDOW_S = 3600.0
 
 
 def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI:
@@ -82,6 +85,7 @@ def create_app(settings: AgentSettings, engine: Engine | None = None) -> FastAPI
             queue=[QueuedJob(model=r.request.model, spec=r.request.spec, status=r.job.status, progress=r.job.progress,
                              deadline=r.request.deadline, left_s=round(seconds, 1), stop_at=r.request.stop_at)
                    for r, seconds in zip(active, left, strict=True)],
+            utilization=_utilization(store, settings.slots),
         )
 
     @app.post("/v1/jobs", status_code=status.HTTP_201_CREATED)
@@ -136,6 +140,13 @@ def _starts_in_s(engine: Engine, store: JobStore, slots: int, attempt_id: str) -
     times = run_times([_remaining_gpu_s(engine, r) for r in active], slots)
     return next((round(start, 1) for r, (start, _) in zip(active, times, strict=True) if r.job.id == attempt_id),
                 None)
+
+
+def _utilization(store: JobStore, slots: int) -> Utilization:
+    # Capped at what the slots can hold: a box restarted with fewer slots still has the hour it rendered with more
+    # in its store, and the router refuses a heartbeat claiming more than window * slots.
+    busy = min(store.busy_seconds(UTILIZATION_WINDOW_S), UTILIZATION_WINDOW_S * slots)
+    return Utilization(window_s=UTILIZATION_WINDOW_S, busy_s=round(busy, 1))
 
 
 def _remaining_gpu_s(engine: Engine, record: JobRecord) -> float:

@@ -2,11 +2,11 @@
 registration to the router, `PUT /v1/agents/{name}`, signed with its own key (router/signing.py plus X-HVR-Key-Id).
 
 The registration is read from the health check the agent already answers (agent.app's `health`): VRAM, system
-memory, slots, the models it can run and its queue; nothing here measures the box again. The agent announces itself
-rather than the router polling it: a box behind a tunnel or NAT can always dial out, the router needs no list of
-boxes to reach, and a box that stops announcing is down by the same rule as one whose network died (docs/decisions.md,
-2026-12-05 "fleet registry"). A heartbeat that fails is logged and tried again at the next one: the agent keeps
-serving the router that already knows it.
+memory, slots, the models it can run, its queue and how busy its slots were in the last hour; nothing here measures
+the box again. The agent announces itself rather than the router polling it: a box behind a tunnel or NAT can always
+dial out, the router needs no list of boxes to reach, and a box that stops announcing is down by the same rule as one
+whose network died (docs/decisions.md, 2026-12-05 "fleet registry"). A heartbeat that fails is logged and tried
+again at the next one: the agent keeps serving the router that already knows it.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class Registration:
         models = sorted(health.models) if health.models is not None else self._models_file()
         body: dict[str, Any] = {
             "tunnel_url": self._settings.tunnel_url, "gpu": self._gpu, "vram_mb": health.vram.total_mb,
-            "ram_mb": health.ram_mb, "slots": health.slots, "models": models, "queue": queue_etas(health)}
+            "ram_mb": health.ram_mb, "slots": health.slots, "models": models, "queue": queue_etas(health),
+            "utilization": health.utilization.model_dump()}
         if self._settings.power_w is not None:
             body["power_w"] = self._settings.power_w
         return body

@@ -13,7 +13,12 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled
 
 def utc_now() -> str:
     """One timestamp format for every field the agent writes, so clients can compare them as strings."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_stamp(datetime.now(UTC))
+
+
+def utc_stamp(at: datetime) -> str:
+    """`at` in utc_now's format, for comparing with the stored timestamps as strings."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Spec(BaseModel):
@@ -104,6 +109,13 @@ class QueuedJob(BaseModel):
     stop_at: AwareDatetime | None = None  # an exploring try's stop: it holds the GPU until then at most
 
 
+class Utilization(BaseModel):
+    """How busy the box's slots were lately: wall time, not GPU-seconds (the sim renders time-scaled)."""
+
+    window_s: float  # the last this many seconds, up to the health check
+    busy_s: float  # rendering seconds in that window summed over the slots: at most window_s * slots
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     agent_id: str
@@ -121,3 +133,4 @@ class Health(BaseModel):
     # missing); null unless the agent was given --comfyui-root. The router doesn't read it yet (`models` decides).
     families: dict[str, Literal["ready", "missing files"]] | None = None
     queue: list[QueuedJob] = Field(default_factory=list)  # running, then queued, in the order they run
+    utilization: Utilization

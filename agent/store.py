@@ -18,9 +18,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.schemas import CreateJobRequest, Job, JobOutput, JobStatus, utc_now
+from agent.schemas import CreateJobRequest, Job, JobOutput, JobStatus, utc_now, utc_stamp
 from router.signing import MAX_SKEW_S
 
 _SCHEMA = """
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     callback_pending INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+-- The health check's utilization reads the jobs that ended lately, every call, and the table keeps every job ever run.
+CREATE INDEX IF NOT EXISTS jobs_by_end ON jobs (ended_at);
 CREATE TABLE IF NOT EXISTS nonces (
     nonce TEXT PRIMARY KEY,
     ts INTEGER NOT NULL
@@ -236,6 +239,25 @@ class JobStore:
             ).rowcount
         return Recovery(requeued=requeued, cancelled=cancelled)
 
+    def busy_seconds(self, window_s: float, *, now: float | None = None) -> float:
+        """Wall-clock seconds the slots spent rendering in the last `window_s`: each job's run, from its start to
+        its end (or now, while it runs), clipped to the window and summed over the jobs, so at most window_s times
+        the slots. A job never started adds nothing, nor does a render a restart interrupted: re-queueing it
+        clears its start."""
+        end = time.time() if now is None else now
+        start = end - window_s
+        with self._lock:
+            rows = self._conn.execute(
+                """SELECT started_at, ended_at FROM jobs
+                   WHERE started_at IS NOT NULL AND (ended_at IS NULL OR ended_at > ?)""",
+                (utc_stamp(datetime.fromtimestamp(start, UTC)),),
+            ).fetchall()
+        busy = 0.0
+        for row in rows:
+            ran_until = end if row["ended_at"] is None else min(_epoch(row["ended_at"]), end)
+            busy += max(0.0, ran_until - max(_epoch(row["started_at"]), start))
+        return busy
+
     def pending_callbacks(self) -> list[JobRecord]:
         with self._lock:
             rows = self._conn.execute(_SELECT + " WHERE j.callback_pending = 1 ORDER BY j.seq").fetchall()
@@ -249,6 +271,10 @@ class JobStore:
     def _fetch(conn: sqlite3.Connection, attempt_id: str) -> JobRecord | None:
         row = conn.execute(_SELECT + " WHERE j.attempt_id = ?", (attempt_id,)).fetchone()
         return None if row is None else _record(row)
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def _record(row: sqlite3.Row) -> JobRecord:

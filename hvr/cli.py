@@ -231,11 +231,21 @@ def format_agents(agents: list[AgentView], now: datetime | None = None) -> str:
         return "no GPU agents have registered"
     now = now or datetime.now(UTC)
     rows = [(a.name, a.state.value, a.registration.gpu, f"{a.registration.vram_mb / 1024:.0f} GB",
-             f"{a.registration.ram_mb / 1024:.0f} GB", str(a.registration.slots),
+             f"{a.registration.ram_mb / 1024:.0f} GB", str(a.registration.slots), _utilization_text(a),
              ",".join(a.registration.models) or "-", _queue_text(a), _speed_text(a), f"{_ago(a.last_seen, now)} ago")
             for a in agents]
-    return "\n".join(_table(("name", "state", "gpu", "vram", "ram", "slots", "models", "queue", "learned", "last seen"),
-                             rows, numeric_from=3))
+    header = ("name", "state", "gpu", "vram", "ram", "slots", "util", "models", "queue", "learned", "last seen")
+    return "\n".join(_table(header, rows, numeric_from=3))
+
+
+def _utilization_text(agent: AgentView) -> str:
+    """`37% of 1h`: the agent chooses its window, so the cell says which."""
+    measured = agent.registration.utilization
+    if agent.utilization is None or measured is None:
+        return "-"
+    window = round(measured.window_s)
+    span = f"{window // 3600}h" if window % 3600 == 0 else f"{window // 60}m" if window % 60 == 0 else f"{window}s"
+    return f"{agent.utilization:.0%} of {span}"
 
 
 def _speed_text(agent: AgentView) -> str:

@@ -13,7 +13,8 @@ from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 # A DNS label: agent names end up in Secrets Manager secret names, DynamoDB keys and log lines.
 AGENT_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -24,6 +25,8 @@ MIN_VRAM_MB, MAX_VRAM_MB = 1024, 256 * 1024  # 1 GB (no video model runs in less
 MIN_RAM_MB, MAX_RAM_MB = 1024, 4 * 1024 * 1024  # 4 TB: past any workstation board
 MAX_SLOTS = 16
 MAX_ETA_S = 30 * 86400.0  # a month: a queue estimate past it is a broken clock, not a queue
+# A utilization window under a minute is one render's noise; over a week it says little about the box as it is now.
+MIN_UTILIZATION_WINDOW_S, MAX_UTILIZATION_WINDOW_S = 60.0, 7 * 86400.0
 
 
 class AgentState(StrEnum):
@@ -78,6 +81,17 @@ class MeasuredSpeed(BaseModel):
         return model_name(value)
 
 
+class Utilization(BaseModel):
+    """How busy the box's slots were lately, by its own job store: wall time, not GPU-seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_s: float = Field(ge=MIN_UTILIZATION_WINDOW_S, le=MAX_UTILIZATION_WINDOW_S,
+                            description="the seconds looked back over, up to this heartbeat")
+    busy_s: float = Field(ge=0, description=(
+        "seconds spent rendering in that window, summed over the slots: at most window_s * slots"))
+
+
 class AgentRegistration(BaseModel):
     """`PUT /v1/agents/{name}`'s body, sent every heartbeat: the box as it is now (the registry keeps the latest)."""
 
@@ -96,6 +110,7 @@ class AgentRegistration(BaseModel):
     speeds: list[MeasuredSpeed] | None = Field(default=None, max_length=200)
     power_w: int | None = Field(default=None, ge=1, le=5000,
                                 description="the box's draw while rendering, for its energy cost per job")
+    utilization: Utilization | None = Field(default=None, description="absent from agents older than the field")
 
     @field_validator("tunnel_url")
     @classmethod
@@ -124,6 +139,17 @@ class AgentRegistration(BaseModel):
             raise ValueError("names a model twice")
         return value
 
+    @model_validator(mode="after")
+    def _busy_within_slots(self) -> AgentRegistration:
+        measured = self.utilization
+        if measured is not None and measured.busy_s > measured.window_s * self.slots:
+            # Raised at the field it is about: a plain ValueError here would name no field.
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("value_error", f"{measured.busy_s:g} s busy in a {measured.window_s:g} s "
+                                         f"window is more than {self.slots} slot(s) can render"),
+                loc=("utilization", "busy_s"), input=measured.busy_s)])
+        return self
+
 
 class AgentRecord(BaseModel):
     """What the registry keeps of one box: its latest registration, when it was last heard from, and the admin's
@@ -147,6 +173,11 @@ class BoxSpeed(BaseModel):
 
 class AgentView(AgentRecord):
     state: AgentState
+    utilization: float | None = Field(default=None, description=(
+        "the share of its slots' time it spent rendering over the window its latest heartbeat reported (busy_s / "
+        "(window_s * slots)); null when it reported none"))
+    busy_now: float | None = Field(default=None, description=(
+        "the share of its slots rendering at its latest heartbeat: the running jobs of its queue over its slots"))
     # Listing and lookup only (a heartbeat's answer leaves them out): what the box's renders taught the router.
     learned: dict[str, BoxSpeed] = Field(default_factory=dict, description="by offer id")
     time_vs_fleet: float | None = Field(default=None, description=(

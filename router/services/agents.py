@@ -118,16 +118,29 @@ def lost(deps: Deps, name: str | None = None) -> dict[str, AgentRecord]:
 
 
 def view(record: AgentRecord, deps: Deps, stats: Mapping[str, OfferStats] | None = None) -> AgentView:
-    """The box as the registry holds it; with `stats` (the learned models), what its renders taught the router."""
+    """The box as the registry holds it and how busy its heartbeat says it is; with `stats` (the learned models),
+    what its renders taught the router."""
     current = state(record, deps.clock(), deps.settings.agent_heartbeat_s)
-    if stats is None:
-        return AgentView(**record.model_dump(), state=current)
-    suffix = f"@{record.name}"
-    learned = {name.removesuffix(suffix): BoxSpeed(runs=model.runs, time_vs_catalog=round(read(model).time_p50, 4))
-               for name, model in stats.items() if name.endswith(suffix) and model.runs}
-    factor = box_factors(stats).get(record.name)
-    return AgentView(**record.model_dump(), state=current, learned=learned,
+    learned: dict[str, BoxSpeed] = {}
+    factor = None
+    if stats is not None:
+        suffix = f"@{record.name}"
+        learned = {name.removesuffix(suffix): BoxSpeed(runs=model.runs,
+                                                       time_vs_catalog=round(read(model).time_p50, 4))
+                   for name, model in stats.items() if name.endswith(suffix) and model.runs}
+        factor = box_factors(stats).get(record.name)
+    registration = record.registration
+    running = sum(1 for work in registration.queue if work.status == "running")
+    return AgentView(**record.model_dump(), state=current, utilization=_utilization(registration),
+                     busy_now=round(running / registration.slots, 3), learned=learned,
                      time_vs_fleet=None if factor is None else round(math.exp(factor), 3))
+
+
+def _utilization(registration: AgentRegistration) -> float | None:
+    measured = registration.utilization
+    if measured is None:
+        return None
+    return round(measured.busy_s / (measured.window_s * registration.slots), 3)
 
 
 def listing(deps: Deps) -> AgentList:

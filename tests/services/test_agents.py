@@ -1,7 +1,7 @@
 """The fleet registry's use cases on the stores' twins (tests/twins.py): an agent registers and heartbeats with its
-own key; every refusal (bad signature, unknown, rotated-out or revoked key, replayed nonce, absurd VRAM, a model name
-that is a path or not in the models file, a tunnel that isn't https) is a clear error that changes nothing; a box
-that misses its heartbeats reads as down; a drained box is not routable."""
+own key and is listed with how busy it is; every refusal (bad signature, unknown, rotated-out or revoked key, replayed
+nonce, absurd VRAM or busy time, a model name that is a path or not in the models file, a tunnel that isn't https) is
+a clear error that changes nothing; a box that misses its heartbeats reads as down; a drained box is not routable."""
 
 from __future__ import annotations
 
@@ -70,6 +70,11 @@ def test_an_agent_registers_with_its_own_key_and_heartbeats(world: Twins) -> Non
     assert again.registration.queue == []
     listed = agents.listing(world.deps)
     assert [a.name for a in listed.agents] == ["gpu-1"] and listed.heartbeat_s == 30
+    assert (listed.agents[0].utilization, listed.agents[0].busy_now) == (None, 0.0)  # an agent older than the field
+    # Its two slots rendered 45 of the last 60 minutes between them; one is rendering now.
+    heartbeat(world, key.key_id, key.secret, registration(utilization={"window_s": 3600, "busy_s": 2700}))
+    [box] = agents.listing(world.deps).agents
+    assert (box.utilization, box.busy_now) == (0.375, 0.5)
 
 
 def test_refusals_are_clear_and_change_nothing(world: Twins) -> None:
@@ -88,6 +93,10 @@ def test_refusals_are_clear_and_change_nothing(world: Twins) -> None:
     bad = refused_and_unchanged(world, InvalidRequest, "registration refused", key.key_id, key.secret,
                                 registration(vram_mb=10**9))
     assert [e["field"] for e in bad.errors] == ["vram_mb"]
+    bad = refused_and_unchanged(world, InvalidRequest, "registration refused", key.key_id, key.secret,
+                                registration(utilization={"window_s": 3600, "busy_s": 86400}))
+    assert bad.errors == [{"field": "utilization.busy_s",
+                           "message": "86400 s busy in a 3600 s window is more than 2 slot(s) can render"}]
     bad = refused_and_unchanged(world, InvalidRequest, "registration refused", key.key_id, key.secret,
                                 registration(models=["../../comfyui/models/evil"]))
     assert bad.errors == [{"field": "models", "message": (

@@ -26,7 +26,8 @@ def health(queue: list[tuple[str, float]], slots: int = 2, models: dict[str, lis
         "agent_id": "gpu-1", "engine": "sim", "slots": slots, "queue_depth": 0, "running": 0, "eta_s": 0,
         "vram": {"total_mb": 32607, "free_mb": 30000}, "ram_mb": 131072, "models": models,
         "queue": [{"model": "wan21-1.3b", "spec": spec, "status": status, "progress": 0.0, "deadline": None,
-                   "left_s": left} for status, left in queue]})
+                   "left_s": left} for status, left in queue],
+        "utilization": {"window_s": 3600.0, "busy_s": 2700.0}})
 
 
 def test_queue_etas_take_the_slot_that_frees_first() -> None:
@@ -77,6 +78,7 @@ def test_a_heartbeat_is_the_health_check_signed_with_the_agents_key() -> None:
     assert (sent.vram_mb, sent.ram_mb, sent.slots, sent.power_w) == (32607, 131072, 2, 575)
     assert sent.models == ["animatediff-sd15", "wan21-1.3b"] and sent.gpu == "NVIDIA GeForce RTX 5090"
     assert sent.queue[0].eta_s == 60 and sent.tunnel_url == "https://gpu-1.studio.example.com"
+    assert sent.utilization is not None and (sent.utilization.window_s, sent.utilization.busy_s) == (3600, 2700)
 
 
 def test_an_engine_that_cant_tell_its_models_announces_the_models_file() -> None:

@@ -39,6 +39,9 @@ def test_a_registration_reads_as_sent() -> None:
     assert registration.vram_mb == 24564 and registration.queue[0].eta_s == 120.5
     assert registration.speeds and registration.speeds[0].seconds_per_frame == 3.5
     assert AgentRegistration.model_validate(body(power_w=None, queue=[])).power_w is None
+    assert AgentRegistration.model_validate(body()).utilization is None  # an agent older than the field
+    busy = AgentRegistration.model_validate(body(slots=2, utilization={"window_s": 3600, "busy_s": 7200}))
+    assert busy.utilization is not None and busy.utilization.busy_s == 7200  # both slots the whole hour
 
 
 @pytest.mark.parametrize(("changes", "field"), [
@@ -56,6 +59,10 @@ def test_a_registration_reads_as_sent() -> None:
     ({"queue": [{"model": "wan21-1.3b", "status": "running", "eta_s": -1}]}, "queue.0.eta_s"),
     ({"queue": [{"model": "wan21-1.3b", "status": "done", "eta_s": 1}]}, "queue.0.status"),
     ({"colour": "green"}, "colour"),
+    ({"utilization": {"window_s": 3600, "busy_s": -1}}, "utilization.busy_s"),
+    ({"utilization": {"window_s": 10, "busy_s": 0}}, "utilization.window_s"),  # one render's noise
+    ({"utilization": {"window_s": 30 * 86400, "busy_s": 0}}, "utilization.window_s"),
+    ({"utilization": {"window_s": 3600, "busy_s": 0, "gpu_s": 1}}, "utilization.gpu_s"),
 ])
 def test_each_bad_field_is_named(changes: dict[str, Any], field: str) -> None:
     assert field in refused(**changes)
@@ -78,6 +85,11 @@ def test_model_names_that_could_be_paths_are_refused(name: str, says: str) -> No
 
 def test_a_model_named_twice_is_refused() -> None:
     assert "twice" in refused(models=["wan21-1.3b", "wan21-1.3b"])["models"]
+
+
+def test_more_busy_time_than_the_slots_can_hold_is_refused_at_the_field() -> None:
+    errors = refused(slots=2, utilization={"window_s": 3600, "busy_s": 7201})
+    assert errors == {"utilization.busy_s": "7201 s busy in a 3600 s window is more than 2 slot(s) can render"}
 
 
 def record(seen_s_ago: float, draining: bool = False) -> AgentRecord:

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from hvr.cli import format_quote, main
+from hvr.cli import format_agents, format_quote, main
 from hvr.local.gateway import LocalHttpApi, Route
+from router.models.agent import AgentView
 from router.models.api import Quote
 from router.models.job import JobView
 from router.services.learned import describe
@@ -318,6 +319,26 @@ def test_calibrate_submits_the_standard_set_pinned_to_local_offers_and_prints_ea
     assert lines[1].split() == ["local/animatediff-sd15", "832x480", "17", "411", "4110", "0.10x", "$0.0123",
                                 "$0.1233", "succeeded"]
     assert lines[4].split()[-2:] == ["failed", "(provider_failed)"] and lines[4].split()[3] == "-"
+
+
+def test_agents_table_shows_each_boxs_utilization_or_a_dash_when_it_reported_none() -> None:
+    seen = datetime(2027, 1, 8, 12, 0, tzinfo=UTC)
+
+    def box(name: str, utilization: float | None, measured: dict[str, float] | None) -> AgentView:
+        registration = {"tunnel_url": f"https://{name}.example.com", "gpu": "RTX 4090", "vram_mb": 24564,
+                        "ram_mb": 65536, "slots": 2, "models": ["wan21-14b"], "utilization": measured}
+        return AgentView.model_validate({"name": name, "registration": registration, "key_id": "ak_1",
+                                         "registered_at": seen, "last_seen": seen, "state": "up",
+                                         "utilization": utilization, "busy_now": 0.0})
+
+    lines = format_agents([box("gpu-1", 0.375, {"window_s": 3600, "busy_s": 2700}),
+                           box("gpu-2", None, None), box("gpu-3", 0.05, {"window_s": 1800, "busy_s": 180})],
+                          now=seen).splitlines()
+    assert lines[0].split()[:7] == ["name", "state", "gpu", "vram", "ram", "slots", "util"]
+    util = slice(lines[0].index("util"), lines[0].index("util") + len("util"))  # its cells end under the header's
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert "38% of 1h" in rows["gpu-1"] and "5% of 30m" in rows["gpu-3"]
+    assert rows["gpu-2"][util].strip() == "-"
 
 
 def test_quote_shows_learned_render_time_beside_the_catalog() -> None:
