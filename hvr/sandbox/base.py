@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import re
 import shutil
@@ -197,7 +198,8 @@ class SandboxServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.calls: list[tuple[str, str]] = []  # (method, path) of every request, for tests to count
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"hvr-{self.name}-"))
+        # The pid names whose it is: a test run checks it left none of its own behind (tests/leaks.py).
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"hvr-{self.name}-{os.getpid()}-"))
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method, re.compile(f"^{pattern}$"), handler))
