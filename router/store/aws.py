@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -19,9 +20,19 @@ def client(service: str, endpoint_url: str | None = None, region: str | None = N
     import boto3
 
     session = boto3.session.Session()
-    return session.client(  # type: ignore[call-overload]
+    made = session.client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint_url, region_name=region, config=_S3_CONFIG if service == "s3" else _CONFIG
     )
+    MADE.append(made)
+    for hook in CLIENT_HOOKS:
+        hook(made)
+    return made
+
+
+# Every client made, and hooks called with each one as it is made: how the embedded stack's AWS chaos
+# (hvr/local/chaos.py) reaches every client, those made before it starts and after. No hook in a deployment.
+MADE: list[Any] = []
+CLIENT_HOOKS: list[Callable[[Any], None]] = []
 
 
 def put_new(dynamodb: Any, table: str, item: dict[str, Any], key: str) -> bool:
