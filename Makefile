@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | python3 -c 'import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])')
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench soak lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 # fault, load and concurrency runs whose scaled twins are in `make test`.
 bench: $(STAMP)
 	$(PY) -m pytest -q -s -m slow tests
+
+# The reliability runs at full size (issue 19): every fault at once on the providers, chaos in the AWS calls, the
+# fleet's killed and drained boxes. Also part of `make bench`.
+soak: $(STAMP)
+	$(PY) -m pytest -q -s -m slow tests/integration/test_fault_soak.py tests/integration/test_aws_chaos.py \
+	  tests/e2e/test_fleet_faults.py
 
 lock:
 	$(VENV)/bin/uv pip compile pyproject.toml --extra agent --extra sim --extra dev --python-version 3.11 \
