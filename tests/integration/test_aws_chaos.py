@@ -2,7 +2,7 @@
 `SendMessageBatch` entries, injected through botocore's event hooks on the embedded stack (hvr/local/chaos.py), while
 jobs run on every provider. Each fault is retried by botocore or surfaces and is handled (a failed invocation's
 messages come back, the sweeper rescues and announces): every job ends with a reason, none is paid twice, and the
-outbox announces every terminal job. `make test` runs 8 jobs (two per provider); `make bench` the full run (slow
+outbox announces every terminal job. `make test` runs 4 jobs (one per provider); `make bench` the full run (slow
 marker)."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def chaos_run(stack, deps, jobs: int, seed: int, rates: dict[str, float] = RATES
 
 
 def test_aws_chaos_scaled(stack, deps, capsys) -> None:
-    report = chaos_run(stack, deps, jobs=8, seed=11, rates=SCALED_RATES)
+    report = chaos_run(stack, deps, jobs=4, seed=11, rates=SCALED_RATES)
     assert sum(report["injected"].values()) > 0
     with capsys.disabled():
         print(f"\n  aws chaos: {report}")
