@@ -343,6 +343,16 @@ class LocalHttpApi:
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._environments: dict[int, threading.Lock] = {}
+        self._environments_lock = threading.Lock()
+
+    def _environment(self, handler: Handler) -> threading.Lock:
+        """The function's one execution environment: Lambda runs one invocation at a time in each, and handlers rely
+        on it (Powertools' resolver keeps the current event on its module-level app: two requests in it at once got
+        each other's bodies and 500s under 64 concurrent clients). Lambda scales out with more environments; here
+        a function's invocations queue for its one."""
+        with self._environments_lock:
+            return self._environments.setdefault(id(handler), threading.Lock())
 
     # The gateway's decision for one request, independent of the HTTP server.
     def dispatch(self, request: HttpRequest) -> HttpResponse:
@@ -367,7 +377,8 @@ class LocalHttpApi:
         lambda_context = LambdaContextStub(function_name=getattr(compiled.route, "function_name", "local"),
                                            aws_request_id=str(uuid.uuid4()))
         try:
-            result = compiled.route.handler(event, lambda_context)
+            with self._environment(compiled.route.handler):
+                result = compiled.route.handler(event, lambda_context)
         except Exception as exc:
             log.exception("%s failed", compiled.route_key)
             raise GatewayError(500, "Internal Server Error") from exc
@@ -382,7 +393,8 @@ class LocalHttpApi:
             assert self.authorizer is not None
             self.authorizer_invocations += 1
             try:
-                result = self.authorizer(parts.authorizer_event(), LambdaContextStub(function_name="authorizer"))
+                with self._environment(self.authorizer):
+                    result = self.authorizer(parts.authorizer_event(), LambdaContextStub(function_name="authorizer"))
             except Exception as exc:
                 log.exception("authorizer failed")
                 raise GatewayError(500, "Internal Server Error") from exc

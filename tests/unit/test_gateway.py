@@ -390,3 +390,23 @@ def test_dispatch_without_a_server() -> None:
     response = api.dispatch(HttpRequest("GET", "/r", headers=[("Host", "example.test")]))
     event = json.loads(response.body)["event"]
     assert response.status == 200 and event["requestContext"]["domainName"] == "example.test"
+
+
+def test_a_function_runs_one_invocation_at_a_time_as_in_its_lambda_environment() -> None:
+    """Handlers keep per-invocation state at module level (Powertools' resolver does): the gateway must not enter
+    one while it runs, however many clients arrive at once."""
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.02)
+        with lock:
+            inside[0] -= 1
+        return {"statusCode": 200, "body": "ok"}
+
+    with LocalHttpApi([Route("GET", "/v1/slow", handler)]) as api, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: httpx.get(f"{api.url}/v1/slow").status_code, range(32)))
+    assert answers == [200] * 32 and most[0] == 1
