@@ -19,18 +19,12 @@ from router.models.request import VideoRequest
 from router.services import sweeper
 from router.services.submit import accept
 from router.store.aws import client
+from tests.integration.test_fault_soak import BODIES as CLOUD_BODIES
 
 TENANT = "chaos"
-BODIES = [
-    {"mode": "t2v", "prompt": "waves", "resolution": "720p", "duration_s": 5, "quality": "premium",
-     "providers": ["runpod"], "deadline_s": 3600},
-    {"mode": "t2v", "prompt": "plane", "resolution": "480p", "duration_s": 5, "quality": "standard",
-     "providers": ["replicate"], "deadline_s": 3600},
-    {"mode": "t2v", "prompt": "bottle", "resolution": "720p", "duration_s": 8, "quality": "premium",
-     "providers": ["veo"], "deadline_s": 3600},
-    {"mode": "t2v", "prompt": "a paper boat", "resolution": "512x512", "aspect_ratio": "1:1", "duration_s": 2,
-     "quality": "draft", "providers": ["local"], "deadline_s": 3600},
-]
+# The fault soak's cloud jobs, and one for the GPU agent.
+BODIES = [*CLOUD_BODIES, {"mode": "t2v", "prompt": "a paper boat", "resolution": "512x512", "aspect_ratio": "1:1",
+                          "duration_s": 2, "quality": "draft", "providers": ["local"], "deadline_s": 3600}]
 # Shares of calls answered with an error. botocore retries each up to 5 times, so at these rates about one SNS
 # publish in 30 still surfaces to the code (the outbox's case), DynamoDB and SQS calls more rarely. Each retry
 # sleeps botocore's backoff (about 0.5 s on average), which is what the scaled run's time goes on.
