@@ -111,7 +111,7 @@ def test_keys_roles_and_tenants(stack, acme: httpx.Client, beta: httpx.Client, m
     assert job["id"] in [j["id"] for j in acme.get("/v1/jobs").json()["items"]]
 
 
-def test_idempotency_key_replay_mismatch_and_in_flight(acme: httpx.Client) -> None:
+def test_idempotency_key_replay_mismatch_and_in_flight(stack, acme: httpx.Client) -> None:
     first = acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-1"})
     again = acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-1"})
     assert (first.status_code, again.status_code) == (202, 200)
@@ -120,8 +120,11 @@ def test_idempotency_key_replay_mismatch_and_in_flight(acme: httpx.Client) -> No
     assert changed.status_code == 422 and changed.json()["errors"][0]["field"] == "Idempotency-Key"
 
     # Hold the first request inside job creation; a second one with the same key must get 409, not a second job.
-    # (Patched where the API calls it, so the background worker's own sends are untouched.)
+    # (Patched where the API calls it, so the background worker's own sends are untouched.) The second comes from
+    # another Lambda environment: the embedded gateway runs one invocation at a time per function, so it is made
+    # here, through the same idempotency layer and table the API function uses.
     import functions.api.routes_jobs as routes
+    from router.services import idempotency
 
     release, entered = threading.Event(), threading.Event()
     original = routes.submit_checked
@@ -131,6 +134,9 @@ def test_idempotency_key_replay_mismatch_and_in_flight(acme: httpx.Client) -> No
         release.wait(10)
         return original(*args, **kwargs)
 
+    def second_job():
+        raise AssertionError("a second job was created for the same key")
+
     routes.submit_checked = slow_submit
     results: dict[str, httpx.Response] = {}
     try:
@@ -139,13 +145,16 @@ def test_idempotency_key_replay_mismatch_and_in_flight(acme: httpx.Client) -> No
         worker.start()
         assert entered.wait(10)
         routes.submit_checked = original
-        results["second"] = acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-2"})
+        with pytest.raises(idempotency.KeyInFlight) as in_flight:
+            idempotency.submit("acme", "order-2", DRAFT, second_job, stack.deps)
     finally:
         routes.submit_checked = original
         release.set()
         worker.join(10)
-    assert results["second"].status_code == 409
+    assert in_flight.value.status == 409
     assert results["first"].status_code == 202
+    replay = acme.post("/v1/jobs", json=DRAFT, headers={"Idempotency-Key": "order-2"})
+    assert replay.status_code == 200 and replay.json()["id"] == results["first"].json()["id"]
 
 
 def test_terminal_callback_is_signed_with_standard_webhooks(stack, acme: httpx.Client, receiver) -> None:
