@@ -536,6 +536,11 @@ SCENARIOS = sorted((REPO_ROOT / "samples" / "scenarios").glob("*.yaml"))
     ("", ":1: scenario: the file is empty"),
 ])
 def test_a_bad_scenario_is_refused_naming_key_and_line(text: str, where: str) -> None:
+    refused_at(text, where)
+
+
+def refused_at(text: str, where: str) -> None:
+    """Scenario `text` is refused, the message starting with the file and `where` (":line: key: why")."""
     with pytest.raises(ScenarioError) as exc:
         parse(text, Path("s.yaml"), OFFERS)
     assert str(exc.value).startswith(f"s.yaml{where}"), str(exc.value)
