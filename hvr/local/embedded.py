@@ -29,6 +29,10 @@ from hvr.local.moto_server import LOCAL_ENV, LockedMotoServer
 from hvr.local.provision import Stack, load_template, provision
 
 DEV_TENANT = "dev"
+# Failed keys from one IP per window before the authorizer refuses it (HVR_AUTH_FAILURE_LIMIT). Every local client is
+# 127.0.0.1, so a test stack allows far more than a deployment's 20: the e2e modules' deliberate bad keys and
+# schemathesis's invalid-auth probes (one per operation) stay well below it; a guessing loop still reaches it.
+LOCAL_AUTH_FAILURE_LIMIT = 1000
 AGENT_CHECK_S = 0.5  # how often the supervisor looks for a dead agent process (wall seconds)
 
 
@@ -79,6 +83,12 @@ def parse_agents(text: str) -> list[tuple[str, Card]]:
     return boxes
 
 
+def _identity_context(template: dict[str, Any]) -> list[str]:
+    """The `$context.` identity sources of the HTTP API's default authorizer (the template's `Identity.Context`)."""
+    auth = template["Resources"]["HttpApi"]["Properties"]["Auth"]
+    return list(auth["Authorizers"][auth["DefaultAuthorizer"]].get("Identity", {}).get("Context", []))
+
+
 def _handler(template: dict[str, Any], logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
     module_name, _, attr = template["Resources"][logical_id]["Properties"]["Handler"].rpartition(".")
     handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), attr)
@@ -90,9 +100,12 @@ class EmbeddedStack:
                  with_agent: bool = True, callback_hosts: str | None = None, background: bool = True,
                  with_sandboxes: bool = True, agent_engine: str = "sim", comfyui_url: str | None = None,
                  restart_agent: bool | None = None, notify: Callable[[str], None] | None = None,
-                 agents: str | None = None, agent_heartbeat_s: float | None = None) -> None:
+                 agents: str | None = None, agent_heartbeat_s: float | None = None,
+                 auth_failure_limit: int = LOCAL_AUTH_FAILURE_LIMIT) -> None:
         """`agents`: a fleet of sim GPU boxes (`5090,4090,3090`, see CARDS) instead of the one agent.
-        `agent_heartbeat_s`: how often registered agents announce themselves (HVR_AGENT_HEARTBEAT_S, real seconds)."""
+        `agent_heartbeat_s`: how often registered agents announce themselves (HVR_AGENT_HEARTBEAT_S, real seconds).
+        `auth_failure_limit`: failed keys per source IP and window before the authorizer refuses that IP (its
+        window is the template's, in real seconds: a client guesses in real time, whatever the time scale)."""
         self.workdir = Path(workdir)
         self.fleet = parse_agents(agents) if agents else []
         self.boxes: dict[str, Any] = {}  # box name → its agent process, in a fleet
@@ -107,6 +120,7 @@ class EmbeddedStack:
         self.notify = notify or logging.getLogger(__name__).warning
         self.with_sandboxes = with_sandboxes
         self.agent_heartbeat_s = agent_heartbeat_s
+        self.auth_failure_limit = auth_failure_limit
         self.agent_engine = agent_engine
         self.comfyui_url = comfyui_url
         self.comfyui: Any = None  # the ComfyUI sandbox, when the agent runs its comfyui engine against it
@@ -162,7 +176,8 @@ class EmbeddedStack:
                         function_name=r.function) for r in self.stack.http_routes()]
         authorizer = _handler(template, "AuthorizerFunction")
         self.api = LocalHttpApi(routes, authorizer=authorizer, port=self.port,
-                                authorizer_ttl_s=300 / self.time_scale).start()
+                                authorizer_ttl_s=300 / self.time_scale,
+                                identity_context=_identity_context(template)).start()
         self._set_env(self._function_env())
         self.reset_caches()
         self._seed_keys()
@@ -307,6 +322,7 @@ class EmbeddedStack:
                 env.update(self.stack.function_env(logical, overrides={"HVR_PUBLIC_API_URL": self.url}))
         env.update({
             "HVR_TIME_SCALE": str(self.time_scale),
+            "HVR_AUTH_FAILURE_LIMIT": str(self.auth_failure_limit),
             "HVR_AGENT_SECRET": self.agent_secret if self.agent else "",
             "HVR_AGENTS": ",".join(f"{name}={process.url}" for name, process in self.boxes.items()),
             "HVR_CALLBACK_SECRET": self.callback_secret,
@@ -379,12 +395,15 @@ def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_eng
     import tempfile
 
     from hvr.timescale import default_time_scale
+    from router.store.auth_failures import DEFAULT_MAX_FAILURES
 
     scale = time_scale or default_time_scale()
     with tempfile.TemporaryDirectory(prefix="hvr-dev-") as tmp, EmbeddedStack(
         Path(tmp), time_scale=scale, port=port, api_keys=api_keys or os.environ.get("HVR_DEV_API_KEYS"),
         agent_engine=agent_engine, comfyui_url=comfyui_url, restart_agent=True,
         notify=lambda line: print(f"hvr dev: {line}", flush=True), agents=agents,
+        # A person at `hvr dev` gets the deployment's throttle, so a client's retry loop meets it here first.
+        auth_failure_limit=int(os.environ.get("HVR_AUTH_FAILURE_LIMIT") or DEFAULT_MAX_FAILURES),
     ) as stack:
         if not (api_keys or os.environ.get("HVR_DEV_API_KEYS")):
             print(f"dev API key (admin, tenant {DEV_TENANT}): {stack.admin_key}")

@@ -2,8 +2,9 @@
 
 It does what the managed service does between a client and the functions, so that handlers run locally exactly as
 they do in AWS: route selection by API Gateway's precedence, the Lambda REQUEST authorizer (simple responses, cached
-per identity like `ReauthorizeEvery`), real-shaped v2 events, the v2 response rules, and the gateway's own error
-bodies (`{"message": "Not Found"}` and friends), which clients see before any function runs.
+per identity like `ReauthorizeEvery`: the Authorization header and any `$context.` sources), real-shaped v2 events,
+the v2 response rules, and the gateway's own error bodies (`{"message": "Not Found"}` and friends), which clients
+see before any function runs.
 
 Paths reach functions percent-decoded, as HTTP APIs deliver them: a request for `/v1/budgets/tenant%3Aacme` has
 `rawPath`, `requestContext.http.path` and `pathParameters` all saying `tenant:acme` (live captures in
@@ -71,6 +72,10 @@ class HttpRequest:
     body: bytes = b""
     source_ip: str = "127.0.0.1"
     protocol: str = "HTTP/1.1"
+
+
+# `$context.` identity sources this stand-in can add to the header (the template's `Identity.Context`).
+CONTEXT_IDENTITIES: dict[str, Callable[[HttpRequest], str]] = {"identity.sourceIp": lambda r: r.source_ip}
 
 
 @dataclass
@@ -252,11 +257,15 @@ class _EventParts:
             event["pathParameters"] = self.params
         return event
 
-    def authorizer_event(self) -> dict[str, Any]:
+    def identity(self, context_sources: Sequence[str]) -> list[str]:
+        """The identity sources' values, in API Gateway's order: the header, then the `$context.` ones."""
+        return [self.headers[IDENTITY_HEADER], *(CONTEXT_IDENTITIES[name](self.request) for name in context_sources)]
+
+    def authorizer_event(self, identity: list[str]) -> dict[str, Any]:
         event = self.common()
         route_arn = (f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{self.api_id}/$default/"
                      f"{self.request.method}{self.request.raw_path}")
-        event.update({"type": "REQUEST", "routeArn": route_arn, "identitySource": [self.headers[IDENTITY_HEADER]]})
+        event.update({"type": "REQUEST", "routeArn": route_arn, "identitySource": identity})
         return event
 
     def handler_event(self, authorizer_context: dict[str, Any] | None) -> dict[str, Any]:
@@ -312,10 +321,10 @@ def translate_response(result: Any) -> HttpResponse:
 class _AuthorizerCache:
     def __init__(self, ttl_s: float) -> None:
         self._ttl = ttl_s
-        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._entries: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
-    def get(self, identity: str) -> dict[str, Any] | None:
+    def get(self, identity: tuple[str, ...]) -> dict[str, Any] | None:
         with self._lock:
             entry = self._entries.get(identity)
             if entry is None or entry[0] <= time.monotonic():
@@ -323,7 +332,7 @@ class _AuthorizerCache:
                 return None
             return entry[1]
 
-    def put(self, identity: str, result: dict[str, Any]) -> None:
+    def put(self, identity: tuple[str, ...], result: dict[str, Any]) -> None:
         if self._ttl > 0:
             with self._lock:
                 self._entries[identity] = (time.monotonic() + self._ttl, result)
@@ -331,10 +340,16 @@ class _AuthorizerCache:
 
 class LocalHttpApi:
     def __init__(self, routes: Iterable[RouteLike], authorizer: Handler | None = None, host: str = "127.0.0.1",
-                 port: int = 0, authorizer_ttl_s: float = 300) -> None:
+                 port: int = 0, authorizer_ttl_s: float = 300, identity_context: Sequence[str] = ()) -> None:
+        """`identity_context`: `$context.` identity sources besides the Authorization header (`identity.sourceIp`),
+        which the authorizer is sent and its results are cached by."""
         routes = list(routes)
         if authorizer is None and any(r.auth for r in routes):
             raise ValueError("routes need an authorizer but none was given")
+        unknown = set(identity_context) - set(CONTEXT_IDENTITIES)
+        if unknown:
+            raise ValueError(f"identity sources not known locally: {sorted(unknown)}")
+        self.identity_context = tuple(identity_context)
         self.routes = RouteTable(routes)
         self.authorizer = authorizer
         self.api_id = secrets.token_hex(5)  # API Gateway ids are 10 lower-case alphanumerics
@@ -385,23 +400,24 @@ class LocalHttpApi:
         return translate_response(result)
 
     def _authorize(self, parts: _EventParts) -> dict[str, Any] | None:
-        identity = parts.headers.get(IDENTITY_HEADER)
-        if not identity:
+        if not parts.headers.get(IDENTITY_HEADER):
             raise GatewayError(401, "Unauthorized")  # a missing identity source never reaches the authorizer
-        result = self._cache.get(identity)
+        identity = parts.identity(self.identity_context)
+        result = self._cache.get(tuple(identity))
         if result is None:
             assert self.authorizer is not None
             self.authorizer_invocations += 1
             try:
                 with self._environment(self.authorizer):
-                    result = self.authorizer(parts.authorizer_event(), LambdaContextStub(function_name="authorizer"))
+                    result = self.authorizer(parts.authorizer_event(identity),
+                                             LambdaContextStub(function_name="authorizer"))
             except Exception as exc:
                 log.exception("authorizer failed")
                 raise GatewayError(500, "Internal Server Error") from exc
             if not isinstance(result, dict) or not isinstance(result.get("isAuthorized"), bool):
                 log.error("authorizer returned %r, not a simple response", result)
                 raise GatewayError(500, "Internal Server Error")
-            self._cache.put(identity, result)
+            self._cache.put(tuple(identity), result)
         if not result["isAuthorized"]:
             raise GatewayError(403, "Forbidden")
         context = result.get("context")

@@ -234,7 +234,14 @@ def test_only_the_worker_may_touch_the_whole_bucket_and_the_authorizer_only_read
     def names(logical: str) -> set[str]:
         return {next(iter(p)) for policy in FUNCTIONS[logical]["Policies"] for p in strip_if(policy)}
 
-    assert names("AuthorizerFunction") == {"DynamoDBReadPolicy"}
+    # Besides reading keys, the authorizer counts failed keys (issue 19): UpdateItem on F#… items, never a key's.
+    assert names("AuthorizerFunction") == {"DynamoDBReadPolicy", "Version"}
+    [statement] = [s for p in FUNCTIONS["AuthorizerFunction"]["Policies"] for s in p.get("Statement", [])]
+    assert statement == {"Effect": "Allow", "Action": "dynamodb:UpdateItem",
+                         "Resource": {"Fn::GetAtt": ["KeysTable", "Arn"]},
+                         "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["F#*"]}}}
+    assert RES["KeysTable"]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
+                                                                         "Enabled": True}
     assert [k for k in FUNCTIONS if "S3CrudPolicy" in names(k)] == ["WorkerFunction"]
 
 
