@@ -473,8 +473,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except GatewayError as exc:
-            self.close_connection = True  # a refused chunked body may still be on the socket
+            # A refused body may still be on the socket: this connection ends, and the client is told so, or its pool
+            # would send the next request down it and read no answer.
             response = _json_response(exc.status, {"message": exc.message})
+            self.close_connection = True
         else:
             raw_path, _, raw_query = self.path.partition("?")
             request = HttpRequest(self.command, raw_path, raw_query, list(self.headers.items()), body,
@@ -484,6 +486,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding", "date"):
                 self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Date", formatdate(usegmt=True))
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()

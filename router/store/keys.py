@@ -20,6 +20,14 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def key_hint(key: str) -> str:
+    """What an operator may see of a key to tell keys apart: an issued key's prefix and 4 of its 43 random
+    characters. A key of another shape (one set by hand) gets none: its first characters may be most of it."""
+    if key.startswith(KEY_PREFIX) and len(key) >= len(new_key()):
+        return key[: len(KEY_PREFIX) + 4]
+    return ""
+
+
 def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
@@ -46,7 +54,7 @@ class KeysRepository:
 
     def put(self, key: str, principal: Principal, created_at: datetime) -> None:
         item = {"pk": {"S": f"K#{hash_key(key)}"}, "tenant": {"S": principal.tenant}, "role": {"S": principal.role},
-                "hint": {"S": key[: len(KEY_PREFIX) + 4]}, "created_at": {"S": iso(created_at)}}
+                "hint": {"S": key_hint(key)}, "created_at": {"S": iso(created_at)}}
         if not put_new(self._ddb, self._table, item, "pk"):
             raise KeyExists("this API key exists already")
 
