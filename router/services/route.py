@@ -299,7 +299,12 @@ def input_urls(job: Job, deps: Deps) -> dict[str, str]:
 def _reconcile(job: Job, attempt: Attempt, message: WorkerMessage, deps: Deps) -> None:
     offer = offer_of(deps, attempt.offer)
     if attempt.unsent:
-        _submit(job, attempt, offer, deps)  # the last try provably created nothing
+        # The last try provably created nothing, but this one may: the record must stop saying so before the call,
+        # or a worker killed after the provider accepts would leave `unsent` standing and the next copy of this
+        # message would submit a second job for the same attempt.
+        if not _clear_unsent(job, attempt, deps):
+            return  # another copy of this message took the retry
+        _submit(job, attempt, offer, deps)
         return
     try:
         found = deps.providers[offer.provider].lookup(attempt.id)
@@ -323,6 +328,23 @@ def _reconcile(job: Job, attempt: Attempt, message: WorkerMessage, deps: Deps) -
         _submit(job, attempt, offer, deps)  # provably never reached the provider
     else:
         mark_submitted(job, attempt.id, found, deps)
+
+
+def _clear_unsent(job: Job, attempt: Attempt, deps: Deps) -> bool:
+    """Write that a submit of `attempt` may be in flight; False if its record no longer awaits a retry."""
+    cleared = False
+
+    def change(draft: Job) -> JobStatus | None:
+        nonlocal cleared
+        current = draft.attempt(attempt.id)
+        cleared = False
+        if current is None or current.status is not AttemptStatus.SUBMITTING or not current.unsent:
+            return None
+        current.unsent, cleared = False, True
+        return draft.status
+
+    lifecycle.update(deps, job.tenant, job.id, change)
+    return cleared
 
 
 def _reconcile_later(job: Job, attempt: Attempt, message: WorkerMessage, deps: Deps, unanswered: bool = False) -> None:

@@ -31,15 +31,22 @@ def deps(stack: EmbeddedStack) -> Iterator:
 
 class SpyProvider:
     """Delegates to the real adapter, counting real submissions; `crash` simulates the worker dying
-    right before or right after the provider call (the intent record is already written)."""
+    right before or right after the provider call (the intent record is already written); `refuse` answers that
+    many calls first as a provider that is down would, sending nothing."""
 
     def __init__(self, inner, crash: str | None = None) -> None:
         self.inner = inner
         self.crash = crash
+        self.refuse = 0
         self.submits = 0
         self.target_name = inner.target_name
 
     def submit(self, submission):
+        if self.refuse:
+            from router.providers.errors import Unavailable
+
+            self.refuse -= 1
+            raise Unavailable("the target refused the connection")
         if self.crash == "before":
             self.crash = None
             raise RuntimeError("worker killed before the provider call")

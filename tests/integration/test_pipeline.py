@@ -98,6 +98,19 @@ def test_a_worker_killed_between_submitting_and_submitted_is_reconciled(stack, d
     assert len(done.attempts) == 1 and agent_rows(stack, job.id) == 1
 
 
+def test_a_worker_killed_after_a_retried_submit_reached_the_provider_is_reconciled_not_resubmitted(
+        stack, deps, spy) -> None:
+    # The first try is refused (the record says nothing was sent); the retry reaches the agent and the worker dies
+    # before recording it. The storm soak found the second job this used to make (tests/integration/test_storm.py).
+    spy.refuse, spy.crash = 1, "after"
+    job = accept(VideoRequest.parse_at_edge(DRAFT_512), TENANT, deps)
+
+    done = finish(stack, deps, job.id)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    assert spy.submits == 1, "the retry reached the agent: reconcile must find its job, not submit another"
+    assert len(done.attempts) == 1 and agent_rows(stack, job.id) == 1
+
+
 def test_an_agent_restarted_mid_job_finishes_it(stack, deps) -> None:
     job = accept(VideoRequest.parse_at_edge(WAN_480), TENANT, deps)
     assert stack.drain(lambda: deps.jobs.get(TENANT, job.id).status in (JobStatus.SUBMITTED, JobStatus.RUNNING),
