@@ -34,6 +34,7 @@ class AttemptCode(StrEnum):
     OUTPUT_UNPLAYABLE = "output_unplayable"
     OUTPUT_MISMATCH = "output_mismatch"  # not the size, frames or fps it was asked for
     EXPLORATION_ABANDONED = "exploration_abandoned"  # an exploring try not done by its abandon point
+    QUEUE_STALLED = "queue_stalled"  # a cloud provider never started it (poll_chain.QUEUE_STALL_S); cancelled there
     # Why an attempt ended otherwise, or what holds an open one.
     CANCELLED = "cancelled"
     EXPIRED = "expired"

@@ -21,10 +21,11 @@ MAX_FAILURES_PER_OFFER = 2
 # Failures that are about the offer, not the moment. An input we couldn't fetch (refused, or still failing after
 # the bounded submit tries) rules out the offers that need our fetch; one that hands the provider the URL may still
 # work. An exploring attempt stopped at its abandon point was too slow for this job, and trying it again would spend
-# the time kept for the fallback.
+# the time kept for the fallback. A provider that left the job in its queue for half an hour has no capacity for it
+# now, and a second try there would wait as long again.
 OFFER_FAULTS = frozenset({AttemptCode.REJECTED, AttemptCode.OUTPUT_REJECTED, AttemptCode.OUTPUT_MISMATCH,
                           AttemptCode.OUTPUT_UNPLAYABLE, AttemptCode.INPUT_REJECTED, AttemptCode.INPUT_UNAVAILABLE,
-                          AttemptCode.EXPLORATION_ABANDONED})
+                          AttemptCode.EXPLORATION_ABANDONED, AttemptCode.QUEUE_STALLED})
 PROVIDER_FAULTS = frozenset({AttemptCode.CONTENT_FILTERED})
 
 

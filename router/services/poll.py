@@ -3,14 +3,23 @@ exploring attempt at its abandon point, or poll on)."""
 
 from __future__ import annotations
 
+from router.models.common import ProviderKind
 from router.models.job import Attempt, AttemptStatus, Job
 from router.models.outcome import AttemptCode, AttemptReason
 from router.providers.base import ProviderState, ProviderStatus
 from router.providers.errors import ProviderError
 from router.services import circuits
 from router.services.deps import Deps
-from router.services.poll_chain import Chain, hint_chain, mark_submitted, poll_on, silent
-from router.services.route import abandon, attempt_failed, gave_up
+from router.services.poll_chain import (
+    QUEUE_STALL_S,
+    UNREACHABLE_FLOOR_S,
+    Chain,
+    hint_chain,
+    mark_submitted,
+    poll_on,
+    silent,
+)
+from router.services.route import abandon, attempt_failed, gave_up, stall
 from router.store.messages import MessageKind, WorkerMessage
 
 
@@ -63,8 +72,19 @@ def on_status(job: Job, attempt: Attempt, status: ProviderStatus, deps: Deps, ch
         attempt_failed(job, attempt.id, deps, reason, billed=status.billed, provider_cost=status.cost_usd)
     elif attempt.explore_until is not None and deps.clock() >= attempt.explore_until:
         abandon(job, attempt, deps)
+    elif _stalled(attempt, status, deps) and stall(job, attempt, deps):
+        return
     else:
         poll_on(job, attempt, deps, status, chain, message)
+
+
+def _stalled(attempt: Attempt, status: ProviderStatus, deps: Deps) -> bool:
+    if attempt.provider is ProviderKind.LOCAL or status.state is not ProviderState.QUEUED:
+        return False
+    if attempt.status is AttemptStatus.RUNNING:
+        return False  # it started once: a provider that re-queues a job (a worker lost) is still working on it
+    waited_s = (deps.clock() - attempt.started_at).total_seconds()
+    return waited_s >= max(UNREACHABLE_FLOOR_S, QUEUE_STALL_S / deps.time_scale)
 
 
 # How the agent's comfyui engine reports an input it could not fetch (agent/engines/comfyui.py `_download`).

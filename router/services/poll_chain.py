@@ -41,6 +41,13 @@ UNREACHABLE_AFTER_S = 300.0
 UNREACHABLE_FLOOR_S = 5.0
 
 
+# A cloud attempt its provider has not started after this long is cancelled there and falls back (poll.on_status):
+# a RunPod endpoint with no worker to take it, a Replicate model that never boots, would otherwise hold the job until
+# its deadline. Not the GPU agent's queue: that wait is planned (policy.localqueue), and a box gone quiet is found by
+# its heartbeats.
+QUEUE_STALL_S = 1800.0
+
+
 # A due chain message that failed once comes back after the jobs queue's visibility timeout (infra/template.yaml):
 # only past due plus this is a chain taken for lost.
 CHAIN_GRACE_S = 720.0

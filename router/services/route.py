@@ -435,6 +435,20 @@ def abandon(job: Job, attempt: Attempt, deps: Deps) -> None:
                                                    "stopped at the provider"), billed, actual)
 
 
+def stall(job: Job, attempt: Attempt, deps: Deps) -> bool:
+    """A cloud attempt its provider never started (poll_chain.QUEUE_STALL_S): cancel it there and fall back; the
+    reason rules the offer out for the job. False, and nothing changed, while the provider can't confirm the cancel:
+    a job still queued there may yet run and bill, so the next poll tries again rather than routing beside it."""
+    stopped = settle.stop(job, attempt, deps, AttemptOutcome.ABANDONED)
+    if stopped is None:
+        return False
+    waited_min = (deps.clock() - attempt.started_at).total_seconds() * deps.time_scale / 60
+    fall_back(job, attempt.id, deps, AttemptReason(AttemptCode.QUEUE_STALLED,
+                                                   f"{attempt.provider.value} never started it in {waited_min:.0f} "
+                                                   "min; cancelled there"), stopped.billed, stopped.actual)
+    return True
+
+
 def fall_back(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, billed: Billed,
               actual: Decimal, next_hop: NextHop | None = None) -> None:
     """Close a failed attempt (its ledger row written) and route the job's next hop, if anything is left: here

@@ -72,6 +72,23 @@ def test_an_offer_that_fails_twice_is_left_for_the_next_best(stack, deps) -> Non
     assert all(row.outcome == "failed" for row in deps.ledger.for_job("faults", job.id) if row.attempt_id != third.id)
 
 
+@pytest.mark.parametrize(("provider", "call", "body"), [("runpod", "create", RUNPOD_720),
+                                                        ("replicate", "run", REPLICATE_480)])
+def test_a_job_its_provider_never_starts_is_cancelled_there_and_falls_back(stack, deps, provider: str, call: str,
+                                                                           body: dict) -> None:
+    # Before, a job stuck in a provider's queue waited there until its deadline (the storm soak's lost job).
+    sandbox(stack, provider).plan.queue(call, Fault.STUCK)
+    job = run(stack, deps, body)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    stalled, delivered = job.attempts
+    assert stalled.status is AttemptStatus.FAILED and stalled.reason.code == "queue_stalled", stalled.reason
+    assert "cancelled there" in str(stalled.reason) and stalled.offer != delivered.offer
+    status = deps.providers[ProviderKind(provider)].status(stalled.provider_job_id)
+    assert status.state is ProviderState.CANCELLED, "the fallback runs only once the stuck job is cancelled"
+    rows = {row.attempt_id: row for row in deps.ledger.for_job("faults", job.id)}
+    assert rows[stalled.id].outcome == "abandoned" and rows[stalled.id].actual_usd == 0
+
+
 def test_content_filtered_is_not_billed_and_not_retried_on_another_veo_model(stack, deps) -> None:
     sandbox(stack, "veo").plan.queue("create", Fault.CONTENT_FILTER)
     job = run(stack, deps, VEO_720)
