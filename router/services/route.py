@@ -133,9 +133,13 @@ def route_next(job: Job, deps: Deps) -> None:
         explore_until=chosen.explore_until,
     )
 
+    added: list[bool] = []
+
     def add_intent(draft: Job) -> JobStatus | None:
+        added.clear()  # the last try is the one that counts
         if draft.current_attempt is not None and not draft.current_attempt.status.ended:
             return None  # someone else started an attempt meanwhile
+        added.append(True)
         draft.routing = decision
         draft.attempts.append(attempt)
         draft.cost.estimated_usd = chosen.estimated_cost_usd
@@ -149,7 +153,9 @@ def route_next(job: Job, deps: Deps) -> None:
         return JobStatus.ROUTED
 
     job = lifecycle.update(deps, job.tenant, job.id, add_intent)
-    if job.current_attempt is None or job.current_attempt.id != attempt.id:
+    # By this write, not by the attempt's id: a second copy of the route, deciding on the same read, names its
+    # attempt the same, and would submit the first copy's attempt again.
+    if not added:
         return
     if attempt.explore_until is not None:
         deps.learned.count_exploration(now.date(), chosen.estimated_cost_p90_usd)  # today's caps
@@ -474,7 +480,12 @@ def _fail(job: Job, deps: Deps, code: str, message: str, detail: str | None) -> 
 
 def _end(job: Job, deps: Deps, status: JobStatus, code: str, message: str, details: list[str] | None = None,
          decision: Decision | None = None) -> None:
+    """End the job as `route_next` decided on its read of `job`, unless an attempt was started since: another copy
+    of the route placed it (and may hold the budget this copy found taken), and that attempt goes on."""
     def change(draft: Job) -> JobStatus | None:
+        if len(draft.attempts) != len(job.attempts) or (draft.current_attempt is not None
+                                                         and not draft.current_attempt.status.ended):
+            return None
         if decision is not None:
             draft.routing = decision
         draft.error = JobError(code=code, message=message, details=details or [])

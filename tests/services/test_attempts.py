@@ -137,3 +137,37 @@ def test_a_job_past_its_deadline_expires_and_its_open_attempt_is_stopped() -> No
     assert attempt.reason is not None and attempt.reason.code is AttemptCode.EXPIRED
     assert [r.outcome for r in world.deps.ledger.for_job("acme", job.id)] == [AttemptOutcome.EXPIRED]
     assert utcnow() < late
+
+
+class AnswerLost(ScriptedVeo):
+    """Takes the job, and the answer never arrives: the attempt stays `submitting`."""
+
+    def _submit(self, submission):
+        from router.providers.errors import OutcomeUnknown
+
+        super()._submit(submission)
+        raise OutcomeUnknown("timed out after the request was sent")
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["same-budget", "budget-cut"])
+def test_a_second_route_copy_neither_submits_again_nor_ends_a_job_the_first_started(cut: bool) -> None:
+    # Two copies of a route message (a redelivery) both decide on the same read. The first starts an attempt whose
+    # submit answer is lost. The second named its attempt as the first had (the same read) and so submitted it
+    # again; or, finding no budget, ended the job on its stale read: a failed job with an open attempt nothing would
+    # ever close. Found by the lifecycle machine (tests/services/test_lifecycle_property.py).
+    from router.services import money
+    from router.services.route import route_next
+
+    world = twins({ProviderKind.VEO: AnswerLost(["running"])}, HVR_EXPLORATION_SHARE="0")
+    job = submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", world.deps)
+    money.set_budget(world.deps, "global", BudgetUpdate(limit_usd=Decimal("0.50")), utcnow(), "api:ops")
+    stale = world.jobs.get("acme", job.id)
+    route_next(stale, world.deps)
+    if cut:  # and meanwhile the budget was cut: the second copy can place nothing at all
+        money.set_budget(world.deps, "global", BudgetUpdate(limit_usd=Decimal("0.01")), utcnow(), "api:ops")
+    route_next(stale, world.deps)
+
+    after = world.jobs.get("acme", job.id)
+    assert not after.status.terminal and after.error is None, after.error
+    [attempt] = after.attempts
+    assert attempt.status is AttemptStatus.SUBMITTING
