@@ -28,10 +28,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest -q -s -m slow tests
 
-# The reliability runs at full size (issue 19): every fault at once on the providers, chaos in the AWS calls, the
-# fleet's killed and drained boxes. Also part of `make bench`.
+# The reliability runs at full size (issue 19): the storm (every fault at once), the provider fault soak, chaos in the
+# AWS calls, the job-lifecycle state machine, the fleet's killed and drained boxes. Also part of `make bench`.
 soak: $(STAMP)
-	$(PY) -m pytest -q -s -m slow tests/integration/test_fault_soak.py tests/integration/test_aws_chaos.py \
+	$(PY) -m pytest -q -s -m slow tests/integration/test_storm.py tests/integration/test_fault_soak.py \
+	  tests/integration/test_aws_chaos.py tests/services/test_lifecycle_property.py \
 	  tests/e2e/test_fleet_faults.py
 
 lock:

@@ -15,6 +15,11 @@ from typing import Any
 Handler = Callable[[dict[str, Any], Any], dict[str, Any] | None]
 
 
+class InvocationKilled(BaseException):
+    """The invocation ended from outside — a Lambda timeout or an out-of-memory kill — wherever the code was. A
+    BaseException, so that no `except Exception` in the code under test can handle it, as none could in Lambda."""
+
+
 @dataclass
 class LambdaContextStub:
     """The attributes Powertools reads from a Lambda context."""
@@ -30,8 +35,11 @@ class LambdaContextStub:
 
 class EventSourceMapping:
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, batch_size: int = 10,
-                 function_name: str = "local") -> None:
+                 function_name: str = "local", redeliver: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self._sqs = sqs
+        # SQS delivers at least once: a message handled and deleted may still come again. `redeliver(message)`
+        # true leaves a handled message undeleted and visible at once, so it comes back with its own id.
+        self.redeliver = redeliver
         self._url = queue_url
         self._handler = handler
         self._batch = batch_size
@@ -54,10 +62,16 @@ class EventSourceMapping:
         event = {"Records": [self._record(msg) for msg in received]}
         try:
             response = self._handler(event, self._context) or {}
-        except Exception:  # a crashed invocation fails the whole batch, as in Lambda
+        except (Exception, InvocationKilled):  # a crashed or killed invocation fails the whole batch, as in Lambda
             return len(received)
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         done = [msg for msg in received if msg["MessageId"] not in failed]
+        if self.redeliver is not None:
+            again = [msg for msg in done if self.redeliver(msg)]
+            for msg in again:
+                self._sqs.change_message_visibility(QueueUrl=self._url, ReceiptHandle=msg["ReceiptHandle"],
+                                                    VisibilityTimeout=0)
+            done = [msg for msg in done if msg not in again]
         for start in range(0, len(done), 10):
             self._sqs.delete_message_batch(
                 QueueUrl=self._url,

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import wave
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -65,6 +66,7 @@ class FaultPlan:
     _rng: random.Random = field(init=False, repr=False)
     _overbill_rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    injected: Counter[Fault] = field(init=False, default_factory=Counter)  # what was done, scripted or drawn
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -92,9 +94,11 @@ class FaultPlan:
         with self._lock:
             pending = self.scripted.get(call)
             if pending:
+                self.injected[pending[0]] += 1
                 return pending.pop(0)
             for fault, rate in self.rates.items():
                 if fault in allowed and self._rng.random() < rate:
+                    self.injected[fault] += 1
                     return fault
         return None
 
