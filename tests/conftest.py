@@ -1,6 +1,9 @@
 """Settings every suite shares."""
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 # Exploration draws from each job's id, and ids are random: left on, about one route in ten could try the local GPU
 # instead of the offer a test expects. Tests of exploration turn it on for their own stack.
@@ -17,3 +20,14 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untype
         print("\nleft behind by this test run:\n  " + "\n  ".join(left))
         if exitstatus == 0:
             session.exitstatus = 1
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A locked moto server rather than in-process `mock_aws`: the concurrency tests need moto's conditional writes
+    serialized, and `mock_aws` would also capture the calls of any embedded stack another test left running."""
+    from hvr.local.moto_server import LockedMotoServer
+
+    server = LockedMotoServer().start()
+    yield server.url
+    server.stop()

@@ -4,7 +4,6 @@ the embedded stack's own code) and on its in-memory twin."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ import boto3
 import pytest
 import yaml
 
-from hvr.local.moto_server import REGION, LockedMotoServer
+from hvr.local.moto_server import REGION
 from hvr.local.provision import load_template, provision
 from hvr.memory import (
     MemoryBudgets,
@@ -83,15 +82,6 @@ def tables_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("contract") / "tables.yaml"
     path.write_text(yaml.safe_dump({"Resources": tables}))
     return path
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """A locked moto server rather than in-process `mock_aws`: the concurrency tests need moto's conditional writes
-    serialized, and `mock_aws` would also capture the calls of any embedded stack another test left running."""
-    server = LockedMotoServer().start()
-    yield server.url
-    server.stop()
 
 
 def moto_client(service: str, url: str) -> Any:

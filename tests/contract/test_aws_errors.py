@@ -27,6 +27,7 @@ from router.store.agents import AgentsRepository
 from router.store.alert_history import AlertHistoryRepository
 from router.store.alerts import AlertPublisher
 from router.store.artifacts import ArtifactStore
+from router.store.auth_failures import AuthFailures
 from router.store.budgets import BudgetRepository
 from router.store.campaigns import CampaignQueue, CampaignsRepository, ManifestStore, RouteBatches
 from router.store.circuits import CircuitRepository
@@ -112,6 +113,8 @@ CALLS: list[tuple[type, str, tuple[Any, ...]]] = [
     (ArtifactStore, "upload_stream", ("outputs/acme/job_1/att_1.mp4", io.BytesIO(b"not really a video"))),
     (AgentsRepository, "get", ("gpu-1",)),
     (AgentsRepository, "all", ()),
+    (AuthFailures, "throttled", ("203.0.113.7", NOW)),
+    (AuthFailures, "record", ("203.0.113.7", NOW)),
 ]
 
 

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -16,7 +15,7 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 
-from hvr.local.moto_server import REGION, LockedMotoServer
+from hvr.local.moto_server import REGION
 from hvr.local.provision import (
     TEMPLATE,
     NotKnownLocally,
@@ -412,13 +411,6 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 # --- the embedded stack provisions from the template -----------------------------------------------------------
 
 TIME_SCALE = 10.0
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = LockedMotoServer().start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from functions.authorizer import handler
-from hvr.local.moto_server import LOCAL_ENV, REGION, LockedMotoServer
+from hvr.local.moto_server import LOCAL_ENV, REGION
 from hvr.local.provision import load_template, provision
 from router.store.auth_failures import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S, EXPIRY_MARGIN_S, AuthFailures
 from router.store.keys import KeysRepository, Principal
@@ -27,13 +27,6 @@ NOW = datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)  # a window's first second (a 
 KEY = "hvr_valid-key-for-acme"
 ALLOWED = {"isAuthorized": True, "context": {"tenant": "acme", "role": "member"}}
 REFUSED = {"isAuthorized": False}
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = LockedMotoServer().start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

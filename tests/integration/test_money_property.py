@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from hypothesis import HealthCheck, settings
 
 from hvr.local.moto_server import REGION, LockedMotoServer
 from hvr.local.provision import load_template, provision
@@ -21,6 +20,7 @@ from router.services.deps import Deps
 from router.store.budgets import BudgetRepository
 from router.store.jobs import JobsRepository
 from router.store.ledger import LedgerRepository
+from tests.machines import scaled_and_full
 from tests.services.test_money_property import MoneyFigures
 
 _server: dict[str, Any] = {}
@@ -51,18 +51,5 @@ class MoneyFiguresOnDynamoDB(MoneyFigures):
         deps.budgets = BudgetRepository(ddb, tables["BudgetsTable"])
 
 
-Runs: Any = MoneyFiguresOnDynamoDB.TestCase  # made at runtime by hypothesis: mypy can't take it as a base
-
-
-class TestMoneyFiguresOnDynamoDB(Runs):
-    settings = settings(max_examples=6, stateful_step_count=15, deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.mark.slow
-class TestMoneyFiguresOnDynamoDBFull(Runs):
-    settings = settings(max_examples=60, stateful_step_count=25, deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow])
-
-
-del Runs  # pytest would collect the bare class too, with hypothesis' default settings
+TestMoneyFiguresOnDynamoDB, TestMoneyFiguresOnDynamoDBFull = scaled_and_full(MoneyFiguresOnDynamoDB, scaled=(6, 15),
+                                                                            full=(60, 25))

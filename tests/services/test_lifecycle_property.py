@@ -25,8 +25,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -38,6 +36,7 @@ from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.errors import OutcomeUnknown, Unavailable
 from router.services import cancel, money, submit, sweeper, worker
 from router.store.messages import MessageKind, WorkerMessage
+from tests.machines import scaled_and_full
 from tests.services.test_money_property import REQUEST, MoneyFigures
 from tests.twins import ScriptedVeo, twins
 
@@ -353,20 +352,5 @@ class Lifecycle(RuleBasedStateMachine):
                 assert budget.reserved_usd == 0, budget
 
 
-Runs: Any = Lifecycle.TestCase  # hypothesis makes the class at runtime: mypy can't take it as a base
-
-
-class TestLifecycle(Runs):
-    settings = settings(max_examples=100, stateful_step_count=40, deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.mark.slow
-class TestLifecycleFull(Runs):
-    """`make bench`: enough runs to reach the four- and five-step races (a crash, a redelivery and a webhook)."""
-
-    settings = settings(max_examples=600, stateful_step_count=40, deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow])
-
-
-del Runs  # pytest would collect the bare class too, with hypothesis' default settings
+# Full: enough runs to reach the four- and five-step races (a crash, a redelivery and a webhook).
+TestLifecycle, TestLifecycleFull = scaled_and_full(Lifecycle, scaled=(100, 40), full=(600, 40))

@@ -10,10 +10,7 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -25,6 +22,7 @@ from router.services import cancel, money, submit
 from router.services.costs import GroupBy, cost_report
 from router.services.deps import Deps
 from router.store.messages import MessageKind
+from tests.machines import scaled_and_full
 from tests.twins import ScriptedVeo, twins
 
 TENANTS = ("acme", "beta")
@@ -116,20 +114,5 @@ class MoneyFigures(RuleBasedStateMachine):
                 assert budget.remaining_usd == budget.limit_usd - budget.spent_usd - budget.reserved_usd
 
 
-Runs: Any = MoneyFigures.TestCase  # hypothesis makes the class at runtime: mypy can't take it as a base
-
-
-class TestMoneyFigures(Runs):
-    settings = settings(max_examples=25, stateful_step_count=20, deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.mark.slow
-class TestMoneyFiguresFull(Runs):
-    """`make bench`: enough runs to find a three-step interleaving (a render, a budget made under it, its end)."""
-
-    settings = settings(max_examples=400, stateful_step_count=30, deadline=None,
-                        suppress_health_check=[HealthCheck.too_slow])
-
-
-del Runs  # pytest would collect the bare class too, with hypothesis' default settings
+# Full: enough runs to find a three-step interleaving (a render, a budget made under it, its end).
+TestMoneyFigures, TestMoneyFiguresFull = scaled_and_full(MoneyFigures, scaled=(25, 20), full=(400, 30))
