@@ -130,6 +130,14 @@ def _submitted(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def world(stack: EmbeddedStack) -> Iterator[World]:
+    # The held jobs below must stay queued at their providers for the whole module, and the stall rule would cancel
+    # them (30 minutes, at this time scale its 5 s real-time floor).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("router.services.poll.QUEUE_STALL_S", 10.0**9)
+        yield from _world(stack)
+
+
+def _world(stack: EmbeddedStack) -> Iterator[World]:
     deps = stack.deps
     deps.keys.put("beta-admin-key", Principal(tenant="beta", role="admin"), deps.clock())
     deps.keys.put("acme-plain-member-key", Principal(tenant="acme", role="member"), deps.clock())
