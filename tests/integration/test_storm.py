@@ -124,9 +124,12 @@ def storm(stack: EmbeddedStack, jobs: int, seed: int, agent_kills: int = 2,
     agent_restarts = sweeps = sweeps_failed = 0
     try:
         with AwsChaos(AWS_FAULTS, batch_entry_rate=0.1, seed=seed) as chaos:
-            def ended() -> list[Any]:
+            ended: set[str] = set()  # a terminal status is final: a job seen ended is not read again
+
+            def all_ended() -> bool:
                 with chaos.paused():
-                    return [job for job in (deps.jobs.get(TENANT, i) for i in ids) if job.status.terminal]
+                    ended.update(i for i in ids if i not in ended and deps.jobs.get(TENANT, i).status.terminal)
+                return len(ended) == len(ids)
 
             def restart_agent_when_due() -> None:
                 # Mid-run, with a local render on the box: the kill loses it, as a crash would.
@@ -148,10 +151,9 @@ def storm(stack: EmbeddedStack, jobs: int, seed: int, agent_kills: int = 2,
                         deps.queue.send(WorkerMessage(kind=MessageKind.ROUTE, tenant=TENANT, job_id=job.id))
                 stack.poll_once()
                 restart_agent_when_due()
-            rounds = 0
-            while len(ended()) < len(ids) and rounds < 60 + 3 * jobs:
-                rounds += 1
-                stack.drain(lambda: False, timeout_s=1)
+            give_up_at = time.monotonic() + 60 + 6 * jobs
+            while not all_ended() and time.monotonic() < give_up_at:
+                stack.drain(lambda: False, timeout_s=3)
                 try:  # the sweeper's schedule, as an invocation that may fail and run again next time
                     sweeper.sweep(deps)
                     sweeps += 1
