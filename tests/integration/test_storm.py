@@ -248,7 +248,7 @@ def test_storm_scaled(storm_stack: EmbeddedStack, capsys: pytest.CaptureFixture[
 
 @pytest.mark.slow
 def test_storm_full(storm_stack: EmbeddedStack, capsys: pytest.CaptureFixture[str]) -> None:
-    report = storm(storm_stack, jobs=400, seed=23)
+    report = storm(storm_stack, jobs=100, seed=23)
     with capsys.disabled():
         print(f"\n  storm (full): {report}")
     check(report)
