@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from router.policy.constraints import deliver
 from router.providers.base import Submission
 from router.providers.runpod_comfy import RunPodComfyProvider
 from router.workflows import ModelFiles, build_workflow
+from tests.waiting import until
 
 CATALOG = load_catalog()
 SCALE = 100.0
@@ -36,16 +36,6 @@ def p50(offer_id: str, width: int, height: int, frames: int) -> float:
     offer = CATALOG.get(offer_id)
     assert offer is not None
     return offer.latency.compute_seconds(width, height, frames, p90=False)
-
-
-def until(check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 def test_the_catalog_render_model_is_the_offers_p50_by_model_name() -> None:

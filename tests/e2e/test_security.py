@@ -49,6 +49,7 @@ from tests.e2e.test_agents import put as heartbeat
 from tests.e2e.test_agents import registration
 from tests.e2e.test_api import DRAFT, REPO, TERMINAL, count_jobs, wait_for
 from tests.e2e.test_edge import PROBLEM, refused
+from tests.waiting import until
 
 # The document the API serves (GET /v1/openapi.json) is this one: read here so that each operation is a test id of
 # its own; test_the_matrix_covers_every_route_of_the_served_document checks the served one is the same.
@@ -105,13 +106,7 @@ class World:
 
 
 def _wait(what: str, done: Callable[[], Any], timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = done()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return until(done, timeout_s, what, every_s=0.05)
 
 
 def _submitted(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
