@@ -45,6 +45,8 @@ class AgentSettings(BaseModel):
     engine: Literal["sim", "comfyui"] = "sim"
     # Where the comfyui engine finds ComfyUI: on the same box, loopback (it has no auth of its own).
     comfyui_url: str = Field(default="http://127.0.0.1:8188", pattern=r"^https?://")
+    # How long the comfyui engine trusts what it last found runnable (model files present, fitting the card).
+    comfyui_cache_s: float = Field(default=30.0, ge=0, le=3600)
     slots: int = Field(default=1, ge=1, le=64)
     # Embedded stack and tests only: input URLs may be literal loopback (their S3 stand-in). Off by default.
     allow_loopback_inputs: bool = False
@@ -115,6 +117,10 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser.add_argument("--engine", choices=["sim", "comfyui"], default=env.get("HVR_AGENT_ENGINE", "sim"))
     parser.add_argument("--comfyui-url", default=env.get("HVR_AGENT_COMFYUI_URL", defaults["comfyui_url"].default),
                         help="comfyui engine only: ComfyUI's base URL")
+    parser.add_argument("--comfyui-cache-s", type=float,
+                        default=float(env.get("HVR_AGENT_COMFYUI_CACHE_S", defaults["comfyui_cache_s"].default)),
+                        help="comfyui engine only: seconds the runnable models (files present, fitting the card) "
+                             "are cached")
     parser.add_argument("--allow-loopback-inputs", action="store_true",
                         default=env.get(LOOPBACK_INPUTS_ENV, "").lower() in ("1", "true"),
                         help="embedded stack only: input URLs may be literal loopback addresses")

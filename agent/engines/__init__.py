@@ -12,7 +12,8 @@ def build_engine(settings: AgentSettings) -> Engine:
         from agent.engines.comfyui import ComfyUIEngine
 
         return ComfyUIEngine(settings.comfyui_url, settings.models_file,
-                             allow_loopback_inputs=settings.allow_loopback_inputs)
+                             allow_loopback_inputs=settings.allow_loopback_inputs,
+                             runnable_ttl_s=settings.comfyui_cache_s)
     from agent.engines.sim import SimEngine
 
     return SimEngine(settings.models_file, time_scale=settings.time_scale)

@@ -62,7 +62,7 @@ FOLDER_LOADERS = {
 }
 MAX_INPUT_BYTES = 512 * _MB
 CANCEL_WAIT_S = 10.0
-RUNNABLE_TTL_S = 30.0
+RUNNABLE_TTL_S = 30.0  # the router asks on every health check; the files and the card change far less often
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,12 @@ class ComfyUIEngine(Engine):
         poll_s: float = 1.0,
         timeout_s: float = 30.0,
         allow_loopback_inputs: bool = False,
+        runnable_ttl_s: float = RUNNABLE_TTL_S,
     ) -> None:
-        """`allow_loopback_inputs`: input URLs may be literal loopback (the embedded stack's S3; tests)."""
+        """`allow_loopback_inputs`: input URLs may be literal loopback (the embedded stack's S3; tests).
+        `runnable_ttl_s`: how long the runnable models are cached (a test changing the card shortens it)."""
         self._base = base_url.rstrip("/")
+        self._runnable_ttl_s = runnable_ttl_s
         self._allow_loopback_inputs = allow_loopback_inputs
         self._models = ModelFiles.load(models_file)
         offers = [o for o in load_catalog(catalog_file).offers if o.provider is ProviderKind.LOCAL]
@@ -154,7 +157,7 @@ class ComfyUIEngine(Engine):
         size fits the card; cached, as the router asks on every health check."""
         now = time.monotonic()
         with self._lock:
-            if self._runnable is not None and now - self._runnable[0] < RUNNABLE_TTL_S:
+            if self._runnable is not None and now - self._runnable[0] < self._runnable_ttl_s:
                 return self._runnable[1]
         device = self._device(max_age_s=2.0)
         total = int(device["vram_total"]) // _MB if device else 0

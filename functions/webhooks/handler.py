@@ -54,4 +54,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return _refusal(exc)
     if message is None:
         return _answer(200, {"duplicate": True})
-    return _answer(202, {"queued": message.kind.value, "job_id": message.job_id})
+    # 200, not 202: RunPod counts anything but 200 as a failed delivery and sends it twice more, 10 s apart.
+    return _answer(200, {"queued": message.kind.value, "job_id": message.job_id})

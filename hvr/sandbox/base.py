@@ -49,6 +49,7 @@ class Fault(StrEnum):
     OUTPUT_EXPIRED = "output_expired"  # the output URL answers 403/404 by the time it is fetched
     DUPLICATE_WEBHOOK = "duplicate_webhook"  # the completion webhook is sent twice
     OUT_OF_ORDER_WEBHOOK = "out_of_order_webhook"  # a stale status webhook arrives after the final one
+    DELAYED_WEBHOOK = "delayed_webhook"  # the completion webhook comes `FaultPlan.webhook_delay_s` late, after the poll
 
 
 OVERBILL_FACTOR = 1.3
@@ -63,6 +64,7 @@ class FaultPlan:
     rates: dict[Fault, float] = field(default_factory=dict)
     seed: int = 0
     overbill: dict[str, float] = field(default_factory=dict)  # {"rate", "factor", "after_s"}: see the module's doc
+    webhook_delay_s: float = 3.0  # wall seconds a DELAYED_WEBHOOK is held: longer than the scaled poll delays
     _rng: random.Random = field(init=False, repr=False)
     _overbill_rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)

@@ -19,7 +19,8 @@ OpenAPI schema leaves them out; the docs say a webhook body is the GET object). 
     list        GET /v1/predictions: RATE_LIMIT, SERVER_ERROR, TIMEOUT
     download    the output file: OUTPUT_EXPIRED (from then on), SERVER_ERROR, TIMEOUT
     webhook     a completion webhook: DUPLICATE_WEBHOOK (same webhook-id twice), OUT_OF_ORDER_WEBHOOK (a stale
-                `starting` body, with its own id, after the final one)
+                `starting` body, with its own id, after the final one), DELAYED_WEBHOOK (held back
+                `plan.webhook_delay_s`, so the poll sees the end first)
 
 `plan.overbill` (hvr/sandbox/base.py): a drawn prediction's `metrics.predict_time` is `factor` times what it ran once
 it has been over `after_s` seconds of `now()` (`advance()` moves it on); the predictions drawn are in `overbilled`.
@@ -51,7 +52,7 @@ from hvr.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxS
 PROBLEM = "application/problem+json"
 HTTP_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TIMEOUT)
 RUN_FAULTS = (Fault.STUCK, Fault.FAILED, Fault.OUTPUT_EXPIRED)
-WEBHOOK_FAULTS = (Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK)
+WEBHOOK_FAULTS = (Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK, Fault.DELAYED_WEBHOOK)
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 EVENTS = frozenset({"start", "output", "logs", "completed"})
 DEFAULT_EVENTS = frozenset({"output", "completed"})  # no filter: new outputs and completion (receive-webhook docs)
@@ -339,6 +340,7 @@ class ReplicateSandbox(SandboxServer):
         self._lock = threading.Lock()
         self._offset_s = 0.0
         self._outbox: queue.Queue[tuple[Prediction, str, bytes, str] | None] = queue.Queue()
+        self._held: list[threading.Timer] = []  # DELAYED_WEBHOOK completions, put on the outbox when they fire
         self._sender: threading.Thread | None = None
         self.route("POST", r"/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions", self._create_for_model)
         self.route("POST", r"/v1/predictions", self._create_for_version)
@@ -371,6 +373,8 @@ class ReplicateSandbox(SandboxServer):
         return self.start()
 
     def stop(self) -> None:
+        for held in self._held:
+            held.cancel()
         self._outbox.put(None)
         super().stop()
 
@@ -378,7 +382,7 @@ class ReplicateSandbox(SandboxServer):
         """True once every queued webhook has been delivered (or given up on)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._outbox.unfinished_tasks == 0:
+            if self._outbox.unfinished_tasks == 0 and not any(held.is_alive() for held in self._held):
                 return True
             time.sleep(0.01)
         return False
@@ -713,8 +717,15 @@ class ReplicateSandbox(SandboxServer):
         with self._lock:
             body = json.dumps(self._json(prediction)).encode()
         msg_id = "msg_" + secrets.token_hex(12)
-        self._outbox.put((prediction, "completed", body, msg_id))
         fault = self.plan.next("webhook", WEBHOOK_FAULTS)
+        if fault is Fault.DELAYED_WEBHOOK:
+            held = threading.Timer(self.plan.webhook_delay_s, self._outbox.put,
+                                   args=((prediction, "completed", body, msg_id),))
+            held.daemon = True
+            self._held.append(held)
+            held.start()
+            return
+        self._outbox.put((prediction, "completed", body, msg_id))
         if fault is Fault.DUPLICATE_WEBHOOK:
             self._outbox.put((prediction, "completed", body, msg_id))
         elif fault is Fault.OUT_OF_ORDER_WEBHOOK:

@@ -16,10 +16,11 @@ A job's state is computed from its timestamps against `clock`, so a test can dri
 ticker thread only notices terminal states to send webhooks. Fault call kinds:
 
     create      /run, /runsync: RATE_LIMIT, SERVER_ERROR, TIMEOUT, ACCEPT_THEN_DROP (HTTP level), and the job's
-                fate: STUCK, FAILED, OUTPUT_EXPIRED, DUPLICATE_WEBHOOK, OUT_OF_ORDER_WEBHOOK
+                fate: STUCK, FAILED, OUTPUT_EXPIRED, DUPLICATE_WEBHOOK, OUT_OF_ORDER_WEBHOOK, DELAYED_WEBHOOK
     get         /status, /health, /cancel, /retry, /purge-queue: RATE_LIMIT, SERVER_ERROR, TIMEOUT
     download    the output URL: OUTPUT_EXPIRED, SERVER_ERROR, TIMEOUT
-    webhook     a completion webhook: DUPLICATE_WEBHOOK, OUT_OF_ORDER_WEBHOOK
+    webhook     a completion webhook: DUPLICATE_WEBHOOK, OUT_OF_ORDER_WEBHOOK, DELAYED_WEBHOOK (held back
+                `plan.webhook_delay_s`, so the poll sees the end first)
 
 `plan.overbill` (hvr/sandbox/base.py): a drawn job's `executionTime` is `factor` times what it ran once the job has
 been over `after_s` seconds of `clock` (`advance()` moves it on); the jobs drawn are in `overbilled`.
@@ -52,7 +53,8 @@ MIN_EXECUTION_TIMEOUT_MS, MIN_TTL_MS = 5000, 10000
 DEFAULT_EXECUTION_TIMEOUT_MS, DEFAULT_TTL_MS = 600_000, DAY_MS
 
 HTTP_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TIMEOUT)
-JOB_FAULTS = (Fault.STUCK, Fault.FAILED, Fault.OUTPUT_EXPIRED, Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK)
+WEBHOOK_FAULTS = (Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK, Fault.DELAYED_WEBHOOK)
+JOB_FAULTS = (Fault.STUCK, Fault.FAILED, Fault.OUTPUT_EXPIRED, *WEBHOOK_FAULTS)
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 EXECUTION_S = 0.5  # a job's run, where nothing models its render
 SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced")
@@ -629,8 +631,10 @@ class RunPodSandbox(SandboxServer):
 
     def _notify(self, job: _Job, final: dict[str, Any]) -> None:
         assert job.webhook is not None
-        fault: Fault | None = job.fate if job.fate in (Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK) else None
-        fault = self.plan.next("webhook", (Fault.DUPLICATE_WEBHOOK, Fault.OUT_OF_ORDER_WEBHOOK)) or fault
+        fault: Fault | None = job.fate if job.fate in WEBHOOK_FAULTS else None
+        fault = self.plan.next("webhook", WEBHOOK_FAULTS) or fault
+        if fault is Fault.DELAYED_WEBHOOK and self._stopping.wait(self.plan.webhook_delay_s):
+            return
         self._deliver(job.webhook, final)
         if fault is Fault.DUPLICATE_WEBHOOK:
             self._deliver(job.webhook, final)

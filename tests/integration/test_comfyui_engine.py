@@ -124,7 +124,9 @@ def store() -> Iterator[Store]:
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, sandbox: ComfyUISandbox) -> Iterator[AgentProcess]:
-    env = {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": sandbox.url, "HVR_AGENT_ALLOW_LOOPBACK_INPUTS": "1"}
+    # A short cache: tests change the card under the agent and wait to see it.
+    env = {"HVR_AGENT_ENGINE": "comfyui", "HVR_AGENT_COMFYUI_URL": sandbox.url, "HVR_AGENT_ALLOW_LOOPBACK_INPUTS": "1",
+           "HVR_AGENT_COMFYUI_CACHE_S": "0.5"}
     with AgentProcess(tmp_path_factory.mktemp("comfy-agent") / "agent.db", secrets=[SECRET], env=env) as process:
         yield process
 

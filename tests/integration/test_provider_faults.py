@@ -112,6 +112,24 @@ def test_duplicate_webhooks_make_one_ledger_row(stack, deps) -> None:
     assert len(deps.ledger.for_job("faults", job.id)) == 1
 
 
+@pytest.mark.parametrize("name, body", [("replicate", REPLICATE_480), ("runpod", RUNPOD_720)])
+def test_a_completion_webhook_delayed_past_the_poll_changes_nothing(stack, deps, name: str, body: dict) -> None:
+    provider = sandbox(stack, name)
+    provider.plan.webhook_delay_s = 6.0
+    provider.plan.queue("webhook", Fault.DELAYED_WEBHOOK)
+    delivered_before = len(provider.webhooks)
+    job = run(stack, deps, body)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    assert len(provider.webhooks) == delivered_before, "the poll should have ended the job before the webhook came"
+    assert stack.drain(lambda: len(provider.webhooks) > delivered_before, timeout_s=15)
+    stack.drain(lambda: False, timeout_s=0.5)  # whatever the late webhook set off has run
+    # Taken at once: RunPod sends a delivery answered with anything but 200 twice more, 10 s apart.
+    assert [delivery.status for delivery in provider.webhooks[delivered_before:]] == [200]
+    after = deps.jobs.get("faults", job.id)
+    assert after.model_dump() == job.model_dump(), "a late webhook for an ended job is a no-op"
+    assert len(deps.ledger.for_job("faults", job.id)) == 1
+
+
 class _EvilOutput:
     """A provider whose success names an output URL on a private address (a forged webhook's favourite)."""
 

@@ -64,7 +64,7 @@ BODIES = [
 ]
 PROVIDER_FAULTS = {Fault.RATE_LIMIT: 0.05, Fault.SERVER_ERROR: 0.03, Fault.ACCEPT_THEN_DROP: 0.02, Fault.STUCK: 0.02,
                    Fault.FAILED: 0.03, Fault.OUTPUT_EXPIRED: 0.02, Fault.DUPLICATE_WEBHOOK: 0.1,
-                   Fault.OUT_OF_ORDER_WEBHOOK: 0.1}
+                   Fault.OUT_OF_ORDER_WEBHOOK: 0.1, Fault.DELAYED_WEBHOOK: 0.1}
 AWS_FAULTS = {"dynamodb": 0.03, "s3": 0.05, "sqs": 0.03, "sns": 0.2}
 REDELIVERED = 0.2
 PRODUCER_DUPLICATES = 0.05
