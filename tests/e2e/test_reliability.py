@@ -58,7 +58,7 @@ def test_agent_webhooks_need_a_valid_fresh_signature(stack) -> None:
     assert httpx.post(url, content=body, headers=forged).status_code == 401
     assert httpx.post(url, content=body).status_code == 401
     good = sign(stack.agent_secret, "POST", path, body)
-    assert httpx.post(url, content=body, headers=good).status_code == 202
+    assert httpx.post(url, content=body, headers=good).status_code == 200
     assert httpx.post(url, content=body, headers=good).status_code == 401  # the same nonce again: a replay
 
 
@@ -114,7 +114,8 @@ def test_provider_webhook_forgery_is_refused_and_changes_nothing(stack) -> None:
     assert httpx.post(url, content=payload, headers=signed("m2", stale)).status_code == 401
     first = httpx.post(url, content=payload, headers=signed("m3", now))
     replay = httpx.post(url, content=payload, headers=signed("m3", now))
-    assert first.status_code == 202 and replay.status_code == 200 and replay.json() == {"duplicate": True}
+    assert first.status_code == 200 and "queued" in first.json()
+    assert replay.status_code == 200 and replay.json() == {"duplicate": True}
 
 
 def test_a_dead_agent_process_is_restarted_by_the_stack(stack, acme) -> None:
