@@ -516,7 +516,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from hvr.local.embedded import run_dev  # the whole embedded stack: imported only when asked for
 
     return int(run_dev(port=args.port, time_scale=args.time_scale, api_keys=os.environ.get("HVR_DEV_API_KEYS"),
-                       agent_engine=args.agent_engine, comfyui_url=args.comfyui_url, agents=args.agents))
+                       agent_engine=args.agent_engine, comfyui_url=args.comfyui_url, agents=args.agents,
+                       data_dir=args.data_dir, fresh=args.fresh, quiet=args.quiet))
 
 
 # --------------------------------------------------------------------------------------------------------- calibrate
@@ -645,6 +646,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--comfyui-url", default=None, help="a real ComfyUI for the agent instead of the sandbox")
     dev.add_argument("--agents", default=None, metavar="CARDS",
                      help="a fleet of sim GPU boxes, e.g. 5090,4090,3090 (each its card's VRAM and speed)")
+    dev.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                     help="where jobs, budgets, ledger, keys and outputs are kept across restarts "
+                          "(default: $XDG_STATE_HOME/hvr/dev, or ~/.local/state/hvr/dev)")
+    dev.add_argument("--fresh", action="store_true", help="forget what the data dir kept and start empty")
+    dev.add_argument("--quiet", action="store_true",
+                     help="no line per API request and per job status change (they go to stderr)")
     dev.set_defaults(run=cmd_dev, client=False)
 
     demo = commands.add_parser("demo", help="the sample requests and campaign end to end (what `make demo` runs)")
@@ -770,6 +777,9 @@ def build_parser() -> argparse.ArgumentParser:
     campaign_status.add_argument("--json", action="store_true", help="the API's Campaign as JSON")
     campaign_status.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS")
     campaign_status.set_defaults(run=cmd_campaign_status, client=True)
+
+    from hvr.scorecard_text import register as register_ratings  # `hvr rate`, `hvr scorecard`
+    register_ratings(commands, api)
     return parser
 
 

@@ -3,7 +3,9 @@
 The stack (moto on loopback, the functions behind a local API Gateway, SQS consumers, the sweeper, the GPU agent
 on its `sim` engine) comes up; each sample is POSTed to /v1/jobs and followed until it ends. One row per sample:
 status, offer, the policy's reason, estimated and actual cost, turnaround with the agent's render time inside
-it, output file. MP4s land under ./demo-out/. Exits 1 if any outcome differs from samples/requests/expected.yaml.
+it, output file. MP4s land under ./demo-out/. Then the studio's scorecard for the demo's window, its ratings seeded
+(each delivered video rated its offer's catalog stars, marked as the demo's). Exits 1 if any outcome differs from
+samples/requests/expected.yaml.
 """
 
 from __future__ import annotations
@@ -22,16 +24,20 @@ import yaml
 
 from hvr.campaign_text import campaign_body, format_campaign
 from hvr.client import ApiClient
+from hvr.scorecard_text import format_scorecard
 from hvr.timescale import default_time_scale
 from router.models.api import FieldProblem, Problem
 from router.models.campaign import CampaignStatus, CampaignView
 from router.models.job import JobView
+from router.models.rating import RatingCreate
+from router.services.scorecard import Scorecard
 
 SAMPLES = Path("samples/requests")
 # The studio's card and two it might add: each box its card's VRAM and speed (hvr.local.embedded.CARDS), and the
 # router places every local job on one of them.
 FLEET = "5090,4090,3090"
 CAMPAIGN = Path("samples/campaigns/black-friday.jsonl")
+DEMO_RATER = "demo-seeded"  # not a key's hash: what no API caller can rate as
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [_row(name, answers[name], finals.get(name), stack, args.out, expected.get(name, {}))
                 for name in sorted(answers)]
         campaign_ok = _campaign(api, CAMPAIGN) if CAMPAIGN.exists() else True
+        card = _scorecard(api, stack)
 
     _print(rows)
+    print(f"\n{format_scorecard(card)}")
     failures = [row for row in rows if row["problems"]]
     for row in failures:
         print(f"MISMATCH {row['sample']}: {'; '.join(row['problems'])}", file=sys.stderr)
@@ -99,6 +107,23 @@ def _campaign(api: httpx.Client, path: Path, timeout_s: float = 240) -> bool:
         print(f"campaign still {campaign.status} after {timeout_s:.0f} s", file=sys.stderr)
         return False
     return True
+
+
+def _scorecard(api: httpx.Client, stack: Any) -> Scorecard:
+    """The studio's scorecard for the demo's window (today, UTC), after seeding one rating per delivered video.
+    Nobody has watched these videos, so the seeded score is the offer's catalog stars and every seeded rating is
+    stored marked `demo`, which the scorecard counts apart."""
+    from router.services.ratings import rate
+
+    deps = stack.deps
+    principal = deps.keys.lookup(stack.admin_key)
+    listed = api.get("/v1/jobs", params={"status": "succeeded", "limit": "500"}).json()["items"]
+    for job in listed:
+        offer = deps.catalog.get(job["attempts"][-1]["offer"])
+        if offer is not None:
+            rate(principal.tenant, job["id"], DEMO_RATER, RatingCreate(score=offer.quality), deps, demo=True)
+    today = deps.clock().date().isoformat()
+    return Scorecard.model_validate(api.get("/v1/scorecard", params={"from": today, "to": today}).json())
 
 
 def _follow(api: httpx.Client, answers: dict[str, JobView | Problem], timeout_s: float) -> dict[str, JobView]:

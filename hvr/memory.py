@@ -29,6 +29,7 @@ from router.models.campaign_plan import PlanInput
 from router.models.common import Circuit, iso, money, utcnow
 from router.models.job import Job, JobStatus
 from router.models.ledger import LedgerEntry
+from router.models.rating import Rating, ScoreTally
 from router.models.reconciliation import ReconciliationFinding
 from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats
@@ -788,3 +789,39 @@ class MemoryAlertHistory:
     def scopes(self) -> set[str]:
         with self._lock:
             return {pk.removeprefix(ALERT_PREFIX) for pk, _ in self._items}
+
+
+class MemoryRatings:
+    """router.store.ratings.RatingsRepository's twin: ratings by (tenant, job, rater), tallies kept as it keeps them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ratings: dict[tuple[str, str, str], Rating] = {}
+        self._tallies: dict[str, ScoreTally] = {}
+
+    def put(self, rating: Rating, tries: int = 5) -> Rating | None:
+        with self._lock:
+            key = (rating.tenant, rating.job_id, rating.rater)
+            before = self._ratings.get(key)
+            tally = self._tallies.get(rating.offer, ScoreTally())
+            if before is not None:
+                tally = tally.minus(before.score)
+            self._tallies[rating.offer] = tally.plus(rating.score)
+            self._ratings[key] = rating
+            return before
+
+    def for_job(self, tenant: str, job_id: str, delivered_on: date) -> builtins.list[Rating]:
+        with self._lock:
+            return sorted((r for (t, j, _), r in self._ratings.items()
+                           if t == tenant and j == job_id and r.delivered_on == delivered_on),
+                          key=lambda r: r.rater)
+
+    def between(self, first: date, last: date, tenant: str | None = None) -> builtins.list[Rating]:
+        with self._lock:
+            found = [r for r in self._ratings.values()
+                     if first <= r.delivered_on <= last and (tenant is None or r.tenant == tenant)]
+        return sorted(found, key=lambda r: (r.delivered_on, r.tenant, r.job_id, r.rater))
+
+    def tallies(self) -> dict[str, ScoreTally]:
+        with self._lock:
+            return dict(self._tallies)

@@ -48,6 +48,8 @@ class Settings(BaseModel):
     exploration_usd_per_day: Decimal = Field(default=Decimal("5.00"), ge=0, alias="HVR_EXPLORATION_USD_PER_DAY")
     # Kept between a fallback's p90 ready time and the deadline: the abandon poll, the cancel and the resubmit.
     exploration_margin_s: float = Field(default=600.0, ge=0, alias="HVR_EXPLORATION_MARGIN_S")
+    # Ratings an offer needs before its learned quality replaces its catalog stars in routing (router.policy.quality).
+    quality_min_ratings: int = Field(default=30, ge=1, alias="HVR_QUALITY_MIN_RATINGS")
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
     keys_table: str = Field(alias="HVR_KEYS_TABLE")
     budgets_table: str = Field(alias="HVR_BUDGETS_TABLE")

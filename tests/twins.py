@@ -34,6 +34,7 @@ from hvr.memory import (
     MemoryLedger,
     MemoryNonces,
     MemoryQueue,
+    MemoryRatings,
 )
 from hvr.sandbox.base import render_mp4
 from router.models.common import ProviderKind
@@ -102,7 +103,7 @@ def twins(providers: Mapping[ProviderKind, VideoProvider], catalog: Catalog | No
                 circuits=MemoryCircuits(), keys=MemoryKeys(), budgets=MemoryBudgets(), campaigns=MemoryCampaigns(),
                 exports=MemoryExports(), findings=MemoryFindings(), alerts=alerts,
                 alert_history=MemoryAlertHistory(), nonces=MemoryNonces(), events=events, agents=MemoryAgents(),
-                agent_keys=MemoryAgentKeys(), settings=settings,
+                agent_keys=MemoryAgentKeys(), ratings=MemoryRatings(), settings=settings,
                 time_scale=settings.time_scale, max_attempts=settings.max_attempts,
                 max_submit_tries=settings.max_submit_tries)
     if clock is not None:

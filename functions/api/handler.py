@@ -19,6 +19,7 @@ from functions.api import (
     routes_costs,
     routes_jobs,
     routes_misc,
+    routes_ratings,
     routes_reconciliation,
 )
 from functions.api.http import BEARER, JsonBodies, documented, error_response, json_response
@@ -46,6 +47,7 @@ app.include_router(routes_costs.router)
 app.include_router(routes_alerts.router)
 app.include_router(routes_reconciliation.router)
 app.include_router(routes_agents.router)
+app.include_router(routes_ratings.router)
 
 
 @app.get("/v1/health", summary="Liveness (no auth)", security=[{}], responses=documented({200: "alive"}, auth=False))

@@ -28,6 +28,7 @@ from router.services.costs import (
 )
 from router.services.deps import Deps, default_deps
 from router.store.errors import NotFound
+from router.store.keys import Principal
 
 router = Router()
 
@@ -56,8 +57,12 @@ REPORT_RESPONSES = documented({200: "the report"}, {400: None, 403: "a member ke
 
 
 def _scope(tenant: str | None, group_by: GroupBy | None = None) -> str | None:
-    """The tenant a report covers: a member's own, always; an admin's choice, or None for every tenant."""
-    caller = principal(router)
+    return report_scope(principal(router), tenant, group_by)
+
+
+def report_scope(caller: Principal, tenant: str | None, group_by: GroupBy | None = None) -> str | None:
+    """The tenant a report covers: a member's own, always; an admin's choice, or None for every tenant (the
+    scorecard's rule too)."""
     if caller.admin:
         return tenant
     if group_by is GroupBy.TENANT:

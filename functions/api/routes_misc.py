@@ -25,6 +25,7 @@ from router.providers.base import offer_health
 from router.services import money
 from router.services.deps import default_deps
 from router.services.learned import offer_learned, reference_render
+from router.services.ratings import learned_qualities
 from router.services.uploads import UploadTicket, presign_upload
 from router.store.keys import Principal, new_key
 
@@ -58,6 +59,7 @@ def list_offers() -> Response[OfferList]:
     # The same circuit states the policy routes by (services.context), so what this says is what routing does.
     circuits = deps.circuits.states(deps.clock())
     learned = learning.snapshot(deps.learned.all(), (o.id for o in deps.catalog.offers))
+    qualities = learned_qualities(deps)
     offers = []
     for offer in deps.catalog.offers:
         target = health.get(offer.provider)
@@ -70,7 +72,7 @@ def list_offers() -> Response[OfferList]:
             health=OfferHealth(up=bool(live and live.up), queue_depth=live.queue_wait_s if live else 0,
                                circuit=circuits.get(target.name, Circuit.CLOSED).value if target else "closed"),
             configured=offer.provider in deps.providers,
-            learned=offer_learned(offer, learned.get(offer.id), *reference_render(offer)),
+            learned=offer_learned(offer, learned.get(offer.id), *reference_render(offer), qualities.get(offer.id)),
         ))
     return json_response(OfferList(offers=offers))
 

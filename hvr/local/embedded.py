@@ -10,19 +10,23 @@ every render (agent, sandboxes) still reports and bills modelled seconds.
 
 from __future__ import annotations
 
+import base64
 import copy
+import errno
 import importlib
+import json
 import logging
 import os
 import secrets
 import signal
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hvr.local.esm import EventSourceMapping, LambdaContextStub
 from hvr.local.moto_server import LOCAL_ENV, LockedMotoServer
@@ -34,6 +38,33 @@ DEV_TENANT = "dev"
 # schemathesis's invalid-auth probes (one per operation) stay well below it; a guessing loop still reaches it.
 LOCAL_AUTH_FAILURE_LIMIT = 1000
 AGENT_CHECK_S = 0.5  # how often the supervisor looks for a dead agent process (wall seconds)
+SAVE_EVERY_S = 30.0  # how often a stack that keeps its state saves it while running (wall seconds)
+DEV_FILE = "dev.json"  # in a kept data dir: the dev key and the secrets the agent and callbacks are signed with
+LOCK_FILE = "lock"
+# What a kept data dir holds; `--fresh` removes these and nothing else, whatever folder it was given.
+STATE_ENTRIES = ("state", DEV_FILE, "agent*.sqlite*", "models-*.yaml")
+
+
+def default_data_dir() -> Path:
+    """Where `hvr dev` keeps its state unless told: the user's state directory (XDG), as other tools keep theirs."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hvr" / "dev"
+
+
+def clear_state(data_dir: Path) -> None:
+    """Forget what `hvr dev` kept in `data_dir` (the entries it writes; anything else there stays)."""
+    import shutil
+
+    for pattern in STATE_ENTRIES:
+        for entry in Path(data_dir).glob(pattern):
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+class DataDirInUse(RuntimeError):
+    """Another `hvr dev` keeps its state in this folder."""
 
 
 def parse_api_keys(spec: str | None) -> list[tuple[str, str, str]]:
@@ -101,17 +132,31 @@ class EmbeddedStack:
                  with_sandboxes: bool = True, agent_engine: str = "sim", comfyui_url: str | None = None,
                  restart_agent: bool | None = None, notify: Callable[[str], None] | None = None,
                  agents: str | None = None, agent_heartbeat_s: float | None = None,
-                 auth_failure_limit: int = LOCAL_AUTH_FAILURE_LIMIT) -> None:
+                 auth_failure_limit: int = LOCAL_AUTH_FAILURE_LIMIT, keep_state: bool = False,
+                 fresh: bool = False, save_every_s: float = SAVE_EVERY_S,
+                 log: Callable[[str], None] | None = None) -> None:
         """`agents`: a fleet of sim GPU boxes (`5090,4090,3090`, see CARDS) instead of the one agent.
         `agent_heartbeat_s`: how often registered agents announce themselves (HVR_AGENT_HEARTBEAT_S, real seconds).
         `auth_failure_limit`: failed keys per source IP and window before the authorizer refuses that IP (its
-        window is the template's, in real seconds: a client guesses in real time, whatever the time scale)."""
+        window is the template's, in real seconds: a client guesses in real time, whatever the time scale).
+        `keep_state`: `workdir` is a data dir: what the account held is restored from it at start and saved to it
+        while running and at stop (hvr/local/snapshot.py), with the dev key and secrets and the agent's SQLite file;
+        `fresh` forgets what it held first; `save_every_s` bounds what a crash (kill -9) loses.
+        `log`: gets a line per API request and per job status change."""
         self.workdir = Path(workdir)
+        self.keep_state = keep_state
+        self.fresh = fresh
+        self.save_every_s = save_every_s
+        self.log = log
+        self.restored: Any = None  # what was restored from the data dir, if anything
+        self.snapshots: Any = None  # hvr.local.snapshot.Snapshots of the data dir, once started
+        self.clients: dict[str, Any] = {}  # boto3 clients on moto by service name, once started
         self.fleet = parse_agents(agents) if agents else []
         self.boxes: dict[str, Any] = {}  # box name → its agent process, in a fleet
         self.time_scale = time_scale
         self.port = port
         self.keys = parse_api_keys(api_keys)
+        self.generated_key = not api_keys  # the random dev key: a kept data dir keeps it across restarts
         self.with_agent = with_agent
         self.callback_hosts = callback_hosts
         self.background = background  # False: nothing runs until drain() (deterministic tests)
@@ -127,8 +172,11 @@ class EmbeddedStack:
         self.sandboxes: Any = None
         self.webhook_token_secret = secrets.token_hex(16)
         self.agent_secret = secrets.token_hex(16)
-        self.callback_secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
-        self.moto = LockedMotoServer()
+        self.callback_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.transitions = TransitionLog(log) if log else None
+        self.moto = LockedMotoServer(on_put_item=self.transitions)
+        self._lock_file: IO[str] | None = None
+        self._started = False  # set once start() has finished: only then may stop() save over the data dir
         self.agent: Any = None
         self.api: Any = None
         self.stack: Stack | None = None
@@ -149,13 +197,17 @@ class EmbeddedStack:
             raise
 
     def _start(self) -> EmbeddedStack:
+        from hvr.local.docs import docs_page
         from hvr.local.gateway import LocalHttpApi, Route
         from router.store.aws import client
 
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # a kept one holds the dev key (dev.json, 0600)
+        kept = self._claim_data_dir() if self.keep_state else {}
         # Metrics are switched off locally; Powertools still warns on every invocation that none were published.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        self.moto.start()
+        self._start_moto(kept.get("moto_port", 0))
+        if self.keep_state:
+            self._keep({**kept, "moto_port": int(self.moto.url.rsplit(":", 1)[1])})
         self._set_env({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.moto.url})
         clients = {name: client(name, self.moto.url) for name in ("dynamodb", "sqs", "s3", "sns")}
         if self.with_agent and self.fleet:
@@ -172,12 +224,22 @@ class EmbeddedStack:
         template = load_template()
         self.stack = provision(clients, time_scale=self.time_scale,
                                parameters={"AgentUrl": self.agent.url if self.agent else ""})
+        if self.transitions is not None:
+            self.transitions.table = self.stack.table_names["JobsTable"]
+        self.clients = clients
+        if self.keep_state:
+            from hvr.local.snapshot import Snapshots
+
+            self.snapshots = Snapshots(self.workdir / "state")
+            if self.snapshots.exists():
+                self.restored = self.snapshots.restore(self.stack, clients)
         routes = [Route(method=r.method, path=r.path, handler=_handler(template, r.function), auth=r.auth,
                         function_name=r.function) for r in self.stack.http_routes()]
         authorizer = _handler(template, "AuthorizerFunction")
         self.api = LocalHttpApi(routes, authorizer=authorizer, port=self.port,
                                 authorizer_ttl_s=300 / self.time_scale,
-                                identity_context=_identity_context(template)).start()
+                                identity_context=_identity_context(template), pages=[docs_page],
+                                on_request=_request_line(self.log) if self.log else None).start()
         self._set_env(self._function_env())
         self.reset_caches()
         self._seed_keys()
@@ -185,8 +247,11 @@ class EmbeddedStack:
             self.mappings.append(EventSourceMapping(clients["sqs"], self.stack.queue_urls[queue],
                                                     _handler(template, function), batch_size=batch,
                                                     function_name=function))
+        self._started = True
         if not self.background:
             return self
+        if self.keep_state:
+            self._spawn("save", self._save_every, self.save_every_s)
         self._spawn("sqs", self._poll_forever)
         for function, every_s, event in self.stack.schedules():
             self._spawn(f"schedule-{function}", self._every, _handler(template, function), function,
@@ -244,13 +309,74 @@ class EmbeddedStack:
         with self._agent_lock:
             for process in self.boxes.values() or ([self.agent] if self.agent is not None else []):
                 _quietly(process.stop)
+        if self.keep_state and self._started:  # everything that writes has stopped: a consistent state to keep
+            _quietly(self.save)
         _quietly(self.moto.stop)
+        if self._lock_file is not None:
+            self._lock_file.close()  # and with it the lock
+            self._lock_file = None
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         self.reset_caches()
+
+    def save(self) -> None:
+        """Save the account's contents to the data dir (a stack that keeps its state)."""
+        assert self.stack is not None
+        self.snapshots.save(self.stack, self.clients, self.moto)
+
+    def _save_every(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            try:
+                self.save()
+            except Exception:  # the next try may well work (a file briefly locked); the one at stop is what counts
+                logging.getLogger(__name__).exception("saving the state to %s failed", self.workdir)
+
+    def _start_moto(self, port: int) -> None:
+        """On the port it had last time if it can: presigned URLs handed out then (an agent's pending upload) stay
+        valid."""
+        if port:
+            self.moto = LockedMotoServer(port=port, on_put_item=self.transitions)
+            try:
+                self.moto.start()
+                return
+            except OSError:
+                self.moto = LockedMotoServer(on_put_item=self.transitions)
+        self.moto.start()
+
+    def _claim_data_dir(self) -> dict[str, Any]:
+        """One stack per data dir: a second would save over the first's state and share its agent's SQLite file.
+        Then what the last run kept: the dev key and secrets, so clients, the agent's queued callbacks and the
+        webhook URLs out at providers stay valid, and moto's port."""
+        import fcntl  # POSIX: imported here so that the module, and `make demo`, load without it
+
+        handle = (self.workdir / LOCK_FILE).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise DataDirInUse(f"{self.workdir} is in use by another hvr dev") from exc
+            raise
+        self._lock_file = handle
+        if self.fresh:
+            clear_state(self.workdir)
+        kept_path = self.workdir / DEV_FILE
+        kept: dict[str, Any] = json.loads(kept_path.read_text(encoding="utf-8")) if kept_path.exists() else {}
+        if kept.get("keys") and self.generated_key:
+            self.keys = [(tenant, key, role) for tenant, key, role in kept["keys"]]
+        for name in ("webhook_token_secret", "agent_secret", "callback_secret"):
+            setattr(self, name, kept.get(name) or getattr(self, name))
+        return {**kept, "keys": self.keys if self.generated_key else kept.get("keys", []),
+                "webhook_token_secret": self.webhook_token_secret, "agent_secret": self.agent_secret,
+                "callback_secret": self.callback_secret}
+
+    def _keep(self, kept: dict[str, Any]) -> None:
+        descriptor = os.open(self.workdir / DEV_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            json.dump(kept, out, indent=2)
 
     def restart_dead_agent(self) -> bool:
         """Start the agent process again if it has died, on its port and SQLite file, so the router's URL still
@@ -339,11 +465,14 @@ class EmbeddedStack:
 
     def _seed_keys(self) -> None:
         from router.services.deps import default_deps
-        from router.store.keys import Principal
+        from router.store.keys import KeyExists, Principal
 
         deps = default_deps()
         for tenant, key, role in self.keys:
-            deps.keys.put(key, Principal(tenant=tenant, role=role), deps.clock())
+            try:
+                deps.keys.put(key, Principal(tenant=tenant, role=role), deps.clock())
+            except KeyExists:  # restored from the data dir, possibly revoked since: left as it is
+                continue
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -389,34 +518,109 @@ def _quietly(stop: Callable[[], object]) -> None:
         logging.getLogger(__name__).exception("stopping %s failed", stop)
 
 
-def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_engine: str = "sim",
-            comfyui_url: str | None = None, agents: str | None = None) -> int:
-    """`hvr dev`: keep the stack up until interrupted."""
-    import tempfile
+class TransitionLog:
+    """A line per job status change, read off the jobs table's writes as moto takes them: every write of a job goes
+    through JobsRepository, which stores the status beside the whole job, so a changed status is a transition."""
 
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.table: str | None = None  # the jobs table's name, once provisioned
+        self._status: dict[str, str] = {}  # job id → the status last seen
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict[str, Any]) -> None:
+        if self.table is None or request.get("TableName") != self.table:
+            return
+        item = request["Item"]
+        job_id, status = item["id"]["S"], item["status"]["S"]
+        with self._lock:
+            before = self._status.get(job_id)
+            if before == status:
+                return
+            self._status[job_id] = status
+        job = json.loads(item["doc"]["S"])
+        attempt = job["attempts"][-1] if job.get("attempts") else None
+        where = f" on {attempt['offer']}" if attempt else ""  # an offer id starts with its provider's name
+        error = job.get("error") or {}
+        why = f": {error['code']}" if error.get("code") else ""
+        # Without a `before`: a new job, or one restored from the data dir, seen here first at its next change.
+        self.say(f"{job_id} {before + ' ' if before else ''}→ {status}{where}{why}")
+
+
+def _request_line(say: Callable[[str], None]) -> Callable[..., None]:
+    def line(request: Any, status: int, seconds: float, tenant: str | None) -> None:
+        whose = f" tenant {tenant}" if tenant else ""
+        say(f"{request.method} {request.raw_path} {status} {seconds * 1000:.0f} ms{whose}")
+
+    return line
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the gateway could bind `port` now (with SO_REUSEADDR, as its server does)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_engine: str = "sim",
+            comfyui_url: str | None = None, agents: str | None = None, data_dir: Path | None = None,
+            fresh: bool = False, quiet: bool = False) -> int:
+    """`hvr dev`: keep the stack up until interrupted, its state in `data_dir` (default_data_dir())."""
+    from hvr.local.gateway import PortInUse
+    from hvr.local.snapshot import UnreadableSnapshot
     from hvr.timescale import default_time_scale
     from router.store.auth_failures import DEFAULT_MAX_FAILURES
 
+    if not port_free(port):  # said before anything starts; the server's own bind below still says it if racing
+        print(f"hvr dev: port {port} is in use — pass --port N or stop the other process", file=sys.stderr)
+        return 1
     scale = time_scale or default_time_scale()
-    with tempfile.TemporaryDirectory(prefix="hvr-dev-") as tmp, EmbeddedStack(
-        Path(tmp), time_scale=scale, port=port, api_keys=api_keys or os.environ.get("HVR_DEV_API_KEYS"),
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    keys = api_keys or os.environ.get("HVR_DEV_API_KEYS")
+    stack = EmbeddedStack(
+        folder, time_scale=scale, port=port, api_keys=keys, keep_state=True, fresh=fresh,
         agent_engine=agent_engine, comfyui_url=comfyui_url, restart_agent=True,
         notify=lambda line: print(f"hvr dev: {line}", flush=True), agents=agents,
+        log=None if quiet else lambda line: print(line, file=sys.stderr, flush=True),
         # A person at `hvr dev` gets the deployment's throttle, so a client's retry loop meets it here first.
         auth_failure_limit=int(os.environ.get("HVR_AUTH_FAILURE_LIMIT") or DEFAULT_MAX_FAILURES),
-    ) as stack:
-        if not (api_keys or os.environ.get("HVR_DEV_API_KEYS")):
-            print(f"dev API key (admin, tenant {DEV_TENANT}): {stack.admin_key}")
+    )
+    try:
+        stack.start()
+    except PortInUse:
+        print(f"hvr dev: port {port} is in use — pass --port N or stop the other process", file=sys.stderr)
+        return 1
+    except DataDirInUse as exc:
+        print(f"hvr dev: {exc} — stop it, or pass another --data-dir", file=sys.stderr)
+        return 1
+    except UnreadableSnapshot as exc:
+        print(f"hvr dev: cannot restore the saved state: {exc} — pass --fresh to start empty", file=sys.stderr)
+        return 1
+    try:
+        print(f"state kept in {folder}" + (f" (restored {stack.restored})" if stack.restored else "")
+              + "; --fresh starts empty", flush=True)
+        if not keys:
+            print(f"dev API key (admin, tenant {DEV_TENANT}): {stack.admin_key} (kept in {folder / DEV_FILE})")
         print(f"time scale {scale:.0f}x; moto {stack.moto.url}; agent {stack.agent.url if stack.agent else '-'} "
               f"({agent_engine}{' on ' + (comfyui_url or stack.comfyui.url) if agent_engine == 'comfyui' else ''})")
         for name, process in stack.boxes.items():
             print(f"GPU box {name}: {process.url} ({CARDS[name.split('-')[0]].source})")
         print(f"hvr dev ready: {stack.url}", flush=True)
         stopped = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        # Closing the terminal (SIGHUP) stops it as Ctrl-C does: the state is saved either way.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: stopped.set())
         try:
             while not stopped.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
+    finally:
+        stack.stop()
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import secrets
@@ -83,6 +84,15 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+
+
+class PortInUse(OSError):
+    """The port asked for is taken: said in one line by `hvr dev`, not as a traceback."""
+
+
+# A page the local gateway serves itself, outside the API's routes (`/docs`): its response, or None if not its path.
+Page = Callable[[HttpRequest], HttpResponse | None]
+RequestLog = Callable[[HttpRequest, int, float, str | None], None]  # request, status, seconds, tenant (if known)
 
 
 class GatewayError(Exception):
@@ -340,9 +350,11 @@ class _AuthorizerCache:
 
 class LocalHttpApi:
     def __init__(self, routes: Iterable[RouteLike], authorizer: Handler | None = None, host: str = "127.0.0.1",
-                 port: int = 0, authorizer_ttl_s: float = 300, identity_context: Sequence[str] = ()) -> None:
+                 port: int = 0, authorizer_ttl_s: float = 300, identity_context: Sequence[str] = (),
+                 pages: Sequence[Page] = (), on_request: RequestLog | None = None) -> None:
         """`identity_context`: `$context.` identity sources besides the Authorization header (`identity.sourceIp`),
-        which the authorizer is sent and its results are cached by."""
+        which the authorizer is sent and its results are cached by. `pages`: asked in turn before the routes, for
+        GET and HEAD only. `on_request`: told of every request once answered (`hvr dev`'s request log)."""
         routes = list(routes)
         if authorizer is None and any(r.auth for r in routes):
             raise ValueError("routes need an authorizer but none was given")
@@ -350,6 +362,8 @@ class LocalHttpApi:
         if unknown:
             raise ValueError(f"identity sources not known locally: {sorted(unknown)}")
         self.identity_context = tuple(identity_context)
+        self.pages = tuple(pages)
+        self.on_request = on_request
         self.routes = RouteTable(routes)
         self.authorizer = authorizer
         self.api_id = secrets.token_hex(5)  # API Gateway ids are 10 lower-case alphanumerics
@@ -372,22 +386,32 @@ class LocalHttpApi:
     # The gateway's decision for one request, independent of the HTTP server.
     def dispatch(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        caller: dict[str, Any] = {}  # the authorizer's context, once it has run: whose request it was
         try:
-            response = self._dispatch(request, request_id)
+            response = self._dispatch(request, request_id, caller)
         except GatewayError as exc:
             response = _json_response(exc.status, {"message": exc.message})
         response.headers.append(("apigw-requestid", request_id))
+        if self.on_request is not None:
+            self.on_request(request, response.status, time.perf_counter() - started, caller.get("tenant"))
         return response
 
-    def _dispatch(self, request: HttpRequest, request_id: str) -> HttpResponse:
+    def _dispatch(self, request: HttpRequest, request_id: str, caller: dict[str, Any]) -> HttpResponse:
         if len(request.body) > MAX_BODY_BYTES:
             raise GatewayError(413, "Request Entity Too Large")
+        if request.method in ("GET", "HEAD"):
+            for page in self.pages:
+                served = page(request)
+                if served is not None:
+                    return served
         matched = self.routes.match(request.method, request.raw_path)
         if matched is None:
             raise GatewayError(404, "Not Found")
         compiled, params = matched
         parts = _EventParts(request, compiled, params, self.api_id, request_id, time.time())
         context = self._authorize(parts) if compiled.route.auth else None
+        caller.update(context or {})
         event = parts.handler_event(context)
         lambda_context = LambdaContextStub(function_name=getattr(compiled.route, "function_name", "local"),
                                            aws_request_id=str(uuid.uuid4()))
@@ -426,7 +450,12 @@ class LocalHttpApi:
     # The HTTP server around it.
     def start(self) -> LocalHttpApi:
         handler = type("_BoundHandler", (_RequestHandler,), {"api": self})
-        self._server = _Server((self._host, self._port), handler)
+        try:
+            self._server = _Server((self._host, self._port), handler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(exc.errno, f"port {self._port} is in use") from exc
+            raise
         self._server.daemon_threads = True
         # A short poll interval only bounds how long stop() waits; requests are served as they arrive.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

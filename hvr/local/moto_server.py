@@ -6,8 +6,12 @@ Serializing every request keeps the emulation honest while many clients (worker,
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -21,9 +25,24 @@ LOCAL_ENV = {
 }
 
 
+PUT_ITEM = "DynamoDB_20120810.PutItem"
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message as SQS holds it, visible or not: what a restart must put back."""
+
+    body: str
+    attributes: dict[str, Any]
+    visible_at: float  # epoch seconds: when a receive can next return it (after a delay or a visibility timeout)
+
+
 class LockedMotoServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 on_put_item: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """`on_put_item`: called with the request of every PutItem that succeeded (`hvr dev`'s job transitions)."""
         self._host, self._port = host, port
+        self.on_put_item = on_put_item
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -38,9 +57,25 @@ class LockedMotoServer:
         app = DomainDispatcherApplication(create_backend_app)
 
         def locked(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            put_item = self.on_put_item is not None and environ.get("HTTP_X_AMZ_TARGET") == PUT_ITEM
+            if put_item:
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                environ["wsgi.input"] = io.BytesIO(body)
+            status: list[str] = []
+
+            def starting(code: str, headers: Any, *exc: Any) -> Any:
+                status.append(code)
+                return start_response(code, headers, *exc)
+
             with self._lock:
                 # Drain the response inside the lock: moto builds some bodies lazily from live state.
-                return list(app(environ, start_response))
+                response = list(app(environ, starting))
+            if put_item and status and status[0].startswith("200") and self.on_put_item is not None:
+                try:
+                    self.on_put_item(json.loads(body))
+                except Exception:  # a watcher's fault must not fail the write it watched
+                    logging.getLogger(__name__).exception("on_put_item failed")
+            return response
 
         class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
@@ -56,17 +91,28 @@ class LockedMotoServer:
         assert self._server is not None, "start() first"
         return f"http://{self._host}:{self._server.server_port}"
 
+    def queue_messages(self, account: str, region: str, queue_name: str) -> list[QueuedMessage]:
+        """Every message the queue holds, in flight and delayed ones too, which no SQS call lists: read from
+        moto's own queue (moto 5.x's `Queue._messages`), under the lock so no call changes it meanwhile."""
+        from moto.sqs.models import sqs_backends
+
+        with self._lock:
+            queue = sqs_backends[account][region].queues[queue_name]
+            return [QueuedMessage(body=m.body, attributes=dict(m.message_attributes),
+                                  visible_at=max(m.visible_at, m.delayed_until) / 1000) for m in queue._messages]
+
     def stop(self) -> None:
+        if self._server is None or self._thread is None:  # not running: the process's moto state isn't its to wipe
+            return
         # moto keeps one state per process, shared by every server in it: wipe it so the next stack starts empty.
         from moto.moto_api._internal.models import moto_api_backend
 
         with self._lock:
             moto_api_backend.reset()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._thread = None
 
     def __enter__(self) -> LockedMotoServer:
         return self.start()

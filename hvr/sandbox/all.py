@@ -62,20 +62,52 @@ class Sandboxes:
         }
 
 
+def describe(sandboxes: Sandboxes) -> list[str]:
+    """What `hvr sandbox` prints for each sandbox: its URL, the one credential it checks for (read off the server,
+    so what is printed is what it accepts) and how the provider's official SDK is pointed at it."""
+    from hvr.sandbox.replicate import SCHEMAS
+
+    runpod, replicate, veo = (sandboxes.servers[name] for name in ("runpod", "replicate", "veo"))
+    endpoints = [*runpod.endpoints, *(f"{name} (worker-comfyui)" for name in runpod.comfy_endpoints)]
+    token, = replicate.tokens
+    key, = veo.api_keys
+    oauth, = veo.tokens
+    return [
+        f"sandbox runpod: {runpod.url}/v2",
+        f"  accepts the API key `{runpod.api_key}` only (Authorization: Bearer <key>, or the bare key)",
+        f"  endpoints: {', '.join(endpoints)}",
+        f'  runpod SDK: runpod.api_key = "{runpod.api_key}"; runpod.endpoint_url_base = "{runpod.url}/v2"',
+        f"sandbox replicate: {replicate.url}",
+        f"  accepts the API token `{token}` only (Authorization: Bearer <token> or Token <token>)",
+        f"  models: {', '.join(SCHEMAS)}; webhooks signed with GET /v1/webhooks/default/secret",
+        f'  replicate SDK: replicate.Client(api_token="{token}", base_url="{replicate.url}")',
+        f"sandbox veo: {veo.url}",
+        f"  accepts the API key `{key}` only (x-goog-api-key, or ?key=), or under /projects/… the OAuth token "
+        f"`{oauth}` only (Authorization: Bearer)",
+        f'  google-genai: genai.Client(vertexai=True, api_key="{key}", '
+        f'http_options=types.HttpOptions(base_url="{veo.url}"))',
+    ]
+
+
 def serve(time_scale: float | None = None) -> int:
     """`hvr sandbox`: the sandboxes alone, each on its own loopback port, until interrupted; in `hvr dev`'s
     modelled time unless told another scale."""
+    import signal
     import threading
 
     from hvr.timescale import default_time_scale
 
     scale = time_scale or default_time_scale()
+    stopped = threading.Event()
+    # SIGTERM and a closed terminal stop it as Ctrl-C does, so the sandboxes remove their temp folders.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stopped.set())
     sandboxes = Sandboxes(time_scale=scale).start()
     print(f"time scale {scale:.0f}x: renders take their catalog time over it; reported times are modelled", flush=True)
-    for name, server in sandboxes.servers.items():
-        print(f"sandbox {name}: {server.url}", flush=True)
+    print("\n".join(describe(sandboxes)), flush=True)
     try:
-        threading.Event().wait()
+        while not stopped.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

@@ -8,6 +8,7 @@
       cold_start_s: {runpod: 240}                                 # a cloud offer's real cold start
       outages: [{provider: veo, from_day: 9, hours: 18}]          # a kind or an offer id; day 0 is the first
       local_slots: 1                                              # the one GPU's slots
+      rating_mean: {local/animatediff-sd15: 2.6, local/wan21-1.3b: 4.4}  # raters' mean score, 1-5 (hvr.sim.ratings)
     workload: {videos: 1000, seed: 3}        # or {file: samples/workloads/month-1000.jsonl}
     budget_usd: 400                          # monthly, global; default none
     local_cost_basis: marginal               # or full; default: as the catalog prices it
@@ -178,7 +179,7 @@ class _Reader:
 
     def truth(self, node: yaml.Node, seed: int) -> TruthConfig:
         entries = self.mapping(node, "truth", {"time_bias", "failure_rate", "cold_start_s", "outages",
-                                               "local_slots", "local_boxes"})
+                                               "local_slots", "local_boxes", "rating_mean"})
         found: dict[str, Any] = {"seed": seed}
         if "local_slots" in entries and "local_boxes" in entries:
             self.fail(entries["local_slots"][0], "truth.local_slots",
@@ -200,6 +201,9 @@ class _Reader:
                 if name == ProviderKind.LOCAL.value or name.startswith("local/"):
                     self.fail(key_node, f"truth.cold_start_s.{name}", "the local GPU has no cold start")
             found["cold_start_s"] = colds
+        if "rating_mean" in entries:
+            found["rating_mean"] = self.by_offer(entries["rating_mean"][1], "truth.rating_mean",
+                                                 lambda n, k: self.number(n, k, at_least=1.0, at_most=5.0))
         if "outages" in entries:
             found["outages"] = self.outages(entries["outages"][1], {box.name for box in boxes})
         if "local_slots" in entries:

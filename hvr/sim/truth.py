@@ -15,6 +15,8 @@
   figures the catalog and `time_bias` describe), and a box whose VRAM can't hold an offer at a delivery can't run
   it (the engine's own rule, `constraints.vram_reason`). Without `local_boxes` the GPU is one box, `agent-1`, with
   `local_slots` slots, speed 1 and no memory limit, as before fleets.
+- **Ratings** (`rating_mean`): what raters think of an offer's videos, as a mean score on the catalog's 1-5 star
+  scale; `hvr.sim.ratings` draws each rater's score around it.
 - **Outages**: a provider kind or one offer down for a while: nothing new starts there, and what is queued or
   running there when it goes down fails. `local@BOX` (or a local offer id `@BOX`) takes down one box of a fleet.
 
@@ -135,6 +137,8 @@ class TruthConfig:
     # By kind or offer id: a cloud offer's real cold start, where it differs from the catalog's.
     cold_start_s: Mapping[str, float] = field(default_factory=dict)
     outages: tuple[Outage, ...] = ()
+    # By kind or offer id: the mean score (1-5) raters give its videos (hvr.sim.ratings); absent: its catalog stars.
+    rating_mean: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def boxes(self) -> tuple[LocalBox, ...]:

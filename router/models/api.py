@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.models.budget import Budget
 from router.models.decision import Candidate, Chosen
 from router.models.job import JobView
+from router.models.rating import LearnedQuality
 
 UploadType = Literal["image/png", "image/jpeg", "image/webp", "audio/wav", "audio/mpeg", "video/mp4"]
 
@@ -84,6 +85,9 @@ class OfferLearned(BaseModel):
     failure_rate: float  # per attempt
     cold_start_s: float  # learned where measured, else the catalog's
     queue_wait_s: float | None = None  # a warm start's typical delay, where measured
+    # What its ratings say of its quality beside the catalog's stars (router.policy.quality), and whether routing
+    # reads it yet.
+    quality: LearnedQuality | None = None
 
 
 class OfferView(BaseModel):

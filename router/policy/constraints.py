@@ -195,9 +195,11 @@ def eligibility_reasons(offer: Offer, ask: Ask, context: RoutingContext, mode: S
         reasons.append(ask.mode_reason)
     elif request.image is None and request.mode is _S2V and "image" not in offer.optional_inputs:
         reasons.append(_S2V_NEEDS_IMAGE)
-    if offer.quality < ask.floor:
+    quality = context.quality_of(offer)
+    if quality < ask.floor:
+        learned = "" if quality == offer.quality else f" (learned from ratings; catalog {offer.quality})"
         reasons.append(Reason(Refusal.QUALITY,
-                              f"score {offer.quality} below the {request.quality.value} floor {ask.floor}"))
+                              f"score {quality:.3g} below the {request.quality.value} floor {ask.floor}{learned}"))
     return reasons
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from router.models.budget import SpendMode
 from router.models.common import Circuit, ProviderKind
+from router.models.offer import Offer
 from router.policy.learning import Learned
 from router.policy.localqueue import Work
 
@@ -88,6 +89,12 @@ class RoutingContext:
     # Where one provider has several boxes (a fleet of GPU agents): each box, and the engine places an offer on
     # the best of them. Empty: one target per provider (`targets`).
     boxes: Mapping[ProviderKind, tuple[TargetState, ...]] = field(default_factory=dict)
+    # Offers whose ratings are enough to replace their catalog stars (policy.quality.routing_quality): the floor
+    # check and the score read this figure instead. Empty: the stars everywhere.
+    quality: Mapping[str, float] = field(default_factory=dict)
+
+    def quality_of(self, offer: Offer) -> float:
+        return self.quality.get(offer.id, offer.quality) if self.quality else offer.quality
 
     @property
     def spend_mode(self) -> SpendMode:

@@ -78,7 +78,7 @@ def route(
     profile = profile_for(request.priority, spend_mode)
     cheapest = min((est.expected_cost for est, _ in feasible), default=None)
     ranked = sorted(
-        ((score(offer, est, ask.floor, cheapest, profile, now, deadline), est, offer)
+        ((score(context.quality_of(offer), est, ask.floor, cheapest, profile, now, deadline), est, offer)
          for est, offer in feasible if cheapest is not None),
         key=lambda item: (-item[0], item[2].id),
     )
@@ -108,7 +108,7 @@ def route(
         delivered=spec,
         reason=(
             f"best of {len(ranked)} feasible ({profile.name} profile, score {best:.2f}): ${est.cost_p50} "
-            f"(p90 ${est.cost_p90}), quality {offer.quality}>={ask.floor}, "
+            f"(p90 ${est.cost_p90}), quality {context.quality_of(offer):.3g}>={ask.floor}, "
             f"{spec.width}x{spec.height} {spec.frames}f@{spec.fps:g}"
         ),
     )

@@ -152,9 +152,9 @@ def _consider(scout: Exploration, est: constraints.Estimate, offer: Offer, learn
     if hopeful is None:
         return None
     common = min(cheapest, hopeful.expected_cost)
-    value = score(offer, hopeful, ask.floor, common, profile, now, deadline)
+    value = score(context.quality_of(offer), hopeful, ask.floor, common, profile, now, deadline)
     if common < cheapest:  # scores are against the cheapest: the fallback's moves with it
-        fb_score = score(fallback, fb_est, ask.floor, common, profile, now, deadline)
+        fb_score = score(context.quality_of(fallback), fb_est, ask.floor, common, profile, now, deadline)
     if value <= fb_score:
         return None
     catalog = est if learned is CATALOG else constraints.estimate(offer, est.delivered, target, CATALOG, now)

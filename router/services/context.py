@@ -1,5 +1,5 @@
-"""Assembling the policy's context snapshot: live provider health, circuits, queues, learned models, budgets, and
-what the decision may spend on exploring.
+"""Assembling the policy's context snapshot: live provider health, circuits, queues, learned models, budgets, the
+quality ratings have earned, and what the decision may spend on exploring.
 
 Scopes without a budget are unlimited; a quote or job without a tenant sees no budgets at all.
 """
@@ -16,6 +16,7 @@ from router.models.offer import Offer
 from router.policy import learning, localqueue
 from router.policy.context import Exploration, RoutingContext, TargetState
 from router.policy.exploration import Limits, allowance, drawn
+from router.policy.quality import routing_quality
 from router.providers.base import TargetHealth, offer_health
 from router.services import money
 from router.services.deps import Deps
@@ -66,9 +67,11 @@ def routing_context(deps: Deps, tried: frozenset[str] = frozenset(), tenant: str
     budgets = money.budget_states(deps, tenant, campaign_id, deps.clock()) if tenant else ()
     unsupported = frozenset(o.id for o in deps.catalog.offers
                             if o.provider in deps.providers and not deps.providers[o.provider].supports(o))
+    # Every offer's rating tally in one query: those with enough ratings route by what their ratings say.
+    quality = routing_quality(deps.catalog.offers, deps.ratings.tallies(), deps.settings.quality_min_ratings)
     return RoutingContext(targets=targets, offer_targets=offer_targets, boxes=boxes,
                           configured=frozenset(deps.providers),
-                          unsupported_offers=unsupported,
+                          unsupported_offers=unsupported, quality=quality,
                           learned=learned, budgets=budgets, exclude_offers=tried,
                           exploration=exploration(deps, explore_seed, deps.clock()) if explore_seed else None)
 

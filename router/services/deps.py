@@ -49,7 +49,9 @@ from router.store.protocols import (
     LedgerStore,
     Nonces,
     Queue,
+    RatingStore,
 )
+from router.store.ratings import RatingsRepository
 
 
 def _default_probe(path: Path) -> Any:
@@ -82,6 +84,7 @@ class Deps:
     events: Events
     agents: AgentRegistry  # the fleet registry (router.store.agents)
     agent_keys: AgentKeyStore  # each agent's HMAC keys, Secrets Manager in a deployment
+    ratings: RatingStore  # ratings of delivered jobs and each offer's tally (services.ratings)
     settings: Settings
     probe: Callable[[Path], Any] = _default_probe
     clock: Callable[[], datetime] = utcnow
@@ -121,6 +124,7 @@ def build_deps(settings: Settings) -> Deps:
         agents=AgentsRepository(ddb, settings.agents_table),
         agent_keys=AgentKeysRepository(client("secretsmanager", settings.aws_endpoint_url),
                                        settings.agent_keys_prefix),
+        ratings=RatingsRepository(ddb, settings.ledger_table),
         settings=settings,
         time_scale=settings.time_scale,
         max_attempts=settings.max_attempts,

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from router.models.api import OfferLearned
 from router.models.decision import Candidate
 from router.models.offer import Offer
+from router.models.rating import LearnedQuality
 from router.policy.constraints import render_seconds
 from router.policy.learning import CATALOG, Learned, group
 
@@ -19,7 +20,8 @@ def reference_render(offer: Offer) -> tuple[int, int, int]:
     return latency.ref_width, latency.ref_height, offer.frames.snap(REFERENCE_S * offer.fps.default)
 
 
-def offer_learned(offer: Offer, learned: Learned | None, width: int, height: int, frames: int) -> OfferLearned:
+def offer_learned(offer: Offer, learned: Learned | None, width: int, height: int, frames: int,
+                  quality: LearnedQuality | None = None) -> OfferLearned:
     model = learned or CATALOG
     p50, p90 = render_seconds(offer, width, height, frames, model)
     catalog_p50, catalog_p90 = render_seconds(offer, width, height, frames, CATALOG)
@@ -38,18 +40,21 @@ def offer_learned(offer: Offer, learned: Learned | None, width: int, height: int
         failure_rate=round(model.failure_rate, 4),
         cold_start_s=round(offer.latency.cold_start_s if model.cold_start_s is None else model.cold_start_s, 1),
         queue_wait_s=None if model.queue_wait_s is None else round(model.queue_wait_s, 1),
+        quality=quality,
     )
 
 
-def candidates_learned(candidates: Iterable[Candidate], offers: Iterable[Offer],
-                       learned: Mapping[str, Learned]) -> dict[str, OfferLearned]:
-    """For every candidate with a delivery, the render time behind its estimate, for exactly that delivery."""
+def candidates_learned(candidates: Iterable[Candidate], offers: Iterable[Offer], learned: Mapping[str, Learned],
+                       quality: Mapping[str, LearnedQuality] | None = None) -> dict[str, OfferLearned]:
+    """For every candidate with a delivery, the render time behind its estimate, for exactly that delivery, and
+    what its ratings say of its quality."""
     by_id = {offer.id: offer for offer in offers}
     found = {}
     for candidate in candidates:
         offer, spec = by_id.get(candidate.offer), candidate.delivered
         if offer is not None and spec is not None:
-            found[offer.id] = offer_learned(offer, learned.get(offer.id), spec.width, spec.height, spec.frames)
+            found[offer.id] = offer_learned(offer, learned.get(offer.id), spec.width, spec.height, spec.frames,
+                                            (quality or {}).get(offer.id))
     return found
 
 

@@ -11,6 +11,7 @@ from router.policy.engine import route
 from router.services.context import routing_context
 from router.services.deps import Deps
 from router.services.learned import candidates_learned
+from router.services.ratings import learned_qualities
 from router.services.submit import InvalidInput, campaign_errors
 
 
@@ -31,4 +32,5 @@ def explained_quote(request: VideoRequest, deps: Deps,
     seed = "quote:" + hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     context = routing_context(deps, tenant=tenant, campaign_id=request.campaign_id, explore_seed=seed)
     decision = route(request, deps.catalog.offers, context, deps.clock())
-    return decision, candidates_learned(decision.candidates, deps.catalog.offers, context.learned)
+    return decision, candidates_learned(decision.candidates, deps.catalog.offers, context.learned,
+                                        learned_qualities(deps))

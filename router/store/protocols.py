@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the store modules import botocore: only their types are nee
     from router.models.common import Circuit
     from router.models.job import Job, JobStatus
     from router.models.ledger import LedgerEntry
+    from router.models.rating import Rating, ScoreTally
     from router.models.reconciliation import ReconciliationFinding
     from router.models.request import VideoRequest
     from router.policy.learning import Observation, OfferStats
@@ -200,6 +201,19 @@ class Findings(Protocol):
     def add(self, finding: ReconciliationFinding) -> bool: ...  # False: this attempt's finding of that kind is stored
 
     def between(self, first: date, last: date) -> builtins.list[ReconciliationFinding]: ...  # days, both inclusive
+
+
+@runtime_checkable
+class RatingStore(Protocol):
+    """Ratings of delivered jobs and each offer's tally of them (router.store.ratings)."""
+
+    def put(self, rating: Rating, tries: int = 5) -> Rating | None: ...  # the rating it replaced, if any
+
+    def for_job(self, tenant: str, job_id: str, delivered_on: date) -> builtins.list[Rating]: ...
+
+    def between(self, first: date, last: date, tenant: str | None = None) -> builtins.list[Rating]: ...
+
+    def tallies(self) -> dict[str, ScoreTally]: ...
 
 
 # --- S3, SQS and SNS ----------------------------------------------------------------------------------------------

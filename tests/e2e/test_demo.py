@@ -24,6 +24,9 @@ def test_make_demo_runs_every_sample_as_expected(tmp_path: Path, capsys: pytest.
     samples = len(list((REPO / "samples" / "requests").glob("*.json")))
     assert counted is not None and counted[1] == counted[2] == str(samples)
     assert "campaign black-friday.jsonl:" in out
+    # The scorecard of the demo's window, its ratings the demo's own and said to be.
+    assert re.search(r"^scorecard \S+ to \S+, every tenant|^scorecard \S+ to \S+, tenant", out, re.MULTILINE)
+    assert "seeded by the demo" in out and "satisfaction" in out
     assert len(list((tmp_path / "demo-out").glob("*.mp4"))) >= 7
     # Every delivered sample is billed within 0.5-2x its estimate: billing units and estimates in the same time.
     delivered = re.findall(r"^\S+\s+succeeded\s+(\S+)\s+\$(\S+)\s+\$(\S+)", out, re.MULTILINE)

@@ -192,9 +192,11 @@ def _key_ring(stack: EmbeddedStack, name: str) -> str:
 def snapshot(stack: EmbeddedStack, kind: str, found: str) -> Any:
     """Everything stored about acme's resource `found` of `kind` (a path parameter's name)."""
     deps = stack.deps
+    today = deps.clock().date()
     if kind == "job_id":
         return {"job": _dump(deps.jobs.get("acme", found)), "ledger": [_dump(e) for e in deps.ledger.for_job(
-            "acme", found)], "budgets": _budgets(stack, "global", "tenant:acme")}
+            "acme", found)], "budgets": _budgets(stack, "global", "tenant:acme"),
+            "ratings": [_dump(r) for r in deps.ratings.between(today, today)], "tallies": deps.ratings.tallies()}
     if kind == "campaign_id":
         return {"campaign": _dump(deps.campaigns.get("acme", found)),
                 "invalid": [_dump(i) for i in deps.campaigns.invalid("acme", found)],
@@ -239,7 +241,7 @@ def example_body(method: str, path: str, stack: EmbeddedStack) -> dict[str, Any]
     examples: dict[str, dict[str, Any]] = {
         "BudgetUpdate": {"limit_usd": "0.01"}, "AgentRegistration": registration(stack),
         "KeyCreate": {"tenant": "acme", "role": "admin"}, "RunRequest": {"from": today, "to": today},
-        "UploadRequest": {"content_type": "image/png"}, "VideoRequest-Input": DRAFT,
+        "UploadRequest": {"content_type": "image/png"}, "VideoRequest-Input": DRAFT, "RatingCreate": {"score": 1},
         "CampaignCreate": {"name": "never", "items": [{**DRAFT, "item_id": "x"}]}}
     if schema not in examples:
         pytest.fail(f"{method} {path} takes a {schema} body this matrix has no example of: add one to example_body "

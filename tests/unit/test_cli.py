@@ -257,12 +257,15 @@ def test_dev_calls_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["dev", "--port", "9999", "--time-scale", "50"]) == 0
     assert main(["dev", "--agent-engine", "comfyui"]) == 0
     assert main(["dev", "--agents", "5090,4090,3090"]) == 0
-    sim = {"agent_engine": "sim", "comfyui_url": None, "agents": None}
+    assert main(["dev", "--data-dir", "/tmp/hvr-state", "--fresh", "--quiet"]) == 0
+    sim = {"agent_engine": "sim", "comfyui_url": None, "agents": None, "data_dir": None, "fresh": False, "quiet": False}
     assert calls == [{"port": 9999, "time_scale": 50.0, "api_keys": "acme:k1:admin", **sim},
                      {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin", **sim,
                       "agent_engine": "comfyui"},
                      {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin", **sim,
-                      "agents": "5090,4090,3090"}]
+                      "agents": "5090,4090,3090"},
+                     {"port": 8787, "time_scale": None, "api_keys": "acme:k1:admin", **sim,
+                      "data_dir": Path("/tmp/hvr-state"), "fresh": True, "quiet": True}]
 
 
 class CalibrationApi:
