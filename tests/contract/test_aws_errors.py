@@ -41,9 +41,11 @@ from router.store.learned import LearnedRepository
 from router.store.ledger import LedgerRepository
 from router.store.messages import JobQueue, MessageKind, WorkerMessage
 from router.store.nonces import NonceStore
+from router.store.ratings import RatingsRepository
 from tests.contract.conftest import moto_client
 from tests.contract.test_alert_history import alert
 from tests.contract.test_findings import finding
+from tests.contract.test_ratings import rating
 from tests.contract.test_stores import NOW, PERIOD, entry, new_campaign, new_job
 
 SERVICES = ("dynamodb", "s3", "sqs", "sns")  # what a store's constructor names the client it is given
@@ -115,6 +117,10 @@ CALLS: list[tuple[type, str, tuple[Any, ...]]] = [
     (AgentsRepository, "all", ()),
     (AuthFailures, "throttled", ("203.0.113.7", NOW)),
     (AuthFailures, "record", ("203.0.113.7", NOW)),
+    (RatingsRepository, "put", (rating("job_1", 4),)),
+    (RatingsRepository, "for_job", ("acme", "job_1", NOW.date())),
+    (RatingsRepository, "between", (NOW.date(), NOW.date())),
+    (RatingsRepository, "tallies", ()),
 ]
 
 
