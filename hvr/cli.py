@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -31,10 +31,13 @@ from hvr.campaign_text import (
     when,
 )
 from hvr.client import DEFAULT_API_URL, Answer, ApiClient, ApiError, M, UnreadableAnswer
+from hvr.jobs_text import field_suggestions, format_job, format_jobs, format_providers, request_syntax
+from hvr.jobs_text import table as _table
 from router.models.agent import AgentKey, AgentKeysRevoked, AgentList, AgentView
-from router.models.api import BudgetList, KeyCreated, Quote
+from router.models.api import BudgetList, JobList, KeyCreated, OfferList, Quote
 from router.models.budget import AlertList, Budget, BudgetAlert
 from router.models.campaign import CampaignStatus, CampaignView
+from router.models.common import ProviderKind
 from router.models.job import CLIENT_VIDEO, JobStatus, JobView
 from router.models.reconciliation import FindingList, ReconciliationFinding, ReconciliationReport
 from router.services.costs import CostReport, TcoReport
@@ -86,18 +89,29 @@ def _print_json(value: Any) -> None:
 
 
 def _read_request(path: str) -> bytes:
-    """The file is sent as it is: the API validates it and names the offending field."""
+    """The file is sent as it is once it parses: the API validates it and names the offending field."""
     if path == "-":
-        return sys.stdin.buffer.read()
+        text = sys.stdin.buffer.read()
+    else:
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
+    request_syntax(text, "<stdin>" if path == "-" else path)
+    return text
+
+
+def _post_request(client: ApiClient, model: type[M], route: str, path: str,
+                  headers: dict[str, str] | None = None) -> Answer[M]:
+    """POST a request file (its `@file` inputs uploaded first, relative to the file); a refusal gains, for each
+    field a VideoRequest lacks, the one it most likely meant."""
+    body = client.with_uploads(_read_request(path), Path.cwd() if path == "-" else Path(path).parent)
     try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ApiError([f"cannot read {path}: {exc.strerror}"], 400) from exc
-
-
-def _with_uploads(client: ApiClient, path: str) -> bytes:
-    """The request file, its `@file` inputs uploaded first (paths relative to the request file)."""
-    return client.with_uploads(_read_request(path), Path.cwd() if path == "-" else Path(path).parent)
+        return client.answer(model, "POST", route, body=body, headers=headers)
+    except ApiError as exc:
+        if exc.status not in (400, 422):
+            raise
+        raise ApiError(exc.lines + field_suggestions(body), exc.status) from None
 
 
 def format_quote(quote: Quote, now: datetime | None = None) -> str:
@@ -135,14 +149,6 @@ def format_quote(quote: Quote, now: datetime | None = None) -> str:
         lines.append("chosen: none, no offer can take this request")
         lines += [f"  - {reason}" for reason in quote.reasons]
     return "\n".join(lines)
-
-
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], numeric_from: int = 1) -> list[str]:
-    """Aligned columns; from `numeric_from` on they hold figures, right-aligned so the decimal points line up."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(cell.rjust(w) if i >= numeric_from else cell.ljust(w)
-                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-            for row in [header, *rows]]
 
 
 def format_costs(report: CostReport) -> str:
@@ -297,7 +303,8 @@ def daily_spend(client: ApiClient, params: dict[str, str]) -> tuple[list[date], 
 
 
 def budget_limit(client: ApiClient, scope: str) -> Decimal | None:
-    """This period's limit of a scope; None without an admin key (budgets are admin-only) or without that budget."""
+    """This period's limit of a scope; None without that budget, or when the key may not read it (a member key
+    reads its own tenant's and its campaigns')."""
     try:
         budgets = client.call(BudgetList, "GET", "/v1/budgets").budgets
     except ApiError as exc:
@@ -343,45 +350,111 @@ def _wait(client: ApiClient, job: Answer[JobView], interval_s: float, progress: 
     # Nothing server-side pushes to the CLI; the job's progress field is refreshed by the worker's own polls.
     progress.update(job.model)
     try:
-        while not job.model.status.terminal:
-            time.sleep(interval_s)
-            job = client.answer(JobView, "GET", f"/v1/jobs/{job.model.id}")
-            progress.update(job.model)
-    finally:
-        progress.finish()
+        try:
+            while not job.model.status.terminal:
+                time.sleep(interval_s)
+                job = client.answer(JobView, "GET", f"/v1/jobs/{job.model.id}")
+                progress.update(job.model)
+        finally:
+            progress.finish()
+    except KeyboardInterrupt:
+        # The job is the server's: leaving the bar stops nothing.
+        print(f"detached: {job.model.id} goes on; re-attach with `hvr jobs watch {job.model.id}`", file=sys.stderr)
+        raise
     return job
+
+
+def _saved_to(client: ApiClient, job: JobView, path: Path) -> str:
+    """Download a succeeded job's output from the presigned URL its fresh read carries (GET /v1/jobs/{id} signs
+    one per call, so a URL that expired in an old answer is never used)."""
+    url = job.output.url if job.output else None
+    if job.status is not JobStatus.SUCCEEDED or not url:
+        hint = "" if job.status.terminal else f" yet (`hvr jobs watch {job.id}`)"
+        raise ApiError([f"{job.id} is {job.status.value}: it has no output to download{hint}"])
+    size = client.download(url, path)
+    return f"saved {path} ({size} bytes)"
 
 
 def cmd_submit(client: ApiClient, args: argparse.Namespace) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    accepted = client.answer(JobView, "POST", "/v1/jobs", body=_with_uploads(client, args.file), headers=headers)
+    accepted = _post_request(client, JobView, "/v1/jobs", args.file, headers)
     if args.no_wait:
-        _print_json(accepted.json)
+        _show(accepted, format_job, args.json)
         return 0
     ended = _wait(client, accepted, args.poll_interval, Progress(sys.stderr))
     job = ended.model
     succeeded = job.status is JobStatus.SUCCEEDED
-    if not succeeded and job.error:
+    saved = _saved_to(client, job, Path(args.download)) if succeeded and args.download else None
+    _show(ended, format_job, args.json)
+    if args.json and not succeeded and job.error:
         print(f"{job.id} {job.status}: {job.error.code}: {job.error.message}", file=sys.stderr)
-    if succeeded and args.download:
-        url = job.output.url if job.output else None
-        if not url:
-            raise ApiError([f"{job.id} has no output URL to download"])
-        size = client.download(url, Path(args.download))
-        print(f"saved {args.download} ({size} bytes)", file=sys.stderr)
-    _print_json(ended.json)
+    if saved:
+        print(saved, file=sys.stderr if args.json else sys.stdout)  # stdout stays one JSON document with --json
     return 0 if succeeded else 1
 
 
 def cmd_status(client: ApiClient, args: argparse.Namespace) -> int:
-    _print_json(client.answer(JobView, "GET", f"/v1/jobs/{args.id}").json)
+    _show(client.answer(JobView, "GET", f"/v1/jobs/{quote(args.id, safe='')}"), format_job, args.json)
     return 0
 
 
 def cmd_quote(client: ApiClient, args: argparse.Namespace) -> int:
-    quote = client.call(Quote, "POST", "/v1/quotes", body=_with_uploads(client, args.file))
-    print(format_quote(quote))
-    return 0 if quote.chosen else 1
+    answer = _post_request(client, Quote, "/v1/quotes", args.file)
+    _show(answer, format_quote, args.json)
+    return 0 if answer.model.chosen else 1
+
+
+def cmd_jobs_list(client: ApiClient, args: argparse.Namespace) -> int:
+    """Newest first, page after page until --limit: the API's pages stop at 500."""
+    params = {name: value for name, value in (
+        ("status", args.status), ("campaign_id", args.campaign), ("provider", args.provider), ("offer", args.offer),
+        ("from", args.start), ("to", args.end)) if value}
+    jobs: list[JobView] = []
+    sent: list[Any] = []
+    cursor: str | None = None
+    while len(jobs) < args.limit:
+        page = client.answer(JobList, "GET", "/v1/jobs", params={
+            **params, "limit": str(min(500, args.limit - len(jobs))), **({"cursor": cursor} if cursor else {})})
+        jobs += page.model.items
+        sent += page.json["items"]
+        cursor = page.model.next_cursor
+        if cursor is None:
+            break
+    if args.json:
+        _print_json({"items": sent, "next_cursor": cursor})
+    else:
+        print(format_jobs(jobs))
+        if cursor:
+            print(f"(more: --limit {args.limit * 2})", file=sys.stderr)
+    return 0
+
+
+def cmd_jobs_cancel(client: ApiClient, args: argparse.Namespace) -> int:
+    _show(client.answer(JobView, "POST", f"/v1/jobs/{quote(args.id, safe='')}/cancel"), format_job, args.json)
+    return 0
+
+
+def cmd_jobs_watch(client: ApiClient, args: argparse.Namespace) -> int:
+    ended = _wait(client, client.answer(JobView, "GET", f"/v1/jobs/{quote(args.id, safe='')}"), args.poll_interval,
+                  Progress(sys.stderr))
+    _show(ended, format_job, args.json)
+    return 0 if ended.model.status is JobStatus.SUCCEEDED else 1
+
+
+def cmd_jobs_download(client: ApiClient, args: argparse.Namespace) -> int:
+    job = client.call(JobView, "GET", f"/v1/jobs/{quote(args.id, safe='')}")
+    print(_saved_to(client, job, Path(args.output or f"{job.id}.mp4")))
+    return 0
+
+
+def cmd_providers(client: ApiClient, args: argparse.Namespace) -> int:
+    _show(client.answer(OfferList, "GET", "/v1/providers"), lambda listed: format_providers(listed.offers), args.json)
+    return 0
+
+
+def cmd_upload(client: ApiClient, args: argparse.Namespace) -> int:
+    print(client.upload(Path(args.file)))  # the ref alone, to paste into a request or `REF=$(hvr upload …)`
+    return 0
 
 
 def cmd_keys_create(client: ApiClient, args: argparse.Namespace) -> int:
@@ -397,11 +470,20 @@ def cmd_keys_create(client: ApiClient, args: argparse.Namespace) -> int:
 def cmd_costs(client: ApiClient, args: argparse.Namespace) -> int:
     params = {name: value for name, value in (("from", args.start), ("to", args.end), ("tenant", args.tenant))
               if value}
+    sent: dict[str, Any] = {}
     if args.group_by or not args.tco:
-        print(format_costs(client.call(CostReport, "GET", "/v1/costs",
-                                       params={**params, "group_by": args.group_by or "provider"})))
+        report = client.answer(CostReport, "GET", "/v1/costs",
+                               params={**params, "group_by": args.group_by or "provider"})
+        sent["costs"] = report.json
+        if not args.json:
+            print(format_costs(report.model))
     if args.tco:
-        print(format_tco(client.call(TcoReport, "GET", "/v1/costs/tco", params=params)))
+        tco = client.answer(TcoReport, "GET", "/v1/costs/tco", params=params)
+        sent["tco"] = tco.json
+        if not args.json:
+            print(format_tco(tco.model))
+    if args.json:
+        _print_json(next(iter(sent.values())) if len(sent) == 1 else sent)
     if args.chart:
         days, series = daily_spend(client, params)
         scope = f"tenant:{args.tenant}" if args.tenant else "global"
@@ -432,7 +514,7 @@ def _show(answer: Answer[M], formatted: Callable[[M], str], as_json: bool) -> No
 
 
 def cmd_budgets(client: ApiClient, args: argparse.Namespace) -> int:
-    print(format_budgets(client.call(BudgetList, "GET", "/v1/budgets").budgets))
+    _show(client.answer(BudgetList, "GET", "/v1/budgets"), lambda listed: format_budgets(listed.budgets), args.json)
     return 0
 
 
@@ -497,6 +579,13 @@ def cmd_budgets_set(client: ApiClient, args: argparse.Namespace) -> int:
     if args.mode is not None:
         body["spend_mode"] = args.mode
     print(format_budgets([client.call(Budget, "PUT", f"/v1/budgets/{quote(args.scope, safe=':')}", json_body=body)]))
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from hvr.completion import bash_script, zsh_script
+
+    print((bash_script if args.shell == "bash" else zsh_script)(build_parser()), end="")
     return 0
 
 
@@ -605,30 +694,98 @@ def _campaign_exit(campaign: CampaignView) -> int:
     return 0 if campaign.status is CampaignStatus.COMPLETED and not troubled else 1
 
 
+def _campaign_jobs(client: ApiClient, campaign_id: str) -> Iterator[JobView]:
+    cursor: str | None = None
+    while True:
+        page = client.call(JobList, "GET", "/v1/jobs", params={
+            "campaign_id": campaign_id, "limit": "500", **({"cursor": cursor} if cursor else {})})
+        yield from page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def _budget_refusals(client: ApiClient, campaign: CampaignView) -> list[str]:
+    """An ended campaign's items that its budgets refused, with the figures: the counts alone call them rejected
+    or failed, which reads as a fault of the items."""
+    counts = campaign.counts
+    if campaign.status not in CAMPAIGN_DONE or not counts.rejected + counts.failed:
+        return []
+    refused = [f"{job.id}: {job.error.message}" for job in _campaign_jobs(client, campaign.id)
+               if job.error and job.error.code == "budget_exhausted"]
+    if not refused:
+        return []
+    return [f"  refused for budget: {len(refused)} of {counts.total} items; spent {dollars(campaign.spent_usd)} of "
+            f"budget {dollars(campaign.budget_usd)}", f"    {refused[0]}"]
+
+
+def _campaign_text(client: ApiClient, campaign: CampaignView) -> str:
+    return "\n".join([format_campaign(campaign), *_budget_refusals(client, campaign)])
+
+
 def cmd_campaign_submit(client: ApiClient, args: argparse.Namespace) -> int:
     body, warnings = campaign_body(Path(args.file), args.name)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    campaign = client.call(CampaignView, "POST", "/v1/campaigns", json_body=body)
+    answer = client.answer(CampaignView, "POST", "/v1/campaigns", json_body=body)
+    campaign = answer.model
     print(campaign.id)  # alone on stdout, so `ID=$(hvr campaign submit …)` works
+    if answer.status == 200:  # the API's answer for a name it already has: that campaign, unchanged
+        print(f"a campaign named {campaign.name!r} already exists (created {campaign.created_at:%Y-%m-%d %H:%M}Z): "
+              f"nothing was submitted, here it is. To run this manifest again, give it a new name: "
+              f"hvr campaign submit {args.file} --name {campaign.name}-2", file=sys.stderr)
     if not args.wait:
-        print(format_campaign(campaign), file=sys.stderr)
+        print(_campaign_text(client, campaign), file=sys.stderr)
         return 0
     campaign = _watch_campaign(client, campaign, args.poll_interval)
-    print(format_campaign(campaign), file=sys.stderr)
+    print(_campaign_text(client, campaign), file=sys.stderr)
     return _campaign_exit(campaign)
 
 
 def cmd_campaign_status(client: ApiClient, args: argparse.Namespace) -> int:
-    answer = client.answer(CampaignView, "GET", f"/v1/campaigns/{args.id}")
+    answer = client.answer(CampaignView, "GET", f"/v1/campaigns/{quote(args.id, safe='')}")
     if args.json:
         _print_json(answer.json)
         return 0
     campaign = answer.model
     if args.watch:
         campaign = _watch_campaign(client, campaign, args.poll_interval)
-    print(format_campaign(campaign))
+    print(_campaign_text(client, campaign))
     return _campaign_exit(campaign) if args.watch else 0
+
+
+def cmd_campaign_download(client: ApiClient, args: argparse.Namespace) -> int:
+    """Every output of a campaign into a folder, as <job id>.mp4. Run again, it fetches only what is missing or
+    incomplete: a file is written under a .part name and renamed once whole, so a complete one is its size."""
+    try:
+        campaign = client.call(CampaignView, "GET", f"/v1/campaigns/{quote(args.id, safe='')}")
+    except ApiError as exc:
+        if exc.status != 404 or args.id.startswith("cmp_"):
+            raise
+        # The API finds a campaign by id only; its id is what submitting the name printed, and prints again.
+        raise ApiError([*exc.lines, f"  {args.id!r} is not a campaign id (cmp_…): `hvr campaign submit` printed it, "
+                                    "and submitting the same manifest again prints it without running anything"],
+                       404) from None
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = kept = waiting = 0
+    for job in _campaign_jobs(client, campaign.id):
+        if job.status is not JobStatus.SUCCEEDED or job.output is None:
+            waiting += not job.status.terminal
+            continue
+        target = folder / f"{job.id}.mp4"
+        if target.is_file() and target.stat().st_size == job.output.bytes:
+            kept += 1
+            continue
+        partial = target.with_name(f"{target.name}.part")
+        # Read again for a URL signed now: a listing's URLs could expire while a long campaign downloads.
+        _saved_to(client, client.call(JobView, "GET", f"/v1/jobs/{job.id}"), partial)
+        partial.replace(target)
+        saved += 1
+        print(f"saved {target}", file=sys.stderr)
+    print(f"{campaign.id} {campaign.name}: {saved} saved, {kept} already complete in {folder}"
+          + (f", {waiting} not finished yet (run this again later)" if waiting else ""))
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------------------ parser
@@ -676,15 +833,54 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--no-wait", action="store_true", help="print the accepted job and return")
     submit.add_argument("--download", metavar="PATH", help="save the output video here once it succeeds")
     submit.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS")
+    submit.add_argument("--json", action="store_true", help="the job as the API sent it instead of a summary")
     submit.set_defaults(run=cmd_submit, client=True)
 
-    status = commands.add_parser("status", parents=[api], help="print a job")
+    status = commands.add_parser("status", parents=[api], help="a job: status, where and why, cost, output")
     status.add_argument("id")
+    status.add_argument("--json", action="store_true", help="the whole job as the API sent it")
     status.set_defaults(run=cmd_status, client=True)
 
     quote = commands.add_parser("quote", parents=[api], help="show where a request would go, and why")
     quote.add_argument("file", help="VideoRequest JSON file, or - for stdin")
+    quote.add_argument("--json", action="store_true", help="the API's answer as JSON, as it was sent")
     quote.set_defaults(run=cmd_quote, client=True)
+
+    jobs = commands.add_parser("jobs", help="list, watch, cancel and download jobs")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+    listing = job_commands.add_parser("list", parents=[api], help="jobs, newest first, as a table")
+    listing.add_argument("--status", choices=[s.value for s in JobStatus])
+    listing.add_argument("--campaign", metavar="ID", help="the jobs of one campaign (its id)")
+    listing.add_argument("--provider", choices=[p.value for p in ProviderKind],
+                         help="routed to or attempted on this provider")
+    listing.add_argument("--offer", help="routed to or attempted on this offer (see hvr providers)")
+    listing.add_argument("--from", dest="start", type=_iso_date, metavar="YYYY-MM-DD", help="created on or after, UTC")
+    listing.add_argument("--to", dest="end", type=_iso_date, metavar="YYYY-MM-DD", help="created on or before, UTC")
+    listing.add_argument("--limit", type=_positive, default=20, help="at most this many (default %(default)s)")
+    listing.add_argument("--json", action="store_true", help="the API's listing as JSON")
+    listing.set_defaults(run=cmd_jobs_list, client=True)
+    watch = job_commands.add_parser("watch", parents=[api], help="a progress bar until the job ends; Ctrl-C detaches")
+    watch.add_argument("id")
+    watch.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS")
+    watch.add_argument("--json", action="store_true", help="the ended job as the API sent it")
+    watch.set_defaults(run=cmd_jobs_watch, client=True)
+    cancel = job_commands.add_parser("cancel", parents=[api], help="cancel a job that has not ended")
+    cancel.add_argument("id")
+    cancel.add_argument("--json", action="store_true", help="the cancelled job as the API sent it")
+    cancel.set_defaults(run=cmd_jobs_cancel, client=True)
+    download = job_commands.add_parser("download", parents=[api], help="save a succeeded job's video")
+    download.add_argument("id")
+    download.add_argument("-o", "--output", metavar="FILE", help="where (default: <job id>.mp4 here)")
+    download.set_defaults(run=cmd_jobs_download, client=True)
+
+    providers = commands.add_parser("providers", parents=[api],
+                                    help="every offer: health, circuit, queue, render times learned beside the catalog")
+    providers.add_argument("--json", action="store_true", help="the API's answer as JSON, as it was sent")
+    providers.set_defaults(run=cmd_providers, client=True)
+
+    upload = commands.add_parser("upload", parents=[api], help="upload an input file; prints its s3:// ref")
+    upload.add_argument("file", help="an image, audio or video file (.png .jpg .jpeg .webp .wav .mp3 .mp4)")
+    upload.set_defaults(run=cmd_upload, client=True)
 
     calibrate = commands.add_parser("calibrate", parents=[api],
                                     help="time a new GPU box: a small standard set of jobs pinned to the local offers")
@@ -710,6 +906,7 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--chart", metavar="PNG", help="draw spend per provider per day against the budget line")
     costs.add_argument("--tco", action="store_true",
                        help="the studio's TCO table: as routed vs all Veo, all local and the static rule")
+    costs.add_argument("--json", action="store_true", help="the API's report as JSON (with --tco too: both, keyed)")
     costs.set_defaults(run=cmd_costs, client=True)
 
     reconcile = commands.add_parser("reconcile", parents=[api],
@@ -723,6 +920,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.set_defaults(run=cmd_reconcile, client=True)
 
     budgets = commands.add_parser("budgets", parents=[api], help="list this period's budgets, or set one (admin)")
+    budgets.add_argument("--json", action="store_true", help="the API's answer as JSON, as it was sent")
     budgets.set_defaults(run=cmd_budgets, client=True)
     budget_commands = budgets.add_subparsers(dest="budgets_command", metavar="COMMAND")
     # The API options again, defaulting to "not given" so `hvr budgets --api-key K set …` keeps K.
@@ -777,9 +975,18 @@ def build_parser() -> argparse.ArgumentParser:
     campaign_status.add_argument("--json", action="store_true", help="the API's Campaign as JSON")
     campaign_status.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS")
     campaign_status.set_defaults(run=cmd_campaign_status, client=True)
+    campaign_download = campaign_commands.add_parser("download", parents=[api],
+                                                     help="every output into a folder; run again to resume")
+    campaign_download.add_argument("id", help="the campaign's id (hvr campaign submit prints it)")
+    campaign_download.add_argument("-o", "--output", required=True, metavar="DIR")
+    campaign_download.set_defaults(run=cmd_campaign_download, client=True)
 
     from hvr.scorecard_text import register as register_ratings  # `hvr rate`, `hvr scorecard`
     register_ratings(commands, api)
+
+    completion = commands.add_parser("completion", help="a shell completion script: eval \"$(hvr completion bash)\"")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion.set_defaults(run=cmd_completion, client=False)
     return parser
 
 
@@ -788,6 +995,16 @@ def _iso_date(text: str) -> str:
         return date.fromisoformat(text).isoformat()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
 
 
 def _period(text: str) -> str:
@@ -820,7 +1037,7 @@ def _fractions(text: str) -> list[float]:
 
 def _command(args: argparse.Namespace) -> str:
     """`hvr campaign status`, say: which command a one-line failure is about."""
-    words = [args.command, *(getattr(args, dest, None) for dest in ("keys_command", "budgets_command",
+    words = [args.command, *(getattr(args, dest, None) for dest in ("keys_command", "budgets_command", "jobs_command",
                                                                     "campaign_command", "agents_command"))]
     return " ".join(["hvr", *(word for word in words if word)])
 

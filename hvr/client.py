@@ -57,6 +57,7 @@ class Answer(Generic[M]):
 
     model: M
     json: Any
+    status: int = 200  # 200 beside 201/202 tells "already there" from "created" (a campaign's name, say)
 
 
 def problem_lines(response: httpx.Response) -> list[str]:
@@ -76,6 +77,15 @@ def problem_lines(response: httpx.Response) -> list[str]:
     return lines
 
 
+def _gateways_own(response: httpx.Response) -> bool:
+    """API Gateway's own refusals are `{"message": …}`; the API's are problem+json."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "message" in body and "title" not in body
+
+
 class ApiClient:
     def __init__(self, url: str, key: str | None, timeout_s: float = 30.0) -> None:
         self.url, self.has_key = url, bool(key)
@@ -84,10 +94,10 @@ class ApiClient:
 
     def answer(self, model: type[M], method: str, path: str, *, body: bytes | None = None, json_body: Any = None,
                headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> Answer[M]:
-        sent = self._json(method, path, body=body, json_body=json_body, headers=headers, params=params)
+        status, sent = self._json(method, path, body=body, json_body=json_body, headers=headers, params=params)
         try:
             # Fields this CLI doesn't know are a newer server's additions (the API only ever adds): read past them.
-            return Answer(model.model_validate(sent, extra="ignore"), sent)
+            return Answer(model.model_validate(sent, extra="ignore"), sent, status)
         except ValidationError as exc:
             raise UnreadableAnswer(f"{method} {path}", model, exc) from None
 
@@ -96,7 +106,7 @@ class ApiClient:
         return self.answer(model, method, path, body=body, json_body=json_body, headers=headers, params=params).model
 
     def _json(self, method: str, path: str, *, body: bytes | None, json_body: Any, headers: dict[str, str] | None,
-              params: dict[str, str] | None) -> Any:
+              params: dict[str, str] | None) -> tuple[int, Any]:
         if params:
             path = f"{path}?{urlencode(params)}"
         if json_body is not None:
@@ -104,14 +114,29 @@ class ApiClient:
         sent = {"Content-Type": "application/json", **(headers or {})} if body is not None else headers
         try:
             response = self._http.request(method, path, content=body, headers=sent)
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__ or exc.__context__, ConnectionRefusedError) or "refused" in str(exc).lower():
+                raise ApiError([f"connection refused at {self.url} — is `hvr dev` running? "
+                                "(or pass --api-url / set HVR_API_URL)"]) from exc
+            raise ApiError([f"cannot reach {self.url}: {exc}"]) from exc
         except httpx.HTTPError as exc:
             raise ApiError([f"cannot reach {self.url}: {exc}"]) from exc
         if response.status_code >= 400:
-            lines = problem_lines(response)
-            if response.status_code == 401 and not self.has_key:
-                lines.append("  (no API key: pass --api-key or set HVR_API_KEY)")
-            raise ApiError(lines, response.status_code)
-        return response.json() if response.content else None
+            raise ApiError(self._refusal(response), response.status_code)
+        return response.status_code, response.json() if response.content else None
+
+    def _refusal(self, response: httpx.Response) -> list[str]:
+        """The problem as lines, led by the fix where the status alone says it: the gateway's own 401 and 403
+        are about the key, not the request (a 403 of the API itself, a member key on an admin route, is a
+        problem+json with a title and says so)."""
+        lines = problem_lines(response)
+        gateways = _gateways_own(response)
+        if response.status_code == 401 and not self.has_key:
+            lines.append("  (no API key: pass --api-key or set HVR_API_KEY)")
+        elif response.status_code in (401, 403) and gateways:
+            lines = [f"{response.status_code}: this key is not valid for {self.url} — check HVR_API_KEY "
+                     "(or --api-key)"]
+        return lines
 
     def upload(self, path: Path) -> str:
         """A local file as an input the API takes: a presigned PUT of the tenant's own (`POST /v1/uploads`), and the

@@ -47,7 +47,9 @@ from router.store.exports import export_key
 from router.store.findings import day_key, days, finding_key
 from router.store.jobs import (
     INDEX_ATTRIBUTES,
+    MAX_LIST_READS,
     OPEN_SHARDS,
+    JobFilter,
     amend_retrying,
     checked_cursor,
     index_keys,
@@ -145,6 +147,7 @@ class MemoryJobs:
         *,
         status: JobStatus | None = None,
         campaign_id: str | None = None,
+        where: JobFilter | None = None,
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
     ) -> tuple[builtins.list[Job], dict[str, Any] | None]:
@@ -152,24 +155,31 @@ class MemoryJobs:
         start = checked_cursor(cursor, index, key, tenant) if cursor else None
         if limit < 1:
             raise _refused_by_dynamodb("Limit must be at least 1")
-        _, sort_name = INDEX_ATTRIBUTES[index]
+        where = where or JobFilter()
+        partition_name, sort_name = INDEX_ATTRIBUTES[index]
+        low, high = where.first_day or "", f"{where.last_day or '9999-12-31'}~"  # the key range DynamoDB reads
         with self._lock:
             # Newest first: descending on the index's sort key, then on the item's key so the order is total.
             listed = sorted(((job.indexes[index][1], pk, job.document) for pk, job in self._jobs.items()
-                             if index in job.indexes and job.indexes[index][0] == key), reverse=True)
+                             if index in job.indexes and job.indexes[index][0] == key
+                             and low <= job.indexes[index][1] <= high), reverse=True)
         if start is not None:
             after = (start[sort_name]["S"], start["pk"]["S"])
             listed = [row for row in listed if (row[0], row[1]) < after]
-        # Limit counts the items read, before the status filter; as on moto, a cursor comes back only when more
-        # items follow (DynamoDB in AWS also returns one when the page ends exactly at the last item).
-        page, more = listed[:limit], len(listed) > limit
-        jobs = [Job.model_validate_json(document) for _, _, document in page]
-        if campaign_id and status:
-            jobs = [job for job in jobs if job.status == status]
-        if not more:
-            return jobs, None
+        # Limit counts the items read, before the filters; as on moto, a cursor comes back only when more items
+        # follow (DynamoDB in AWS also returns one when the page ends exactly at the last item). Reads go on as
+        # the DynamoDB store's do (router.store.jobs.JobsRepository.list).
+        jobs: builtins.list[Job] = []
+        for _ in range(MAX_LIST_READS):
+            page, listed = listed[:limit - len(jobs)], listed[limit - len(jobs):]
+            read = [Job.model_validate_json(document) for _, _, document in page]
+            jobs += [job for job in read if (not (campaign_id and status) or job.status == status)
+                     and where.matches(job)]
+            if not listed:
+                return jobs, None
+            if len(jobs) >= limit or not where.reads_documents:
+                break
         last_sort, last_pk, _ = page[-1]
-        partition_name, _ = INDEX_ATTRIBUTES[index]
         return jobs, {"pk": {"S": last_pk}, partition_name: {"S": key}, sort_name: {"S": last_sort}}
 
 

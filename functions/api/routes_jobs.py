@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from pydantic import BeforeValidator
 
 from functions.api.http import (
     JobId,
@@ -19,7 +21,10 @@ from functions.api.http import (
     request_body,
     unstated,
 )
+from functions.api.routes_costs import _iso_day
+from router.errors import CONTRACT, InvalidRequest
 from router.models.api import JobList, Quote
+from router.models.common import ProviderKind
 from router.models.job import JobStatus, JobView
 from router.models.request import VideoRequest
 from router.services import idempotency
@@ -27,6 +32,7 @@ from router.services.cancel import cancel
 from router.services.deps import default_deps
 from router.services.quote import explained_quote
 from router.services.submit import submit_checked
+from router.store.jobs import JobFilter
 
 router = Router()
 
@@ -79,18 +85,33 @@ def get_job(job_id: JobId) -> Response[JobView]:
 
 
 @router.get("/v1/jobs", summary="List jobs, newest first",
-            **unstated({"cursor": "must be a next_cursor of this same listing (tenant, status, campaign_id)"}),
+            **unstated({"cursor": "must be a next_cursor of this same listing (its filters too)",
+                        "to": "must not be before from",
+                        "offer": "must be an offer id of the catalog (GET /v1/providers), which the server holds"}),
             responses=documented({200: "a page of jobs"}, {400: None}))
 def list_jobs(
     status: Annotated[JobStatus | None, Query()] = None,
     campaign_id: Annotated[str | None, Query(max_length=128)] = None,
+    provider: Annotated[ProviderKind | None, Query(description="routed to or attempted on this provider")] = None,
+    offer: Annotated[str | None, Query(max_length=128, description="routed to or attempted on this offer "
+                                                                    "(an id of GET /v1/providers)")] = None,
+    start: Annotated[date | None, BeforeValidator(_iso_day),
+                     Query(alias="from", description="created on or after this day, UTC")] = None,
+    end: Annotated[date | None, BeforeValidator(_iso_day),
+                   Query(alias="to", description="created on or before this day, UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,
 ) -> Response[JobList]:
     deps = default_deps()
-    start = decode_cursor(cursor) if cursor else None
-    jobs, last = deps.jobs.list(principal(router).tenant, status=status, campaign_id=campaign_id, limit=limit,
-                                cursor=start)
+    if offer is not None and offer not in {o.id for o in deps.catalog.offers}:
+        raise InvalidRequest(detail=CONTRACT, errors=[{"field": "offer", "message": "is no offer of the catalog"}])
+    if start and end and end < start:
+        raise InvalidRequest(detail=CONTRACT, errors=[{"field": "to", "message": "must not be before from"}])
+    where = JobFilter(first_day=start.isoformat() if start else None, last_day=end.isoformat() if end else None,
+                      provider=provider.value if provider else None, offer=offer)
+    # A cursor resumes inside one window: the filters are part of the listing it belongs to, as status is.
+    jobs, last = deps.jobs.list(principal(router).tenant, status=status, campaign_id=campaign_id, where=where,
+                                limit=limit, cursor=decode_cursor(cursor) if cursor else None)
     next_cursor = encode_cursor(last) if last else None
     return json_response(JobList(items=[job_view(j, deps) for j in jobs], next_cursor=next_cursor))
 

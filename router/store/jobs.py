@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +100,7 @@ class JobsRepository:
         *,
         status: JobStatus | None = None,
         campaign_id: str | None = None,
+        where: JobFilter | None = None,
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
     ) -> tuple[list[Job], dict[str, Any] | None]:
@@ -109,16 +111,36 @@ class JobsRepository:
             "KeyConditionExpression": f"{index}pk = :k",
             "ExpressionAttributeValues": {":k": {"S": key}},
             "ScanIndexForward": False,
-            "Limit": limit,
         }
+        where = where or JobFilter()
+        # The sort key starts with the creation time, so a window of days is a key range, not a filter.
+        # DynamoDB takes no empty string for a key, so an open end is a one-sided condition.
+        low, high = where.first_day, f"{where.last_day}~" if where.last_day else None  # "~" sorts after any time
+        if low and high:
+            args["KeyConditionExpression"] += f" AND {index}sk BETWEEN :low AND :high"
+        elif low or high:
+            args["KeyConditionExpression"] += f" AND {index}sk {'>= :low' if low else '<= :high'}"
+        args["ExpressionAttributeValues"] |= {name: {"S": value} for name, value in ((":low", low), (":high", high))
+                                              if value}
         if campaign_id and status:
             args["FilterExpression"] = "#s = :s"
             args["ExpressionAttributeNames"] = {"#s": "status"}
             args["ExpressionAttributeValues"][":s"] = {"S": status.value}
         if cursor:
             args["ExclusiveStartKey"] = checked_cursor(cursor, index, key, tenant)
-        page = self._ddb.query(**args)
-        return [_from_item(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
+        # Where a job ran lives in its document, so those filters apply after each read; reading on with what is
+        # left of `limit` keeps a page from coming back short while more matches follow, up to a bounded number
+        # of reads (then the page is short and its cursor carries on).
+        jobs: list[Job] = []
+        last: dict[str, Any] | None = None
+        for _ in range(MAX_LIST_READS):
+            page = self._ddb.query(**{**args, "Limit": limit - len(jobs)})
+            jobs += [job for job in map(_from_item, page.get("Items", [])) if where.matches(job)]
+            last = page.get("LastEvaluatedKey")
+            if last is None or len(jobs) >= limit or not where.reads_documents:
+                return jobs, last
+            args["ExclusiveStartKey"] = last
+        return jobs, last
 
     def _put(self, job: Job, condition: str, values: dict[str, Any]) -> None:
         names = {"#v": "version"} if "#v" in condition else {}
@@ -192,6 +214,31 @@ def next_version(job: Job, new_status: JobStatus | None, now: datetime) -> Job:
     if stored_status.terminal:
         raise IllegalTransition(f"job {job.id} is {stored_status.value}; terminal jobs do not change")
     return job.model_copy(update={"status": target, "version": job.version + 1, "updated_at": now})
+
+
+MAX_LIST_READS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a listing narrows to beyond its index: days of creation (UTC, inclusive, YYYY-MM-DD), and the provider
+    or offer a job was routed to or attempted on."""
+
+    first_day: str | None = None
+    last_day: str | None = None
+    provider: str | None = None
+    offer: str | None = None
+
+    @property
+    def reads_documents(self) -> bool:
+        return bool(self.provider or self.offer)
+
+    def matches(self, job: Job) -> bool:
+        chosen = job.routing.chosen if job.routing else None
+        places = [(a.provider.value, a.offer) for a in job.attempts]
+        places += [(chosen.provider.value, chosen.offer)] if chosen else []
+        return ((self.provider is None or any(provider == self.provider for provider, _ in places))
+                and (self.offer is None or any(offer == self.offer for _, offer in places)))
 
 
 def listing_index(tenant: str, status: JobStatus | None, campaign_id: str | None) -> tuple[str, str]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the store modules import botocore: only their types are nee
     from router.policy.learning import Observation, OfferStats
     from router.store.budgets import Reservation
     from router.store.campaigns import ItemRow, StoredCampaign
+    from router.store.jobs import JobFilter
     from router.store.keys import Principal
     from router.store.messages import WorkerMessage
 
@@ -54,6 +55,7 @@ class JobStore(Protocol):
         *,
         status: JobStatus | None = None,
         campaign_id: str | None = None,
+        where: JobFilter | None = None,
         limit: int = 50,
         cursor: dict[str, Any] | None = None,
     ) -> tuple[builtins.list[Job], dict[str, Any] | None]: ...

@@ -33,6 +33,7 @@ from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats, observe
 from router.store.budgets import BudgetRefused, Reservation
 from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite, StoreUnavailable
+from router.store.jobs import JobFilter
 from router.store.keys import KeyExists, Principal, new_key
 from router.store.learned import SEEN
 from router.store.protocols import (
@@ -334,6 +335,22 @@ def test_list_pages_through_everything_once(stores: Stores) -> None:
     assert [job_id for page in pages for job_id in page] == ["job_5", "job_4", "job_3", "job_2", "job_1", "job_0"]
     # Where a page ends on the last job, moto returns no cursor (AWS returns one, then an empty page): not pinned.
     assert all_pages(stores, limit=3) == ["job_5", "job_4", "job_3", "job_2", "job_1", "job_0"]
+
+
+def test_list_by_day_and_by_where_a_job_ran_pages_past_what_the_filter_drops(stores: Stores) -> None:
+    jobs = [new_job(f"job_{i}", created_at=NOW + timedelta(days=i), attempts=[attempt()] if i in (0, 3) else None)
+            for i in range(5)]
+    for job in jobs:
+        stores.jobs.create(job)
+    day = [(NOW + timedelta(days=i)).date().isoformat() for i in range(5)]
+    assert all_pages(stores, 2, where=JobFilter(first_day=day[1], last_day=day[3])) == ["job_3", "job_2", "job_1"]
+    assert all_pages(stores, 2, where=JobFilter(first_day=day[3])) == ["job_4", "job_3"]
+    assert all_pages(stores, 2, where=JobFilter(last_day=day[0])) == ["job_0"]
+    # job_4, job_2 and job_1 ran nowhere: the first page reads on past them instead of coming back empty.
+    page, _ = stores.jobs.list("acme", limit=1, where=JobFilter(provider="runpod"))
+    assert [job.id for job in page] == ["job_3"]
+    assert all_pages(stores, 1, where=JobFilter(offer="runpod/wan-2.2")) == ["job_3", "job_0"]
+    assert all_pages(stores, 5, where=JobFilter(provider="veo")) == []
 
 
 def test_list_by_status_and_by_campaign(stores: Stores) -> None:

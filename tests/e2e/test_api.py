@@ -306,7 +306,7 @@ def test_cli_submits_a_request_whose_inputs_are_local_files(stack: EmbeddedStack
     request = tmp_path / "i2v.json"
     request.write_text(json.dumps({**DRAFT, "mode": "i2v", "image": "@face.png", "model": "local/wan21-1.3b"}))
     api = ["--api-url", stack.url, "--api-key", "acme-key"]
-    assert main(["submit", str(request), "--no-wait", *api]) == 0
+    assert main(["submit", str(request), "--no-wait", "--json", *api]) == 0
     job = json.loads(capsys.readouterr().out)
     assert job["request"]["image"].startswith("s3://") and "/acme/" in job["request"]["image"]
     (tmp_path / "bad.json").write_text(json.dumps({**DRAFT, "mode": "i2v", "image": "@face.gif"}))

@@ -138,7 +138,7 @@ def test_cli_budgets_set_list_and_cost_chart(stack: EmbeddedStack, finished: lis
 
     with ApiClient(stack.url, "acme-key") as admin, ApiClient(stack.url, "beta-key") as member:
         assert budget_limit(admin, "global") == Decimal("100.0000")
-        assert budget_limit(member, "global") is None  # budgets are admin-only: no line, no error
+        assert budget_limit(member, "global") is None  # a member sees its own tenant's budgets only: no line, no error
         days, series = daily_spend(admin, {})
         rows = ledger_rows(stack, {"from": days[0].isoformat(), "to": days[-1].isoformat()})
     assert {p: sum(s.values()) for p, s in series.items()} == {

@@ -313,6 +313,19 @@ def test_a_member_key_is_refused_on_every_admin_route_and_changes_nothing(stack:
     assert admin_state(stack) == before
 
 
+def test_a_member_key_reads_its_own_tenants_budgets_and_its_campaigns_only(stack: EmbeddedStack, world: World,
+                                                                            acme: httpx.Client) -> None:
+    """GET /v1/budgets is the one budget route a member may call: it answers with what the member's own jobs must
+    fit, and nothing of another tenant's."""
+    campaign = f"campaign:{world.ids['campaign_id']}"
+    for scope in ("tenant:beta", campaign):
+        assert acme.put(f"/v1/budgets/{scope}", json={"limit_usd": "50.00"}).status_code == 200
+    seen = {caller: {b["scope"] for b in world.callers[caller].get("/v1/budgets").json()["budgets"]}
+            for caller in ("acme member", "beta member")}
+    assert seen == {"acme member": {"tenant:acme", campaign}, "beta member": {"tenant:beta"}}
+    assert {"tenant:acme", "tenant:beta", campaign} <= {b["scope"] for b in acme.get("/v1/budgets").json()["budgets"]}
+
+
 def test_another_boxs_key_cannot_heartbeat_as_the_box_and_changes_nothing(stack: EmbeddedStack, world: World,
                                                                           acme: httpx.Client) -> None:
     """The agents' counterpart of another tenant's id: a key is good only for the box it was issued to."""

@@ -144,10 +144,11 @@ def test_submit_waits_with_progress_and_downloads(fake: FakeApi, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.mp4"
     rc = main(["submit", write(tmp_path, {"mode": "t2v", "prompt": "a boat"}), "--idempotency-key", "k-1",
-               "--poll-interval", "0.01", "--download", str(out)])
+               "--poll-interval", "0.01", "--download", str(out), "--json"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert captured.out == json.dumps(fake.sent["job_ok"], indent=2) + "\n"  # the server's JSON, as it sent it
+    assert f"saved {out} ({len(VIDEO)} bytes)" in captured.err  # stdout stays one JSON document
     assert fake.sent["job_ok"]["status"] == "succeeded" and fake.gets["job_ok"] == 2
     assert out.read_bytes() == VIDEO
     assert " 50% running" in captured.err and "100% succeeded" in captured.err
@@ -159,16 +160,18 @@ def test_submit_waits_with_progress_and_downloads(fake: FakeApi, tmp_path: Path,
 
 def test_submit_no_wait_prints_the_accepted_job(fake: FakeApi, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["submit", write(tmp_path, {"prompt": "x"}), "--no-wait"]) == 0
+    assert main(["submit", write(tmp_path, {"prompt": "x"}), "--no-wait", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "accepted"
     assert "idempotency-key" not in fake.requests[0]["headers"] and not fake.gets
 
 
 def test_failed_job_exits_1_with_its_error(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["submit", write(tmp_path, {"prompt": "fail"}), "--poll-interval", "0.01"]) == 1
+    assert main(["submit", write(tmp_path, {"prompt": "fail"}), "--poll-interval", "0.01", "--json"]) == 1
     captured = capsys.readouterr()
     assert json.loads(captured.out)["status"] == "failed"
     assert "provider_failed: the render crashed" in captured.err
+    assert main(["submit", write(tmp_path, {"prompt": "fail"}), "--poll-interval", "0.01"]) == 1
+    assert "  error: provider_failed: the render crashed" in capsys.readouterr().out.splitlines()
 
 
 def test_validation_problem_is_printed_with_fields(fake: FakeApi, tmp_path: Path,
@@ -180,7 +183,7 @@ def test_validation_problem_is_printed_with_fields(fake: FakeApi, tmp_path: Path
 
 
 def test_status(fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", "job_ok"]) == 0
+    assert main(["status", "job_ok", "--json"]) == 0
     assert capsys.readouterr().out == json.dumps(fake.sent["job_ok"], indent=2) + "\n"
     assert fake.sent["job_ok"]["status"] == "running"
     assert main(["status", "nope"]) == 2
@@ -212,14 +215,15 @@ def test_keys_create_prints_the_key_once(fake: FakeApi, capsys: pytest.CaptureFi
 def test_auth_server_and_connection_failures(fake: FakeApi, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "job_ok", "--api-key", "wrong"]) == 2
-    assert "error 403: Forbidden" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"403: this key is not valid for {fake.url} — check HVR_API_KEY "
+                                       "(or --api-key)\n")
     monkeypatch.delenv("HVR_API_KEY")
     assert main(["status", "job_ok"]) == 2
     assert "HVR_API_KEY" in capsys.readouterr().err
     assert main(["status", "crash", "--api-key", KEY]) == 1
     assert "error 500: Internal Server Error" in capsys.readouterr().err
     assert main(["status", "job_ok", "--api-url", "http://127.0.0.1:9"]) == 1
-    assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("connection refused at http://127.0.0.1:9 — is `hvr dev` running?")
 
 
 def test_an_answer_its_model_refuses_exits_1_with_one_line_naming_the_command_and_the_field(
@@ -233,7 +237,7 @@ def test_an_answer_its_model_refuses_exits_1_with_one_line_naming_the_command_an
 
 def test_fields_a_newer_server_adds_are_read_past_and_printed_as_sent(
         fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", "job_newer"]) == 0
+    assert main(["status", "job_newer", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["queue_position"] == 3 and printed["request"]["seed_policy"] == "fixed"
 

@@ -13,6 +13,7 @@ from hvr.campaign_text import campaign_bar, campaign_body, format_campaign
 from hvr.cli import main
 from hvr.local.gateway import LocalHttpApi, Route
 from router.models.campaign import CampaignView
+from router.models.job import JobView
 
 KEY = "hvr_test_key"
 MANIFEST = "\n".join([
@@ -64,7 +65,19 @@ class FakeCampaignApi:
 
     def routes(self) -> list[Route]:
         return [Route("POST", "/v1/campaigns", self.post, auth=True),
-                Route("GET", "/v1/campaigns/{id}", self.get, auth=True)]
+                Route("GET", "/v1/campaigns/{id}", self.get, auth=True),
+                Route("GET", "/v1/jobs", self.jobs, auth=True)]
+
+    @staticmethod
+    def jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The campaign's one failed item: its budget ran out."""
+        assert event["queryStringParameters"]["campaign_id"] == "cmp_1"
+        error = {"code": "budget_exhausted", "message": "budget campaign:cmp_1 can't cover any feasible offer: "
+                                                        "$0.0100 left, the cheapest needs $0.2800"}
+        job = JobView.model_validate({"id": "job_4", "status": "rejected", "created_at": "2026-11-20T09:00:00Z",
+                                      "updated_at": "2026-11-20T09:00:01Z", "error": error,
+                                      "request": {"mode": "t2v", "prompt": "a bag"}})
+        return {"statusCode": 200, "body": json.dumps({"items": [job.model_dump(mode="json")], "next_cursor": None})}
 
     @staticmethod
     def authorizer(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -138,7 +151,11 @@ def test_status_prints_once_or_watches_and_exits_1_when_items_failed(fake: FakeC
     assert "25% 1/4 running" in capsys.readouterr().out
     fake.end = "troubled"
     assert main(["campaign", "status", "cmp_1", "--watch", "--poll-interval", "0.01"]) == 1
-    assert "failed 1" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert "failed 1" in out[1]
+    assert out[-2:] == ["  refused for budget: 1 of 4 items; spent $1.2000 of budget $25.0000",
+                        "    job_4: budget campaign:cmp_1 can't cover any feasible offer: $0.0100 left, the cheapest "
+                        "needs $0.2800"]
     assert main(["campaign", "status", "nope"]) == 2
     assert "campaign nope not found" in capsys.readouterr().err
 
@@ -164,3 +181,11 @@ def test_more_than_a_thousand_items_are_refused_before_sending(fake: FakeCampaig
     path.write_text("\n".join(json.dumps({"prompt": f"p{n}"}) for n in range(1001)))
     assert main(["campaign", "submit", str(path)]) == 2
     assert "at most 1000 go inline" in capsys.readouterr().err and not fake.posted
+
+
+def test_download_by_a_name_says_where_the_id_comes_from(fake: FakeCampaignApi, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["campaign", "download", "black-friday", "-o", str(tmp_path / "clips")]) == 2
+    err = capsys.readouterr().err
+    assert "'black-friday' is not a campaign id (cmp_…): `hvr campaign submit` printed it" in err
+    assert not (tmp_path / "clips").exists()  # refused before anything was made
