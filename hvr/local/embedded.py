@@ -197,6 +197,7 @@ class EmbeddedStack:
             raise
 
     def _start(self) -> EmbeddedStack:
+        from hvr.local.console import console_page
         from hvr.local.docs import docs_page
         from hvr.local.gateway import LocalHttpApi, Route
         from router.store.aws import client
@@ -238,7 +239,7 @@ class EmbeddedStack:
         authorizer = _handler(template, "AuthorizerFunction")
         self.api = LocalHttpApi(routes, authorizer=authorizer, port=self.port,
                                 authorizer_ttl_s=300 / self.time_scale,
-                                identity_context=_identity_context(template), pages=[docs_page],
+                                identity_context=_identity_context(template), pages=[docs_page, console_page],
                                 on_request=_request_line(self.log) if self.log else None).start()
         self._set_env(self._function_env())
         self.reset_caches()
@@ -611,6 +612,7 @@ def run_dev(port: int, time_scale: float | None, api_keys: str | None, agent_eng
               f"({agent_engine}{' on ' + (comfyui_url or stack.comfyui.url) if agent_engine == 'comfyui' else ''})")
         for name, process in stack.boxes.items():
             print(f"GPU box {name}: {process.url} ({CARDS[name.split('-')[0]].source})")
+        print(f"console: {stack.url}/ (paste the key); API reference: {stack.url}/docs")
         print(f"hvr dev ready: {stack.url}", flush=True)
         stopped = threading.Event()
         # Closing the terminal (SIGHUP) stops it as Ctrl-C does: the state is saved either way.
