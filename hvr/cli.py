@@ -757,15 +757,7 @@ def cmd_campaign_status(client: ApiClient, args: argparse.Namespace) -> int:
 def cmd_campaign_download(client: ApiClient, args: argparse.Namespace) -> int:
     """Every output of a campaign into a folder, as <job id>.mp4. Run again, it fetches only what is missing or
     incomplete: a file is written under a .part name and renamed once whole, so a complete one is its size."""
-    try:
-        campaign = client.call(CampaignView, "GET", f"/v1/campaigns/{quote(args.id, safe='')}")
-    except ApiError as exc:
-        if exc.status != 404 or args.id.startswith("cmp_"):
-            raise
-        # The API finds a campaign by id only; its id is what submitting the name printed, and prints again.
-        raise ApiError([*exc.lines, f"  {args.id!r} is not a campaign id (cmp_…): `hvr campaign submit` printed it, "
-                                    "and submitting the same manifest again prints it without running anything"],
-                       404) from None
+    campaign = client.call(CampaignView, "GET", f"/v1/campaigns/{quote(args.id, safe='')}")  # an id or a name
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
     saved = kept = waiting = 0
@@ -977,7 +969,8 @@ def build_parser() -> argparse.ArgumentParser:
     campaign_status.set_defaults(run=cmd_campaign_status, client=True)
     campaign_download = campaign_commands.add_parser("download", parents=[api],
                                                      help="every output into a folder; run again to resume")
-    campaign_download.add_argument("id", help="the campaign's id (hvr campaign submit prints it)")
+    campaign_download.add_argument("id", metavar="ID_OR_NAME",
+                                   help="the campaign's id (hvr campaign submit prints it) or its name")
     campaign_download.add_argument("-o", "--output", required=True, metavar="DIR")
     campaign_download.set_defaults(run=cmd_campaign_download, client=True)
 

@@ -31,7 +31,10 @@ BEARER: list[dict[str, list[str]]] = [{"apiKey": []}]
 # Job and campaign ids are `job_…`/`cmp_…` ULIDs; anything else can't name one, so it never reaches DynamoDB.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,127}$"
 JobId = Annotated[str, Path(pattern=ID_PATTERN, description="the id POST /v1/jobs returned")]
-CampaignId = Annotated[str, Path(pattern=ID_PATTERN, description="the id POST /v1/campaigns returned")]
+# A campaign is (tenant, name), so its name names it too: the id's pattern with the dots a name may have.
+CAMPAIGN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"
+CampaignId = Annotated[str, Path(pattern=CAMPAIGN_PATTERN,
+                                 description="the id POST /v1/campaigns returned, or the campaign's name")]
 
 
 class HttpProblem(HvrError):

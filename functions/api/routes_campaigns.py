@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from functions.api.http import CampaignId, documented, json_response, principal, unstated
 from router.models.campaign import CampaignCreate, CampaignView
-from router.services.campaigns import campaign_deps, submit, view
+from router.services.campaigns import campaign_deps, resolve, submit, view
 
 router = Router()
 
@@ -32,7 +32,8 @@ def create_campaign(body: Annotated[CampaignCreate, Body(embed=False)]) -> Respo
     return json_response(campaign, status=202 if created else 200)
 
 
-@router.get("/v1/campaigns/<campaign_id>", summary="A campaign: counts, spend, projections, plan, invalid lines",
-            responses=documented({200: "the campaign"}, {400: None, 404: None}))
+@router.get("/v1/campaigns/<campaign_id>", summary="A campaign, by id or name: counts, spend, projections, plan, "
+            "invalid lines", responses=documented({200: "the campaign"}, {400: None, 404: None}))
 def get_campaign(campaign_id: CampaignId) -> Response[CampaignView]:
-    return json_response(view(principal(router).tenant, campaign_id, campaign_deps()))
+    tenant, deps = principal(router).tenant, campaign_deps()
+    return json_response(view(tenant, resolve(tenant, campaign_id, deps), deps))

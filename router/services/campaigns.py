@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from pydantic import BaseModel, Field, ValidationError
 from router.errors import field_errors
 from router.models.budget import BudgetUpdate, period_of
 from router.models.campaign import (
+    NAME_PATTERN,
     Campaign,
     CampaignCreate,
     CampaignSpec,
@@ -220,6 +222,16 @@ def run_step(tenant: str, cid: str, step: int, cd: CampaignDeps, should_stop: St
     if not cd.campaigns.advance(updated, expected_step=campaign.step):
         return  # another copy of this step moved the chain on, and sends the next message itself
     _send_step(updated, cd, delay_s=cd.pace_delay_s if campaign.phase is Phase.PACE else 0)
+
+
+def resolve(tenant: str, id_or_name: str, cd: CampaignDeps) -> str:
+    """The campaign id an API path names: its id, or else its name (a campaign is (tenant, name), so the id follows
+    from the name without a lookup table). The id is tried first, since a name may look like an id; naming neither,
+    it is given back as it came, so that the 404 names what the caller sent."""
+    if cd.campaigns.exists(tenant, id_or_name) or not re.fullmatch(NAME_PATTERN, id_or_name):
+        return id_or_name
+    by_name = campaign_id(tenant, id_or_name)
+    return by_name if cd.campaigns.exists(tenant, by_name) else id_or_name
 
 
 def view(tenant: str, cid: str, cd: CampaignDeps) -> CampaignView:

@@ -41,10 +41,14 @@ def test_resubmitting_a_name_shows_the_existing_one_and_download_resumes(
     assert [clip.suffix for clip in clips] == [".mp4", ".mp4"]
     whole = clips[0].read_bytes()
     clips[0].write_bytes(whole[:10])  # an interrupted download: fetched again, the complete one kept
-    assert main(["campaign", "download", cid, "-o", str(out), *api]) == 0
+    assert main(["campaign", "download", "cli-boats", "-o", str(out), *api]) == 0  # by its name this time
     assert capsys.readouterr().out == f"{cid} cli-boats: 1 saved, 1 already complete in {out}\n"
     assert clips[0].read_bytes() == whole
     assert not list(out.glob("*.part"))
+    # Another tenant's campaign of that name is not this one: its name names nothing here.
+    assert main(["campaign", "download", "cli-boats", "-o", str(tmp_path / "theirs"), "--api-url", stack.url,
+                 "--api-key", "beta-key"]) == 2
+    assert not (tmp_path / "theirs").exists()
 
 
 def test_a_campaign_its_budget_refused_says_so_with_the_figures(
