@@ -376,6 +376,8 @@ def _saved_to(client: ApiClient, job: JobView, path: Path) -> str:
 
 
 def cmd_submit(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.download and not Path(args.download).parent.is_dir():  # found out before a render is paid for
+        raise ApiError([f"cannot save to {args.download}: no folder {Path(args.download).parent}"], 400)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     accepted = _post_request(client, JobView, "/v1/jobs", args.file, headers)
     if args.no_wait:
@@ -583,9 +585,9 @@ def cmd_budgets_set(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
-    from hvr.completion import bash_script, zsh_script
+    import shtab  # generated from the parser itself, so a new command or option completes with no script to edit
 
-    print((bash_script if args.shell == "bash" else zsh_script)(build_parser()), end="")
+    print(shtab.complete(build_parser(), args.shell), end="")
     return 0
 
 
@@ -759,7 +761,10 @@ def cmd_campaign_download(client: ApiClient, args: argparse.Namespace) -> int:
     incomplete: a file is written under a .part name and renamed once whole, so a complete one is its size."""
     campaign = client.call(CampaignView, "GET", f"/v1/campaigns/{quote(args.id, safe='')}")  # an id or a name
     folder = Path(args.output)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApiError([f"cannot make the folder {folder}: {exc.strerror}"], 400) from None
     saved = kept = waiting = 0
     for job in _campaign_jobs(client, campaign.id):
         if job.status is not JobStatus.SUCCEEDED or job.output is None:
@@ -978,7 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_ratings(commands, api)
 
     completion = commands.add_parser("completion", help="a shell completion script: eval \"$(hvr completion bash)\"")
-    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion.add_argument("shell", choices=["bash", "zsh", "tcsh"])
     completion.set_defaults(run=cmd_completion, client=False)
     return parser
 

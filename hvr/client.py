@@ -185,6 +185,8 @@ class ApiClient:
                         out.write(chunk)
         except httpx.HTTPError as exc:
             raise ApiError([f"download failed: {exc}"]) from exc
+        except OSError as exc:  # a folder that isn't there, a full disk: the job is fine, asking again will do
+            raise ApiError([f"cannot write {path}: {exc.strerror}"]) from None
         return path.stat().st_size
 
     def close(self) -> None:

@@ -148,6 +148,7 @@ def test_an_upload_goes_to_its_presigned_put_from_the_browser(page: Any, stack: 
     assert image is not None, "samples/requests/inputs has no PNG"
     page.set_input_files("#n-image", str(image))
     page.wait_for_selector(f"#quote-state:has-text('{image.name} uploaded')")  # the PUT (a CORS preflight) answered
+    assert stack.stack is not None
     stored = stack.clients["s3"].list_objects_v2(Bucket=stack.stack.bucket_names["OutputsBucket"],
                                                  Prefix="uploads/acme/")
     assert any(o["Size"] == image.stat().st_size for o in stored.get("Contents", []))

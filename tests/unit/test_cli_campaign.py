@@ -188,3 +188,10 @@ def test_download_of_a_campaign_the_api_does_not_know_makes_nothing(fake: FakeCa
     assert main(["campaign", "download", "black-friday", "-o", str(tmp_path / "clips")]) == 2
     assert "404" in capsys.readouterr().err
     assert not (tmp_path / "clips").exists()  # refused before anything was made
+
+
+def test_download_into_a_path_that_is_a_file_is_one_line(fake: FakeCampaignApi, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("")
+    assert main(["campaign", "download", "cmp_1", "-o", str(tmp_path / "a-file")]) == 2
+    assert capsys.readouterr().err == f"cannot make the folder {tmp_path / 'a-file'}: File exists\n"

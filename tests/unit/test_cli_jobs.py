@@ -195,6 +195,19 @@ def test_download_asks_for_the_job_each_time_and_saves_on_stdout(api: JobsApi, t
         capsys.readouterr().err
 
 
+def test_a_place_it_cannot_write_is_one_line_and_submits_nothing(api: JobsApi, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-folder" / "clip.mp4"
+    assert main(["jobs", "download", "job_done", "-o", str(missing)]) == 1
+    # (the toy server's own thread logs the stream the CLI dropped: only the first line is the CLI's)
+    assert capsys.readouterr().err.splitlines()[0] == f"cannot write {missing}: No such file or directory"
+    request = tmp_path / "r.json"
+    request.write_text('{"mode": "t2v", "prompt": "a boat"}')
+    assert main(["submit", str(request), "--download", str(missing)]) == 2
+    # Refused before asking: the toy API would have answered 400 to any submit.
+    assert capsys.readouterr().err == f"cannot save to {missing}: no folder {missing.parent}\n"
+
+
 def test_cancelling_an_ended_job_says_why_and_exits_2(api: JobsApi, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["jobs", "cancel", "job_done"]) == 2
     assert "error 409: Conflict: job job_done is succeeded: it can no longer be cancelled" in capsys.readouterr().err
@@ -244,10 +257,10 @@ def test_bash_completes_subcommands_options_and_choices(capsys: pytest.CaptureFi
 
     def complete(*words: str) -> list[str]:
         run = (f"{script}\nCOMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); COMP_CWORD={len(words) - 1}; "
-               "_hvr; printf '%s\\n' \"${COMPREPLY[@]}\"")
+               "_shtab_hvr; printf '%s\\n' \"${COMPREPLY[@]}\"")
         done = subprocess.run(["bash", "-c", run], capture_output=True, text=True, timeout=30, check=True)
         return done.stdout.split()
 
-    assert complete("hvr", "jobs", "") == ["-h", "--help", "list", "watch", "cancel", "download"]
+    assert complete("hvr", "jobs", "") == ["list", "watch", "cancel", "download"]
     assert complete("hvr", "jobs", "list", "--provider", "r") == ["runpod", "replicate"]
     assert complete("hvr", "campaign", "d") == ["download"]
