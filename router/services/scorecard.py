@@ -222,7 +222,8 @@ def metrics_of(rows: Sequence[LedgerEntry], ratings: Sequence[Rating], pricing: 
     found.append(Metric(
         name="wan_cost_vs_gemini", target="< -30 %", value=cheaper, n=len(wan_done) + len(gemini_done),
         verdict=_verdict(enough, cheaper is not None and cheaper < WAN_COST_VS_GEMINI),
-        detail=f"WAN ${wan_cost} per video ({len(wan_done)}), Veo ${gemini_cost} ({len(gemini_done)})"))
+        detail=f"WAN {_dollars(wan_cost)} per video ({len(wan_done)}), Veo {_dollars(gemini_cost)} "
+               f"({len(gemini_done)})"))
     slower = _relative(_p50([d.turnaround_s for d in wan_done]), _p50([d.turnaround_s for d in gemini_done]))
     found.append(Metric(
         name="wan_time_vs_gemini", target="< +50 %", value=slower, n=len(wan_done) + len(gemini_done),
@@ -243,3 +244,8 @@ def scorecard(deps: Deps, start: date, end: date, tenant: str | None) -> Scoreca
     pricing = next((o.pricing for o in deps.catalog.offers if isinstance(o.pricing, LocalEnergyPricing)), None)
     return Scorecard(start=start, end=end, tenant=tenant, metrics=metrics_of(rows, ratings, pricing, start, end),
                      ratings=len(ratings), demo_ratings=sum(r.demo for r in ratings))
+
+
+def _dollars(amount: Decimal | None) -> str:
+    """A figure for a detail line: no videos is "-", never Python's None."""
+    return "-" if amount is None else f"${amount}"

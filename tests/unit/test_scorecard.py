@@ -103,6 +103,7 @@ def test_too_few_observations_are_not_enough_data_never_a_verdict() -> None:
         assert found[name].verdict == "not_enough_data", name
     assert found["usage_ratio_animatediff_to_gemini"].verdict == "not_enough_data"
     assert found["wan_cost_vs_gemini"].value is None
+    assert "None" not in found["wan_cost_vs_gemini"].detail and "Veo - (0)" in found["wan_cost_vs_gemini"].detail
 
 
 def test_a_long_videos_segments_are_one_video() -> None:
