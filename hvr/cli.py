@@ -981,6 +981,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from hvr.scorecard_text import register as register_ratings  # `hvr rate`, `hvr scorecard`
     register_ratings(commands, api)
+    from hvr.experiments_text import register as register_experiments  # `hvr experiments`
+    register_experiments(commands, api)
 
     completion = commands.add_parser("completion", help="a shell completion script: eval \"$(hvr completion bash)\"")
     completion.add_argument("shell", choices=["bash", "zsh", "tcsh"])

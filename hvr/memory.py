@@ -22,11 +22,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from router.errors import Conflict
 from router.models.agent import AgentKey, AgentRecord, AgentRegistration
 from router.models.budget import Budget, BudgetAlert, BudgetUpdate, SpendMode
 from router.models.campaign import Campaign, InvalidItem
 from router.models.campaign_plan import PlanInput
 from router.models.common import Circuit, iso, money, utcnow
+from router.models.experiment import AssignedJob, Experiment, ExperimentState
 from router.models.job import Job, JobStatus
 from router.models.ledger import LedgerEntry
 from router.models.rating import Rating, ScoreTally
@@ -42,6 +44,7 @@ from router.store.budgets import BudgetRefused, Reservation, over_limit, unheld_
 from router.store.campaigns import ItemRow, StoredCampaign, invalid_keys, own_rows
 from router.store.circuits import circuit_state, open_until
 from router.store.errors import NotFound, StaleWrite, StoreUnavailable
+from router.store.experiments import CapReached
 from router.store.exports import PREFIX as EXPORT_PREFIX
 from router.store.exports import export_key
 from router.store.findings import day_key, days, finding_key
@@ -835,3 +838,55 @@ class MemoryRatings:
     def tallies(self) -> dict[str, ScoreTally]:
         with self._lock:
             return dict(self._tallies)
+
+
+class MemoryExperiments:
+    """router.store.experiments.ExperimentsRepository's twin: definitions with their counters, and assigned jobs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, ExperimentState] = {}
+        self._jobs: dict[str, dict[tuple[str, str], AssignedJob]] = {}
+
+    def define(self, experiment: Experiment, expected_version: int | None) -> ExperimentState:
+        with self._lock:
+            current = self._states.get(experiment.name)
+            if (current is None) != (expected_version is None) or (
+                    current is not None and current.version != expected_version):
+                raise Conflict(f"experiment {experiment.name} changed meanwhile: read it and put it again")
+            state = ExperimentState(experiment=experiment, assigned=current.assigned if current else 0,
+                                    committed_usd=current.committed_usd if current else Decimal(0),
+                                    version=(current.version if current else 0) + 1)
+            self._states[experiment.name] = state
+            return state
+
+    def get(self, name: str) -> ExperimentState | None:
+        with self._lock:
+            return self._states.get(name)
+
+    def all(self) -> builtins.list[ExperimentState]:
+        with self._lock:
+            return [self._states[name] for name in sorted(self._states)]
+
+    def assign(self, name: str, jobs: builtins.list[AssignedJob], cost_usd: Decimal, cap_usd: Decimal) -> AssignedJob:
+        with self._lock:
+            assigned = self._jobs.setdefault(name, {})
+            first = jobs[0]
+            if (first.tenant, first.job_id) in assigned:
+                return assigned[(first.tenant, first.job_id)]
+            state = self._states.get(name)
+            if state is None or state.committed_usd + cost_usd > cap_usd:
+                raise CapReached(f"experiment {name}: its ${cap_usd} cap can't hold another ${cost_usd}")
+            for job in jobs:
+                assigned[(job.tenant, job.job_id)] = job
+            self._states[name] = state.model_copy(update={"assigned": state.assigned + len(jobs),
+                                                          "committed_usd": state.committed_usd + cost_usd})
+            return first
+
+    def assigned(self, name: str, tenant: str, job_id: str) -> AssignedJob | None:
+        with self._lock:
+            return self._jobs.get(name, {}).get((tenant, job_id))
+
+    def jobs(self, name: str) -> builtins.list[AssignedJob]:
+        with self._lock:
+            return [job for _, job in sorted(self._jobs.get(name, {}).items())]

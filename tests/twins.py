@@ -26,6 +26,7 @@ from hvr.memory import (
     MemoryCampaigns,
     MemoryCircuits,
     MemoryEvents,
+    MemoryExperiments,
     MemoryExports,
     MemoryFindings,
     MemoryJobs,
@@ -103,8 +104,8 @@ def twins(providers: Mapping[ProviderKind, VideoProvider], catalog: Catalog | No
                 circuits=MemoryCircuits(), keys=MemoryKeys(), budgets=MemoryBudgets(), campaigns=MemoryCampaigns(),
                 exports=MemoryExports(), findings=MemoryFindings(), alerts=alerts,
                 alert_history=MemoryAlertHistory(), nonces=MemoryNonces(), events=events, agents=MemoryAgents(),
-                agent_keys=MemoryAgentKeys(), ratings=MemoryRatings(), settings=settings,
-                time_scale=settings.time_scale, max_attempts=settings.max_attempts,
+                agent_keys=MemoryAgentKeys(), ratings=MemoryRatings(), experiments=MemoryExperiments(),
+                settings=settings, time_scale=settings.time_scale, max_attempts=settings.max_attempts,
                 max_submit_tries=settings.max_submit_tries)
     if clock is not None:
         deps.clock = clock

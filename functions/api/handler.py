@@ -17,6 +17,7 @@ from functions.api import (
     routes_alerts,
     routes_campaigns,
     routes_costs,
+    routes_experiments,
     routes_jobs,
     routes_misc,
     routes_ratings,
@@ -48,6 +49,7 @@ app.include_router(routes_alerts.router)
 app.include_router(routes_reconciliation.router)
 app.include_router(routes_agents.router)
 app.include_router(routes_ratings.router)
+app.include_router(routes_experiments.router)
 
 
 @app.get("/v1/health", summary="Liveness (no auth)", security=[{}], responses=documented({200: "alive"}, auth=False))

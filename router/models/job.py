@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from router.models.common import Mode, Money, ProviderKind, money
 from router.models.decision import Decision, DeliveredSpec
+from router.models.experiment import ExperimentAssignment
 from router.models.outcome import AttemptOutcome, AttemptReason, AttemptReasonText, Billed, BilledUnits
 from router.models.request import VideoRequest
 
@@ -211,6 +212,7 @@ class JobView(BaseModel):
     error: JobError | None = None
     cancel: JobCancel | None = None
     segments: Segments | None = None  # long-form jobs only
+    experiment: ExperimentAssignment | None = None  # the A/B experiment that chose its offer, if one did
 
 
 class Job(JobView):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -14,6 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from router.models.common import MAX_DURATION_S, AspectRatio, Mode, ProviderKind
 from router.models.decision import DeliveredSpec
+
+
+def model_family(model: str) -> str:
+    """The leading word of a model's name: `wan21-14b` and `wan-video/wan-2.2-t2v-fast` are `wan`,
+    `veo-3.1-fast-generate-001` is `veo` (the scorecard's families and an experiment's arms)."""
+    name = model.rsplit("/", 1)[-1].lower()
+    found = re.match(r"[a-z]+", name)
+    return found[0] if found else name
 
 
 class FrameRule(StrEnum):

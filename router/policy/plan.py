@@ -41,7 +41,7 @@ from decimal import Decimal
 
 from router.models.campaign_plan import Alternative, EntryState, ItemOption, PlanEntry, PlanInput, PlanSummary
 from router.models.common import Circuit, Priority, ProviderKind, money
-from router.models.decision import Chosen, Decision, Refusal
+from router.models.decision import Candidate, Chosen, Decision, Refusal
 from router.models.job import Job
 from router.models.offer import Offer
 from router.models.request import VideoRequest
@@ -428,15 +428,29 @@ def follow_plan(decision: Decision, offer_id: str | None, context: RoutingContex
     if offer_id is None or chosen is None or chosen.offer == offer_id:
         return decision
     planned = next((c for c in decision.candidates if c.offer == offer_id and c.feasible), None)
-    if planned is None or planned.estimated_cost_usd is None or planned.estimated_cost_p90_usd is None \
-            or planned.estimated_ready_at is None or planned.delivered is None:
+    if planned is None:
+        return decision
+    return choose_instead(decision, planned, context,
+                          f"{PLAN_REASON}: {planned.offer} is still feasible (the engine alone would pick "
+                          f"{chosen.offer})") or decision
+
+
+def choose_instead(decision: Decision, candidate: Candidate, context: RoutingContext, reason: str) -> Decision | None:
+    """The decision with a feasible candidate of its own table chosen instead of the engine's pick, which becomes
+    the first fallback; None when the candidate lacks the figures a choice needs."""
+    chosen = decision.chosen
+    if chosen is None or not candidate.feasible or candidate.estimated_cost_usd is None \
+            or candidate.estimated_cost_p90_usd is None or candidate.estimated_ready_at is None \
+            or candidate.delivered is None:
+        return None
+    if chosen.offer == candidate.offer:
         return decision
     # A fleet's box as the engine placed the offer; else the offer's one target.
-    target = planned.target or getattr(context.target(planned.offer, planned.provider), "name", None)
-    follow = Chosen(
-        offer=planned.offer, provider=planned.provider, target=target or planned.provider.value,
-        estimated_cost_usd=planned.estimated_cost_usd, estimated_cost_p90_usd=planned.estimated_cost_p90_usd,
-        estimated_ready_at=planned.estimated_ready_at, score=planned.score or 0.0, delivered=planned.delivered,
-        reason=f"{PLAN_REASON}: {planned.offer} is still feasible (the engine alone would pick {chosen.offer})")
-    fallbacks = [chosen.offer, *(f for f in decision.fallbacks if f != offer_id)]
-    return replace(decision, chosen=follow, fallbacks=fallbacks)
+    target = candidate.target or getattr(context.target(candidate.offer, candidate.provider), "name", None)
+    instead = Chosen(
+        offer=candidate.offer, provider=candidate.provider, target=target or candidate.provider.value,
+        estimated_cost_usd=candidate.estimated_cost_usd, estimated_cost_p90_usd=candidate.estimated_cost_p90_usd,
+        estimated_ready_at=candidate.estimated_ready_at, score=candidate.score or 0.0, delivered=candidate.delivered,
+        reason=reason)
+    fallbacks = [chosen.offer, *(f for f in decision.fallbacks if f != candidate.offer)]
+    return replace(decision, chosen=instead, fallbacks=fallbacks)

@@ -23,6 +23,7 @@ from router.store.budgets import BudgetRepository
 from router.store.campaigns import CampaignsRepository
 from router.store.circuits import CircuitRepository
 from router.store.events import EventPublisher
+from router.store.experiments import ExperimentsRepository
 from router.store.exports import LedgerExport
 from router.store.findings import FindingsRepository
 from router.store.jobs import JobsRepository
@@ -41,6 +42,7 @@ from router.store.protocols import (
     CampaignStore,
     CircuitStore,
     Events,
+    ExperimentStore,
     Findings,
     JobStore,
     KeyStore,
@@ -85,6 +87,7 @@ class Deps:
     agents: AgentRegistry  # the fleet registry (router.store.agents)
     agent_keys: AgentKeyStore  # each agent's HMAC keys, Secrets Manager in a deployment
     ratings: RatingStore  # ratings of delivered jobs and each offer's tally (services.ratings)
+    experiments: ExperimentStore  # A/B experiments and the jobs they assigned (services.experiments)
     settings: Settings
     probe: Callable[[Path], Any] = _default_probe
     clock: Callable[[], datetime] = utcnow
@@ -125,6 +128,7 @@ def build_deps(settings: Settings) -> Deps:
         agent_keys=AgentKeysRepository(client("secretsmanager", settings.aws_endpoint_url),
                                        settings.agent_keys_prefix),
         ratings=RatingsRepository(ddb, settings.ledger_table),
+        experiments=ExperimentsRepository(ddb, settings.ledger_table),
         settings=settings,
         time_scale=settings.time_scale,
         max_attempts=settings.max_attempts,

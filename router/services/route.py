@@ -17,6 +17,7 @@ from router.errors import HvrError
 from router.models.common import Mode, ProviderKind
 from router.models.common import money as common_money
 from router.models.decision import Decision, DeliveredSpec, Refusal
+from router.models.experiment import ExperimentAssignment
 from router.models.job import Attempt, AttemptStatus, Job, JobError, JobStatus, Segments
 from router.models.offer import Offer
 from router.models.outcome import NOTHING_BILLED, AttemptCode, AttemptOutcome, AttemptReason, Billed
@@ -36,7 +37,7 @@ from router.providers.errors import (
     RateLimited,
     Unavailable,
 )
-from router.services import agents, callbacks, circuits, lifecycle, money, segments, settle
+from router.services import agents, callbacks, circuits, experiments, lifecycle, money, segments, settle
 from router.services.billing import offer_of, record_ledger
 from router.services.context import routing_context
 from router.services.deps import Deps
@@ -101,7 +102,7 @@ def route_next(job: Job, deps: Deps) -> None:
         job = segments.take_client_video(job, deps)
         if job.segments is None:
             return  # the video can't be continued: the job ended saying why
-    decision, refused = _decide_and_reserve(job, job.work_request(), deps, tried, now)
+    decision, refused, assignment = _decide_and_reserve(job, job.work_request(), deps, tried, now)
     chosen = decision.chosen
     if chosen is None and refused is not None:
         _end(job, deps, JobStatus.FAILED if job.attempts else JobStatus.REJECTED, "budget_exhausted",
@@ -141,6 +142,8 @@ def route_next(job: Job, deps: Deps) -> None:
             return None  # someone else started an attempt meanwhile
         added.append(True)
         draft.routing = decision
+        if assignment is not None:
+            draft.experiment = assignment
         draft.attempts.append(attempt)
         draft.cost.estimated_usd = chosen.estimated_cost_usd
         if planned.segments > 1 or draft.segments is not None:
@@ -172,9 +175,11 @@ def per_render(amount: Decimal, planned: DeliveredSpec) -> Decimal:
 
 
 def _decide_and_reserve(job: Job, request: VideoRequest, deps: Deps, tried: frozenset[str], now: datetime,
-                        tries: int = 3) -> tuple[Decision, BudgetRefused | None]:
+                        tries: int = 3) -> tuple[Decision, BudgetRefused | None, ExperimentAssignment | None]:
     """Route, then hold the chosen offer's p90 estimate in the job's budgets. A refusal (another job took the
-    money since the context was read) routes again with fresh budgets, so a cheaper offer can still fit."""
+    money since the context was read) routes again with fresh budgets, so a cheaper offer can still fit. An
+    experiment may choose another feasible offer first (services.experiments.steer)."""
+    assignment: ExperimentAssignment | None = None
     refused: BudgetRefused | None = None
     for _ in range(tries):
         # A job explores at most once: its fallback's time was kept for the hop after that one.
@@ -184,19 +189,22 @@ def _decide_and_reserve(job: Job, request: VideoRequest, deps: Deps, tried: froz
         decision = route(request, deps.catalog.offers, context, now, job.deadline)
         # A campaign job carries its planned offer: kept while the engine still finds it feasible.
         decision = follow_plan(decision, planned_offer(job), context)
+        decision, assignment = experiments.steer(job, decision, context, deps)
         chosen = decision.chosen
         if chosen is None:
             refused = refused or _budget_blocked(decision, context)
-            return decision, refused
+            return decision, refused, None
         try:
             money.reserve(deps, job.tenant, job.request.campaign_id, job.id, _attempt_id(job),
                           per_render(chosen.estimated_cost_p90_usd, chosen.delivered), now)
         except BudgetRefused as exc:
             refused = exc
             continue
-        return decision, None
+        if assignment is not None:  # before the intent: a copy redelivered after it would not route again
+            experiments.start_twin(job, assignment, deps)
+        return decision, None, assignment
     return Decision(chosen=None, fallbacks=[], candidates=decision.candidates, reasons=[str(refused)],
-                    decided_at=now), refused
+                    decided_at=now), refused, None
 
 
 def _budget_blocked(decision: Decision, context: RoutingContext) -> BudgetRefused | None:

@@ -9,7 +9,6 @@ family is the leading word of the model's name (`wan21-14b`, `wan-video/wan-2.2-
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.models.common import ProviderKind, money
 from router.models.ledger import LedgerEntry
 from router.models.offer import LocalEnergyPricing
+from router.models.offer import model_family as family
 from router.models.rating import Rating
 from router.services.costs import SUCCEEDED, local_gpu_costs, rows_between
 from router.services.deps import Deps
@@ -71,13 +71,6 @@ class Scorecard(BaseModel):
     ratings: int  # ratings of the window's deliveries
     demo_ratings: int  # of which seeded by `make demo`, not a person's
     method: list[str] = METHOD
-
-
-def family(model: str) -> str:
-    """`wan21-14b` → wan, `wan-video/wan-2.2-t2v-fast` → wan, `veo-3.1-fast-generate-001` → veo."""
-    name = model.rsplit("/", 1)[-1].lower()
-    found = re.match(r"[a-z]+", name)
-    return found[0] if found else name
 
 
 @dataclass(frozen=True)

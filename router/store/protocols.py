@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the store modules import botocore: only their types are nee
     from router.models.campaign import Campaign, InvalidItem
     from router.models.campaign_plan import PlanInput
     from router.models.common import Circuit
+    from router.models.experiment import AssignedJob, Experiment, ExperimentState
     from router.models.job import Job, JobStatus
     from router.models.ledger import LedgerEntry
     from router.models.rating import Rating, ScoreTally
@@ -216,6 +217,23 @@ class RatingStore(Protocol):
     def between(self, first: date, last: date, tenant: str | None = None) -> builtins.list[Rating]: ...
 
     def tallies(self) -> dict[str, ScoreTally]: ...
+
+
+class ExperimentStore(Protocol):
+    """Experiments and the jobs they assigned (router.store.experiments)."""
+
+    def define(self, experiment: Experiment, expected_version: int | None) -> ExperimentState: ...
+
+    def get(self, name: str) -> ExperimentState | None: ...
+
+    def all(self) -> builtins.list[ExperimentState]: ...
+
+    def assign(self, name: str, jobs: builtins.list[AssignedJob], cost_usd: Decimal,
+               cap_usd: Decimal) -> AssignedJob: ...
+
+    def assigned(self, name: str, tenant: str, job_id: str) -> AssignedJob | None: ...
+
+    def jobs(self, name: str) -> builtins.list[AssignedJob]: ...
 
 
 # --- S3, SQS and SNS ----------------------------------------------------------------------------------------------

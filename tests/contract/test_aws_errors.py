@@ -33,6 +33,7 @@ from router.store.campaigns import CampaignQueue, CampaignsRepository, ManifestS
 from router.store.circuits import CircuitRepository
 from router.store.errors import StoreUnavailable
 from router.store.events import EventPublisher
+from router.store.experiments import ExperimentsRepository
 from router.store.exports import LedgerExport
 from router.store.findings import FindingsRepository
 from router.store.jobs import JobsRepository
@@ -44,6 +45,7 @@ from router.store.nonces import NonceStore
 from router.store.ratings import RatingsRepository
 from tests.contract.conftest import moto_client
 from tests.contract.test_alert_history import alert
+from tests.contract.test_experiments import assigned, experiment
 from tests.contract.test_findings import finding
 from tests.contract.test_ratings import rating
 from tests.contract.test_stores import NOW, PERIOD, entry, new_campaign, new_job
@@ -121,6 +123,12 @@ CALLS: list[tuple[type, str, tuple[Any, ...]]] = [
     (RatingsRepository, "for_job", ("acme", "job_1", NOW.date())),
     (RatingsRepository, "between", (NOW.date(), NOW.date())),
     (RatingsRepository, "tallies", ()),
+    (ExperimentsRepository, "define", (experiment(), None)),
+    (ExperimentsRepository, "get", ("wan-vs-ad",)),
+    (ExperimentsRepository, "all", ()),
+    (ExperimentsRepository, "assign", ("wan-vs-ad", [assigned("job_1")], Decimal(1), Decimal(10))),
+    (ExperimentsRepository, "assigned", ("wan-vs-ad", "acme", "job_1")),
+    (ExperimentsRepository, "jobs", ("wan-vs-ad",)),
 ]
 
 
