@@ -411,17 +411,7 @@ def cmd_jobs_list(client: ApiClient, args: argparse.Namespace) -> int:
     params = {name: value for name, value in (
         ("status", args.status), ("campaign_id", args.campaign), ("provider", args.provider), ("offer", args.offer),
         ("from", args.start), ("to", args.end)) if value}
-    jobs: list[JobView] = []
-    sent: list[Any] = []
-    cursor: str | None = None
-    while len(jobs) < args.limit:
-        page = client.answer(JobList, "GET", "/v1/jobs", params={
-            **params, "limit": str(min(500, args.limit - len(jobs))), **({"cursor": cursor} if cursor else {})})
-        jobs += page.model.items
-        sent += page.json["items"]
-        cursor = page.model.next_cursor
-        if cursor is None:
-            break
+    jobs, sent, cursor = _pages(client, JobList, "/v1/jobs", params, "items", args.limit)
     if args.json:
         _print_json({"items": sent, "next_cursor": cursor})
     else:
@@ -429,6 +419,25 @@ def cmd_jobs_list(client: ApiClient, args: argparse.Namespace) -> int:
         if cursor:
             print(f"(more: --limit {args.limit * 2})", file=sys.stderr)
     return 0
+
+
+def _pages(client: ApiClient, model: type[Any], path: str, params: dict[str, str], field: str,
+           limit: int | None = None) -> tuple[list[Any], list[Any], str | None]:
+    """A listing read page after page (the API's pages stop at 500) until `limit` items or its last page: the
+    items as models, as sent (for --json), and the cursor left, if `limit` stopped it."""
+    found: list[Any] = []
+    sent: list[Any] = []
+    cursor: str | None = None
+    while limit is None or len(found) < limit:
+        size = 500 if limit is None else min(500, limit - len(found))
+        page = client.answer(model, "GET", path,
+                             params={**params, "limit": str(size), **({"cursor": cursor} if cursor else {})})
+        found += getattr(page.model, field)
+        sent += page.json[field]
+        cursor = page.model.next_cursor
+        if cursor is None:
+            break
+    return found, sent, cursor
 
 
 def cmd_jobs_cancel(client: ApiClient, args: argparse.Namespace) -> int:
@@ -523,17 +532,7 @@ def cmd_budgets(client: ApiClient, args: argparse.Namespace) -> int:
 def cmd_alerts(client: ApiClient, args: argparse.Namespace) -> int:
     """Every page, newest first: a scope has a few alerts a month, so the whole history is a short read."""
     params = {name: value for name, value in (("scope", args.scope), ("period", args.period)) if value}
-    alerts: list[BudgetAlert] = []
-    sent: list[Any] = []
-    cursor: str | None = None
-    while True:
-        page = client.answer(AlertList, "GET", "/v1/alerts",
-                             params={**params, "limit": "500", **({"cursor": cursor} if cursor else {})})
-        alerts += page.model.alerts
-        sent += page.json["alerts"]
-        cursor = page.model.next_cursor
-        if cursor is None:
-            break
+    alerts, sent, _ = _pages(client, AlertList, "/v1/alerts", params, "alerts")
     if args.json:
         _print_json({"alerts": sent, "next_cursor": None})
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -62,6 +63,17 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 def error_response(exc: HvrError, headers: dict[str, str] | None = None) -> Response[Any]:
     return problem_response(problem_of(exc), headers)
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_day(value: Any) -> Any:
+    """A day query parameter as the schema says (`format: date`, YYYY-MM-DD) and nothing else: pydantic alone would
+    also read `to=0` as 1970-01-01 and a midnight datetime as its day. A BeforeValidator."""
+    if value is not None and not (isinstance(value, str) and _DAY.fullmatch(value)):
+        raise ValueError("must be a day, YYYY-MM-DD")
+    return value
 
 
 def json_response(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:

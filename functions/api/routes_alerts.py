@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from functions.api.http import decode_cursor, documented, encode_cursor, json_response, principal, unstated
 from router.errors import Forbidden
 from router.models.budget import SCOPE_PATTERN, AlertList
+from router.services import money
 from router.services.deps import Deps, default_deps
 from router.store.keys import Principal
 
@@ -51,18 +52,12 @@ def visible_scopes(caller: Principal, scope: str | None, deps: Deps) -> list[str
     if caller.admin:
         return [scope] if scope else None
     if scope is not None:
-        if not _owns(caller.tenant, scope, deps):
+        if not money.tenant_sees(caller.tenant, scope, deps):
             raise Forbidden(f"a member key of {caller.tenant} asked for the alerts of {scope}", errors=[
                 {"field": "scope", "message": "a member key sees its own tenant and its own campaigns only"}])
         return [scope]
     # The campaigns with alerts, each asked of the campaign store: an alert doesn't name the tenant whose campaign
     # it is about (a campaign's scope is its id alone, a hash of tenant and name).
     campaigns = sorted(s for s in deps.alert_history.scopes() if s.startswith(CAMPAIGN))
-    return [f"tenant:{caller.tenant}", *(s for s in campaigns if _owns(caller.tenant, s, deps))]
-
-
-def _owns(tenant: str, scope: str, deps: Deps) -> bool:
-    if scope == f"tenant:{tenant}":
-        return True
-    return scope.startswith(CAMPAIGN) and deps.campaigns.exists(tenant, scope.removeprefix(CAMPAIGN))
+    return [f"tenant:{caller.tenant}", *(s for s in campaigns if money.tenant_sees(caller.tenant, s, deps))]
 

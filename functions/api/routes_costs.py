@@ -5,16 +5,15 @@ Members see their own tenant only; admins see every tenant, or one with `tenant=
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BeforeValidator
 
-from functions.api.http import documented, json_response, principal, unstated
+from functions.api.http import documented, iso_day, json_response, principal, unstated
 from router.errors import Forbidden
 from router.models.common import Mode, ProviderKind
 from router.services.costs import (
@@ -33,20 +32,11 @@ from router.store.keys import Principal
 router = Router()
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
-_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _iso_day(value: Any) -> Any:
-    """A day as the schema says (`format: date`, YYYY-MM-DD) and nothing else: pydantic alone would also read
-    `to=0` as 1970-01-01 and a midnight datetime as its day."""
-    if value is not None and not (isinstance(value, str) and _DAY.fullmatch(value)):
-        raise ValueError("must be a day, YYYY-MM-DD")
-    return value
-
-
-From = Annotated[date | None, BeforeValidator(_iso_day),
+From = Annotated[date | None, BeforeValidator(iso_day),
                  Query(alias="from", description="first day, UTC (default: the 1st of this month)")]
-To = Annotated[date | None, BeforeValidator(_iso_day),
+To = Annotated[date | None, BeforeValidator(iso_day),
                Query(alias="to", description="last day, inclusive (default: today)")]
 Tenant = Annotated[str | None, Query(min_length=1, max_length=64, pattern=TENANT_PATTERN,
                                      description="one tenant (admin keys; a member's own tenant is implied)")]

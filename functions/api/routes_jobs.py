@@ -15,13 +15,13 @@ from functions.api.http import (
     decode_cursor,
     documented,
     encode_cursor,
+    iso_day,
     job_view,
     json_response,
     principal,
     request_body,
     unstated,
 )
-from functions.api.routes_costs import _iso_day
 from router.errors import CONTRACT, InvalidRequest
 from router.models.api import JobList, Quote
 from router.models.common import ProviderKind
@@ -95,9 +95,9 @@ def list_jobs(
     provider: Annotated[ProviderKind | None, Query(description="routed to or attempted on this provider")] = None,
     offer: Annotated[str | None, Query(max_length=128, description="routed to or attempted on this offer "
                                                                     "(an id of GET /v1/providers)")] = None,
-    start: Annotated[date | None, BeforeValidator(_iso_day),
+    start: Annotated[date | None, BeforeValidator(iso_day),
                      Query(alias="from", description="created on or after this day, UTC")] = None,
-    end: Annotated[date | None, BeforeValidator(_iso_day),
+    end: Annotated[date | None, BeforeValidator(iso_day),
                    Query(alias="to", description="created on or before this day, UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")] = None,

@@ -23,7 +23,7 @@ from router.models.common import Circuit, iso
 from router.policy import learning
 from router.providers.base import offer_health
 from router.services import money
-from router.services.deps import Deps, default_deps
+from router.services.deps import default_deps
 from router.services.learned import offer_learned, reference_render
 from router.services.ratings import learned_qualities
 from router.services.uploads import UploadTicket, presign_upload
@@ -85,15 +85,8 @@ def list_budgets() -> Response[BudgetList]:
     deps = default_deps()
     budgets = deps.budgets.for_period(period_of(deps.clock()))
     if not caller.admin:
-        budgets = [b for b in budgets if _tenants_own(b.scope, caller.tenant, deps)]
+        budgets = [b for b in budgets if money.tenant_sees(caller.tenant, b.scope, deps)]
     return json_response(BudgetList(budgets=budgets))
-
-
-def _tenants_own(scope: str, tenant: str, deps: Deps) -> bool:
-    """A member reads its tenant's limit and its campaigns' (what its own jobs must fit), never the global one or
-    another tenant's: those say what others spend."""
-    kind, _, name = scope.partition(":")
-    return (kind == "tenant" and name == tenant) or (kind == "campaign" and deps.campaigns.exists(tenant, name))
 
 
 @router.put("/v1/budgets/<scope>", summary="Set a budget's limit, thresholds or spend mode (admin)",

@@ -11,8 +11,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from functions.api.http import documented, json_response, principal, unstated
-from functions.api.routes_costs import From, To, _iso_day
+from functions.api.http import documented, iso_day, json_response, principal, unstated
+from functions.api.routes_costs import From, To
 from router.models.reconciliation import FindingList, ReconciliationReport
 from router.services.costs import WindowError, report_window
 from router.services.deps import default_deps
@@ -23,7 +23,7 @@ router = Router()
 MAX_RUN_DAYS = 31  # a run asks a provider about every row: a month at most, and within RUN_BUDGET_S
 MAX_LIST_DAYS = 92  # one query per day
 RUN_BUDGET_S = 10.0  # the API function has 15 s (infra/template.yaml); rows left are counted `not_checked`
-Day = Annotated[date, BeforeValidator(_iso_day)]
+Day = Annotated[date, BeforeValidator(iso_day)]
 
 
 class RunRequest(BaseModel):

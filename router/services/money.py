@@ -31,6 +31,13 @@ DEFAULT_SPEND_RULES = "0.8=economy,1.0=local_only"
 __all__ = ["BudgetRefused", "budget_states", "charge", "reserve", "spend_rules"]
 
 
+def tenant_sees(tenant: str, scope: str, deps: Deps) -> bool:
+    """Whether a member key of `tenant` may read a budget scope (its budget, its alerts): its own tenant's and its
+    own campaigns', never the global one or another tenant's, which say what others spend."""
+    kind, _, name = scope.partition(":")
+    return (kind == "tenant" and name == tenant) or (kind == "campaign" and deps.campaigns.exists(tenant, name))
+
+
 def spend_rules(spec: str | None) -> list[tuple[float, SpendMode]]:
     """`0.8=economy,1.0=local_only` → [(0.8, ECONOMY), (1.0, LOCAL_ONLY)]: thresholds that move a scope's mode."""
     rules = []
