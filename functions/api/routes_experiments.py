@@ -20,7 +20,9 @@ ExperimentName = Annotated[str, Path(pattern=NAME_PATTERN, description="lower-ca
 
 @router.put("/v1/experiments/<name>", summary="Define or redefine an A/B experiment between two arms (admin)",
             **unstated({"arms": "must each name an offer id or a model family of the catalog, sharing no offer; "
-                                "fixed (with `stickiness`) once jobs are assigned: a 409"}),
+                                "fixed (with `stickiness`) once jobs are assigned: a 409",
+                        "spend_cap_usd": "more than 0 and at most 4 decimal places, also as a string (a pattern "
+                                         "can't say it of decimal strings)"}),
             responses=documented({200: "the experiment, redefined", 201: "the experiment, created"},
                                  {409: "arms or stickiness changed after jobs were assigned, or a concurrent change"},
                                  body=True))

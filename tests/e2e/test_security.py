@@ -218,14 +218,16 @@ def _settled(stack: EmbeddedStack, kind: str, found: str) -> bool:
 
 
 def admin_state(stack: EmbeddedStack) -> Any:
-    """What an admin route could change: keys, budgets, the registry and the box's keys, reconciliation findings."""
+    """What an admin route could change: keys, budgets, the registry and the box's keys, reconciliation findings,
+    experiments."""
     ddb = aws_client("dynamodb", stack.moto.url)
     tables = {logical: sorted(json.dumps(item, sort_keys=True) for item in ddb.scan(TableName=name)["Items"])
               for logical, name in provisioned(stack).table_names.items()
               if logical in ("KeysTable", "BudgetsTable", "AgentsTable")}
     today = utcnow().date()
     return {**tables, "agent keys": _key_ring(stack, AGENT),
-            "findings": [_dump(f) for f in stack.deps.findings.between(today - timedelta(days=1), today)]}
+            "findings": [_dump(f) for f in stack.deps.findings.between(today - timedelta(days=1), today)],
+            "experiments": [_dump(e) for e in stack.deps.experiments.all()]}
 
 
 # --- 1. another tenant's ids, every route; a member key, every admin route -------------------------------------------
@@ -242,7 +244,9 @@ def example_body(method: str, path: str, stack: EmbeddedStack) -> dict[str, Any]
         "BudgetUpdate": {"limit_usd": "0.01"}, "AgentRegistration": registration(stack),
         "KeyCreate": {"tenant": "acme", "role": "admin"}, "RunRequest": {"from": today, "to": today},
         "UploadRequest": {"content_type": "image/png"}, "VideoRequest-Input": DRAFT, "RatingCreate": {"score": 1},
-        "CampaignCreate": {"name": "never", "items": [{**DRAFT, "item_id": "x"}]}}
+        "CampaignCreate": {"name": "never", "items": [{**DRAFT, "item_id": "x"}]},
+        "ExperimentSpec": {"arms": ["wan", "veo"], "share": 0.1, "spend_cap_usd": "1",
+                           "ends_at": "2099-01-01T00:00:00Z"}}
     if schema not in examples:
         pytest.fail(f"{method} {path} takes a {schema} body this matrix has no example of: add one to example_body "
                     f"in tests/e2e/test_security.py")
