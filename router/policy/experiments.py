@@ -53,7 +53,7 @@ def arm_offers(spec: str, offers: Iterable[Offer]) -> frozenset[str]:
 def arm_errors(arms: Sequence[str], offers: Sequence[Offer]) -> list[str]:
     """Why two arms can't be compared: one names nothing in the catalog, or they share an offer."""
     found = [arm_offers(arm, offers) for arm in arms]
-    errors = [f"arms[{n}]: {arm!r} is neither an offer id nor a model family of the catalog"
+    errors = [f"arms.{n}: {arm!r} is neither an offer id nor a model family of the catalog"
               for n, (arm, ids) in enumerate(zip(arms, found, strict=True)) if not ids]
     if not errors and found[0] & found[1]:
         errors.append(f"arms: both arms hold {', '.join(sorted(found[0] & found[1]))}")

@@ -27,7 +27,7 @@ def two_feasible(acme: httpx.Client, body: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({**GOOD, "arms": ["sora", "veo"]}, "arms[0]"),
+    ({**GOOD, "arms": ["sora", "veo"]}, "arms.0"),
     ({**GOOD, "arms": ["veo", "veo"]}, "arms"),
     ({**GOOD, "arms": ["veo"]}, "arms"),
     ({**GOOD, "arms": ["wan", "veo"], "share": 0}, "share"),

@@ -110,7 +110,7 @@ def test_definitions_are_checked() -> None:
     w = world()
     with pytest.raises(InvalidRequest) as bad:
         experiments.define("x", spec(arms=["sora", "veo"]), w.deps, by="api:ops")
-    assert bad.value.errors[0]["field"] == "arms[0]"
+    assert bad.value.errors[0]["field"] == "arms.0"
     assert w.deps.experiments.all() == []
     experiments.define("wan-vs-veo", spec(), w.deps, by="api:ops")
     run_job(w)

@@ -47,7 +47,7 @@ def test_arms_are_offers_or_families_of_the_catalog() -> None:
     assert arm_offers("veo", OFFERS) == {o.id for o in OFFERS if o.provider.value == "veo"}
     assert "local/animatediff-sd15" in arm_offers("animatediff", OFFERS)
     assert arm_errors(["wan", "veo"], OFFERS) == []
-    assert arm_errors(["sora", "veo"], OFFERS) == ["arms[0]: 'sora' is neither an offer id nor a model family of "
+    assert arm_errors(["sora", "veo"], OFFERS) == ["arms.0: 'sora' is neither an offer id nor a model family of "
                                                    "the catalog"]
     assert arm_errors(["wan", "local/wan21-1.3b"], OFFERS) == ["arms: both arms hold local/wan21-1.3b"]
 
