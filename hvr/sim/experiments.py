@@ -1,7 +1,7 @@
 """Synthetic paired experiments: do the production results (router.policy.experiment_results) find what raters
 truly think, and how many pairs does that take?
 
-Each pair is one request rendered on both arms. A rater scores each video as `hvr.sim.ratings.rater_score` does
+Each pair is one request rendered on both arms. A rater scores each video as `hvr.sim.truth.rater_score` does
 (1 + Binomial(4, p), whose mean is the arm's true mean rating) and prefers the higher-scored one, a tie going either
 way on a seeded coin. So arm a's true preference share is exact: P(A > B) + P(A = B) / 2 over the two binomials.
 Costs and turnarounds are drawn too (seeded), so the whole results path runs.
@@ -16,7 +16,8 @@ import sys
 from decimal import Decimal
 from math import comb
 
-from hvr.sim.ratings import STEPS, rater_score
+from hvr.sim.truth import RATING_STEPS as STEPS
+from hvr.sim.truth import rater_score
 from router.models.rating import MIN_SCORE
 from router.policy.experiment_results import ArmSample, ExperimentResults, results
 

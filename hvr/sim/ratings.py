@@ -16,31 +16,22 @@ offer has `min_ratings` of them. What it reports is how many ratings that takes 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
 from hvr.sim.simulator import AttemptRecord, JobRecord, RunResult
-from hvr.sim.truth import TruthConfig, by_offer
+from hvr.sim.truth import TruthConfig, by_offer, rated, rater_score
 from router.models.ledger import LedgerEntry
 from router.models.offer import LocalEnergyPricing, Offer
-from router.models.rating import MAX_SCORE, MIN_SCORE, Rating, ScoreTally
+from router.models.rating import Rating, ScoreTally
 from router.policy.quality import DEFAULT_MIN_RATINGS, Estimate, estimate
 from router.services.scorecard import Metric, metrics_of
 
 HALF_WIDTH = 0.25  # star: "recovered" is the truth inside an interval no wider than this either side
 DEFAULT_SHARE = 0.5  # of delivered videos someone rates
 SIM_TENANT = "sim"
-STEPS = MAX_SCORE - MIN_SCORE
-
-
-def rater_score(seed: int, job_key: int, offer_id: str, mean: float) -> int:
-    """One rater's score of one video: 1 + Binomial(4, (mean - 1) / 4), whose mean is `mean`."""
-    rng = random.Random(f"rating:{seed}:{job_key}:{offer_id}")
-    p = (mean - MIN_SCORE) / STEPS
-    return MIN_SCORE + sum(rng.random() < p for _ in range(STEPS))
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,7 @@ def rate_month(result: RunResult, offers: Sequence[Offer], config: TruthConfig,
     tallies: dict[str, ScoreTally] = {}
     for job, attempt in done:
         offer = attempt.offer
-        if random.Random(f"rated:{config.seed}:{job.key}").random() >= share:
+        if not rated(config.seed, job.key, share):
             continue
         score = rater_score(config.seed, job.key, offer.id, truth_of(config, offer))
         tallies[offer.id] = tallies.get(offer.id, ScoreTally()).plus(score)
@@ -166,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hvr.scorecard_text import format_scorecard
     from hvr.sim import baselines, workload
-    from hvr.sim.simulator import simulate
+    from hvr.sim.simulator import SimConfig, simulate
     from hvr.sim.truth import Truth
     from router.policy.catalog import load_catalog
     from router.services.scorecard import Scorecard
@@ -175,13 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     videos, seed = (int(args[0]) if args else 1000), (int(args[1]) if len(args) > 1 else 3)
     offers = load_catalog().offers
     config = TruthConfig(seed=seed, rating_mean=SAMPLE_RATING_MEAN)
-    run = simulate(workload.generate(videos, seed=seed), offers, baselines.make("hvr", offers, seed), Truth(config))
-    rated = rate_month(run, offers, config)
-    print(format_recoveries(rated))
-    metrics = month_scorecard(run, offers, rated.ratings)
-    first, last = run.start.date(), (run.start + timedelta(seconds=run.horizon_s)).date()
-    print("\n" + format_scorecard(Scorecard(start=first, end=last, tenant=SIM_TENANT, metrics=metrics,
-                                            ratings=len(rated.ratings), demo_ratings=0)))
+    arrivals = workload.generate(videos, seed=seed)
+    for share, how in ((None, "routing by the catalog's stars all month"),
+                       (DEFAULT_SHARE, f"routing by learned quality from {DEFAULT_MIN_RATINGS} ratings on")):
+        run = simulate(arrivals, offers, baselines.make("hvr", offers, seed), Truth(config),
+                       SimConfig(rating_share=share))
+        rated = rate_month(run, offers, config)
+        print(f"\n=== {how} ===")
+        print(format_recoveries(rated))
+        metrics = month_scorecard(run, offers, rated.ratings)
+        first, last = run.start.date(), (run.start + timedelta(seconds=run.horizon_s)).date()
+        print("\n" + format_scorecard(Scorecard(start=first, end=last, tenant=SIM_TENANT, metrics=metrics,
+                                                ratings=len(rated.ratings), demo_ratings=0)))
+        print(f"delivered {sum(job.delivered for job in run.jobs)} of {len(run.jobs)} requests")
     return 0
 
 

@@ -63,17 +63,19 @@ from enum import IntEnum
 from hvr.sim import counting
 from hvr.sim.baselines import Policy
 from hvr.sim.counting import Fit, attempt_cost, estimated_p90_cost, place
-from hvr.sim.truth import DEFAULT_BOX, LocalBox, Outage, Truth
+from hvr.sim.truth import DEFAULT_BOX, LocalBox, Outage, Truth, by_offer, rated, rater_score
 from hvr.sim.workload import Arrival
 from router.models.budget import SpendMode
 from router.models.common import ProviderKind
 from router.models.decision import Chosen, DeliveredSpec
 from router.models.offer import Offer
 from router.models.outcome import AttemptCode, AttemptReason
+from router.models.rating import ScoreTally
 from router.policy import learning, localqueue
 from router.policy.context import BudgetState, Exploration, RoutingContext, TargetState
 from router.policy.fallback import excluded_offers
 from router.policy.learning import Learned, Observation, OfferStats
+from router.policy.quality import DEFAULT_MIN_RATINGS, routing_quality
 
 RUNPOD_TYPICAL_JOB_S = 70.0  # the RunPod adapter's figure for its queue-wait estimate (providers/runpod.py)
 DEFAULT_SPEND_RULES: tuple[tuple[Decimal, SpendMode], ...] = (
@@ -196,6 +198,11 @@ class SimConfig:
     max_attempts: int = 3  # the services' HVR_MAX_ATTEMPTS default
     budget_usd: Decimal | None = None  # one global monthly budget; None: unlimited
     spend_rules: tuple[tuple[Decimal, SpendMode], ...] = DEFAULT_SPEND_RULES
+    # Synthetic raters score this share of delivered videos as they deliver (truth.rating_mean), and a learning
+    # policy routes by each offer's learned quality once it has `quality_min_ratings` of them, as the services'
+    # routing context does. None: nobody rates during the run (hvr.sim.ratings rates it afterwards).
+    rating_share: float | None = None
+    quality_min_ratings: int = DEFAULT_MIN_RATINGS
 
 
 def window(arrivals: Sequence[Arrival]) -> tuple[datetime, float]:
@@ -253,6 +260,9 @@ class Simulation:
         self._mode = SpendMode.NORMAL
         # The learning policy's models, as the services' store keeps them, and their snapshot as contexts carry it.
         self._stats: dict[str, OfferStats] | None = {} if policy.learns else None
+        # Ratings as they come in, and the quality routing reads from them (services.context's `quality`).
+        self._tallies: dict[str, ScoreTally] | None = {} if policy.learns and self.config.rating_share else None
+        self._quality: dict[str, float] = {}
         self._learned: dict[str, Learned] = {}
         # Every local offer on every box, for the snapshot to read each box's models by (none without a fleet).
         local = [o.id for o in offers if o.provider is ProviderKind.LOCAL]
@@ -413,7 +423,7 @@ class Simulation:
             self._mark_down(targets, endpoints, t)
         return RoutingContext(targets=targets, offer_targets=endpoints, configured=frozenset(ProviderKind),
                               budgets=budgets, learned=self._learned, exclude_offers=self._excluded(job),
-                              exploration=scout, boxes=boxes)
+                              exploration=scout, boxes=boxes, quality=self._quality)
 
     def _mark_down(self, targets: dict[ProviderKind, TargetState], offer_targets: dict[str, TargetState],
                    t: float) -> None:
@@ -630,6 +640,19 @@ class Simulation:
     def _deliver(self, job: JobRecord, attempt: AttemptRecord, t: float) -> None:
         attempt.status, attempt.ended_at = "succeeded", t
         self._end(job, t, "succeeded", "")
+        self._rate(job, attempt)
+
+    def _rate(self, job: JobRecord, attempt: AttemptRecord) -> None:
+        """A synthetic rater's score of the video, if someone rates it, into its offer's tally (the ratings store)
+        and the quality routing reads (policy.quality.routing_quality)."""
+        if self._tallies is None or not rated(self.truth.config.seed, job.key, self.config.rating_share or 0.0):
+            return
+        offer = attempt.offer
+        mean = by_offer(self.truth.config.rating_mean, offer, float(offer.quality))
+        score = rater_score(self.truth.config.seed, job.key, offer.id, mean)
+        self._tallies[offer.id] = self._tallies.get(offer.id, ScoreTally()).plus(score)
+        self._quality = routing_quality([offer], self._tallies, self.config.quality_min_ratings) | {
+            k: v for k, v in self._quality.items() if k != offer.id}
 
     def _expire(self, job: JobRecord, t: float) -> None:
         attempt = job.final

@@ -37,6 +37,7 @@ from typing import TypeVar
 from router.models.common import ProviderKind
 from router.models.decision import DeliveredSpec
 from router.models.offer import Offer
+from router.models.rating import MAX_SCORE, MIN_SCORE
 from router.policy.constraints import vram_reason
 from router.policy.context import TargetState
 
@@ -73,6 +74,21 @@ def by_offer(table: Mapping[str, V], offer: Offer, default: V) -> V:
     if offer.id in table:
         return table[offer.id]
     return table.get(offer.provider.value, default)
+
+
+def rater_score(seed: int, job_key: int, offer_id: str, mean: float) -> int:
+    """One rater's score of one video: 1 + Binomial(4, (mean - 1) / 4), whose mean is `mean` (hvr.sim.ratings)."""
+    rng = random.Random(f"rating:{seed}:{job_key}:{offer_id}")
+    p = (mean - MIN_SCORE) / RATING_STEPS
+    return MIN_SCORE + sum(rng.random() < p for _ in range(RATING_STEPS))
+
+
+def rated(seed: int, job_key: int, share: float) -> bool:
+    """Whether someone rates the job's video: the same draw for every run of a seed."""
+    return random.Random(f"rated:{seed}:{job_key}").random() < share
+
+
+RATING_STEPS = MAX_SCORE - MIN_SCORE
 
 
 @dataclass(frozen=True)

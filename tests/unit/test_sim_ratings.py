@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from hvr.sim import baselines, workload
-from hvr.sim.ratings import MonthRatings, format_recoveries, month_scorecard, rate_month, rater_score
+from hvr.sim.ratings import MonthRatings, format_recoveries, month_scorecard, rate_month
 from hvr.sim.scenario import parse
-from hvr.sim.simulator import RunResult, simulate
-from hvr.sim.truth import Truth, TruthConfig
+from hvr.sim.simulator import RunResult, SimConfig, simulate
+from hvr.sim.truth import Truth, TruthConfig, rater_score
 from router.policy.catalog import load_catalog
 from router.policy.quality import DEFAULT_MIN_RATINGS
 
@@ -103,3 +103,24 @@ def _disagrees(offer_id: str) -> bool:
     offer = next(o for o in OFFERS if o.id == offer_id)
     truth = RATING_MEAN.get(offer_id, RATING_MEAN.get(offer.provider.value, float(offer.quality)))
     return truth != offer.quality
+
+
+def test_routing_by_ratings_as_they_come_moves_work_off_an_offer_the_raters_dislike() -> None:
+    """With raters in the run, the engine reads learned quality once an offer has enough ratings (as the services'
+    context does): AnimateDiff, starred 3 and rated 2.6, falls below the floors it met on its stars."""
+    config = TruthConfig(seed=3, rating_mean=RATING_MEAN)
+    arrivals = workload.generate(400, seed=3)
+    runs = {share: simulate(arrivals, OFFERS, baselines.make("hvr", OFFERS, 3), Truth(config),
+                            SimConfig(rating_share=share)) for share in (None, 0.5)}
+
+    def on(run: RunResult, offer_id: str) -> int:
+        return sum(1 for job in run.jobs if job.delivered and job.final and job.final.offer.id == offer_id)
+
+    def satisfaction(run: RunResult) -> float:
+        return statistics.fmean(r.score for r in rate_month(run, OFFERS, config, share=1.0).ratings)
+
+    assert on(runs[0.5], "local/animatediff-sd15") < on(runs[None], "local/animatediff-sd15")
+    assert satisfaction(runs[0.5]) > satisfaction(runs[None])
+    # A run without raters is the month it always was: nothing else reads the new setting.
+    again = simulate(arrivals, OFFERS, baselines.make("hvr", OFFERS, 3), Truth(config))
+    assert [j.status for j in again.jobs] == [j.status for j in runs[None].jobs]
