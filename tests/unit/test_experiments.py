@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from router.models.experiment import Experiment, Stickiness
 from router.policy.engine import route
 from router.policy.experiments import arm_errors, arm_offers, draw, keep_to_arm, place, unit_of
-from tests.unit.test_policy import NOW, OFFERS, contexts, everywhere, offer, request, requests
+from tests.unit.test_policy import (
+    NOW,
+    OFFERS,
+    assert_meets_hard_constraints,
+    contexts,
+    everywhere,
+    request,
+    requests,
+)
 
 
 def experiment(arms: tuple[str, str] = ("wan", "veo"), share: float = 1.0, name: str = "wan-vs-veo") -> Experiment:
@@ -107,14 +115,8 @@ def test_an_experiment_never_breaks_a_hard_constraint(body: dict, context, pair:
     assert placed.arm == draw(exp.name, unit, share)
     chosen = placed.decision.chosen
     assert chosen is not None
-    row = next(c for c in decision.candidates if c.offer == chosen.offer)
-    assert row.feasible and not row.reasons  # the engine's own verdict: mode, size, floor, cap, budget, deadline
-    assert req.mode in offer(chosen.offer).modes
-    assert offer(chosen.offer).quality >= req.quality.min_score
-    if req.max_cost_usd is not None:
-        assert chosen.estimated_cost_p90_usd <= req.max_cost_usd
-    if req.deadline_s is not None:
-        assert chosen.estimated_ready_at <= NOW + timedelta(seconds=req.deadline_s)
+    # The engine's own verdict on the row (mode, size, floor, cap, budget, deadline), and the request's own figures.
+    assert_meets_hard_constraints(req, decision, chosen)
     assert chosen.offer not in placed.decision.fallbacks
     assert sorted([*placed.decision.fallbacks, chosen.offer]) == sorted(
         [*decision.fallbacks, decision.chosen.offer])  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from router.models.budget import SpendMode
 from router.models.common import Circuit, ProviderKind
+from router.models.decision import Chosen, Decision
 from router.models.request import VideoRequest
 from router.policy import localqueue
 from router.policy.catalog import load_catalog
@@ -178,6 +179,18 @@ contexts = st.builds(
 )
 
 
+def assert_meets_hard_constraints(req: VideoRequest, decision: Decision, chosen: Chosen) -> None:
+    """`chosen` is a row the engine found feasible, and meets the request's mode, floor, cost cap and deadline."""
+    row = next(c for c in decision.candidates if c.offer == chosen.offer)
+    assert row.feasible and not row.reasons
+    assert req.mode in offer(chosen.offer).modes
+    assert offer(chosen.offer).quality >= req.quality.min_score
+    if req.max_cost_usd is not None:
+        assert chosen.estimated_cost_p90_usd <= req.max_cost_usd
+    if req.deadline_s is not None:
+        assert chosen.estimated_ready_at <= NOW + timedelta(seconds=req.deadline_s)
+
+
 @settings(max_examples=300, deadline=None)
 @given(body=requests, context=contexts)
 def test_the_choice_never_violates_a_hard_constraint(body: dict, context: RoutingContext) -> None:
@@ -189,14 +202,7 @@ def test_the_choice_never_violates_a_hard_constraint(body: dict, context: Routin
         assert all(not c.feasible for c in decision.candidates) and decision.reasons
         return
     chosen, spec = decision.chosen, decision.chosen.delivered
-    row = next(c for c in decision.candidates if c.offer == chosen.offer)
-    assert row.feasible and not row.reasons
-    assert req.mode in offer(chosen.offer).modes
-    assert offer(chosen.offer).quality >= req.quality.min_score
-    if req.max_cost_usd is not None:
-        assert chosen.estimated_cost_p90_usd <= req.max_cost_usd
-    if req.deadline_s is not None:
-        assert chosen.estimated_ready_at <= NOW + timedelta(seconds=req.deadline_s)
+    assert_meets_hard_constraints(req, decision, chosen)
     assert abs(spec.duration_s - req.duration_s) <= max(0.5, 0.25 * req.duration_s)
     if req.named_tier is None:
         assert (spec.width, spec.height) == req.size()
