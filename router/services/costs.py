@@ -102,7 +102,7 @@ def rows_between(ledger: LedgerSource, start: date, end: date, tenant: str | Non
 
 class CostGroup(BaseModel):
     key: str
-    videos: int  # delivered videos (succeeded attempts)
+    videos: int  # delivered videos, each where its delivering attempt falls (a long video's segments are one)
     actual_usd: Money  # every attempt's actual cost: failed attempts are paid for too
     estimated_usd: Money
 
@@ -133,13 +133,21 @@ def group_key(row: LedgerEntry, group_by: GroupBy) -> str:
 
 def summarize(rows: Iterable[LedgerEntry], start: date, end: date, group_by: GroupBy,
               tenant: str | None) -> CostReport:
+    rows = list(rows)
+    # A long-form job's segments are succeeded rows of one video: it counts once, where its last segment falls.
+    last: dict[tuple[str, str], LedgerEntry] = {}
+    for row in rows:
+        if row.outcome == SUCCEEDED:
+            seen = last.get((row.tenant, row.job_id))
+            if seen is None or (row.ended_at, row.attempt_id) > (seen.ended_at, seen.attempt_id):
+                last[(row.tenant, row.job_id)] = row
     sums: dict[str, list[Decimal]] = {}
     videos: dict[str, int] = {}
     for row in rows:
         key = group_key(row, group_by)
         actual, estimated = sums.setdefault(key, [Decimal(0), Decimal(0)])
         sums[key] = [actual + row.actual_usd, estimated + row.estimated_usd]
-        videos[key] = videos.get(key, 0) + (row.outcome == SUCCEEDED)
+        videos[key] = videos.get(key, 0) + (last.get((row.tenant, row.job_id)) is row)
     groups = [CostGroup(key=key, videos=videos[key], actual_usd=money(actual), estimated_usd=money(estimated))
               for key, (actual, estimated) in sums.items()]
     # Days read in date order; everything else biggest spender first.

@@ -97,6 +97,14 @@ def test_groups_by_each_dimension_count_videos_and_sum_every_attempt() -> None:
         assert report.total_usd == by_provider.total_usd
 
 
+def test_a_long_videos_segments_count_as_one_video_where_its_last_segment_ends() -> None:
+    first, second = row("2026-11-02T23:50:00Z"), row("2026-11-03T00:05:00Z")
+    segments = [first, second.model_copy(update={"job_id": first.job_id})]
+    by_day = cost_report(FakeLedger([*segments, row("2026-11-03T09:00:00Z")]), *NOV, GroupBy.DAY, None)
+    assert [(g.key, g.videos, g.actual_usd) for g in by_day.groups] == [
+        ("2026-11-02", 0, Decimal("0.2800")), ("2026-11-03", 2, Decimal("0.5600"))]
+
+
 def test_window_keeps_whole_utc_days_and_reads_only_the_months_it_touches() -> None:
     rows = [
         row("2026-10-31T23:59:59Z", actual="1.0000"),
