@@ -185,6 +185,7 @@ class EmbeddedStack:
         self._threads: list[threading.Thread] = []
         self._saved_env: dict[str, str | None] = {}
         self._agent_lock = threading.Lock()  # the supervisor's restart and stop() never overlap
+        self._retries = ScaledRetryBackoff(time_scale)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -210,6 +211,7 @@ class EmbeddedStack:
         if self.keep_state:
             self._keep({**kept, "moto_port": int(self.moto.url.rsplit(":", 1)[1])})
         self._set_env({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.moto.url})
+        self._retries.install()
         clients = {name: client(name, self.moto.url) for name in ("dynamodb", "sqs", "s3", "sns")}
         if self.with_agent and self.fleet:
             self._start_fleet()
@@ -313,6 +315,7 @@ class EmbeddedStack:
         if self.keep_state and self._started:  # everything that writes has stopped: a consistent state to keep
             _quietly(self.save)
         _quietly(self.moto.stop)
+        self._retries.remove()
         if self._lock_file is not None:
             self._lock_file.close()  # and with it the lock
             self._lock_file = None
@@ -510,6 +513,58 @@ class EmbeddedStack:
         for key, value in values.items():
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
+
+
+class ScaledRetryBackoff:
+    """botocore's retry backoff in the stack's time: each delay divided by the time scale, as the stack divides
+    visibility timeouts and poll delays. Throttles only happen here when AwsChaos injects them, and then botocore's
+    standard mode sleeps real seconds (a throttle's first retry waits up to 1 s, its fourth up to 8): at the storm's
+    rates that sleep was a third of its wall time. How many attempts are made, and what is retried, stay botocore's:
+    only the wait between them shrinks. Every client made while the stack runs is wrapped; stop() restores them,
+    since clients are cached per process and outlive the stack."""
+
+    def __init__(self, time_scale: float) -> None:
+        self.time_scale = time_scale
+        self._wrapped: list[tuple[Any, str, str, Callable[..., Any], Callable[..., Any]]] = []
+
+    def install(self) -> None:
+        from router.store import aws
+
+        if self.time_scale == 1 or self._wrap in aws.CLIENT_HOOKS:
+            return
+        for made in list(aws.MADE):
+            self._wrap(made)
+        aws.CLIENT_HOOKS.append(self._wrap)
+
+    def remove(self) -> None:
+        from router.store import aws
+
+        if self._wrap in aws.CLIENT_HOOKS:
+            aws.CLIENT_HOOKS.remove(self._wrap)
+        for made, event, unique_id, standard, scaled in self._wrapped:
+            made.meta.events.unregister(event, scaled, unique_id=unique_id)
+            made.meta.events.register(event, standard, unique_id=unique_id)
+        self._wrapped.clear()
+
+    def _wrap(self, made: Any) -> None:
+        service = made.meta.service_model.service_id.hyphenize()
+        # The names botocore's standard retry mode registers its handler under (botocore/retries/standard.py); the
+        # handler itself is only reachable through the emitter's table of unique ids.
+        event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
+        entry = getattr(getattr(made.meta.events, "_emitter", None), "_unique_id_handlers", {}).get(unique_id)
+        if entry is None or getattr(entry.get("handler"), "scaled_by", None):  # another botocore, or done already
+            return
+        standard = entry["handler"]
+        scale = self.time_scale
+
+        def scaled(**kwargs: Any) -> float | None:
+            delay = standard(**kwargs)  # None: no retry; else the seconds botocore would sleep before it
+            return None if delay is None else delay / scale
+
+        scaled.scaled_by = scale  # type: ignore[attr-defined]
+        made.meta.events.unregister(event, standard, unique_id=unique_id)
+        made.meta.events.register(event, scaled, unique_id=unique_id)
+        self._wrapped.append((made, event, unique_id, standard, scaled))
 
 
 def _quietly(stop: Callable[[], object]) -> None:
