@@ -102,7 +102,7 @@ def test_the_spend_cap_and_the_end_date_stop_assigning() -> None:
 def test_a_request_an_arm_cant_serve_routes_as_ever() -> None:
     w = world()
     experiments.define("wan-vs-veo", spec(), w.deps, by="api:ops")
-    job = run_job(w, resolution="1080p", duration_s=4)  # wan21-1.3b renders 480p/720p only
+    job = run_job(w, resolution="480p", aspect_ratio="1:1")  # Veo renders 16:9 and 9:16 only
     assert job.experiment is None and job.status is JobStatus.SUCCEEDED
 
 
