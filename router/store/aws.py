@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -45,3 +45,13 @@ def put_new(dynamodb: Any, table: str, item: dict[str, Any], key: str) -> bool:
             return False
         raise
     return True
+
+
+def query_all(dynamodb: Any, **query: Any) -> Iterator[dict[str, Any]]:
+    """Every item a DynamoDB Query finds, page after page."""
+    while True:
+        page = dynamodb.query(**query)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        query = {**query, "ExclusiveStartKey": page["LastEvaluatedKey"]}

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from router.errors import Conflict
 from router.models.experiment import AssignedJob, Experiment, ExperimentState
+from router.store.aws import query_all
 from router.store.errors import aws_errors
 
 PK = "EXPERIMENTS"
@@ -67,15 +68,9 @@ class ExperimentsRepository:
 
     def all(self) -> list[ExperimentState]:
         """Every experiment, by name: one query (a deployment runs a handful)."""
-        found: list[ExperimentState] = []
-        args: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": "pk = :pk",
-                                "ExpressionAttributeValues": {":pk": {"S": PK}}}
-        while True:
-            page = self._ddb.query(**args)
-            found += [_state(item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return found
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [_state(item) for item in query_all(
+            self._ddb, TableName=self._table, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": PK}})]
 
     def assign(self, name: str, jobs: list[AssignedJob], cost_usd: Decimal, cap_usd: Decimal) -> AssignedJob:
         """Record the jobs (the first is the deciding one; a pair's twin is the second) and commit `cost_usd`.
@@ -117,15 +112,9 @@ class ExperimentsRepository:
 
     def jobs(self, name: str) -> list[AssignedJob]:
         """Every job the experiment assigned, by tenant and job id."""
-        found: list[AssignedJob] = []
-        args: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": "pk = :pk",
-                                "ExpressionAttributeValues": {":pk": {"S": f"{ASSIGNED_PREFIX}{name}"}}}
-        while True:
-            page = self._ddb.query(**args)
-            found += [AssignedJob.model_validate_json(item["doc"]["S"]) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return found
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [AssignedJob.model_validate_json(item["doc"]["S"]) for item in query_all(
+            self._ddb, TableName=self._table, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"{ASSIGNED_PREFIX}{name}"}})]
 
 
 def _state(item: dict[str, Any]) -> ExperimentState:

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from router.errors import Conflict
 from router.models.rating import Rating, ScoreTally
+from router.store.aws import query_all
 from router.store.errors import aws_errors
 
 PREFIX = "RATINGS#"
@@ -97,28 +98,15 @@ class RatingsRepository:
 
     def tallies(self) -> dict[str, ScoreTally]:
         """Every offer's tally, by offer id: one query, for each routing context."""
-        found: dict[str, ScoreTally] = {}
-        args: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": "pk = :pk",
-                                "ExpressionAttributeValues": {":pk": {"S": TALLY_PK}}}
-        while True:
-            page = self._ddb.query(**args)
-            for item in page.get("Items", []):
-                found[item["sk"]["S"].removeprefix("O#")] = ScoreTally(
+        return {item["sk"]["S"].removeprefix("O#"): ScoreTally(
                     n=int(item["n"]["N"]), total=int(item["total"]["N"]), squares=int(item["squares"]["N"]))
-            if "LastEvaluatedKey" not in page:
-                return found
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                for item in query_all(self._ddb, TableName=self._table, KeyConditionExpression="pk = :pk",
+                                      ExpressionAttributeValues={":pk": {"S": TALLY_PK}})}
 
     def _query(self, pk: str, condition: str, values: dict[str, Any]) -> list[Rating]:
-        found: list[Rating] = []
-        args: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": f"pk = :pk AND {condition}",
-                                "ExpressionAttributeValues": {":pk": {"S": pk}, **values}}
-        while True:
-            page = self._ddb.query(**args)
-            found += [Rating.model_validate_json(item["doc"]["S"]) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return found
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [Rating.model_validate_json(item["doc"]["S"]) for item in query_all(
+            self._ddb, TableName=self._table, KeyConditionExpression=f"pk = :pk AND {condition}",
+            ExpressionAttributeValues={":pk": {"S": pk}, **values})]
 
 
 def _lost_race(exc: ClientError) -> bool:
