@@ -9,7 +9,7 @@ Each function names the scipy.stats call it reproduces; tests/unit/test_stats.py
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from statistics import NormalDist
 
 _NORMAL = NormalDist()
@@ -52,12 +52,12 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return low, high
 
 
-def _solve(f: object, target: float, increasing: bool = True) -> float:
+def _solve(f: Callable[[float], float], target: float, increasing: bool = True) -> float:
     """The p in [0, 1] where the monotone f(p) crosses target, by bisection."""
     low, high = 0.0, 1.0
     for _ in range(_BISECTIONS):
         mid = (low + high) / 2
-        value = f(mid)  # type: ignore[operator]
+        value = f(mid)
         if (value < target) == increasing:
             low = mid
         else:
