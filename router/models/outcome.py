@@ -35,6 +35,7 @@ class AttemptCode(StrEnum):
     OUTPUT_MISMATCH = "output_mismatch"  # not the size, frames or fps it was asked for
     EXPLORATION_ABANDONED = "exploration_abandoned"  # an exploring try not done by its abandon point
     QUEUE_STALLED = "queue_stalled"  # a cloud provider never started it (poll_chain.QUEUE_STALL_S); cancelled there
+    RENDER_STALLED = "render_stalled"  # a cloud render still not done far past its expected time (render_stall_s)
     # Why an attempt ended otherwise, or what holds an open one.
     CANCELLED = "cancelled"
     EXPIRED = "expired"

@@ -22,10 +22,12 @@ MAX_FAILURES_PER_OFFER = 2
 # the bounded submit tries) rules out the offers that need our fetch; one that hands the provider the URL may still
 # work. An exploring attempt stopped at its abandon point was too slow for this job, and trying it again would spend
 # the time kept for the fallback. A provider that left the job in its queue for half an hour has no capacity for it
-# now, and a second try there would wait as long again.
+# now, and a second try there would wait as long again; one that ran a render far past its time is likely to hang
+# again.
 OFFER_FAULTS = frozenset({AttemptCode.REJECTED, AttemptCode.OUTPUT_REJECTED, AttemptCode.OUTPUT_MISMATCH,
                           AttemptCode.OUTPUT_UNPLAYABLE, AttemptCode.INPUT_REJECTED, AttemptCode.INPUT_UNAVAILABLE,
-                          AttemptCode.EXPLORATION_ABANDONED, AttemptCode.QUEUE_STALLED})
+                          AttemptCode.EXPLORATION_ABANDONED, AttemptCode.QUEUE_STALLED,
+                          AttemptCode.RENDER_STALLED})
 PROVIDER_FAULTS = frozenset({AttemptCode.CONTENT_FILTERED})
 
 

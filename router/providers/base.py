@@ -128,6 +128,7 @@ def offer_health(health: TargetHealth, provider: VideoProvider, offer: Offer) ->
 
 class VideoProvider(ABC):
     kind: ProviderKind
+    cancellable = True  # whether `cancel` can stop a job; where not (Veo), a job runs to its end once submitted
 
     def submit(self, submission: Submission) -> ProviderStatus:
         with translate_errors(submitting=True):

@@ -75,6 +75,7 @@ HEALTH_PROBE_OPERATION = "hvr-health-probe"
 
 class VeoProvider(VideoProvider):
     kind = ProviderKind.VEO
+    cancellable = False
 
     def __init__(self, project: str | None, location: str = "us-central1", api_key: str | None = None,
                  base_url: str | None = None, client: Any = None, *, credentials: Any = None,

@@ -12,11 +12,13 @@ from router.services import circuits
 from router.services.deps import Deps
 from router.services.poll_chain import (
     QUEUE_STALL_S,
+    RENDER_STALL_FLOOR_S,
     UNREACHABLE_FLOOR_S,
     Chain,
     hint_chain,
     mark_submitted,
     poll_on,
+    render_stall_s,
     silent,
 )
 from router.services.route import abandon, attempt_failed, gave_up, stall
@@ -72,19 +74,25 @@ def on_status(job: Job, attempt: Attempt, status: ProviderStatus, deps: Deps, ch
         attempt_failed(job, attempt.id, deps, reason, billed=status.billed, provider_cost=status.cost_usd)
     elif attempt.explore_until is not None and deps.clock() >= attempt.explore_until:
         abandon(job, attempt, deps)
-    elif _stalled(attempt, status, deps) and stall(job, attempt, deps):
+    elif (stalled := _stalled(attempt, status, deps)) is not None and stall(job, attempt, deps, stalled):
         return
     else:
         poll_on(job, attempt, deps, status, chain, message)
 
 
-def _stalled(attempt: Attempt, status: ProviderStatus, deps: Deps) -> bool:
-    if attempt.provider is ProviderKind.LOCAL or status.state is not ProviderState.QUEUED:
-        return False
-    if attempt.status is AttemptStatus.RUNNING:
-        return False  # it started once: a provider that re-queues a job (a worker lost) is still working on it
+def _stalled(attempt: Attempt, status: ProviderStatus, deps: Deps) -> AttemptCode | None:
+    """Why a cloud attempt its provider still holds is taken for stuck, if it is: never started in QUEUE_STALL_S, or
+    not done by render_stall_s. The GPU agent's queue is planned, and a box gone quiet is found by its heartbeats."""
+    if attempt.provider is ProviderKind.LOCAL or status.state.ended:
+        return None
     waited_s = (deps.clock() - attempt.started_at).total_seconds()
-    return waited_s >= max(UNREACHABLE_FLOOR_S, QUEUE_STALL_S / deps.time_scale)
+    # A job that started once and was re-queued (a provider's worker lost) is still being worked on: it has the
+    # render's allowance, not the queue's.
+    if status.state is ProviderState.QUEUED and attempt.status is not AttemptStatus.RUNNING:
+        limit, floor, code = QUEUE_STALL_S, UNREACHABLE_FLOOR_S, AttemptCode.QUEUE_STALLED
+    else:
+        limit, floor, code = render_stall_s(attempt), RENDER_STALL_FLOOR_S, AttemptCode.RENDER_STALLED
+    return code if waited_s >= max(floor, limit / deps.time_scale) else None
 
 
 # How the agent's comfyui engine reports an input it could not fetch (agent/engines/comfyui.py `_download`).

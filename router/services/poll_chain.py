@@ -48,6 +48,21 @@ UNREACHABLE_FLOOR_S = 5.0
 QUEUE_STALL_S = 1800.0
 
 
+# A cloud render still not done this long after its submit is taken for hung (poll.on_status): stopped where the
+# provider can stop it, and the job falls back. The queue's own allowance plus a multiple of the catalog's p50 render
+# time (a default where the attempt has none), so only a render several times slower than expected is cut.
+RENDER_STALL_FACTOR = 4.0
+RENDER_STALL_DEFAULT_S = 600.0
+# Never less than this many wall seconds, whatever the time scale: a sandbox encodes its real MP4 in wall time, and
+# on a loaded machine a 720p render takes several seconds of it.
+RENDER_STALL_FLOOR_S = 30.0
+
+
+def render_stall_s(attempt: Attempt) -> float:
+    """Modelled seconds after its submit past which a cloud attempt that is running, not done, is taken for hung."""
+    return QUEUE_STALL_S + RENDER_STALL_FACTOR * (attempt.estimated_render_s or RENDER_STALL_DEFAULT_S)
+
+
 # A due chain message that failed once comes back after the jobs queue's visibility timeout (infra/template.yaml):
 # only past due plus this is a chain taken for lost.
 CHAIN_GRACE_S = 720.0

@@ -449,17 +449,30 @@ def abandon(job: Job, attempt: Attempt, deps: Deps) -> None:
                                                    "stopped at the provider"), billed, actual)
 
 
-def stall(job: Job, attempt: Attempt, deps: Deps) -> bool:
-    """A cloud attempt its provider never started (poll_chain.QUEUE_STALL_S): cancel it there and fall back; the
+def stall(job: Job, attempt: Attempt, deps: Deps, code: AttemptCode) -> bool:
+    """A cloud attempt its provider never started (`queue_stalled`, poll_chain.QUEUE_STALL_S) or is still rendering
+    far past its expected time (`render_stalled`, poll_chain.render_stall_s): cancel it there and fall back; the
     reason rules the offer out for the job. False, and nothing changed, while the provider can't confirm the cancel:
-    a job still queued there may yet run and bill, so the next poll tries again rather than routing beside it."""
+    a job still there may yet run and bill, so the next poll tries again rather than routing beside it. A render on
+    a provider that can't cancel at all (Veo) would never be confirmed: it is left running, billed nothing, and the
+    job falls back (as an exploring attempt past its abandon point does)."""
     stopped = settle.stop(job, attempt, deps, AttemptOutcome.ABANDONED)
-    if stopped is None:
+    provider = deps.providers.get(attempt.provider)
+    uncancellable = code is AttemptCode.RENDER_STALLED and provider is not None and not provider.cancellable
+    if stopped is None and not uncancellable:
         return False
     waited_min = (deps.clock() - attempt.started_at).total_seconds() * deps.time_scale / 60
-    fall_back(job, attempt.id, deps, AttemptReason(AttemptCode.QUEUE_STALLED,
-                                                   f"{attempt.provider.value} never started it in {waited_min:.0f} "
-                                                   "min; cancelled there"), stopped.billed, stopped.actual)
+    name = attempt.provider.value
+    what = (f"{name} never started it in {waited_min:.0f} min" if code is AttemptCode.QUEUE_STALLED
+            else f"{name} still rendering it after {waited_min:.0f} min")
+    if stopped is None:
+        billed, actual = NOTHING_BILLED, record_ledger(job, attempt, deps, AttemptOutcome.ABANDONED, NOTHING_BILLED,
+                                                       None)
+        detail = f"{what}; it can't be cancelled: left running, unbilled"
+    else:
+        billed, actual = stopped.billed, stopped.actual
+        detail = f"{what}; cancelled there"
+    fall_back(job, attempt.id, deps, AttemptReason(code, detail), billed, actual)
     return True
 
 

@@ -1,6 +1,7 @@
 """The fault matrix through the real worker: each provider fault → its declared retry, fallback or terminal state,
 and never two paid submissions for one attempt. Providers are the sandboxes, spoken to by the real adapters."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ from router.models.common import ProviderKind
 from router.models.job import AttemptStatus, JobStatus
 from router.models.request import VideoRequest
 from router.providers.base import ProviderState, ProviderStatus
+from router.services import lifecycle
 from router.services.submit import accept
 
 RUNPOD_720 = {"mode": "t2v", "prompt": "waves on black sand", "resolution": "720p", "duration_s": 5,
@@ -85,6 +87,32 @@ def test_a_job_its_provider_never_starts_is_cancelled_there_and_falls_back(stack
     assert "cancelled there" in str(stalled.reason) and stalled.offer != delivered.offer
     status = deps.providers[ProviderKind(provider)].status(stalled.provider_job_id)
     assert status.state is ProviderState.CANCELLED, "the fallback runs only once the stuck job is cancelled"
+    rows = {row.attempt_id: row for row in deps.ledger.for_job("faults", job.id)}
+    assert rows[stalled.id].outcome == "abandoned" and rows[stalled.id].actual_usd == 0
+
+
+def test_a_render_that_runs_far_past_its_time_is_given_up_and_falls_back(stack, deps) -> None:
+    # Before, a Veo operation that never finished held its job until the deadline, a day away (the storm soak's lost
+    # job at 60 jobs). Veo can't cancel: the attempt is left billed at nothing, as the operation never delivers.
+    veo = sandbox(stack, "veo")
+    before = len(veo.operations)
+    veo.plan.queue("create", Fault.STUCK)
+    job = accept(VideoRequest.parse_at_edge(VEO_720), "faults", deps)
+    assert stack.drain(lambda: any(a.provider_job_id for a in deps.jobs.get("faults", job.id).attempts), timeout_s=30)
+
+    def submitted_an_hour_ago(draft):
+        # An hour passing, without the test waiting out the stall rule's real-time floor.
+        draft.attempts[0].started_at -= timedelta(hours=1)
+        return draft.status
+
+    lifecycle.update(deps, "faults", job.id, submitted_an_hour_ago)
+    assert stack.drain(lambda: deps.jobs.get("faults", job.id).status.terminal, timeout_s=60)
+    job = deps.jobs.get("faults", job.id)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    stalled, delivered = job.attempts
+    assert stalled.status is AttemptStatus.FAILED and stalled.reason.code == "render_stalled", stalled.reason
+    assert "can't be cancelled" in str(stalled.reason) and stalled.offer != delivered.offer
+    assert len(veo.operations) - before == 2
     rows = {row.attempt_id: row for row in deps.ledger.for_job("faults", job.id)}
     assert rows[stalled.id].outcome == "abandoned" and rows[stalled.id].actual_usd == 0
 
