@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -489,6 +490,13 @@ class _Server(ThreadingHTTPServer):
     # socketserver's listen backlog is 5: a burst of clients (a test's thread pool, a campaign's uploads) overflows
     # it and the kernel drops or resets the rest. A managed API queues them; so does this, as far as the kernel allows.
     request_queue_size = socket.SOMAXCONN
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-response (a CLI that could not write the file it was streaming) is the client's
+        # business, as behind API Gateway; socketserver would print a traceback into the client's own stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
