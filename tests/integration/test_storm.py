@@ -23,7 +23,7 @@ import sqlite3
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -115,6 +115,23 @@ class SweeperSchedule:
         self._due = time.monotonic() + self.every_s
 
 
+class Progress:
+    """How far a long storm is: every twentieth of the submissions, then every minute while the last jobs end."""
+
+    def __init__(self, jobs: int, tell: Callable[[str], None]) -> None:
+        self.jobs, self.tell = jobs, tell
+        self.started = self._told_at = time.monotonic()
+
+    def submitted(self, n: int) -> None:
+        if n % max(1, self.jobs // 20) == 0:
+            self.tell(f"{n}/{self.jobs} submitted at {time.monotonic() - self.started:.0f} s")
+
+    def waiting(self, ended: int, submitted: int) -> None:
+        if time.monotonic() - self._told_at >= 60:
+            self._told_at = time.monotonic()
+            self.tell(f"{ended}/{submitted} ended at {self._told_at - self.started:.0f} s")
+
+
 @contextmanager
 def renders_encoded_once() -> Iterator[None]:
     """The provider sandboxes encode each output as a real H.264 file when it is first downloaded (720p for 5 s:
@@ -151,7 +168,9 @@ def storm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSt
 
 
 def storm(stack: EmbeddedStack, jobs: int, seed: int, agent_kills: int = 2,
-          killed_after_accept: float = KILLED_AFTER_ACCEPT) -> dict[str, Any]:
+          killed_after_accept: float = KILLED_AFTER_ACCEPT,
+          progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """`progress`: told how far the storm is, every twentieth of the submissions and every minute after."""
     deps, rng = stack.deps, random.Random(seed)
     sqs = client("sqs", stack.moto.url)
     jobs_queue, dlq = stack.stack.queue_urls["JobsQueue"], stack.stack.queue_urls["JobsDeadLetterQueue"]
@@ -170,6 +189,7 @@ def storm(stack: EmbeddedStack, jobs: int, seed: int, agent_kills: int = 2,
     for body in POISON:
         sqs.send_message(QueueUrl=jobs_queue, MessageBody=body)
     started = time.monotonic()
+    told = Progress(jobs, progress)
     ids: list[str] = []
     kills_at = [jobs * (n + 1) // (agent_kills + 1) for n in range(agent_kills)]  # after so many submissions
     agent_restarts = 0
@@ -211,12 +231,14 @@ def storm(stack: EmbeddedStack, jobs: int, seed: int, agent_kills: int = 2,
                 stack.poll_once()
                 restart_agent_when_due()
                 sweeps.run_when_due()
+                told.submitted(n + 1)
             # Scaled by the size: the storm takes under a second of wall time a job, so past a minute plus 6 s a job
             # it is stuck rather than slow.
             give_up_at = time.monotonic() + 60 + 6 * jobs
             while not all_ended() and time.monotonic() < give_up_at:
                 stack.drain(lambda: False, timeout_s=SWEEP_EVERY_S)
                 sweeps.run_when_due()
+                told.waiting(ended, len(ids))
             injected = dict(chaos.injected)
     finally:
         for mapping in stack.mappings:
@@ -307,7 +329,11 @@ def test_storm_scaled(storm_stack: EmbeddedStack, capsys: pytest.CaptureFixture[
 @pytest.mark.slow
 def test_storm_full(storm_stack: EmbeddedStack, capsys: pytest.CaptureFixture[str]) -> None:
     # `make soak HVR_STORM_JOBS=10000`: the issue's soak size (under a second of wall time a job on a laptop).
-    report = storm(storm_stack, jobs=int(os.environ.get("HVR_STORM_JOBS") or 100), seed=23)
+    def progress(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n  storm: {line}", flush=True)
+
+    report = storm(storm_stack, jobs=int(os.environ.get("HVR_STORM_JOBS") or 100), seed=23, progress=progress)
     with capsys.disabled():
         print(f"\n  storm (full): {report}")
     check(report)
