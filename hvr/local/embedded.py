@@ -210,7 +210,9 @@ class EmbeddedStack:
         self._start_moto(kept.get("moto_port", 0))
         if self.keep_state:
             self._keep({**kept, "moto_port": int(self.moto.url.rsplit(":", 1)[1])})
-        self._set_env({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.moto.url})
+        # moto keeps an S3 object under 5 MB in memory: every stored video, for as long as the stack runs (6 GB at the
+        # storm's 10,000 jobs). Past 64 KiB it spills to a temporary file instead.
+        self._set_env({**LOCAL_ENV, "AWS_ENDPOINT_URL": self.moto.url, "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": "65536"})
         self._retries.install()
         clients = {name: client(name, self.moto.url) for name in ("dynamodb", "sqs", "s3", "sns")}
         if self.with_agent and self.fleet:
