@@ -57,7 +57,7 @@ RESERVATION_REAP_S = 900.0  # a reservation this old whose attempt has ended was
 def sweep(deps: Deps) -> SweepReport:
     now = deps.clock()
     report = SweepReport()
-    reaped = money.release_stale(deps, now - timedelta(seconds=RESERVATION_REAP_S / deps.time_scale))
+    reaped = money.release_stale(deps, now - timedelta(seconds=_wall(RESERVATION_REAP_S, deps.time_scale)))
     if reaped:
         report.nudged["reservations_released"] = reaped
     rolled = money.roll_over(deps, now)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
+from router.models.budget import BudgetUpdate
 from router.models.common import ProviderKind, utcnow
 from router.models.request import VideoRequest
-from router.services import submit, sweeper
+from router.services import money, submit, sweeper
 from router.store.errors import StoreUnavailable
 from tests.twins import ScriptedVeo, twins
 
@@ -65,3 +67,22 @@ def test_one_jobs_failed_rescue_does_not_cost_the_others_theirs(monkeypatch) -> 
     assert sweeper.sweep(world.deps).nudged == {"route": 1}  # the one whose rescue failed
     world.run()
     assert {job.status.value for job in world.jobs.list("acme")[0]} == {"succeeded"}
+
+
+def test_at_a_high_time_scale_a_fresh_hold_is_not_reaped_before_the_real_time_floor() -> None:
+    """The reaper releases a hold whose attempt the job doesn't show; at 19,000x (the demo's scale) its 15 minutes
+    were 47 ms, shorter than a loaded route takes between reserving and writing the attempt into the job. The hold
+    was released at nothing, the render's ledger row then counted in no budget: the demo's campaign budget drifted
+    $0.2558 below its ledger."""
+    now = [utcnow()]
+    world = twins({ProviderKind.VEO: ScriptedVeo([])}, clock=lambda: now[0], HVR_TIME_SCALE="19000")
+    deps = world.deps
+    money.set_budget(deps, "tenant:acme", BudgetUpdate(limit_usd=Decimal("10")), now[0], "api:test")
+    job = submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", deps)
+    money.reserve(deps, "acme", None, job.id, f"att_{job.id}_1", Decimal("1.5"), now[0])  # the attempt not written yet
+    now[0] += timedelta(seconds=1)  # 19,000 modelled seconds: past RESERVATION_REAP_S, not past the floor
+    sweeper.sweep(deps)
+    assert deps.budgets.reservation(f"att_{job.id}_1").state == "reserved"
+    now[0] += timedelta(seconds=5)  # past the floor: a hold no attempt took up is a crash's leftover
+    sweeper.sweep(deps)
+    assert deps.budgets.reservation(f"att_{job.id}_1").state == "settled"
