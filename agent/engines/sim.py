@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -207,6 +208,15 @@ class _FramePainter:
         self._y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
         self._header = f"SIM (not a model) | {model_name}"
         self._prompt_lines = self._wrap(prompt)
+        # The header and prompt are the same on every frame: drawn once (outlined text is most of a frame's cost) and
+        # laid over each frame's gradient; only the counter is drawn per frame.
+        self._overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        overlay = ImageDraw.Draw(self._overlay)
+        self._text(overlay, 0, self._header)
+        for row, line in enumerate(self._prompt_lines, start=2):  # row 1 is the counter's
+            self._text(overlay, row, line)
+        self._text_box = self._overlay.getbbox()  # pasting only the text's box, not the whole transparent frame
+        self._overlay_text = self._overlay.crop(self._text_box) if self._text_box else self._overlay
 
     def _wrap(self, prompt: str) -> list[str]:
         # Lines that fit under the header and the counter; the last one is marked when the prompt is cut.
@@ -224,17 +234,25 @@ class _FramePainter:
 
     def paint(self, index: int, frames: int) -> np.ndarray:
         phase = index / max(frames, 1)
-        red, green = np.broadcast_arrays((self._x + phase) % 1.0, (self._y + 0.5 * phase) % 1.0)
-        blue = np.full_like(red, 0.5 + 0.5 * math.sin(2 * math.pi * phase))
-        # Kept in a mid range so white text with a dark outline stays readable on every frame.
-        rgb = (40 + 150 * np.stack([red, green, blue], axis=-1)).astype(np.uint8)
+        # Kept in a mid range so white text with a dark outline stays readable on every frame. Red varies along x
+        # only and green along y only: each is worked out for one row or column and broadcast into the frame.
+        rgb = np.empty((self._height, self._width, 3), dtype=np.uint8)
+        rgb[..., 0] = _shade((self._x + phase) % 1.0)
+        rgb[..., 1] = _shade((self._y + 0.5 * phase) % 1.0)
+        rgb[..., 2] = _shade(np.float32(0.5 + 0.5 * math.sin(2 * math.pi * phase)))
         image = Image.fromarray(rgb)
-        draw = ImageDraw.Draw(image)
-        lines = [self._header, f"frame {index + 1}/{frames}", *self._prompt_lines]
-        for row, line in enumerate(lines):
-            draw.text((2, 2 + row * self._line_height()), line, font=self._font, fill=(255, 255, 255),
-                      stroke_width=1, stroke_fill=(0, 0, 0))
+        if self._text_box is not None:
+            image.paste(self._overlay_text, self._text_box[:2], self._overlay_text)
+        self._text(ImageDraw.Draw(image), 1, f"frame {index + 1}/{frames}")
         return np.asarray(image)
+
+    def _text(self, draw: ImageDraw.ImageDraw, row: int, line: str) -> None:
+        draw.text((2, 2 + row * self._line_height()), line, font=self._font, fill=(255, 255, 255),
+                  stroke_width=1, stroke_fill=(0, 0, 0))
+
+
+def _shade(value: np.ndarray | np.floating[Any]) -> np.ndarray:
+    return np.asarray(40 + 150 * value).astype(np.uint8)
 
 
 def _font(size: int) -> _Font:

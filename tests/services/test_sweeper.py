@@ -82,7 +82,9 @@ def test_at_a_high_time_scale_a_fresh_hold_is_not_reaped_before_the_real_time_fl
     money.reserve(deps, "acme", None, job.id, f"att_{job.id}_1", Decimal("1.5"), now[0])  # the attempt not written yet
     now[0] += timedelta(seconds=1)  # 19,000 modelled seconds: past RESERVATION_REAP_S, not past the floor
     sweeper.sweep(deps)
-    assert deps.budgets.reservation(f"att_{job.id}_1").state == "reserved"
+    held = deps.budgets.reservation(f"att_{job.id}_1")
+    assert held is not None and held.state == "reserved"
     now[0] += timedelta(seconds=5)  # past the floor: a hold no attempt took up is a crash's leftover
     sweeper.sweep(deps)
-    assert deps.budgets.reservation(f"att_{job.id}_1").state == "settled"
+    held = deps.budgets.reservation(f"att_{job.id}_1")
+    assert held is not None and held.state == "settled"
