@@ -229,7 +229,9 @@ def storm(stack: EmbeddedStack, jobs: int, seed: int, agent_kills: int = 2,
     started = time.monotonic()
     told = Progress(jobs, progress)
     ids: list[str] = []
-    kills_at = [jobs * (n + 1) // (agent_kills + 1) for n in range(agent_kills)]  # after so many submissions
+    # After so many submissions, or so much of the sending time (a soak cut short by its time still kills the agent).
+    kills_at = [(jobs * (n + 1) // (agent_kills + 1), submit_for_s * (n + 1) / (agent_kills + 1))
+                for n in range(agent_kills)]
     agent_restarts = 0
     try:
         with AwsChaos(AWS_FAULTS, batch_entry_rate=0.1, seed=seed) as chaos:
@@ -248,7 +250,7 @@ def storm(stack: EmbeddedStack, jobs: int, seed: int, agent_kills: int = 2,
             def restart_agent_when_due() -> None:
                 # Mid-run, with a local render on the box: the kill loses it, as a crash would.
                 nonlocal agent_restarts
-                if kills_at and len(ids) >= kills_at[0]:
+                if kills_at and (len(ids) >= kills_at[0][0] or time.monotonic() - started >= kills_at[0][1]):
                     kills_at.pop(0)
                     stack.agent.kill()
                     stack.agent.start()
