@@ -17,7 +17,7 @@ import httpx
 from router.backoff import backoff
 from router.models.common import ProviderKind, iso
 from router.models.job import Job
-from router.providers.download import UnsafeDownload, send_checked
+from router.providers.download import UnsafeDownload, send_checked, tls
 from router.services.deps import Deps
 from router.store.messages import MessageKind, WorkerMessage
 
@@ -41,7 +41,7 @@ def _post(url: str, dev_hosts: str | None, payload: bytes, headers: dict[str, st
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     overrides = dict(pair.split("=", 1) for pair in (dev_hosts or "").split(",") if "=" in pair)
-    with httpx.Client(timeout=10.0, follow_redirects=False) as http:
+    with httpx.Client(timeout=10.0, follow_redirects=False, verify=tls()) as http:
         if host in overrides:
             query = f"?{parts.query}" if parts.query else ""
             return http.post(f"http://{overrides[host]}{parts.path or '/'}{query}", content=payload,
