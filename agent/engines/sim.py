@@ -210,13 +210,13 @@ class _FramePainter:
         self._prompt_lines = self._wrap(prompt)
         # The header and prompt are the same on every frame: drawn once (outlined text is most of a frame's cost) and
         # laid over each frame's gradient; only the counter is drawn per frame.
-        self._overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-        overlay = ImageDraw.Draw(self._overlay)
-        self._text(overlay, 0, self._header)
+        overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(overlay)
+        self._text(draw, 0, self._header)
         for row, line in enumerate(self._prompt_lines, start=2):  # row 1 is the counter's
-            self._text(overlay, row, line)
-        self._text_box = self._overlay.getbbox()  # pasting only the text's box, not the whole transparent frame
-        self._overlay_text = self._overlay.crop(self._text_box) if self._text_box else self._overlay
+            self._text(draw, row, line)
+        box = overlay.getbbox()  # only the text's box is laid over, not the whole transparent frame
+        self._overlay = (overlay.crop(box), box[:2]) if box else None
 
     def _wrap(self, prompt: str) -> list[str]:
         # Lines that fit under the header and the counter; the last one is marked when the prompt is cut.
@@ -241,8 +241,9 @@ class _FramePainter:
         rgb[..., 1] = _shade((self._y + 0.5 * phase) % 1.0)
         rgb[..., 2] = _shade(np.float32(0.5 + 0.5 * math.sin(2 * math.pi * phase)))
         image = Image.fromarray(rgb)
-        if self._text_box is not None:
-            image.paste(self._overlay_text, self._text_box[:2], self._overlay_text)
+        if self._overlay is not None:
+            text, corner = self._overlay
+            image.paste(text, corner, text)
         self._text(ImageDraw.Draw(image), 1, f"frame {index + 1}/{frames}")
         return np.asarray(image)
 
