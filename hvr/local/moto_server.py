@@ -80,7 +80,7 @@ def stop_tracking_models() -> None:
         return object.__new__(cls)
 
     untracked.untracked = True  # type: ignore[attr-defined]
-    BaseModel.__new__ = untracked  # type: ignore[assignment,method-assign]
+    BaseModel.__new__ = untracked  # type: ignore[method-assign]
     reset_model_data()  # and let go of those tracked so far
 
 
