@@ -349,7 +349,7 @@ class MemoryBudgets:
             stored = self._reservations.get(reservation.attempt_id)
             if stored is None or stored.state != "reserved":
                 return False
-            self._reservations[reservation.attempt_id] = dataclasses.replace(stored, state="settled")
+            self._reservations[reservation.attempt_id] = dataclasses.replace(stored, state="settled", actual=actual)
             for row in (self._budgets[key] for key in keys):
                 row.reserved -= estimate
                 row.spent += actual

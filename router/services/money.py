@@ -72,16 +72,29 @@ def charge(deps: Deps, entry: LedgerEntry) -> None:
     period = period_of(entry.ended_at)
     reservation = deps.budgets.reservation(entry.attempt_id)
     held_here = reservation is not None and reservation.period == period
-    if reservation is not None and reservation.state == "reserved":
-        deps.budgets.settle(reservation, entry.actual_usd, spent_here=held_here)
+    settled_here = reservation is not None and reservation.state == "reserved" and deps.budgets.settle(
+        reservation, entry.actual_usd, spent_here=held_here)
     counted = list(reservation.scopes) if reservation is not None and held_here else []
     if deps.ledger.record(entry):
         deps.exports.write(entry)
+        if counted and not settled_here:
+            _count_what_the_hold_missed(deps, entry, counted, period)
         unheld = [scope for scope in deps.budgets.get_many(scopes_for(entry.tenant, entry.campaign_id), period)
                   if scope not in counted]
         counted += [scope for scope in unheld if deps.budgets.add_spent(scope, period, entry.actual_usd)]
     if counted:
         _thresholds(deps, counted, period, entry.ended_at)
+
+
+def _count_what_the_hold_missed(deps: Deps, entry: LedgerEntry, scopes: list[str], period: str) -> None:
+    """This row is the attempt's first, but its hold was settled before it: by a duplicate charge of the same row
+    (at this actual: nothing is missing) or by the reaper, which found no row and released it at nothing. The
+    budgets would then count the render nowhere, so what the settlement left out is counted now."""
+    settled = deps.budgets.reservation(entry.attempt_id)
+    missing = entry.actual_usd - (settled.actual if settled is not None and settled.actual is not None else Decimal(0))
+    if missing > 0:
+        for scope in scopes:
+            deps.budgets.add_spent(scope, period, missing)
 
 
 def release_stale(deps: Deps, older_than: datetime) -> int:

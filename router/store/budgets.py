@@ -40,6 +40,7 @@ class Reservation:
     estimate: Decimal
     state: str
     created_at: str
+    actual: Decimal | None = None  # what it was settled at; None while it holds
 
 
 def _n(value: Decimal) -> dict[str, str]:
@@ -190,7 +191,8 @@ class BudgetRepository:
         return Reservation(attempt_id=attempt_id, tenant=item["tenant"]["S"], job_id=item["job_id"]["S"],
                            period=item["period"]["S"],
                            scopes=tuple(s["S"] for s in item["scopes"]["L"]), estimate=Decimal(item["estimate"]["N"]),
-                           state=item["state"]["S"], created_at=item["created_at"]["S"])
+                           state=item["state"]["S"], created_at=item["created_at"]["S"],
+                           actual=Decimal(item["actual"]["N"]) if "actual" in item else None)
 
     def settle(self, reservation: Reservation, actual: Decimal, spent_here: bool = True) -> bool:
         """Move the estimate out of reserved and the actual into spent, once; False if already settled. With

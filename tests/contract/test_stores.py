@@ -693,7 +693,8 @@ def test_settle_moves_the_estimate_to_the_actual_once(stores: Stores) -> None:
         (Decimal("3.25"), Decimal(0), Decimal("6.75"), Decimal("1.25")),
         (Decimal("3.25"), Decimal(0), Decimal("-0.25"), Decimal("1.25"))]
     settled = stores.budgets.reservation("att_1")
-    assert settled is not None and settled.state == "settled"
+    assert settled is not None and (settled.state, settled.actual) == ("settled", Decimal("3.25"))
+    assert reservation.actual is None  # while it held
 
 
 def test_settle_under_the_estimate_gives_the_rest_back(stores: Stores) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from router.models.budget import BudgetUpdate
+from router.models.budget import BudgetUpdate, period_of
 from router.models.common import ProviderKind, utcnow
+from router.models.ledger import LedgerEntry
+from router.models.outcome import AttemptOutcome
 from router.models.request import VideoRequest
 from router.services import money, submit, sweeper
 from router.store.errors import StoreUnavailable
@@ -88,3 +90,37 @@ def test_at_a_high_time_scale_a_fresh_hold_is_not_reaped_before_the_real_time_fl
     sweeper.sweep(deps)
     held = deps.budgets.reservation(f"att_{job.id}_1")
     assert held is not None and held.state == "settled"
+
+
+def test_a_render_whose_hold_was_reaped_before_its_row_is_still_counted_once() -> None:
+    """The reaper releases at nothing a hold whose attempt shows no ledger row. Should the row come after (a
+    render billed long after its attempt looked dead), `charge` found the hold settled and counted the row in no
+    budget: the budget read less than its ledger."""
+    now = [utcnow()]
+    world = twins({ProviderKind.VEO: ScriptedVeo([])}, clock=lambda: now[0])
+    deps = world.deps
+    money.set_budget(deps, "tenant:acme", BudgetUpdate(limit_usd=Decimal("10")), now[0], "api:test")
+    job = submit.accept(VideoRequest.parse_at_edge(REQUEST), "acme", deps)
+    attempt_id = f"att_{job.id}_1"
+    money.reserve(deps, "acme", None, job.id, attempt_id, Decimal("1.5"), now[0])  # no attempt took it up
+    now[0] += timedelta(hours=1)
+    sweeper.sweep(deps)
+    released = deps.budgets.reservation(attempt_id)
+    assert released is not None and (released.state, released.actual) == ("settled", Decimal(0))
+    entry = billed_row(job.id, attempt_id, Decimal("1.2345"), now[0])
+    money.charge(deps, entry)
+    money.charge(deps, entry)  # a duplicate of the same row counts nothing more
+    [budget] = deps.budgets.get_many(["tenant:acme"], period_of(now[0])).values()
+    assert (budget.spent_usd, budget.reserved_usd) == (Decimal("1.2345"), Decimal(0))
+    assert money.drift(deps, period_of(now[0])) == []
+
+
+
+def billed_row(job_id: str, attempt_id: str, actual: Decimal, ended_at: datetime) -> LedgerEntry:
+    seconds = Decimal(4)
+    return LedgerEntry(tenant="acme", job_id=job_id, attempt_id=attempt_id, provider=ProviderKind.VEO,
+                       offer="veo/veo-3-fast", model="veo-3-fast", outcome=AttemptOutcome.SUCCEEDED,
+                       billed_units={"output_seconds": seconds}, unit="output_second",
+                       unit_price_usd=actual / seconds, pricing_version="test", estimated_usd=Decimal("1.5"),
+                       actual_usd=actual, resolution="1280x720", started_at=ended_at - timedelta(minutes=2),
+                       ended_at=ended_at)
