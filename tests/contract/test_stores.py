@@ -31,7 +31,7 @@ from router.models.job import Attempt, AttemptStatus, Job, JobStatus
 from router.models.ledger import LedgerEntry
 from router.models.request import VideoRequest
 from router.policy.learning import Observation, OfferStats, observe
-from router.store.budgets import BudgetRefused, Reservation
+from router.store.budgets import BudgetRefused, BudgetRepository, Reservation
 from router.store.errors import BadCursor, IllegalTransition, NotFound, StaleWrite, StoreUnavailable
 from router.store.jobs import JobFilter
 from router.store.keys import KeyExists, Principal, new_key
@@ -727,6 +727,9 @@ def test_stale_reservations_are_old_and_unsettled(stores: Stores) -> None:
     stale = stores.budgets.stale_reservations(NOW - timedelta(minutes=15))
     assert sorted(r.attempt_id for r in stale) == ["att_1", "att_2"]
     assert all(r.state == "reserved" and r.scopes == ("global",) for r in stale)
+    if isinstance(stores.budgets, BudgetRepository):  # DynamoDB's: every page of the index, not only the first
+        paged = stores.budgets.stale_reservations(NOW - timedelta(minutes=15), page_size=1)
+        assert sorted(r.attempt_id for r in paged) == ["att_1", "att_2"]
 
 
 # --- circuits ---------------------------------------------------------------------------------------------------
