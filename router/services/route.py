@@ -435,11 +435,8 @@ def abandon(job: Job, attempt: Attempt, deps: Deps) -> None:
     rules the offer out for the job (policy.fallback), and the time kept for the fallback is still ahead."""
 
     assert attempt.explore_until is not None
-    stopped = settle.stop(job, attempt, deps, AttemptOutcome.ABANDONED)
-    billed = stopped.billed if stopped is not None else NOTHING_BILLED
-    # The provider can't say now (the target went quiet): nothing billed, as for an attempt given up on.
-    actual = stopped.actual if stopped is not None else record_ledger(job, attempt, deps, AttemptOutcome.ABANDONED,
-                                                                      NOTHING_BILLED, None)
+    billed, actual = _billed_as_abandoned(job, attempt, deps, settle.stop(job, attempt, deps,
+                                                                          AttemptOutcome.ABANDONED))
     ran_s = billed.gpu_seconds  # only a measured GPU time bounds the render: wall time holds queue too
     _learn_censored(attempt, ran_s, deps)
     ran = f"after {ran_s:.0f} GPU-seconds" if ran_s else "(no GPU time reported)"
@@ -465,15 +462,19 @@ def stall(job: Job, attempt: Attempt, deps: Deps, code: AttemptCode) -> bool:
     name = attempt.provider.value
     what = (f"{name} never started it in {waited_min:.0f} min" if code is AttemptCode.QUEUE_STALLED
             else f"{name} still rendering it after {waited_min:.0f} min")
-    if stopped is None:
-        billed, actual = NOTHING_BILLED, record_ledger(job, attempt, deps, AttemptOutcome.ABANDONED, NOTHING_BILLED,
-                                                       None)
-        detail = f"{what}; it can't be cancelled: left running, unbilled"
-    else:
-        billed, actual = stopped.billed, stopped.actual
-        detail = f"{what}; cancelled there"
-    fall_back(job, attempt.id, deps, AttemptReason(code, detail), billed, actual)
+    how = "cancelled there" if stopped is not None else "it can't be cancelled: left running, unbilled"
+    detail = f"{what}; {how}"
+    fall_back(job, attempt.id, deps, AttemptReason(code, detail), *_billed_as_abandoned(job, attempt, deps, stopped))
     return True
+
+
+def _billed_as_abandoned(job: Job, attempt: Attempt, deps: Deps, stopped: settle.Stopped | None
+                         ) -> tuple[Billed, Decimal]:
+    """What an attempt stopped at its provider was billed (its ledger row written by the stop); where the provider
+    couldn't say or couldn't stop it, nothing, as for an attempt given up on, with its row written here."""
+    if stopped is not None:
+        return stopped.billed, stopped.actual
+    return NOTHING_BILLED, record_ledger(job, attempt, deps, AttemptOutcome.ABANDONED, NOTHING_BILLED, None)
 
 
 def fall_back(job: Job, attempt_id: str, deps: Deps, reason: AttemptReason, billed: Billed,
