@@ -119,6 +119,39 @@ def transactions_back_up_their_items() -> None:
     backend_class.transact_write_items = backs_up_items  # type: ignore[method-assign,assignment]
 
 
+def queries_read_one_partition() -> None:
+    """Make moto answer a Query of a table's own key from that key's partition rather than from every item.
+
+    moto 5.x answers it by sorting every item of the table and keeping those with the hash key asked for, a cost
+    that grows with the table: 20 % of the soak's CPU at 1,500 jobs (the ledger's and the learned figures' reads
+    per finalize). Here moto sees only the partition asked for, sorted as before, so it returns the same pages.
+    A Query of an index still reads every item, as moto keeps no index."""
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table.query, "one_partition", False):
+        return
+    every_item = Table.query
+
+    def one_partition(table: Any, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any,
+                      exclusive_start_key: Any, scan_index_forward: Any, projection_expressions: Any,
+                      index_name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        if index_name is not None or hash_key is None:
+            return every_item(table, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+                              scan_index_forward, projection_expressions, index_name, *args, **kwargs)
+        partition = table.items.get(hash_key)
+        items = [] if partition is None else list(partition.values()) if table.range_key_attr else [partition]
+        items.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+        table.all_items = lambda: items  # the instance's, for this call only
+        try:
+            return every_item(table, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+                              scan_index_forward, projection_expressions, index_name, *args, **kwargs)
+        finally:
+            del table.all_items
+
+    one_partition.one_partition = True  # type: ignore[attr-defined]
+    Table.query = one_partition  # type: ignore[method-assign,assignment]
+
+
 def stop_tracking_models() -> None:
     """Stop moto keeping every model object it ever made, for its dashboard (`/moto-api/data.json`).
 
@@ -169,6 +202,7 @@ class LockedMotoServer:
 
         speed_up_sqs()
         transactions_back_up_their_items()
+        queries_read_one_partition()
         stop_tracking_models()
         app = DomainDispatcherApplication(create_backend_app)
 
