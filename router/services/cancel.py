@@ -30,11 +30,11 @@ def cancel(tenant: str, job_id: str, deps: Deps) -> Job:
     now = deps.clock()
 
     def change(draft: Job) -> JobStatus | None:
+        settle.close_or_hold_current(draft, open_id, stopped, now, AttemptOutcome.CANCELLED,
+                                     AttemptReason(AttemptCode.CANCELLED, "by the client"))
         current = draft.current_attempt
-        if current is not None and current.id == open_id and not current.status.ended:
-            settle.close_or_hold(current, stopped, now, AttemptOutcome.CANCELLED,
-                                 AttemptReason(AttemptCode.CANCELLED, "by the client"))
-        draft.cancel = JobCancel(requested_at=now, billed=stopped.actual > 0 if stopped else open_id is not None)
+        held = current is not None and current.awaits_settling
+        draft.cancel = JobCancel(requested_at=now, billed=held or (stopped is not None and stopped.actual > 0))
         draft.cost.actual_usd = draft.total_actual()
         return JobStatus.CANCELLED
 

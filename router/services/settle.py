@@ -76,6 +76,17 @@ def close_or_hold(attempt: Attempt, stopped: Stopped | None, now: datetime, outc
                                                 "billed when it answers")
 
 
+def close_or_hold_current(draft: Job, stopped_id: str | None, stopped: Stopped | None, now: datetime,
+                          outcome: AttemptOutcome, reason: AttemptReason) -> None:
+    """Inside the write that ends the job: its open attempt, whichever it is now, closed with what was billed or
+    kept open to settle. One a fall-back started after the job was read (not the one `stopped_id` names, which was
+    stopped) is kept open too, so `settle_late` stops and bills it; it was once left running at its provider,
+    unbilled, on a job already ended, and its budget hold reaped."""
+    current = draft.current_attempt
+    if current is not None and not current.status.ended:
+        close_or_hold(current, stopped if current.id == stopped_id else None, now, outcome, reason)
+
+
 def settle_late(job: Job, message: WorkerMessage, deps: Deps) -> None:
     """A terminal job's open attempt (`settle_as`), on a webhook's hint or the sweeper's nudge: stop it and bill it,
     or, past LATE_SETTLE_S since the job ended, close it with nothing billed."""

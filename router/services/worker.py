@@ -51,10 +51,8 @@ def expire(job: Job, deps: Deps, now: datetime) -> None:
     late = (now - job.deadline).total_seconds() if job.deadline else 0
 
     def change(draft: Job) -> JobStatus | None:
-        current = draft.current_attempt
-        if current is not None and current.id == open_id and not current.status.ended:
-            settle.close_or_hold(current, stopped, deps.clock(), AttemptOutcome.EXPIRED,
-                                 AttemptReason(AttemptCode.EXPIRED, "the deadline passed; stopped at the provider"))
+        settle.close_or_hold_current(draft, open_id, stopped, deps.clock(), AttemptOutcome.EXPIRED,
+                                     AttemptReason(AttemptCode.EXPIRED, "the deadline passed; stopped at the provider"))
         draft.cost.actual_usd = draft.total_actual()
         draft.error = JobError(code="deadline_expired", message=f"the deadline passed {late:.0f} s ago with no result")
         return JobStatus.EXPIRED

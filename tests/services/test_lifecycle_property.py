@@ -354,3 +354,58 @@ class Lifecycle(RuleBasedStateMachine):
 
 # Full: enough runs to reach the four- and five-step races (a crash, a redelivery and a webhook).
 TestLifecycle, TestLifecycleFull = scaled_and_full(Lifecycle, scaled=(100, 40), full=(600, 40))
+
+
+def test_a_cancel_that_races_a_fall_back_leaves_no_attempt_running_unbilled() -> None:
+    """Found by the machine above (CI, 2026-12-05), kept as its steps. A cancel read the job while its first attempt
+    was open, a fall-back then closed that attempt and started a second, and the cancel's write ended the job with
+    the second still rendering at Veo: never stopped, never billed, its budget hold reaped. Now whichever attempt is
+    open when the job ends is kept open to settle (`settle.close_or_hold_current`), for an expiry too."""
+    state = Lifecycle()
+    steps: list[Callable[[], Any]] = [
+        lambda: state.client(action='submit', pick=50, tenant='acme'),
+        lambda: state.client(action='cancel', pick=25, tenant='acme'),
+        lambda: state.deliver(picks=[18, 0]),
+        lambda: state.time_passes(seconds=0),
+        lambda: state.set_budget(cents=227, scope='global'),
+        lambda: state.client(action='cancel', pick=63, tenant='acme'),
+        lambda: state.client(action='submit', pick=39, tenant='acme'),
+        lambda: state.client(action='submit', pick=3, tenant='acme'),
+        lambda: state.client(action='submit', pick=3, tenant='acme'),
+        lambda: state.workers(others=[('deliver', 49)], pick=15),
+        lambda: state.deliver(picks=[2]),
+        lambda: state.deliver(picks=[60]),
+        lambda: state.deliver(picks=[0]),
+        lambda: state.deliver(picks=[4]),
+        lambda: state.time_passes(seconds=90),
+        lambda: state.workers(others=[('cancel', 61)], pick=24),
+        lambda: state.provider(hook=True, pick=23, to='wrong_size'),
+        lambda: state.client(action='submit', pick=16, tenant='beta'),
+        lambda: state.workers(others=[('webhook', 55), ('sweep', 1)], pick=23),
+        lambda: state.provider(hook=False, pick=3, to='crash'),
+        lambda: state.deliver(picks=[0]),
+        lambda: state.deliver(picks=[0]),
+        lambda: state.deliver(picks=[58]),
+        lambda: state.workers(others=[('sweep', 11)], pick=28),
+        lambda: state.workers(others=[('cancel', 42), ('deliver', 45), ('deliver', 63)], pick=9),
+        lambda: state.deliver(picks=[0, 1]),
+        lambda: state.deliver(picks=[0]),
+        lambda: state.provider(hook=True, pick=2, to=None),
+        lambda: state.client(action='cancel', pick=21, tenant='beta'),
+        lambda: state.set_budget(cents=289, scope='global'),
+        lambda: state.set_budget(cents=200, scope='tenant:beta'),
+        lambda: state.set_budget(cents=316, scope='tenant:beta'),
+        lambda: state.client(action='submit', pick=36, tenant='acme'),
+        lambda: state.set_budget(cents=36, scope='global'),
+        lambda: state.time_passes(seconds=0),
+        lambda: state.delivered_twice(pick=44, redelivered=True),
+        lambda: state.time_passes(seconds=900),
+        lambda: state.time_passes(seconds=900),
+        lambda: state.set_budget(cents=60, scope='tenant:acme'),
+        lambda: state.provider(hook=True, pick=46, to='crash'),
+    ]
+    for step in steps:
+        step()
+        state.lifecycle_holds()
+        state.money_agrees()
+    state.teardown()
