@@ -4,11 +4,23 @@ from pathlib import Path
 import pytest
 
 from hvr.local.embedded import EmbeddedStack
+from hvr.local.moto_server import LOCAL_ENV
 from router.models.common import ProviderKind
 
 # Fast enough that AnimateDiff's 16 frames (~2,400 modelled GPU-seconds) render in about half a second,
 # slow enough that a 480p WAN job is still running when a test kills the agent.
 TIME_SCALE = 5000.0
+
+
+@pytest.fixture
+def in_process_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in this process (`mock_aws`), for tests of the embedded stack's moto patches one call at a time."""
+    from moto import mock_aws
+
+    for name, value in LOCAL_ENV.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
 
@@ -22,19 +19,16 @@ ACCOUNT = "123456789012"
 
 
 @pytest.fixture
-def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
+def ddb(in_process_aws: None) -> object:
     transactions_back_up_their_items()
     queries_read_one_partition()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        for name, range_key in (("plain", None), ("ranged", "sk")):
-            keys = [("pk", "HASH")] + ([(range_key, "RANGE")] if range_key else [])
-            client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                                KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in keys],
-                                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a, _ in keys])
-        yield client
+    client = boto3.client("dynamodb", region_name=REGION)
+    for name, range_key in (("plain", None), ("ranged", "sk")):
+        keys = [("pk", "HASH")] + ([(range_key, "RANGE")] if range_key else [])
+        client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in keys],
+                            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a, _ in keys])
+    return client
 
 
 def everything(ddb) -> dict[str, list]:

@@ -4,11 +4,9 @@ that no longer grows with the queue's depth for every message received."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.sqs.models import sqs_backends
 
 from hvr.local.moto_server import REGION, speed_up_sqs
@@ -17,12 +15,9 @@ ACCOUNT = "123456789012"
 
 
 @pytest.fixture
-def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
+def sqs(in_process_aws: None) -> object:
     speed_up_sqs()
-    with mock_aws():
-        yield boto3.client("sqs", region_name=REGION)
+    return boto3.client("sqs", region_name=REGION)
 
 
 def test_a_message_past_the_queues_retention_is_not_delivered_and_a_fresh_one_is(sqs) -> None:
