@@ -20,6 +20,7 @@ import httpx
 
 from agent.schemas import Job, JobOutput
 from agent.store import JobStore
+from router.providers.download import tls
 from router.signing import AGENT_NAME_HEADER, KEY_ID_HEADER, sign
 
 log = logging.getLogger("hvr.agent.delivery")
@@ -60,7 +61,7 @@ def upload(
     """PUT the file (streamed with a Content-Length: presigned S3 PUTs refuse chunked bodies); describe it."""
     size, sha256 = file_digest(path)
     last = "no attempt made"
-    with httpx.Client(timeout=_UPLOAD_TIMEOUT) as client:
+    with httpx.Client(timeout=_UPLOAD_TIMEOUT, verify=tls()) as client:
         for attempt in range(attempts):
             if attempt:
                 sleep(_backoff(attempt - 1, backoff_s))
@@ -129,7 +130,7 @@ class CallbackSender:
         body = job.model_dump_json().encode()
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        with httpx.Client(timeout=_CALLBACK_TIMEOUT) as client:
+        with httpx.Client(timeout=_CALLBACK_TIMEOUT, verify=tls()) as client:
             for attempt in range(self._attempts):
                 if attempt and self._stopping.wait(_backoff(attempt - 1, self._backoff_s)):
                     return False

@@ -48,6 +48,7 @@ from urllib.parse import unquote_to_bytes, urlencode
 import httpx
 
 from hvr.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, render_mp4
+from router.providers.download import tls
 
 PROBLEM = "application/problem+json"
 HTTP_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.TIMEOUT)
@@ -255,7 +256,7 @@ def _fetch(url: str) -> bytes:
         except binascii.Error as exc:
             raise InputUnreadable(f"bad data URI: {exc}") from exc
     try:
-        response = httpx.get(url, timeout=5.0, follow_redirects=True)
+        response = httpx.get(url, timeout=5.0, follow_redirects=True, verify=tls())
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise InputUnreadable(f"could not download {url[:80]}: {exc}") from exc
@@ -735,7 +736,7 @@ class ReplicateSandbox(SandboxServer):
         from standardwebhooks.webhooks import Webhook
 
         signer = Webhook(self.webhook_secret)
-        with httpx.Client(timeout=5.0, follow_redirects=False) as http:
+        with httpx.Client(timeout=5.0, follow_redirects=False, verify=tls()) as http:
             while True:
                 item = self._outbox.get()
                 if item is None:

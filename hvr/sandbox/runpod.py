@@ -44,6 +44,7 @@ import httpx
 from PIL import Image
 
 from hvr.sandbox.base import Fault, FaultPlan, Pace, Request, Response, SandboxServer, graph_model, render_mp4
+from router.providers.download import tls
 from router.workflows.schema import INPUT_FOLDER, Validation, default_schema
 from router.workflows.shapes import GraphShapes
 
@@ -646,7 +647,7 @@ class RunPodSandbox(SandboxServer):
         """POST the status object; RunPod retries a non-200 up to 2 more times, 10 s apart (send-requests.mdx)."""
         for attempt in range(3):
             try:
-                status: int | None = httpx.post(url, json=body, timeout=5.0).status_code
+                status: int | None = httpx.post(url, json=body, timeout=5.0, verify=tls()).status_code
             except httpx.HTTPError:
                 status = None
             self.webhooks.append(WebhookDelivery(url, body, status))
