@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from router.models.common import ProviderKind, utcnow
+from router.models.common import ProviderKind, new_id, utcnow
 from router.policy.catalog import Catalog, cached_catalog
 from router.providers.base import VideoProvider
 from router.settings import Settings, get_settings
@@ -91,6 +91,9 @@ class Deps:
     settings: Settings
     probe: Callable[[Path], Any] = _default_probe
     clock: Callable[[], datetime] = utcnow
+    # A job's id, from the clock and os.urandom. Replaceable like the clock: a property test that replays its steps
+    # needs the same ids, since they decide the order the sweeper reads open jobs in (the open index is sharded by id).
+    new_id: Callable[[str], str] = new_id
     time_scale: float = 1.0
     max_attempts: int = 3
     max_submit_tries: int = 8

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from router.errors import CONTRACT, FieldError, InvalidRequest
-from router.models.common import new_id
 from router.models.job import Job, JobStatus
 from router.models.request import VideoRequest
 from router.services.deps import Deps
@@ -15,7 +14,7 @@ from router.store.messages import MessageKind, WorkerMessage
 def accept(request: VideoRequest, tenant: str, deps: Deps, now: datetime | None = None) -> Job:
     now = now or deps.clock()
     job = Job(
-        id=new_id("job"),
+        id=deps.new_id("job"),
         tenant=tenant,
         status=JobStatus.ACCEPTED,
         created_at=now,
