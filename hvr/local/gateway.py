@@ -19,8 +19,6 @@ import errno
 import json
 import logging
 import secrets
-import socket
-import sys
 import threading
 import time
 import uuid
@@ -34,6 +32,7 @@ from urllib.parse import parse_qsl, unquote
 
 from hvr.local.esm import LambdaContextStub
 from hvr.local.moto_server import REGION
+from hvr.loopback import LoopbackServer
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -452,7 +451,7 @@ class LocalHttpApi:
     def start(self) -> LocalHttpApi:
         handler = type("_BoundHandler", (_RequestHandler,), {"api": self})
         try:
-            self._server = _Server((self._host, self._port), handler)
+            self._server = LoopbackServer((self._host, self._port), handler)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUse(exc.errno, f"port {self._port} is in use") from exc
@@ -484,19 +483,6 @@ class LocalHttpApi:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-class _Server(ThreadingHTTPServer):
-    # socketserver's listen backlog is 5: a burst of clients (a test's thread pool, a campaign's uploads) overflows
-    # it and the kernel drops or resets the rest. A managed API queues them; so does this, as far as the kernel allows.
-    request_queue_size = socket.SOMAXCONN
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-response (a CLI that could not write the file it was streaming) is the client's
-        # business, as behind API Gateway; socketserver would print a traceback into the client's own stderr.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

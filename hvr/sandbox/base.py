@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from hvr.loopback import LoopbackServer
+
 if TYPE_CHECKING:
     from router.models.offer import Latency
     from router.policy.catalog import Catalog
@@ -231,7 +233,7 @@ class SandboxServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer((self._host, self._port), _Handler)
+        self._server = LoopbackServer((self._host, self._port), _Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=self.name, daemon=True)
