@@ -4,29 +4,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import moto
 import pytest
 
-from hvr.local.moto_server import LOCAL_ENV, REGION, LockedMotoServer
+from hvr.local.moto_server import LOCAL_ENV, REGION
 
 MOTO_DIR = os.path.dirname(moto.__file__)
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LockedMotoServer]:
-    for name, value in LOCAL_ENV.items():
-        monkeypatch.setenv(name, value)
-    started = LockedMotoServer().start()
-    yield started
-    started.stop()
-
-
-def test_requests_are_routed_without_listing_motos_folder(server: LockedMotoServer,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_requests_are_routed_without_listing_motos_folder(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     listed: list[str] = []
     real_listdir = os.listdir
 
@@ -35,8 +24,10 @@ def test_requests_are_routed_without_listing_motos_folder(server: LockedMotoServ
             listed.append(str(path))
         return real_listdir(path)
 
-    dynamodb = boto3.client("dynamodb", endpoint_url=server.url, region_name=REGION)
-    sqs = boto3.client("sqs", endpoint_url=server.url, region_name=REGION)
+    credentials = {"aws_access_key_id": LOCAL_ENV["AWS_ACCESS_KEY_ID"],
+                   "aws_secret_access_key": LOCAL_ENV["AWS_SECRET_ACCESS_KEY"]}
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION, **credentials)
+    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION, **credentials)
     # The first call of each service loads its model, listing moto's folder once (cached by botocore's loader).
     dynamodb.create_table(TableName="routed", BillingMode="PAY_PER_REQUEST",
                           KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
@@ -53,7 +44,7 @@ def test_requests_are_routed_without_listing_motos_folder(server: LockedMotoServ
     assert listed == []
 
 
-def test_the_services_listed_are_motos_folders(server: LockedMotoServer) -> None:
+def test_the_services_listed_are_motos_folders(moto_url: str) -> None:
     import moto.backends
 
     folders = sorted(entry for entry in os.listdir(MOTO_DIR)
