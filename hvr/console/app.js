@@ -215,7 +215,10 @@ const MODES = ["t2v", "i2v", "s2v", "camera", "inpaint", "r2v", "flf2v", "animat
 const RESOLUTIONS = ["480p", "720p", "1080p", "512x512"];
 
 function newPage() {
-  const f = (name, label, control) => h("div", {}, h("label", { for: `n-${name}` }, label), control);
+  const f = (name, label, ...controls) => h("div", {}, h("label", { for: `n-${name}` }, label), ...controls);
+  // A file's upload state sits beside its own input: the quote line is rewritten by every quote, which would erase it.
+  const fileField = (name, label, accept) => f(name, label, h("input", { id: `n-${name}`, name, type: "file", accept }),
+    h("span", { class: "muted small", id: `n-${name}-state`, "aria-live": "polite" }, ""));
   const sel = (name, options, value) => h("select", { id: `n-${name}`, name }, ...options.map((o) => h("option", { value: o, selected: o === value }, o)));
   const form = h("form", { class: "card", id: "new-form", "aria-label": "A video request" },
     h("div", { class: "fields" },
@@ -229,15 +232,16 @@ function newPage() {
       f("priority", "Priority", sel("priority", ["interactive", "batch"], "interactive")),
       f("deadline_s", "Deadline (s from now)", h("input", { id: "n-deadline_s", name: "deadline_s", type: "number", min: "1", value: "7200" })),
       f("max_cost_usd", "Cost cap (USD)", h("input", { id: "n-max_cost_usd", name: "max_cost_usd", inputmode: "decimal", value: "0.50" })),
-      f("image", "Image", h("input", { id: "n-image", name: "image", type: "file", accept: "image/*" })),
-      f("audio", "Audio", h("input", { id: "n-audio", name: "audio", type: "file", accept: "audio/*" })),
-      f("mask", "Mask", h("input", { id: "n-mask", name: "mask", type: "file", accept: "image/*" }))),
+      fileField("image", "Image", "image/*"),
+      fileField("audio", "Audio", "audio/*"),
+      fileField("mask", "Mask", "image/*")),
     h("datalist", { id: "n-res-list" }, ...RESOLUTIONS.map((r) => h("option", { value: r }))),
     h("div", { class: "actions" }, h("button", { type: "submit", id: "submit" }, "Submit"),
       h("span", { class: "muted small", id: "quote-state", "aria-live": "polite" }, "")));
   const quoteBox = h("div", { id: "quote", "aria-live": "polite" });
   show(h("h1", {}, "New video"), form, h("h2", {}, "Every offer for this request"), quoteBox);
   const refs = {};  // field -> s3:// ref, once uploaded
+  const uploading = {};  // field -> the upload under way
   const state = form.querySelector("#quote-state");
 
   const requestOf = () => {
@@ -276,11 +280,21 @@ function newPage() {
     const input = event.target;
     if (input.type !== "file") return;
     delete refs[input.name];
+    delete uploading[input.name];
+    const uploadState = form.querySelector(`#n-${input.name}-state`);
     const file = input.files[0];
+    uploadState.textContent = "";
     if (!file) { soon(); return; }
-    state.textContent = `Uploading ${file.name}…`;
-    try { refs[input.name] = await upload(file); state.textContent = `${file.name} uploaded`; soon(); }
-    catch (err) { state.textContent = ""; flash(err.message); input.value = ""; }
+    uploadState.textContent = `Uploading ${file.name}…`;
+    const mine = uploading[input.name] = {};  // a file chosen later wins over an upload still under way
+    try {
+      const ref = await upload(file);
+      if (uploading[input.name] !== mine) return;
+      refs[input.name] = ref; uploadState.textContent = `${file.name} uploaded`; soon();
+    } catch (err) {
+      if (uploading[input.name] !== mine) return;
+      uploadState.textContent = ""; flash(err.message); input.value = "";
+    }
   });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

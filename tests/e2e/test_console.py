@@ -146,8 +146,12 @@ def test_an_upload_goes_to_its_presigned_put_from_the_browser(page: Any, stack: 
     png = (Path(__file__).resolve().parents[2] / "samples" / "requests" / "inputs").glob("*.png")
     image = next(png, None)
     assert image is not None, "samples/requests/inputs has no PNG"
-    page.set_input_files("#n-image", str(image))
-    page.wait_for_selector(f"#quote-state:has-text('{image.name} uploaded')")  # the PUT (a CORS preflight) answered
+    # The upload re-quotes with the image's ref; the quote that follows must not erase that the file is uploaded
+    # (it did when both shared one line: the text lived ~350 ms, and a browser on a busy machine missed it).
+    with page.expect_response(lambda r: r.url.endswith("/v1/quotes") and '"image"' in (r.request.post_data or "")):
+        page.set_input_files("#n-image", str(image))
+    page.wait_for_selector("#quote-state:empty", state="attached")
+    assert page.inner_text("#n-image-state") == f"{image.name} uploaded"  # the PUT (a CORS preflight) answered
     assert stack.stack is not None
     stored = stack.clients["s3"].list_objects_v2(Bucket=stack.stack.bucket_names["OutputsBucket"],
                                                  Prefix="uploads/acme/")
