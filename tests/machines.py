@@ -3,8 +3,6 @@ under the slow marker (`make bench`, `make soak`)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,15 +14,6 @@ def _runs(examples: int, steps: int) -> settings:
     # No per-example deadline: an example's time is the real services', and it varies with the machine's load.
     return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def counted_ids() -> Callable[[str], str]:
-    """Job ids for a machine's `Deps.new_id`: counted, not drawn from the clock and os.urandom. hypothesis replays a
-    machine's steps and expects the same rules enabled after each; with random ids the sweeper reads open jobs in a
-    different order (the open index is sharded by id), faults land on other jobs, and it reports an inconsistent
-    data generation instead of a finding. Same shape as a real id: 26 Crockford characters."""
-    counter = itertools.count(1)
-    return lambda prefix: f"{prefix}_{next(counter):026d}"
 
 
 def scaled_and_full(machine: type[RuleBasedStateMachine], scaled: tuple[int, int],

@@ -36,7 +36,7 @@ from router.providers.base import ProviderState, ProviderStatus, Submission
 from router.providers.errors import OutcomeUnknown, Unavailable
 from router.services import cancel, money, submit, sweeper, worker
 from router.store.messages import MessageKind, WorkerMessage
-from tests.machines import counted_ids, scaled_and_full
+from tests.machines import scaled_and_full
 from tests.services.test_money_property import REQUEST, MoneyFigures
 from tests.twins import ScriptedVeo, twins
 
@@ -154,7 +154,6 @@ class Lifecycle(RuleBasedStateMachine):
         self.outer_exception = sys.exc_info()[1]  # any the runner itself is handling, not a failed step
         self.veo = FickleVeo()
         self.world = twins({ProviderKind.VEO: self.veo}, clock=lambda: self.now, HVR_EXPLORATION_SHARE="0")
-        self.world.deps.new_id = counted_ids()
         self.pool = Pool(lambda: self.now)
         self.world.deps.queue = self.pool
         self.jobs: list[tuple[str, str]] = []
@@ -415,7 +414,7 @@ def test_a_cancel_that_races_a_fall_back_leaves_no_attempt_running_unbilled() ->
 def test_the_same_steps_give_the_same_jobs_in_the_same_order() -> None:
     """hypothesis replays a machine's steps and needs the same rules enabled after each. Job ids decide the order the
     sweeper reads open jobs in (the open index is sharded by id), so random ids made a replay diverge once faults
-    fell on other jobs: CI reported `FlakyStrategyDefinition` rather than a finding. The machines count their ids."""
+    fell on other jobs: CI reported `FlakyStrategyDefinition` rather than a finding. Twin worlds count their ids."""
     def run() -> tuple[list[tuple[str, list[tuple[JobStatus, int]]]], list[str]]:
         state = Lifecycle()
         for pick in range(6):

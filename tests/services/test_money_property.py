@@ -22,7 +22,7 @@ from router.services import cancel, money, submit
 from router.services.costs import GroupBy, cost_report
 from router.services.deps import Deps
 from router.store.messages import MessageKind
-from tests.machines import counted_ids, scaled_and_full
+from tests.machines import scaled_and_full
 from tests.twins import ScriptedVeo, twins
 
 TENANTS = ("acme", "beta")
@@ -42,7 +42,6 @@ class MoneyFigures(RuleBasedStateMachine):
         self.now = datetime(2026, 11, 28, 9, tzinfo=UTC)
         self.veo = ScriptedVeo([])
         self.world = twins({ProviderKind.VEO: self.veo}, clock=lambda: self.now, HVR_EXPLORATION_SHARE="0")
-        self.world.deps.new_id = counted_ids()
         self.on_stores(self.world.deps)
         self.deferred: list = []  # polls of renders still running: delivered when they finish
 

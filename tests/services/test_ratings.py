@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from router.errors import Conflict, InvalidRequest, NotFound
-from router.models.common import ProviderKind
+from router.models.common import ProviderKind, new_id
 from router.models.job import Job, JobStatus
 from router.models.rating import RatingCreate, ScoreTally
 from router.models.request import VideoRequest
@@ -79,6 +79,7 @@ def test_a_preference_names_another_delivered_job_of_the_same_request() -> None:
     first, second = job(w), job(w)
     other_prompt = job(w, prompt="a lighthouse at noon")
     theirs = world(["ok"])
+    theirs.deps.new_id = new_id  # a twin world counts its ids from 1; another tenant's job must not share one with w's
     rating = rate("acme", second.id, "k1", score(4, preferred_over=first.id), w.deps)
     assert rating.preferred_over == first.id and rating.preferred_over_offer == first.attempts[-1].offer
     for bad, message in ((first.id, "itself"), (other_prompt.id, "another request"),
