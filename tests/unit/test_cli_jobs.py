@@ -6,6 +6,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -216,10 +217,17 @@ def test_cancelling_an_ended_job_says_why_and_exits_2(api: JobsApi, capsys: pyte
 
 def test_ctrl_c_while_watching_detaches_and_says_how_to_reattach(api: JobsApi, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    def interrupted(seconds: float) -> None:
-        raise KeyboardInterrupt
+    class InterruptedTime:
+        """The cli's `time`, whose sleep is cut by Ctrl-C. Patching `hvr.cli.time.sleep` would patch `time.sleep` for
+        every thread of the test process."""
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
 
-    monkeypatch.setattr("hvr.cli.time.sleep", interrupted)
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("hvr.cli.time", InterruptedTime())
     assert main(["jobs", "watch", "job_running"]) == 130
     err = capsys.readouterr().err
     assert "detached: job_running goes on; re-attach with `hvr jobs watch job_running`" in err
