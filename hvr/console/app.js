@@ -241,7 +241,7 @@ function newPage() {
   const quoteBox = h("div", { id: "quote", "aria-live": "polite" });
   show(h("h1", {}, "New video"), form, h("h2", {}, "Every offer for this request"), quoteBox);
   const refs = {};  // field -> s3:// ref, once uploaded
-  const uploading = {};  // field -> the upload under way
+  const uploading = {};  // field -> the upload under way, until it ends
   const state = form.querySelector("#quote-state");
 
   const requestOf = () => {
@@ -290,14 +290,18 @@ function newPage() {
     try {
       const ref = await upload(file);
       if (uploading[input.name] !== mine) return;
+      delete uploading[input.name];
       refs[input.name] = ref; uploadState.textContent = `${file.name} uploaded`; soon();
     } catch (err) {
       if (uploading[input.name] !== mine) return;
+      delete uploading[input.name];
       uploadState.textContent = ""; flash(err.message); input.value = "";
     }
   });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    // Sent now, the request would go without the file and be refused for it, or rendered without it.
+    if (Object.keys(uploading).length) { flash(`Wait for ${Object.keys(uploading).join(", ")} to finish uploading.`); return; }
     const button = form.querySelector("#submit");
     button.disabled = true;
     try {

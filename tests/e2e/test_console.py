@@ -158,6 +158,30 @@ def test_an_upload_goes_to_its_presigned_put_from_the_browser(page: Any, stack: 
     assert any(o["Size"] == image.stat().st_size for o in stored.get("Contents", []))
 
 
+def test_a_submit_while_a_file_is_still_uploading_waits_for_it(page: Any, stack: EmbeddedStack) -> None:
+    held: list[Any] = []  # the presigned PUT, answered only once the submit has been tried
+    page.route("**/*", lambda route: held.append(route) if route.request.method == "PUT" else route.continue_())
+    sign_in(page, stack, hash_="#/new")
+    page.select_option("#n-mode", "i2v")
+    image = next((Path(__file__).resolve().parents[2] / "samples" / "requests" / "inputs").glob("*.png"))
+    page.set_input_files("#n-image", str(image))
+    page.wait_for_selector(f"#n-image-state:has-text('Uploading {image.name}')")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1, "the upload's PUT never left the browser"
+    page.click("#submit")
+    page.wait_for_selector("#flash :text('Wait for image to finish uploading.')")
+    assert page.url.endswith("#/new")  # no job: the request would have gone without its image
+    held[0].continue_()
+    page.wait_for_selector(f"#n-image-state:has-text('{image.name} uploaded')")
+    page.click("#submit")
+    page.wait_for_url("**/#/jobs/job_*")
+    job = client(stack, "acme-key").get(f"/v1/jobs/{page.url.rsplit('/', 1)[1]}").json()
+    assert job["request"]["image"].startswith("s3://")
+
+
 def test_the_jobs_list_filters_and_the_spend_chart_renders(page: Any, stack: EmbeddedStack,
                                                           delivered: dict[str, Any]) -> None:
     sign_in(page, stack, hash_="#/jobs?status=succeeded&provider=local")
