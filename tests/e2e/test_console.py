@@ -140,12 +140,16 @@ def test_submit_watch_it_finish_and_play_the_video(page: Any, stack: EmbeddedSta
     assert played["now"] > played["start"], played
 
 
+def sample_png() -> Path:
+    image = next((Path(__file__).resolve().parents[2] / "samples" / "requests" / "inputs").glob("*.png"), None)
+    assert image is not None, "samples/requests/inputs has no PNG"
+    return image
+
+
 def test_an_upload_goes_to_its_presigned_put_from_the_browser(page: Any, stack: EmbeddedStack) -> None:
     sign_in(page, stack, hash_="#/new")
     page.select_option("#n-mode", "i2v")
-    png = (Path(__file__).resolve().parents[2] / "samples" / "requests" / "inputs").glob("*.png")
-    image = next(png, None)
-    assert image is not None, "samples/requests/inputs has no PNG"
+    image = sample_png()
     # The upload re-quotes with the image's ref; the quote that follows must not erase that the file is uploaded
     # (it did when both shared one line: the text lived ~350 ms, and a browser on a busy machine missed it).
     with page.expect_response(lambda r: r.url.endswith("/v1/quotes") and '"image"' in (r.request.post_data or "")):
@@ -163,7 +167,7 @@ def test_a_submit_while_a_file_is_still_uploading_waits_for_it(page: Any, stack:
     page.route("**/*", lambda route: held.append(route) if route.request.method == "PUT" else route.continue_())
     sign_in(page, stack, hash_="#/new")
     page.select_option("#n-mode", "i2v")
-    image = next((Path(__file__).resolve().parents[2] / "samples" / "requests" / "inputs").glob("*.png"))
+    image = sample_png()
     page.set_input_files("#n-image", str(image))
     page.wait_for_selector(f"#n-image-state:has-text('Uploading {image.name}')")
     for _ in range(100):
